@@ -1,0 +1,285 @@
+//! `raidtorrent-tracker serve` configuration: one TOML file, every field documented, checked by
+//! [`Config::validate`] before anything starts. Command-line flags override the common fields.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The whole configuration of the tracker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address for HTTP announce/scrape, the node reports and the admin API, or "off".
+    pub http_listen: String,
+    /// Address for BEP 15 UDP announce/scrape, or "off".
+    pub udp_listen: String,
+    /// SQLite file holding the node registry and reliability records (WAL mode).
+    pub db: PathBuf,
+    /// Bearer token for `/admin/...`; the admin API is disabled when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// Serve announces without a passkey too (a public tracker). When false, every announce
+    /// needs the passkey of a registered, unrevoked node and every swarm is private.
+    pub open: bool,
+    /// Announce policy.
+    pub announce: AnnounceConfig,
+    /// Reliability records.
+    pub records: RecordsConfig,
+}
+
+/// How often clients announce and how many peers they get.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnounceConfig {
+    /// Re-announce interval asked of stock clients, in seconds.
+    pub interval_secs: u32,
+    /// `min interval` sent to every client, in seconds.
+    pub min_interval_secs: u32,
+    /// Interval asked of our own nodes (registered passkey and a peer-id prefix below); they
+    /// hold thousands of shard torrents and report liveness on the control channel.
+    pub node_interval_secs: u32,
+    /// Peer-id prefixes that mark our node software (librqbit's is "-rQ").
+    pub node_peer_id_prefixes: Vec<String>,
+    /// Seconds past its interval that a silent peer stays in swarms and still counts as online.
+    pub grace_secs: u32,
+    /// Peers returned when the client does not say `numwant`.
+    pub default_numwant: u32,
+    /// Most peers returned in one answer, whatever `numwant` says.
+    pub max_numwant: u32,
+    /// Seconds between sweeps that remove expired peers.
+    pub sweep_interval_secs: u32,
+}
+
+/// How reliability observations are written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordsConfig {
+    /// Milliseconds between batched writes to the database.
+    pub flush_interval_ms: u64,
+    /// Observations queued between the announce path and the writer; beyond it they are dropped
+    /// (and counted) rather than slowing announces.
+    pub channel_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http_listen: "0.0.0.0:6969".into(),
+            udp_listen: "0.0.0.0:6969".into(),
+            db: PathBuf::from("raidtorrent-tracker.db"),
+            admin_token: None,
+            open: false,
+            announce: AnnounceConfig::default(),
+            records: RecordsConfig::default(),
+        }
+    }
+}
+
+impl Default for AnnounceConfig {
+    fn default() -> Self {
+        AnnounceConfig {
+            interval_secs: 1800,
+            min_interval_secs: 300,
+            node_interval_secs: 7200,
+            node_peer_id_prefixes: vec!["-rQ".into()],
+            grace_secs: 300,
+            default_numwant: 50,
+            max_numwant: 200,
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig {
+            flush_interval_ms: 1000,
+            channel_capacity: 65_536,
+        }
+    }
+}
+
+/// The default configuration with comments, printed by `--print-config`.
+pub const DEFAULT_TOML: &str = r#"# raidtorrent-tracker configuration. Every field is optional; shown are the defaults.
+
+# Address for HTTP announce/scrape, the node reports and the admin API, or "off".
+http_listen = "0.0.0.0:6969"
+# Address for BEP 15 UDP announce/scrape, or "off".
+udp_listen = "0.0.0.0:6969"
+# SQLite file holding the node registry and reliability records (WAL mode).
+db = "raidtorrent-tracker.db"
+# Bearer token for /admin/...; the admin API is disabled when absent. At least 16 characters.
+# admin_token = "change-me-to-a-long-random-string"
+# Serve announces without a passkey too (a public tracker). When false, every announce needs the
+# passkey of a registered, unrevoked node (/announce/<passkey>) and every swarm is private.
+open = false
+
+[announce]
+# Re-announce interval asked of stock clients, in seconds.
+interval_secs = 1800
+# "min interval" sent to every client, in seconds.
+min_interval_secs = 300
+# Interval asked of our own nodes (registered passkey and a peer-id prefix below).
+node_interval_secs = 7200
+# Peer-id prefixes that mark our node software (librqbit's is "-rQ").
+node_peer_id_prefixes = ["-rQ"]
+# Seconds past its interval that a silent peer stays in swarms and still counts as online.
+grace_secs = 300
+# Peers returned when the client does not say numwant.
+default_numwant = 50
+# Most peers returned in one answer, whatever numwant says.
+max_numwant = 200
+# Seconds between sweeps that remove expired peers.
+sweep_interval_secs = 60
+
+[records]
+# Milliseconds between batched writes of reliability records to the database.
+flush_interval_ms = 1000
+# Observations queued for the writer; beyond it they are dropped (and counted), never waited on.
+channel_capacity = 65536
+"#;
+
+/// A configuration that cannot be used, and why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn listen_addr(field: &str, v: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if v == "off" {
+        return Ok(None);
+    }
+    v.parse().map(Some).map_err(|_| {
+        ConfigError(format!(
+            "{field} = {v:?} is not an address like \"0.0.0.0:6969\" or \"off\""
+        ))
+    })
+}
+
+impl Config {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// The HTTP listen address, `None` when off.
+    pub fn http_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        listen_addr("http_listen", &self.http_listen)
+    }
+
+    /// The UDP listen address, `None` when off.
+    pub fn udp_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        listen_addr("udp_listen", &self.udp_listen)
+    }
+
+    /// Checks every field; the message names the field and the fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if self.http_addr()?.is_none() && self.udp_addr()?.is_none() {
+            return err("http_listen and udp_listen are both \"off\": nothing to serve".into());
+        }
+        if self.db.as_os_str().is_empty() {
+            return err("db must name a file".into());
+        }
+        if let Some(t) = &self.admin_token {
+            if t.len() < 16 {
+                return err("admin_token must be at least 16 characters".into());
+            }
+        }
+        let a = &self.announce;
+        if a.min_interval_secs == 0 {
+            return err("announce.min_interval_secs must be at least 1".into());
+        }
+        if a.interval_secs < a.min_interval_secs || a.node_interval_secs < a.min_interval_secs {
+            return err(format!(
+                "announce.interval_secs ({}) and announce.node_interval_secs ({}) must not be below announce.min_interval_secs ({})",
+                a.interval_secs, a.node_interval_secs, a.min_interval_secs
+            ));
+        }
+        if a.node_peer_id_prefixes
+            .iter()
+            .any(|p| p.is_empty() || p.len() > 20)
+        {
+            return err("announce.node_peer_id_prefixes entries must be 1 to 20 bytes".into());
+        }
+        if a.max_numwant == 0 || a.max_numwant > 1000 {
+            return err("announce.max_numwant must be in 1..=1000".into());
+        }
+        if a.default_numwant > a.max_numwant {
+            return err(format!(
+                "announce.default_numwant ({}) must not exceed announce.max_numwant ({})",
+                a.default_numwant, a.max_numwant
+            ));
+        }
+        if a.sweep_interval_secs == 0 {
+            return err("announce.sweep_interval_secs must be at least 1".into());
+        }
+        if self.records.flush_interval_ms == 0 {
+            return err("records.flush_interval_ms must be at least 1".into());
+        }
+        if self.records.channel_capacity == 0 {
+            return err("records.channel_capacity must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_default_is_the_default() {
+        assert_eq!(Config::from_toml(DEFAULT_TOML).unwrap(), Config::default());
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let mut c = Config {
+            admin_token: Some("0123456789abcdef".into()),
+            open: true,
+            ..Config::default()
+        };
+        c.announce.node_peer_id_prefixes.push("-RT".into());
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = Config::from_toml("htp_listen = \"1.2.3.4:5\"").unwrap_err();
+        assert!(e.0.contains("unknown field `htp_listen`"), "{e}");
+        let e = Config::from_toml("[announce]\nintervall_secs = 5").unwrap_err();
+        assert!(e.0.contains("unknown field `intervall_secs`"), "{e}");
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let check = |edit: fn(&mut Config), needle: &str| {
+            let mut c = Config::default();
+            edit(&mut c);
+            let e = c.validate().unwrap_err();
+            assert!(e.0.contains(needle), "{e} should mention {needle}");
+        };
+        check(|c| c.http_listen = "nope".into(), "http_listen");
+        check(
+            |c| {
+                c.http_listen = "off".into();
+                c.udp_listen = "off".into()
+            },
+            "both \"off\"",
+        );
+        check(|c| c.admin_token = Some("short".into()), "admin_token");
+        check(
+            |c| c.announce.interval_secs = 10,
+            "announce.interval_secs (10)",
+        );
+        check(|c| c.announce.max_numwant = 0, "max_numwant");
+        check(|c| c.announce.default_numwant = 500, "default_numwant");
+        check(|c| c.records.flush_interval_ms = 0, "flush_interval_ms");
+        check(
+            |c| c.announce.node_peer_id_prefixes = vec![String::new()],
+            "node_peer_id_prefixes",
+        );
+    }
+}

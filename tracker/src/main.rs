@@ -1,0 +1,171 @@
+//! `raidtorrent-tracker`: serve the tracker, or manage the node registry.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use raidtorrent_tracker::config::{Config, DEFAULT_TOML};
+use raidtorrent_tracker::registry::{unix_now, Registry};
+use raidtorrent_tracker::server::{bind_tcp, bind_udp, Listeners, Service};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "raidtorrent gateway tracker: private BitTorrent swarms with node reliability records"
+)]
+struct Cli {
+    /// Print the default configuration, with comments, and exit.
+    #[arg(long, global = true)]
+    print_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the tracker until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Manage registered nodes in the database directly (works while the tracker is stopped;
+    /// a running tracker learns of changes made here only after a restart, so prefer the
+    /// admin API then).
+    Node {
+        /// SQLite database file.
+        #[arg(long, env = "RAIDTORRENT_DB", default_value = "raidtorrent-tracker.db")]
+        db: PathBuf,
+        #[command(subcommand)]
+        action: NodeAction,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file (see --print-config).
+    #[arg(long, short, env = "RAIDTORRENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// HTTP listen address, or "off" (overrides http_listen).
+    #[arg(long, env = "RAIDTORRENT_HTTP_LISTEN")]
+    http_listen: Option<String>,
+    /// UDP listen address, or "off" (overrides udp_listen).
+    #[arg(long, env = "RAIDTORRENT_UDP_LISTEN")]
+    udp_listen: Option<String>,
+    /// SQLite database file (overrides db).
+    #[arg(long, env = "RAIDTORRENT_DB")]
+    db: Option<PathBuf>,
+    /// Bearer token for the admin API (overrides admin_token).
+    #[arg(long, env = "RAIDTORRENT_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Serve announces without a passkey (a public tracker; overrides open).
+    #[arg(long, env = "RAIDTORRENT_OPEN")]
+    open: bool,
+}
+
+#[derive(Subcommand)]
+enum NodeAction {
+    /// Register a node and print its id and passkey.
+    Add {
+        /// A name for operators.
+        name: String,
+    },
+    /// Revoke a node's passkey.
+    Revoke { id: i64 },
+    /// List nodes with their reliability figures (JSON).
+    List,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if cli.print_config {
+        print!("{DEFAULT_TOML}");
+        return Ok(());
+    }
+    let Some(command) = cli.command else {
+        anyhow::bail!("no command given; try `raidtorrent-tracker --help`");
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match command {
+            Command::Serve(args) => serve(args).await,
+            Command::Node { db, action } => node(db, action).await,
+        }
+    })
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    if let Some(v) = args.http_listen {
+        config.http_listen = v;
+    }
+    if let Some(v) = args.udp_listen {
+        config.udp_listen = v;
+    }
+    if let Some(v) = args.db {
+        config.db = v;
+    }
+    if let Some(v) = args.admin_token {
+        config.admin_token = Some(v);
+    }
+    config.open |= args.open;
+    config.validate()?;
+    let registry = Registry::open(&config.db)
+        .await
+        .with_context(|| format!("opening {}", config.db.display()))?;
+    let http = match config.http_addr()? {
+        Some(a) => Some(bind_tcp(a).with_context(|| format!("binding HTTP on {a}"))?),
+        None => None,
+    };
+    let udp = match config.udp_addr()? {
+        Some(a) => Some(
+            bind_udp(a)
+                .await
+                .with_context(|| format!("binding UDP on {a}"))?,
+        ),
+        None => None,
+    };
+    let service = Service::start(&config, registry, Listeners { http, udp }).await?;
+    service.run_until(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+async fn node(db: PathBuf, action: NodeAction) -> Result<()> {
+    let registry = Registry::open(&db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    match action {
+        NodeAction::Add { name } => {
+            let n = registry.create_node(&name).await?;
+            println!("{}", serde_json::to_string_pretty(&n)?);
+        }
+        NodeAction::Revoke { id } => {
+            let n = registry.revoke(id).await?;
+            println!("{}", serde_json::to_string_pretty(&n)?);
+        }
+        NodeAction::List => {
+            let r = registry.reports(unix_now()).await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+    }
+    registry.close().await;
+    Ok(())
+}

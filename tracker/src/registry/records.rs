@@ -1,0 +1,352 @@
+//! Reliability records: the announce path reports an [`Observation`] per announce of a registered
+//! node; the recorder task folds them into per-node deltas and adds those to SQLite in one
+//! transaction per flush (every `flush_interval`, on request, and on shutdown).
+//!
+//! How the figures are defined:
+//! - *online time*: each announce of a node extends its online time by the gap since its
+//!   previous announce (any torrent), up to its allowance (the interval it was told plus grace).
+//!   A longer gap means it was away. `uptime ratio = online_secs / (now - first_seen)`.
+//! - *hour-of-day profile*: online seconds added to the UTC hour of the announce; the report
+//!   divides by the seconds of that hour elapsed since first seen.
+//! - *intervals*: for each torrent, the gap between two announces of the same peer, next to the
+//!   interval the tracker had asked for; a gap past 1.5x is a late announce.
+//! - *bytes*: growth of the `uploaded`/`downloaded` counters between two announces of the same
+//!   peer; a counter that went down (client restart) counts from zero.
+//!
+//! Invariants: the hot path only calls [`RecorderHandle::observe`], which never blocks (a full
+//! channel drops the observation and counts it in `dropped`); the recorder owns all writes to
+//! `node_stats`, `node_hours`, `node_torrents` and `node_addresses`.
+
+use super::{NodeId, Registry, RegistryError};
+use crate::protocol::InfoHash;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the tracker saw in one announce of a registered node.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    pub node: NodeId,
+    pub info_hash: InfoHash,
+    pub addr: SocketAddr,
+    /// Unix seconds.
+    pub at: i64,
+    pub seeding: bool,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Gap since this peer's previous announce of the same torrent, if it had one.
+    pub gap: Option<u32>,
+    /// The interval the tracker asks of this client.
+    pub expected_interval: u32,
+    /// How long a silence still counts as online.
+    pub allowance: u32,
+    pub completed: bool,
+}
+
+enum Message {
+    Observe(Observation),
+    Flush(oneshot::Sender<Result<(), String>>),
+}
+
+/// Sending side of the recorder, held by the servers.
+#[derive(Clone)]
+pub struct RecorderHandle {
+    tx: mpsc::Sender<Message>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl RecorderHandle {
+    /// Queues an observation without waiting; drops it if the recorder is behind.
+    pub fn observe(&self, o: Observation) {
+        if self.tx.try_send(Message::Observe(o)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes everything queued so far to the database.
+    pub async fn flush(&self) -> Result<(), String> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Message::Flush(ack))
+            .await
+            .map_err(|_| "recorder has stopped".to_owned())?;
+        done.await.map_err(|_| "recorder has stopped".to_owned())?
+    }
+
+    /// Observations dropped because the channel was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    first_seen: Option<i64>,
+    last_seen: i64,
+    announces: i64,
+    online_secs: i64,
+    interval_samples: i64,
+    interval_observed: i64,
+    interval_expected: i64,
+    late: i64,
+    bytes_up: i64,
+    bytes_down: i64,
+    completions: i64,
+    address_changes: i64,
+    last_addr: Option<String>,
+    hours: [i64; 24],
+    torrents: HashMap<InfoHash, (bool, i64, i64)>,
+    addresses: HashMap<String, (i64, i64)>,
+}
+
+/// What the recorder remembers of each node between flushes.
+struct Live {
+    last_seen: i64,
+    last_addr: Option<String>,
+}
+
+/// The recorder task's state.
+pub struct Recorder {
+    registry: Registry,
+    rx: mpsc::Receiver<Message>,
+    live: HashMap<NodeId, Live>,
+    pending: HashMap<NodeId, Pending>,
+    flush_every: Duration,
+}
+
+/// Creates the recorder; run [`Recorder::run`] in a task and give the handle to the servers.
+pub async fn recorder(
+    registry: Registry,
+    capacity: usize,
+    flush_every: Duration,
+) -> Result<(Recorder, RecorderHandle), RegistryError> {
+    let rows: Vec<(NodeId, i64, Option<String>)> =
+        sqlx::query_as("SELECT node_id, last_seen, last_addr FROM node_stats")
+            .fetch_all(registry.pool())
+            .await?;
+    let live = rows
+        .into_iter()
+        .map(|(id, last_seen, last_addr)| {
+            (
+                id,
+                Live {
+                    last_seen,
+                    last_addr,
+                },
+            )
+        })
+        .collect();
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let handle = RecorderHandle {
+        tx,
+        dropped: Arc::default(),
+    };
+    let recorder = Recorder {
+        registry,
+        rx,
+        live,
+        pending: HashMap::new(),
+        flush_every,
+    };
+    Ok((recorder, handle))
+}
+
+impl Recorder {
+    /// Folds observations and flushes them until `shutdown` resolves, then drains the channel
+    /// and flushes a last time.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(self.flush_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    Some(m) => self.handle(m).await,
+                    None => break,
+                },
+                _ = tick.tick() => self.flush_logged().await,
+                _ = &mut shutdown => break,
+            }
+        }
+        self.rx.close();
+        while let Ok(m) = self.rx.try_recv() {
+            self.handle(m).await;
+        }
+        self.flush_logged().await;
+    }
+
+    async fn handle(&mut self, m: Message) {
+        match m {
+            Message::Observe(o) => self.fold(o),
+            Message::Flush(ack) => {
+                let r = self.flush().await.map_err(|e| e.to_string());
+                let _ = ack.send(r);
+            }
+        }
+    }
+
+    async fn flush_logged(&mut self) {
+        if let Err(e) = self.flush().await {
+            tracing::error!(error = %e, "writing reliability records failed; will retry");
+        }
+    }
+
+    fn fold(&mut self, o: Observation) {
+        let addr = o.addr.to_string();
+        let p = self.pending.entry(o.node).or_default();
+        match self.live.get_mut(&o.node) {
+            Some(live) => {
+                let gap = (o.at - live.last_seen).max(0);
+                let credit = gap.min(i64::from(o.allowance));
+                p.online_secs += credit;
+                p.hours[hour_of(o.at)] += credit;
+                live.last_seen = live.last_seen.max(o.at);
+                if live.last_addr.as_deref() != Some(addr.as_str()) {
+                    if live.last_addr.is_some() {
+                        p.address_changes += 1;
+                    }
+                    live.last_addr = Some(addr.clone());
+                }
+            }
+            None => {
+                p.first_seen = Some(o.at);
+                self.live.insert(
+                    o.node,
+                    Live {
+                        last_seen: o.at,
+                        last_addr: Some(addr.clone()),
+                    },
+                );
+            }
+        }
+        p.last_seen = p.last_seen.max(o.at);
+        p.announces += 1;
+        if let Some(gap) = o.gap {
+            p.interval_samples += 1;
+            p.interval_observed += i64::from(gap);
+            p.interval_expected += i64::from(o.expected_interval);
+            if u64::from(gap) * 2 > u64::from(o.expected_interval) * 3 {
+                p.late += 1;
+            }
+        }
+        p.bytes_up = p.bytes_up.saturating_add(clamp_i64(o.bytes_up));
+        p.bytes_down = p.bytes_down.saturating_add(clamp_i64(o.bytes_down));
+        p.completions += i64::from(o.completed);
+        p.last_addr = Some(addr.clone());
+        let t = p
+            .torrents
+            .entry(o.info_hash)
+            .or_insert((o.seeding, o.at, o.at));
+        t.0 = o.seeding;
+        t.2 = o.at;
+        let a = p.addresses.entry(addr).or_insert((o.at, o.at));
+        a.1 = a.1.max(o.at);
+    }
+
+    /// Adds all pending deltas to the database in one transaction.
+    pub async fn flush(&mut self) -> Result<(), RegistryError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.registry.pool().begin().await?;
+        for (node, p) in &self.pending {
+            write_pending(&mut tx, *node, p).await?;
+        }
+        tx.commit().await?;
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// UTC hour of day of a Unix time.
+pub fn hour_of(unix: i64) -> usize {
+    (unix.rem_euclid(86_400) / 3600) as usize
+}
+
+async fn write_pending(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    node: NodeId,
+    p: &Pending,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO node_stats (node_id, first_seen, last_seen, announces, online_secs,
+             interval_samples, interval_observed_secs, interval_expected_secs, late_announces,
+             bytes_up, bytes_down, completions, address_changes, last_addr)
+         VALUES (?1, coalesce(?2, ?3), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT (node_id) DO UPDATE SET
+             last_seen = max(last_seen, excluded.last_seen),
+             announces = announces + excluded.announces,
+             online_secs = online_secs + excluded.online_secs,
+             interval_samples = interval_samples + excluded.interval_samples,
+             interval_observed_secs = interval_observed_secs + excluded.interval_observed_secs,
+             interval_expected_secs = interval_expected_secs + excluded.interval_expected_secs,
+             late_announces = late_announces + excluded.late_announces,
+             bytes_up = bytes_up + excluded.bytes_up,
+             bytes_down = bytes_down + excluded.bytes_down,
+             completions = completions + excluded.completions,
+             address_changes = address_changes + excluded.address_changes,
+             last_addr = coalesce(excluded.last_addr, last_addr)",
+    )
+    .bind(node)
+    .bind(p.first_seen)
+    .bind(p.last_seen)
+    .bind(p.announces)
+    .bind(p.online_secs)
+    .bind(p.interval_samples)
+    .bind(p.interval_observed)
+    .bind(p.interval_expected)
+    .bind(p.late)
+    .bind(p.bytes_up)
+    .bind(p.bytes_down)
+    .bind(p.completions)
+    .bind(p.address_changes)
+    .bind(&p.last_addr)
+    .execute(&mut **tx)
+    .await?;
+    for (hour, secs) in p.hours.iter().enumerate().filter(|(_, s)| **s > 0) {
+        sqlx::query(
+            "INSERT INTO node_hours (node_id, hour, online_secs) VALUES (?, ?, ?)
+             ON CONFLICT (node_id, hour) DO UPDATE SET online_secs = online_secs + excluded.online_secs",
+        )
+        .bind(node)
+        .bind(hour as i64)
+        .bind(secs)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (hash, (seeding, first, last)) in &p.torrents {
+        sqlx::query(
+            "INSERT INTO node_torrents (node_id, info_hash, seeding, first_seen, last_seen)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (node_id, info_hash) DO UPDATE SET
+                 seeding = excluded.seeding, last_seen = max(last_seen, excluded.last_seen)",
+        )
+        .bind(node)
+        .bind(hash.to_string())
+        .bind(seeding)
+        .bind(first)
+        .bind(last)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (addr, (first, last)) in &p.addresses {
+        sqlx::query(
+            "INSERT INTO node_addresses (node_id, addr, first_seen, last_seen) VALUES (?, ?, ?, ?)
+             ON CONFLICT (node_id, addr) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+        )
+        .bind(node)
+        .bind(addr)
+        .bind(first)
+        .bind(last)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

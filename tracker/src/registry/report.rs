@@ -1,0 +1,230 @@
+//! Reliability reports for `GET /nodes` and `GET /nodes/<id>`, read from the records.
+
+use super::records::hour_of;
+use super::{Node, NodeId, Registry, RegistryError};
+use serde::Serialize;
+
+/// Most torrents listed in one node report.
+pub const MAX_LISTED_TORRENTS: i64 = 1000;
+
+/// What the records say about one node.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NodeReport {
+    #[serde(flatten)]
+    pub node: Node,
+    /// Unix seconds of the first and latest announce; `None` if never seen.
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub announces: i64,
+    /// Seconds counted as online (see the records module for the rule).
+    pub online_secs: i64,
+    /// `online_secs / (now - first_seen)`, between 0 and 1.
+    pub uptime_ratio: f64,
+    /// Mean observed gap between two announces of one torrent, and the mean asked for.
+    pub mean_announce_interval_secs: Option<f64>,
+    pub expected_announce_interval_secs: Option<f64>,
+    /// Re-announces that came more than 1.5x the asked interval late.
+    pub late_announces: i64,
+    pub bytes_up: i64,
+    pub bytes_down: i64,
+    pub completions: i64,
+    pub address_changes: i64,
+    pub last_addr: Option<String>,
+    /// Share of each UTC hour of day (0-23) the node was online since first seen.
+    pub hourly_availability: Vec<f64>,
+    pub torrents_seeding: i64,
+    pub torrents_leeching: i64,
+    /// Present in single-node reports: up to [`MAX_LISTED_TORRENTS`] most recent torrents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torrents: Option<Vec<TorrentRecord>>,
+    /// Present in single-node reports: addresses the node announced from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Vec<AddressRecord>>,
+}
+
+/// A torrent a node seeds or leeches.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TorrentRecord {
+    pub info_hash: String,
+    pub seeding: bool,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// An address a node announced from.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AddressRecord {
+    pub addr: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+type StatsRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+);
+
+/// Seconds of UTC hour-of-day `h` inside `[from, to)`.
+pub fn hour_exposure(from: i64, to: i64, h: usize) -> i64 {
+    if to <= from {
+        return 0;
+    }
+    let days = (to - from) / 86_400;
+    let mut total = days * 3600;
+    let mut t = from + days * 86_400;
+    while t < to {
+        let next = ((t / 3600) + 1) * 3600;
+        let end = next.min(to);
+        if hour_of(t) == h {
+            total += end - t;
+        }
+        t = end;
+    }
+    total
+}
+
+impl Registry {
+    /// The report for one node, with its torrents and addresses.
+    pub async fn report(&self, id: NodeId, now: i64) -> Result<NodeReport, RegistryError> {
+        let node = self.node(id).await?;
+        let mut r = self.report_for(node, now).await?;
+        let torrents: Vec<(String, bool, i64, i64)> = sqlx::query_as(
+            "SELECT info_hash, seeding, first_seen, last_seen FROM node_torrents
+             WHERE node_id = ? ORDER BY last_seen DESC, info_hash LIMIT ?",
+        )
+        .bind(id)
+        .bind(MAX_LISTED_TORRENTS)
+        .fetch_all(self.pool())
+        .await?;
+        r.torrents = Some(
+            torrents
+                .into_iter()
+                .map(
+                    |(info_hash, seeding, first_seen, last_seen)| TorrentRecord {
+                        info_hash,
+                        seeding,
+                        first_seen,
+                        last_seen,
+                    },
+                )
+                .collect(),
+        );
+        let addresses: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT addr, first_seen, last_seen FROM node_addresses
+             WHERE node_id = ? ORDER BY last_seen DESC, addr LIMIT 100",
+        )
+        .bind(id)
+        .fetch_all(self.pool())
+        .await?;
+        r.addresses = Some(
+            addresses
+                .into_iter()
+                .map(|(addr, first_seen, last_seen)| AddressRecord {
+                    addr,
+                    first_seen,
+                    last_seen,
+                })
+                .collect(),
+        );
+        Ok(r)
+    }
+
+    /// Reports for all nodes, without torrent and address lists.
+    pub async fn reports(&self, now: i64) -> Result<Vec<NodeReport>, RegistryError> {
+        let mut out = Vec::new();
+        for node in self.nodes().await? {
+            out.push(self.report_for(node, now).await?);
+        }
+        Ok(out)
+    }
+
+    async fn report_for(&self, node: Node, now: i64) -> Result<NodeReport, RegistryError> {
+        let id = node.id;
+        let stats: Option<StatsRow> = sqlx::query_as(
+            "SELECT first_seen, last_seen, announces, online_secs, interval_samples,
+                    interval_observed_secs, interval_expected_secs, late_announces, bytes_up,
+                    bytes_down, completions, address_changes, last_addr
+             FROM node_stats WHERE node_id = ?",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let hours: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT hour, online_secs FROM node_hours WHERE node_id = ?")
+                .bind(id)
+                .fetch_all(self.pool())
+                .await?;
+        let (seeding, leeching): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum(seeding), 0), coalesce(sum(1 - seeding), 0)
+             FROM node_torrents WHERE node_id = ?",
+        )
+        .bind(id)
+        .fetch_one(self.pool())
+        .await?;
+        let Some(s) = stats else {
+            return Ok(NodeReport {
+                node,
+                first_seen: None,
+                last_seen: None,
+                announces: 0,
+                online_secs: 0,
+                uptime_ratio: 0.0,
+                mean_announce_interval_secs: None,
+                expected_announce_interval_secs: None,
+                late_announces: 0,
+                bytes_up: 0,
+                bytes_down: 0,
+                completions: 0,
+                address_changes: 0,
+                last_addr: None,
+                hourly_availability: vec![0.0; 24],
+                torrents_seeding: seeding,
+                torrents_leeching: leeching,
+                torrents: None,
+                addresses: None,
+            });
+        };
+        let (first, last, announces, online, samples, observed, expected, late) =
+            (s.0, s.1, s.2, s.3, s.4, s.5, s.6, s.7);
+        let span = (now.max(last) - first).max(1);
+        let mut hourly = vec![0.0; 24];
+        for (h, secs) in hours {
+            let h = h as usize;
+            let exposure = hour_exposure(first, now.max(last), h).max(1);
+            hourly[h] = (secs as f64 / exposure as f64).min(1.0);
+        }
+        let mean = |sum: i64| (samples > 0).then(|| sum as f64 / samples as f64);
+        Ok(NodeReport {
+            node,
+            first_seen: Some(first),
+            last_seen: Some(last),
+            announces,
+            online_secs: online,
+            uptime_ratio: (online as f64 / span as f64).min(1.0),
+            mean_announce_interval_secs: mean(observed),
+            expected_announce_interval_secs: mean(expected),
+            late_announces: late,
+            bytes_up: s.8,
+            bytes_down: s.9,
+            completions: s.10,
+            address_changes: s.11,
+            last_addr: s.12,
+            hourly_availability: hourly,
+            torrents_seeding: seeding,
+            torrents_leeching: leeching,
+            torrents: None,
+            addresses: None,
+        })
+    }
+}

@@ -1,0 +1,196 @@
+//! The transport-independent tracker: access control, interval policy, swarm update and the
+//! reliability observation, shared by the HTTP and UDP servers.
+//!
+//! Access (BEP 27): with `open = false` every announce and scrape must carry the passkey of a
+//! registered, unrevoked node (HTTP: `/announce/<passkey>`; UDP: BEP 41 URL data with the same
+//! path), so every swarm holds only registered nodes — the gateway's own seeder is one of them.
+//! With `open = true` announces without a passkey are served too (a public tracker), and a
+//! passkey, when given, must still be valid.
+//!
+//! Interval: a client counts as one of our nodes when its passkey is valid *and* its peer id
+//! starts with one of `announce.node_peer_id_prefixes` (librqbit's "-rQ"); it is asked for
+//! `node_interval_secs`. Everyone else — a stock client, even with a valid passkey — gets
+//! `interval_secs`. Both rules are needed: the passkey proves membership, the peer-id prefix says
+//! the software follows our liveness protocol; a volunteer testing with another client keeps
+//! normal re-announces.
+
+use crate::config::AnnounceConfig;
+use crate::protocol::bencode_out::PeerEntry;
+use crate::protocol::{Event, InfoHash, PeerId, SwarmCounts};
+use crate::registry::records::{Observation, RecorderHandle};
+use crate::registry::{unix_now, NodeId, PasskeyStatus, Registry};
+use crate::swarm::{Announce, Family, Swarms};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Why an announce or scrape was refused; the text is the `failure reason`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("this tracker is private: announce to /announce/<passkey> with your node's passkey")]
+    PasskeyRequired,
+    #[error("unknown passkey")]
+    UnknownPasskey,
+    #[error("passkey has been revoked")]
+    RevokedPasskey,
+}
+
+/// An announce from either transport.
+#[derive(Clone, Debug)]
+pub struct AnnounceInput<'a> {
+    pub passkey: Option<&'a [u8]>,
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    /// The request's source address with the announced port.
+    pub addr: SocketAddr,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    pub event: Event,
+    pub numwant: Option<u32>,
+    pub family: Family,
+}
+
+/// What the answer should say besides the peers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnounceAnswer {
+    pub interval: u32,
+    pub min_interval: u32,
+    pub counts: SwarmCounts,
+}
+
+/// Shared tracker state.
+pub struct Tracker {
+    swarms: Swarms,
+    registry: Registry,
+    recorder: RecorderHandle,
+    policy: AnnounceConfig,
+    open: bool,
+    started: Instant,
+}
+
+impl Tracker {
+    pub fn new(
+        registry: Registry,
+        recorder: RecorderHandle,
+        policy: AnnounceConfig,
+        open: bool,
+    ) -> Self {
+        Tracker {
+            swarms: Swarms::default(),
+            registry,
+            recorder,
+            policy,
+            open,
+            started: Instant::now(),
+        }
+    }
+
+    /// Seconds since the tracker started (the swarm clock).
+    pub fn now(&self) -> u32 {
+        u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn recorder(&self) -> &RecorderHandle {
+        &self.recorder
+    }
+
+    pub fn swarms(&self) -> &Swarms {
+        &self.swarms
+    }
+
+    /// Resolves the passkey of a request into the node it belongs to (or none, in open mode).
+    pub fn authorize(&self, passkey: Option<&[u8]>) -> Result<Option<NodeId>, Refusal> {
+        match passkey {
+            Some(key) => match self.registry.check_passkey(key) {
+                PasskeyStatus::Valid(id) => Ok(Some(id)),
+                PasskeyStatus::Revoked => Err(Refusal::RevokedPasskey),
+                PasskeyStatus::Unknown => Err(Refusal::UnknownPasskey),
+            },
+            None if self.open => Ok(None),
+            None => Err(Refusal::PasskeyRequired),
+        }
+    }
+
+    fn is_our_software(&self, peer_id: &PeerId) -> bool {
+        self.policy
+            .node_peer_id_prefixes
+            .iter()
+            .any(|p| peer_id.0.starts_with(p.as_bytes()))
+    }
+
+    /// Handles one announce and appends the peers to hand out to `out`.
+    pub fn announce(
+        &self,
+        req: &AnnounceInput<'_>,
+        out: &mut Vec<PeerEntry>,
+    ) -> Result<AnnounceAnswer, Refusal> {
+        let node = self.authorize(req.passkey)?;
+        let interval = if node.is_some() && self.is_our_software(&req.peer_id) {
+            self.policy.node_interval_secs
+        } else {
+            self.policy.interval_secs
+        };
+        let now = self.now();
+        let numwant = req
+            .numwant
+            .unwrap_or(self.policy.default_numwant)
+            .min(self.policy.max_numwant);
+        let outcome = self.swarms.announce(
+            &Announce {
+                info_hash: req.info_hash,
+                peer_id: req.peer_id,
+                addr: req.addr,
+                uploaded: req.uploaded,
+                downloaded: req.downloaded,
+                left: req.left,
+                event: req.event,
+                now,
+                ttl: interval.saturating_add(self.policy.grace_secs),
+                numwant: numwant as usize,
+                family: req.family,
+            },
+            out,
+        );
+        if let Some(node) = node {
+            let prev = outcome.previous;
+            let delta = |now: u64, before: Option<u64>| match before {
+                Some(b) if now >= b => now - b,
+                Some(_) => now,
+                None if req.event == Event::Started => now,
+                None => 0,
+            };
+            self.recorder.observe(Observation {
+                node,
+                info_hash: req.info_hash,
+                addr: req.addr,
+                at: unix_now(),
+                seeding: req.left == 0,
+                bytes_up: delta(req.uploaded, prev.map(|p| p.uploaded)),
+                bytes_down: delta(req.downloaded, prev.map(|p| p.downloaded)),
+                gap: prev.map(|p| now.saturating_sub(p.last_seen)),
+                expected_interval: interval,
+                allowance: interval.saturating_add(self.policy.grace_secs),
+                completed: outcome.completed,
+            });
+        }
+        Ok(AnnounceAnswer {
+            interval,
+            min_interval: self.policy.min_interval_secs.min(interval),
+            counts: outcome.counts,
+        })
+    }
+
+    /// Scrape counts for `hashes`, in order.
+    pub fn scrape(
+        &self,
+        passkey: Option<&[u8]>,
+        hashes: &[InfoHash],
+    ) -> Result<Vec<SwarmCounts>, Refusal> {
+        self.authorize(passkey)?;
+        Ok(hashes.iter().map(|h| self.swarms.counts(h)).collect())
+    }
+}
