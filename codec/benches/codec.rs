@@ -1,1 +1,148 @@
-fn main() {}
+//! Codec throughput against the bound that matters: SHA-1 over the bytes the write path must hash.
+//!
+//! For each code, in one run: `sha1-bound` hashes object × (k+m)/k bytes in pieces on every core (the
+//! least work any writer of these shard torrents must do); `encode` seals, codes and hashes the object;
+//! `decode` reads it back from all shards; `rebuild` reads it back with m data shards missing.
+//! All are reported as GB/s of object, and the ratios are printed at the end.
+//!
+//! `cargo bench -p raidtorrent-codec --bench codec`
+
+use std::io::{self, Cursor};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
+use raidtorrent_codec::*;
+use rayon::prelude::*;
+use sha1::{Digest, Sha1};
+
+const SIZE: usize = 256 << 20;
+const CODES: [(u16, u16); 2] = [(4, 2), (10, 4)];
+
+fn object() -> Vec<u8> {
+    // xorshift: incompressible enough, and fast to make.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..SIZE / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect()
+}
+
+fn output_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
+}
+
+fn bench(c: &mut Criterion) {
+    let object = object();
+    let key = DataKey::generate().unwrap();
+    let mut group = c.benchmark_group("codec");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Bytes(SIZE as u64));
+
+    for (k, m) in CODES {
+        let id = format!("k{k}m{m}");
+        let geometry = Geometry::choose(k, m, DEFAULT_SEGMENT_TARGET, Some(SIZE as u64)).unwrap();
+        let n = geometry.shard_count();
+
+        let shard_bytes = SIZE * n / usize::from(k);
+        let piece = geometry.piece_length as usize;
+        group.bench_function(BenchmarkId::new("sha1-bound", &id), |b| {
+            b.iter(|| {
+                (0..shard_bytes.div_ceil(piece))
+                    .into_par_iter()
+                    .map(|p| {
+                        let at = p * piece % SIZE;
+                        Sha1::digest(&object[at..(at + piece).min(SIZE)])[0]
+                    })
+                    .reduce(|| 0, |a, b| a ^ b)
+            })
+        });
+
+        let mut sinks: Vec<io::Sink> = (0..n).map(|_| io::sink()).collect();
+        group.bench_function(BenchmarkId::new("encode", &id), |b| {
+            b.iter(|| encode(geometry, &key, &object[..], &mut sinks).unwrap())
+        });
+
+        let mut shards = vec![Vec::with_capacity(SIZE / usize::from(k) + (8 << 20)); n];
+        let encoded = encode(geometry, &key, &object[..], &mut shards).unwrap();
+        let infos = encoded.shard_infos();
+        let manifest = encoded.manifest(
+            KeyRef::Client {
+                fingerprint: key.fingerprint(),
+            },
+            &infos,
+        );
+        let inputs = |missing: usize| {
+            (0..n)
+                .map(|i| {
+                    (i >= missing).then(|| ShardInput {
+                        info: &infos[i],
+                        reader: Cursor::new(&shards[i][..]),
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        group.bench_function(BenchmarkId::new("decode", &id), |b| {
+            b.iter(|| decode(&manifest, &key, inputs(0), io::sink()).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("rebuild", &id), |b| {
+            b.iter(|| decode(&manifest, &key, inputs(usize::from(m)), io::sink()).unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// Mean time of one benchmark from criterion's saved estimates, if this run measured it.
+fn mean_seconds(function: &str, id: &str) -> Option<f64> {
+    let path = output_dir().join(format!("codec/{function}/{id}/new/estimates.json"));
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(json["mean"]["point_estimate"].as_f64()? / 1e9)
+}
+
+fn report() {
+    println!(
+        "\ncodec throughput, GB/s of object ({} MiB), and ratios:",
+        SIZE >> 20
+    );
+    for (k, m) in CODES {
+        let id = format!("k{k}m{m}");
+        let get = |f: &str| mean_seconds(f, &id).map(|s| SIZE as f64 / s / 1e9);
+        let (Some(bound), Some(enc), Some(dec), Some(reb)) = (
+            get("sha1-bound"),
+            get("encode"),
+            get("decode"),
+            get("rebuild"),
+        ) else {
+            println!("  {id}: no estimates (run without --test to measure)");
+            continue;
+        };
+        println!(
+            "  ({k},{m}): sha1-bound {bound:.2}  encode {enc:.2} ({:.0}% of bound)  decode {dec:.2}  rebuild {reb:.2} ({:.0}% of encode)",
+            100.0 * enc / bound,
+            100.0 * reb / enc
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().output_directory(&output_dir());
+    targets = bench
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    if !std::env::args().any(|a| a == "--test" || a == "--list") {
+        report();
+    }
+}

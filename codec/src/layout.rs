@@ -408,6 +408,13 @@ mod tests {
         assert_eq!(g.block_size, 8 << 20);
         assert_eq!(g.piece_length, 64 * 1024);
         assert!(g.expansion() < 1.51);
+        // The worked example in bep-spec/bep-rt-0001-shard-torrents.md.
+        let l = Layout::new(g, 256 << 20).unwrap();
+        assert_eq!(g.segment_size, 33_546_240);
+        assert_eq!(l.segment_count(), 9);
+        assert_eq!(l.chunks_in_segment(8), 2);
+        assert_eq!(l.shard_len(), 67_125_256);
+        assert_eq!(l.piece_count(), 1_025);
     }
 
     #[test]
