@@ -157,10 +157,11 @@ impl Tracker {
         );
         if let Some(node) = node {
             let prev = outcome.previous;
+            // The first announce of a peer only sets the baseline: librqbit reports bytes held
+            // as `downloaded`, so a seeder's first figure is not a transfer.
             let delta = |now: u64, before: Option<u64>| match before {
                 Some(b) if now >= b => now - b,
                 Some(_) => now,
-                None if req.event == Event::Started => now,
                 None => 0,
             };
             self.recorder.observe(Observation {

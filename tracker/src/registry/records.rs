@@ -11,7 +11,8 @@
 //! - *intervals*: for each torrent, the gap between two announces of the same peer, next to the
 //!   interval the tracker had asked for; a gap past 1.5x is a late announce.
 //! - *bytes*: growth of the `uploaded`/`downloaded` counters between two announces of the same
-//!   peer; a counter that went down (client restart) counts from zero.
+//!   peer; a counter that went down (client restart) counts from zero, and a peer's first
+//!   announce only sets the baseline (librqbit reports bytes held as `downloaded`).
 //!
 //! Invariants: the hot path only calls [`RecorderHandle::observe`], which never blocks (a full
 //! channel drops the observation and counts it in `dropped`); the recorder owns all writes to

@@ -1,1 +1,7 @@
+//! Integration tests over real sockets on port 0: one binary, shared helpers in `common`.
 
+mod common;
+mod http;
+mod librqbit;
+mod records;
+mod udp;

@@ -1,0 +1,287 @@
+//! HTTP announce/scrape, refusals, the admin API and a burst of announces.
+
+use crate::common::*;
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_announce_scrape_and_intervals() {
+    let t = TestTracker::start(test_config(false)).await;
+    let (_, seeder_key) = t.node("seeder").await;
+    let (_, leecher_key) = t.node("leecher").await;
+    let ih = [0x11u8; 20];
+    let seed_id = *b"-rQ0910-seeder000000";
+    let leech_id = *b"-qB4650-leecher00000";
+    let (s, body) = get(
+        t.http,
+        &format!(
+            "/announce/{seeder_key}?{}&event=started",
+            announce_query(&ih, &seed_id, 7001, 0)
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let v = decode(&body);
+    assert_eq!(v.failure(), None);
+    // A registered node running our software gets the long interval.
+    assert_eq!(v.int("interval"), 600);
+    assert_eq!(v.int("min interval"), 5);
+    assert_eq!((v.int("complete"), v.int("incomplete")), (1, 0));
+    assert!(v.bytes("peers").is_empty());
+
+    let (_, body) = get(
+        t.http,
+        &format!(
+            "/announce/{leecher_key}?{}",
+            announce_query(&ih, &leech_id, 7002, 100)
+        ),
+    )
+    .await;
+    let v = decode(&body);
+    // A stock client, even registered, gets the normal interval.
+    assert_eq!(v.int("interval"), 60);
+    assert_eq!((v.int("complete"), v.int("incomplete")), (1, 1));
+    assert_eq!(
+        compact_peers(v.bytes("peers")),
+        ["127.0.0.1:7001".parse().unwrap()]
+    );
+
+    // compact=0 gets the dictionary form with peer ids.
+    let q = announce_query(&ih, &leech_id, 7002, 100).replace("compact=1", "compact=0");
+    let (_, body) = get(t.http, &format!("/announce/{leecher_key}?{q}")).await;
+    let Some(Value::List(peers)) = decode(&body).get("peers").cloned() else {
+        panic!("dict peers expected")
+    };
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].bytes("peer id"), seed_id);
+    assert_eq!(peers[0].bytes("ip"), b"127.0.0.1");
+    assert_eq!(peers[0].int("port"), 7001);
+
+    // Leecher finishes: left=0 makes it a seeder and counts a completion.
+    get(
+        t.http,
+        &format!(
+            "/announce/{leecher_key}?{}",
+            announce_query(&ih, &leech_id, 7002, 0)
+        ),
+    )
+    .await;
+    let unknown = [0x22u8; 20];
+    let (_, body) = get(
+        t.http,
+        &format!(
+            "/scrape/{leecher_key}?info_hash={}&info_hash={}",
+            enc(&ih),
+            enc(&unknown)
+        ),
+    )
+    .await;
+    let v = decode(&body);
+    let files = v.get("files").unwrap();
+    let f = files.get(std::str::from_utf8(&ih).unwrap()).unwrap();
+    assert_eq!(
+        (f.int("complete"), f.int("incomplete"), f.int("downloaded")),
+        (2, 0, 1)
+    );
+    let u = files.get(std::str::from_utf8(&unknown).unwrap()).unwrap();
+    assert_eq!((u.int("complete"), u.int("incomplete")), (0, 0));
+
+    // Stopped leaves the swarm at once.
+    get(
+        t.http,
+        &format!(
+            "/announce/{seeder_key}?{}&event=stopped",
+            announce_query(&ih, &seed_id, 7001, 0)
+        ),
+    )
+    .await;
+    let (_, body) = get(
+        t.http,
+        &format!("/scrape/{seeder_key}?info_hash={}", enc(&ih)),
+    )
+    .await;
+    let v = decode(&body);
+    let f = v
+        .get("files")
+        .unwrap()
+        .get(std::str::from_utf8(&ih).unwrap())
+        .unwrap();
+    assert_eq!(f.int("complete"), 1);
+    t.service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_are_bencoded_failure_reasons() {
+    let t = TestTracker::start(test_config(false)).await;
+    let (id, key) = t.node("n").await;
+    let q = announce_query(&[1; 20], b"-rQ0910-abcdefghijkl", 6881, 0);
+    let reason = |body: Vec<u8>| decode(&body).failure().expect("failure reason");
+    let (s, body) = get(t.http, &format!("/announce?{q}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        reason(body),
+        "this tracker is private: announce to /announce/<passkey> with your node's passkey"
+    );
+    let (_, body) = get(
+        t.http,
+        &format!("/announce/0123456789abcdef0123456789abcdef?{q}"),
+    )
+    .await;
+    assert_eq!(reason(body), "unknown passkey");
+    let (_, body) = get(t.http, &format!("/scrape?info_hash={}", enc(&[1; 20]))).await;
+    assert_eq!(
+        reason(body),
+        "this tracker is private: announce to /announce/<passkey> with your node's passkey"
+    );
+    let (_, body) = get(t.http, &format!("/announce/{key}/extra?{q}")).await;
+    assert_eq!(
+        reason(body),
+        "tracker paths are /announce/<passkey> and /scrape/<passkey>"
+    );
+
+    // Revoke through the admin API: the passkey stops working at once.
+    let (s, _) = http(
+        t.http,
+        "POST",
+        &format!("/admin/nodes/{id}/revoke"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(s, 401);
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (s, body) = http(
+        t.http,
+        "POST",
+        &format!("/admin/nodes/{id}/revoke"),
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let (_, body) = get(t.http, &format!("/announce/{key}?{q}")).await;
+    assert_eq!(reason(body), "passkey has been revoked");
+
+    // Every malformed query of the corpus gets its exact reason from the real server.
+    let corpus = include_str!("../corpus/http_announce.txt");
+    let (_, fresh) = t.node("fresh").await;
+    let mut checked = 0;
+    for line in corpus
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (query, want) = line.split_once(" => ").unwrap();
+        let (s, body) = get(t.http, &format!("/announce/{fresh}?{}", query.trim())).await;
+        assert_eq!(s, 200);
+        assert_eq!(reason(body), want, "query {query}");
+        checked += 1;
+    }
+    assert!(checked >= 25);
+    let huge = "a".repeat(5000);
+    let (_, body) = get(t.http, &format!("/announce/{fresh}?{huge}")).await;
+    assert_eq!(
+        reason(body),
+        "query string is 5000 bytes, longer than the limit of 4096"
+    );
+    t.service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_api_creates_nodes_and_reports_them() {
+    let t = TestTracker::start(test_config(false)).await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (s, _) = http(
+        t.http,
+        "POST",
+        "/admin/nodes",
+        &[("Authorization", "Bearer wrong-token-wrong-token")],
+        br#"{"name":"x"}"#,
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, body) = http(
+        t.http,
+        "POST",
+        "/admin/nodes",
+        &[("Authorization", &auth)],
+        b"{}",
+    )
+    .await;
+    assert_eq!(s, 400, "{}", String::from_utf8_lossy(&body));
+    let (s, body) = http(
+        t.http,
+        "POST",
+        "/admin/nodes",
+        &[("Authorization", &auth)],
+        br#"{"name":"volunteer-1"}"#,
+    )
+    .await;
+    assert_eq!(s, 201);
+    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = created["id"].as_i64().unwrap();
+    let key = created["passkey"].as_str().unwrap().to_owned();
+    assert_eq!(created["name"], "volunteer-1");
+
+    let q = announce_query(&[3; 20], b"-rQ0910-abcdefghijkl", 6881, 0);
+    let (_, body) = get(t.http, &format!("/announce/{key}?{q}&event=started")).await;
+    assert_eq!(decode(&body).failure(), None);
+    let report = poll(10, "the announce to be recorded", || async {
+        let r = get_json(t.http, &format!("/nodes/{id}")).await;
+        (r["announces"] == 1).then_some(r)
+    })
+    .await;
+    assert_eq!(report["name"], "volunteer-1");
+    assert_eq!(report["torrents_seeding"], 1);
+    assert_eq!(report["last_addr"], "127.0.0.1:6881");
+    assert_eq!(report["torrents"][0]["info_hash"], hex::encode([3u8; 20]));
+    assert!(
+        report.get("passkey").is_none(),
+        "reports never show passkeys"
+    );
+    let all = get_json(t.http, "/nodes").await;
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let (s, _) = get(t.http, "/nodes/999").await;
+    assert_eq!(s, 404);
+    t.service.shutdown().await;
+}
+
+/// A node starting with 10,000 shard torrents announces them all at once; every announce is
+/// answered (the client side caps itself at 4,000 open sockets to stay under the fd limit).
+#[tokio::test(flavor = "multi_thread")]
+async fn burst_of_ten_thousand_announces() {
+    let t = TestTracker::start(test_config(false)).await;
+    let (id, key) = t.node("big").await;
+    let key = Arc::new(key);
+    let gate = Arc::new(tokio::sync::Semaphore::new(4000));
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..10_000u32 {
+        let (key, gate, addr) = (key.clone(), gate.clone(), t.http);
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.unwrap();
+            let mut ih = [0u8; 20];
+            ih[..4].copy_from_slice(&i.to_be_bytes());
+            let q = announce_query(&ih, b"-rQ0910-burstburst00", 6881, 0);
+            let (s, body) = get(addr, &format!("/announce/{key}?{q}")).await;
+            assert_eq!(s, 200);
+            let v = decode(&body);
+            assert_eq!(v.failure(), None);
+            v.int("complete")
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 1);
+        ok += 1;
+    }
+    assert_eq!(ok, 10_000);
+    eprintln!("10,000 announces in {:?}", started.elapsed());
+    assert_eq!(t.service.tracker().swarms().size(), (10_000, 10_000));
+    let report = poll(20, "all announces recorded", || async {
+        let r = get_json(t.http, &format!("/nodes/{id}")).await;
+        (r["announces"] == 10_000).then_some(r)
+    })
+    .await;
+    assert_eq!(report["torrents_seeding"], 10_000);
+    assert_eq!(t.service.recorder().dropped(), 0);
+    t.service.shutdown().await;
+}
