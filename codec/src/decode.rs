@@ -109,7 +109,7 @@ pub struct DecodeReport {
 
 /// Decodes the whole object into `out` and checks its SHA-256. On error, `out` may have received a
 /// prefix of the object: a caller streaming to a client must abort that response, not finish it.
-pub fn decode<R: ShardReader, W: Write>(
+pub fn decode<R: ShardReader + Send, W: Write + Send>(
     manifest: &Manifest,
     key: &DataKey,
     shards: Vec<Option<ShardInput<'_, R>>>,
@@ -128,7 +128,7 @@ pub fn decode<R: ShardReader, W: Write>(
 
 /// Decodes plaintext bytes `range` (clamped to the object) into `out`, reading only the pieces the
 /// range needs (see [`Layout::plan_range`]).
-pub fn decode_range<R: ShardReader, W: Write>(
+pub fn decode_range<R: ShardReader + Send, W: Write + Send>(
     manifest: &Manifest,
     key: &DataKey,
     shards: Vec<Option<ShardInput<'_, R>>>,
@@ -167,27 +167,65 @@ pub fn decode_range<R: ShardReader, W: Write>(
         bufs: vec![Vec::new(); n],
         report: DecodeReport::default(),
     };
-    let mut sealed = Vec::new();
     let last_segment = layout.segment_count() - 1;
+    // Two buffers: while one segment's plaintext is written out (and hashed, for whole reads) on one
+    // core, the next segment is read, verified and opened on the others.
+    let mut spare = vec![Vec::new(), Vec::new()];
+    let mut ready: Option<Opened> = None;
     for span in layout.plan_range(range).spans {
-        let s = span.segment;
-        let x0 = span.chunks.start * CHUNK_CIPHERTEXT;
-        let x1 = (span.chunks.end * CHUNK_CIPHERTEXT).min(layout.sealed_len(s));
-        reader.read_sealed(s, x0..x1, &mut sealed)?;
-        let last_chunk = (s == last_segment).then(|| layout.chunks_in_segment(s) - 1);
-        let lens = segment::open(key, s, span.chunks.start, last_chunk, &mut sealed)
-            .map_err(|(chunk, _)| DecodeError::Unauthentic { segment: s, chunk })?;
-        let (mut skip, mut take) = (span.skip as usize, span.take as usize);
-        for (slot, len) in sealed.chunks(CHUNK_CIPHERTEXT as usize).zip(lens) {
+        let mut sealed = spare.pop().expect("two buffers rotate");
+        let previous = ready.take();
+        let (written, opened) = rayon::join(
+            || previous.map(|p| p.emit(&mut out)).transpose(),
+            || -> Result<Opened, DecodeError> {
+                let s = span.segment;
+                let x0 = span.chunks.start * CHUNK_CIPHERTEXT;
+                let x1 = (span.chunks.end * CHUNK_CIPHERTEXT).min(layout.sealed_len(s));
+                reader.read_sealed(s, x0..x1, &mut sealed)?;
+                let last_chunk = (s == last_segment).then(|| layout.chunks_in_segment(s) - 1);
+                let lens = segment::open(key, s, span.chunks.start, last_chunk, &mut sealed)
+                    .map_err(|(chunk, _)| DecodeError::Unauthentic { segment: s, chunk })?;
+                Ok(Opened {
+                    sealed,
+                    lens,
+                    skip: span.skip as usize,
+                    take: span.take as usize,
+                })
+            },
+        );
+        if let Some(buf) = written? {
+            spare.push(buf);
+        }
+        ready = Some(opened?);
+    }
+    if let Some(last) = ready {
+        last.emit(&mut out)?;
+    }
+    out.flush().map_err(DecodeError::Write)?;
+    Ok(reader.report)
+}
+
+/// One segment's opened chunks, waiting to be written.
+struct Opened {
+    sealed: Vec<u8>,
+    lens: Vec<usize>,
+    skip: usize,
+    take: usize,
+}
+
+impl Opened {
+    /// Writes the wanted plaintext and gives the buffer back for reuse.
+    fn emit<W: Write>(self, out: &mut W) -> Result<Vec<u8>, DecodeError> {
+        let (mut skip, mut take) = (self.skip, self.take);
+        for (slot, &len) in self.sealed.chunks(CHUNK_CIPHERTEXT as usize).zip(&self.lens) {
             let part = &slot[skip.min(len)..len.min(skip + take)];
             out.write_all(part).map_err(DecodeError::Write)?;
             take -= part.len();
             skip = skip.saturating_sub(CHUNK_PLAINTEXT as usize);
         }
         debug_assert_eq!(take, 0);
+        Ok(self.sealed)
     }
-    out.flush().map_err(DecodeError::Write)?;
-    Ok(reader.report)
 }
 
 struct Reader<'a, R> {

@@ -103,26 +103,27 @@ pub fn encode<R: Read, W: Write>(
         let sealed_len = Layout::new(geometry, len as u64)?.sealed_len(0) as usize;
         let block_len = sealed_len.div_ceil(k);
 
-        // The content hash is sequential: run it beside the parallel sealing.
-        rayon::join(
+        // The content hash is sequential: run it beside all the parallel work of the segment.
+        let (area, parity) = (&mut area[..k * block_len], &mut parity);
+        let ((), hashes) = rayon::join(
             || sha.update(plain),
-            || segment::seal(key, s, plain, last, &mut area[..k * block_len]),
+            || {
+                segment::seal(key, s, plain, last, area);
+                let data: Vec<&[u8]> = area.chunks(block_len).collect();
+                let mut par: Vec<&mut [u8]> =
+                    parity.iter_mut().map(|p| &mut p[..block_len]).collect();
+                segment::encode_parity(&rs, &data, &mut par);
+                let all: Vec<&[u8]> = data.iter().copied().chain(par.iter().map(|p| &**p)).collect();
+                segment::hash_pieces(&all, geometry.piece_length as usize)
+            },
         );
-        let data: Vec<&[u8]> = area[..k * block_len].chunks(block_len).collect();
-        let mut par: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[..block_len]).collect();
-        segment::encode_parity(&rs, &data, &mut par);
-        let all: Vec<&[u8]> = data
-            .iter()
-            .copied()
-            .chain(par.iter().map(|p| &**p))
-            .collect();
-        for (i, h) in segment::hash_pieces(&all, geometry.piece_length as usize)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, h) in hashes.into_iter().enumerate() {
             pieces[i].extend(h);
         }
-        for (index, (w, bytes)) in shards.iter_mut().zip(&all).enumerate() {
+        let all = area
+            .chunks(block_len)
+            .chain(parity.iter().map(|p| &p[..block_len]));
+        for (index, (w, bytes)) in shards.iter_mut().zip(all).enumerate() {
             w.write_all(bytes)
                 .map_err(|source| EncodeError::Write { index, source })?;
         }
