@@ -9,7 +9,8 @@
 //!   peers with `left == 0`. Seeding is inferred from `left` alone: librqbit never announces
 //!   `completed`.
 //! - `downloaded` counts completions: a known leecher seen with `left == 0`, or a first announce
-//!   that says `completed`; a peer is counted at most once per stay in the swarm.
+//!   that says `completed`, or a known leecher stopping with `left == 0`; a peer is counted at
+//!   most once per stay in the swarm.
 //! - A peer expires at the time its own announce interval (plus grace) runs out; [`Swarms::sweep`]
 //!   removes expired peers and empty swarms. `stopped` removes the peer at once.
 
@@ -157,6 +158,12 @@ impl Swarms {
                 let p = swarm.remove(i);
                 previous_of(&p)
             });
+            // A leecher that stops with nothing left finished on its way out (aria2 with
+            // --seed-time=0 does this).
+            let completed = a.left == 0 && previous.is_some_and(|p| !p.seeding);
+            if completed {
+                swarm.downloaded = swarm.downloaded.saturating_add(1);
+            }
             let counts = swarm.counts();
             if swarm.peers.is_empty() {
                 shard.remove(&a.info_hash);
@@ -164,7 +171,7 @@ impl Swarms {
             return Outcome {
                 counts,
                 previous,
-                completed: false,
+                completed,
             };
         }
         let swarm = shard.entry(a.info_hash).or_default();

@@ -194,7 +194,11 @@ proptest! {
                     out.clear();
                     s.announce(&a, &mut out);
                     if stop {
-                        model.remove(&(ih, pid));
+                        if let Some((false, _)) = model.remove(&(ih, pid)) {
+                            if seeding {
+                                *completions.entry(ih).or_default() += 1;
+                            }
+                        }
                     } else {
                         if let Some((was, _)) = model.get(&(ih, pid)) {
                             if seeding && !was {

@@ -2,6 +2,7 @@
 
 mod common;
 mod http;
+mod interop;
 mod librqbit;
 mod records;
 mod udp;

@@ -334,7 +334,6 @@ pub fn test_data(len: usize, seed: u64) -> Vec<u8> {
 
 /// The path of a stock tool, or `None` (with a message) when it is missing. With
 /// `RAIDTORRENT_REQUIRE_TOOLS=1` a missing tool fails the test instead.
-#[allow(dead_code)] // used by the stock-client interop tests
 pub fn tool(name: &str, path: &str) -> Option<PathBuf> {
     let p = PathBuf::from(path);
     if p.exists() {
