@@ -8,7 +8,8 @@
 //! - [`registry`]: nodes, passkeys and reliability records in SQLite (off the hot path);
 //! - [`tracker`]: access control and interval policy over the two;
 //! - [`server`]: the HTTP and UDP fronts and the service's tasks;
-//! - [`config`]: the TOML configuration.
+//! - [`config`]: the TOML configuration;
+//! - [`placement`]: which nodes take which copies of a shard (pure, simulated in tests).
 //!
 //! ```
 //! use raidtorrent_tracker::protocol::http::AnnounceRequest;
@@ -20,6 +21,7 @@
 //! ```
 
 pub mod config;
+pub mod placement;
 pub mod protocol;
 pub mod registry;
 pub mod server;
