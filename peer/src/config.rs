@@ -1,0 +1,245 @@
+//! The node's configuration: one TOML file, every field documented; the common fields also come from
+//! flags and environment variables (see `main.rs`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::size::ByteSize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory for shard data (`shards/`), their metainfo (`torrents/`), the held set
+    /// (`held.json`) and the status file (`status.json`). Created if missing.
+    pub data_dir: PathBuf,
+    /// Disk space donated to the cloud, e.g. "10GiB". Holds beyond it are refused.
+    pub quota: ByteSize,
+    /// Location label gateways use to spread copies, e.g. "eu-west/paris/home-3". May be empty.
+    #[serde(default)]
+    pub zone: String,
+    /// Address the BitTorrent data listener binds. Give every node on one machine its own address
+    /// (127.0.0.2, 127.0.0.3, ...). Port 0 picks a free port at start.
+    pub listen: SocketAddr,
+    /// Gateways to join; the node keeps one control connection to each.
+    #[serde(default, rename = "gateway")]
+    pub gateways: Vec<GatewayConfig>,
+    /// Limits and timings.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Name used in logs, status and to tell gateways apart; defaults to the control address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The gateway's control address, `host:port`.
+    pub control: String,
+    /// The node id the gateway's operator registered this node under.
+    pub node_id: u64,
+    /// The node's passkey at this gateway (32 lowercase hex digits).
+    pub passkey: String,
+}
+
+impl GatewayConfig {
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.control)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Download rate limit for the whole node, bytes per second; absent is unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_bps: Option<u32>,
+    /// Upload rate limit for the whole node, bytes per second; absent is unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_bps: Option<u32>,
+    /// Seconds to wait for a gateway's TCP connect, handshake and welcome.
+    pub connect_timeout_secs: u64,
+    /// First reconnect delay ceiling, in milliseconds (doubles per failed attempt).
+    pub reconnect_base_ms: u64,
+    /// Largest reconnect delay, in seconds.
+    pub reconnect_max_secs: u64,
+    /// Seconds a hold may take to fetch its metainfo from a URL.
+    pub metainfo_fetch_timeout_secs: u64,
+    /// Seconds between rewrites of the status file.
+    pub status_interval_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            download_bps: None,
+            upload_bps: None,
+            connect_timeout_secs: 10,
+            reconnect_base_ms: 1000,
+            reconnect_max_secs: 60,
+            metainfo_fetch_timeout_secs: 30,
+            status_interval_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("quota must be more than zero")]
+    ZeroQuota,
+    #[error("gateway {0:?}: control address must be host:port")]
+    ControlAddress(String),
+    #[error("gateway {0:?}: passkey must be 32 lowercase hex digits")]
+    Passkey(String),
+    #[error("gateway {0:?}: node_id must be positive")]
+    NodeId(String),
+    #[error("two gateways are named {0:?}")]
+    DuplicateGateway(String),
+    #[error("limits.{0} must be more than zero")]
+    ZeroLimit(&'static str),
+    #[error("{0:?} is not a gateway: write NODE_ID:PASSKEY@HOST:PORT")]
+    GatewayFlag(String),
+}
+
+impl Config {
+    /// Checks what serde cannot: ranges and formats, with messages that say what to write.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.quota.0 == 0 {
+            return Err(ConfigError::ZeroQuota);
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for g in &self.gateways {
+            let name = g.name().to_owned();
+            let (host, port) = g.control.rsplit_once(':').unwrap_or(("", ""));
+            if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(ConfigError::ControlAddress(name));
+            }
+            if g.passkey.len() != 32
+                || !g
+                    .passkey
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(ConfigError::Passkey(name));
+            }
+            if g.node_id == 0 {
+                return Err(ConfigError::NodeId(name));
+            }
+            if !names.insert(name.clone()) {
+                return Err(ConfigError::DuplicateGateway(name));
+            }
+        }
+        let l = &self.limits;
+        for (value, name) in [
+            (l.connect_timeout_secs, "connect_timeout_secs"),
+            (l.reconnect_base_ms, "reconnect_base_ms"),
+            (l.reconnect_max_secs, "reconnect_max_secs"),
+            (l.metainfo_fetch_timeout_secs, "metainfo_fetch_timeout_secs"),
+            (l.status_interval_secs, "status_interval_secs"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroLimit(name));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config serialises")
+    }
+}
+
+/// Parses `NODE_ID:PASSKEY@HOST:PORT` (the `--gateway` flag).
+pub fn parse_gateway_flag(s: &str) -> Result<GatewayConfig, ConfigError> {
+    let bad = || ConfigError::GatewayFlag(s.to_owned());
+    let (cred, control) = s.split_once('@').ok_or_else(bad)?;
+    let (id, passkey) = cred.split_once(':').ok_or_else(bad)?;
+    Ok(GatewayConfig {
+        name: None,
+        control: control.to_owned(),
+        node_id: id.parse().map_err(|_| bad())?,
+        passkey: passkey.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    fn sample() -> Config {
+        Config {
+            data_dir: "/var/lib/raidtorrent".into(),
+            quota: ByteSize(10 << 30),
+            zone: "eu-west/paris".into(),
+            listen: "127.0.0.2:6881".parse().unwrap(),
+            gateways: vec![GatewayConfig {
+                name: Some("home".into()),
+                control: "gateway.example:7000".into(),
+                node_id: 7,
+                passkey: KEY.into(),
+            }],
+            limits: Limits {
+                upload_bps: Some(1 << 20),
+                ..Limits::default()
+            },
+        }
+    }
+
+    #[test]
+    fn toml_round_trips() {
+        let c = sample();
+        let text = c.to_toml();
+        assert!(text.contains("quota = \"10GiB\""), "{text}");
+        assert_eq!(toml::from_str::<Config>(&text).unwrap(), c);
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = sample().to_toml().replace("zone =", "zoen =");
+        let err = toml::from_str::<Config>(&text).unwrap_err().to_string();
+        assert!(err.contains("unknown field `zoen`"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let mut c = sample();
+        c.gateways[0].passkey = "short".into();
+        assert_eq!(c.validate(), Err(ConfigError::Passkey("home".into())));
+        let mut c = sample();
+        c.gateways[0].control = "gateway.example".into();
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::ControlAddress("home".into()))
+        );
+        let mut c = sample();
+        c.gateways.push(c.gateways[0].clone());
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::DuplicateGateway("home".into()))
+        );
+        let mut c = sample();
+        c.quota = ByteSize(0);
+        assert_eq!(c.validate(), Err(ConfigError::ZeroQuota));
+        let mut c = sample();
+        c.limits.status_interval_secs = 0;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::ZeroLimit("status_interval_secs"))
+        );
+    }
+
+    #[test]
+    fn gateway_flags_parse() {
+        let g = parse_gateway_flag(&format!("7:{KEY}@127.0.0.1:7000")).unwrap();
+        assert_eq!(
+            (g.node_id, g.passkey.as_str(), g.control.as_str()),
+            (7, KEY, "127.0.0.1:7000")
+        );
+        assert!(parse_gateway_flag("7@host:1").is_err());
+    }
+}

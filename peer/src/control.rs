@@ -1,0 +1,357 @@
+//! The control connection to one gateway (RT-0002 sections 2-6): dial, BEP 3 handshake on the control
+//! info-hash, extended handshakes with mutual proof of the passkey, then directives in and answers,
+//! reports and pings out; on any failure, reconnect after an exponential delay with full jitter.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use raidtorrent_proto::{
+    auth, frame, ByeCode, Envelope, Frame, GatewayHello, Handshake, Message, NodeFacts, NodeHello,
+    Parsed, RefuseCode, Welcome, PROTOCOL_VERSION,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::backoff::{random_u64, Backoff};
+use crate::config::GatewayConfig;
+use crate::node::{lock, Node};
+
+/// The extended id this node receives placement messages on.
+pub const NODE_EXT_ID: u8 = 1;
+/// A connection that lasted this long after `welcome` resets the reconnect delay.
+const HEALTHY: Duration = Duration::from_secs(60);
+/// After `bye` with code `auth`, wait at least this long.
+const AUTH_PAUSE: Duration = Duration::from_secs(600);
+
+/// How a connection ended without an I/O error.
+enum End {
+    Shutdown,
+    Bye(ByeCode, String),
+}
+
+pub(crate) async fn run(node: Arc<Node>, gw: GatewayConfig) {
+    let token = node.tasks.token().clone();
+    let limits = &node.config.limits;
+    let mut backoff = Backoff::new(
+        Duration::from_millis(limits.reconnect_base_ms),
+        Duration::from_secs(limits.reconnect_max_secs),
+    );
+    loop {
+        node.set_gateway_state(gw.name(), "connecting", None);
+        let mut welcomed = None;
+        let outcome = session(&node, &gw, &mut welcomed).await;
+        if welcomed.is_some_and(|at: Instant| at.elapsed() >= HEALTHY) {
+            backoff.reset();
+        }
+        let mut delay = backoff.next_delay(random_u64());
+        let error = match outcome {
+            Ok(End::Shutdown) => return,
+            Ok(End::Bye(code, text)) => {
+                if code == ByeCode::Auth {
+                    tracing::error!(
+                        gateway = gw.name(),
+                        "the gateway refused our node id or passkey: {text}"
+                    );
+                    delay = delay.max(AUTH_PAUSE);
+                }
+                format!("gateway said bye ({code}): {text}")
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        tracing::info!(
+            gateway = gw.name(),
+            ?delay,
+            "control connection ended: {error}"
+        );
+        node.set_gateway_state(gw.name(), "waiting", Some(error));
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Reads bytes and cuts them into handshake and frames.
+struct Reader {
+    rd: OwnedReadHalf,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    /// Reads more bytes; an error when the gateway closed the connection. Cancel-safe.
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.rd.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the gateway closed the connection");
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    fn next_frame(&mut self) -> anyhow::Result<Option<Frame>> {
+        match frame::decode(&self.buf)? {
+            Parsed::Incomplete(_) => Ok(None),
+            Parsed::Done(f, used) => {
+                self.buf.drain(..used);
+                Ok(Some(f))
+            }
+        }
+    }
+
+    async fn handshake(&mut self) -> anyhow::Result<Handshake> {
+        loop {
+            if let Parsed::Done(h, used) = Handshake::parse(&self.buf)? {
+                self.buf.drain(..used);
+                return Ok(h);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// The next extended message on `id`, ignoring everything else (RT-0002 section 4).
+    async fn extended(&mut self, id: u8) -> anyhow::Result<Vec<u8>> {
+        loop {
+            while let Some(f) = self.next_frame()? {
+                if let Frame::Extended { id: got, payload } = f {
+                    if got == id {
+                        return Ok(payload);
+                    }
+                }
+            }
+            self.fill().await?;
+        }
+    }
+}
+
+struct Writer {
+    wr: OwnedWriteHalf,
+    gateway_ext_id: u8,
+    seq: u64,
+}
+
+impl Writer {
+    async fn send(&mut self, body: Message) -> anyhow::Result<()> {
+        self.seq += 1;
+        let payload = Envelope::new(self.seq, body).to_payload();
+        let bytes = frame::extended(self.gateway_ext_id, &payload);
+        tokio::time::timeout(Duration::from_secs(30), self.wr.write_all(&bytes))
+            .await
+            .context("the gateway does not read")??;
+        Ok(())
+    }
+}
+
+fn peer_id() -> [u8; 20] {
+    let mut id = *b"-RT0100-000000000000";
+    let random = auth::fresh_nonce();
+    id[8..].copy_from_slice(&random[..12]);
+    id
+}
+
+async fn session(
+    node: &Arc<Node>,
+    gw: &GatewayConfig,
+    welcomed: &mut Option<Instant>,
+) -> anyhow::Result<End> {
+    let token = node.tasks.token().clone();
+    let timeout = Duration::from_secs(node.config.limits.connect_timeout_secs);
+    let opened = tokio::select! {
+        _ = token.cancelled() => return Ok(End::Shutdown),
+        r = tokio::time::timeout(timeout, open(node, gw)) => r.context("connect, handshake and welcome took too long")??,
+    };
+    let (welcome, mut reader, mut writer) = match opened {
+        Opened::Welcome(w, r, wr) => (w, r, wr),
+        Opened::Bye(end) => return Ok(end),
+    };
+    *welcomed = Some(Instant::now());
+    node.set_gateway_state(gw.name(), "connected", None);
+    tracing::info!(gateway = gw.name(), "connected");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = node.new_connection(tx);
+    let result = established(node, gw, &welcome, &mut reader, &mut writer, conn, rx).await;
+    node.close_connection(conn);
+    if let Ok(End::Shutdown) = result {
+        let bye = Message::Bye {
+            code: ByeCode::Shutdown,
+            text: "the node is stopping".into(),
+        };
+        let _ = writer.send(bye).await;
+        let _ = writer.wr.shutdown().await;
+    }
+    result
+}
+
+enum Opened {
+    Welcome(Welcome, Reader, Writer),
+    Bye(End),
+}
+
+/// Connects and authenticates: the welcome, or the gateway's bye instead.
+async fn open(node: &Node, gw: &GatewayConfig) -> anyhow::Result<Opened> {
+    let stream = TcpStream::connect(&gw.control)
+        .await
+        .with_context(|| format!("connecting to {}", gw.control))?;
+    stream.set_nodelay(true)?;
+    let (rd, mut wr) = stream.into_split();
+    wr.write_all(&Handshake::control(peer_id()).to_bytes())
+        .await?;
+    let mut reader = Reader {
+        rd,
+        buf: Vec::new(),
+    };
+    reader.handshake().await?.check_control()?;
+    let hello = GatewayHello::parse(&reader.extended(0).await?)?;
+    let nonce = auth::fresh_nonce();
+    let (capacity, free) = {
+        let ledger = lock(&node.ledger);
+        (ledger.capacity(), ledger.free())
+    };
+    let ours = NodeHello {
+        ext_id: NODE_EXT_ID,
+        client: Some(format!("raidtorrent-peer {}", env!("CARGO_PKG_VERSION"))),
+        data_port: Some(node.engine.listen_addr().port()),
+        facts: NodeFacts {
+            ver: PROTOCOL_VERSION,
+            node: gw.node_id,
+            nonce,
+            proof: auth::node_proof(&gw.passkey, &hello.nonce, &nonce),
+            zone: node.config.zone.clone(),
+            capacity,
+            free,
+        },
+    };
+    wr.write_all(&frame::extended(0, &ours.to_payload()))
+        .await?;
+    let writer = Writer {
+        wr,
+        gateway_ext_id: hello.ext_id,
+        seq: 0,
+    };
+    loop {
+        let payload = reader.extended(NODE_EXT_ID).await?;
+        match Envelope::parse(&payload).map(|e| e.body) {
+            Ok(Message::Welcome(w)) => {
+                if !auth::verify_gateway_proof(&gw.passkey, &nonce, &hello.nonce, &w.proof) {
+                    bail!("the gateway's proof does not match our passkey: not our gateway");
+                }
+                return Ok(Opened::Welcome(w, reader, writer));
+            }
+            Ok(Message::Bye { code, text }) => return Ok(Opened::Bye(End::Bye(code, text))),
+            // Nothing else counts before welcome.
+            _ => continue,
+        }
+    }
+}
+
+async fn established(
+    node: &Arc<Node>,
+    gw: &GatewayConfig,
+    welcome: &Welcome,
+    reader: &mut Reader,
+    writer: &mut Writer,
+    conn: u64,
+    mut answers: mpsc::UnboundedReceiver<Message>,
+) -> anyhow::Result<End> {
+    let token = node.tasks.token().clone();
+    writer
+        .send(Message::Report(node.report_for(gw.name())))
+        .await?;
+    let keepalive = Duration::from_secs(welcome.keepalive_interval.max(1));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    let report_every = Duration::from_secs(welcome.report_interval.max(1));
+    let mut report =
+        tokio::time::interval_at(tokio::time::Instant::now() + report_every, report_every);
+    let mut changed = node.changed.subscribe();
+    changed.mark_unchanged();
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return Ok(End::Shutdown),
+            r = reader.fill() => {
+                r?;
+                last_heard = Instant::now();
+                while let Some(f) = reader.next_frame()? {
+                    if let Some(end) = on_frame(node, gw, conn, writer, f).await? {
+                        return Ok(end);
+                    }
+                }
+            }
+            Some(answer) = answers.recv() => writer.send(answer).await?,
+            _ = ping.tick() => {
+                if last_heard.elapsed() > 3 * keepalive {
+                    bail!("the gateway has been silent for {:?}", last_heard.elapsed());
+                }
+                writer.send(Message::Ping).await?;
+            }
+            _ = report.tick() => writer.send(Message::Report(node.report_for(gw.name()))).await?,
+            r = changed.changed() => {
+                r?;
+                writer.send(Message::Report(node.report_for(gw.name()))).await?;
+            }
+        }
+    }
+}
+
+async fn on_frame(
+    node: &Arc<Node>,
+    gw: &GatewayConfig,
+    conn: u64,
+    writer: &mut Writer,
+    f: Frame,
+) -> anyhow::Result<Option<End>> {
+    let payload = match f {
+        Frame::Extended { id: 0, payload } => {
+            // A renewed extended handshake may move the gateway's id; nothing else in it counts now.
+            if let Ok(h) = GatewayHello::parse(&payload) {
+                writer.gateway_ext_id = h.ext_id;
+            }
+            return Ok(None);
+        }
+        Frame::Extended {
+            id: NODE_EXT_ID,
+            payload,
+        } => payload,
+        _ => return Ok(None),
+    };
+    let env = match Envelope::parse(&payload) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::debug!(gateway = gw.name(), "ignoring placement message: {e}");
+            if let Some((re, ih)) = e.refusal() {
+                let text = e.to_string();
+                writer
+                    .send(Message::Refuse {
+                        re,
+                        ih,
+                        code: RefuseCode::Malformed,
+                        text,
+                    })
+                    .await?;
+            }
+            return Ok(None);
+        }
+    };
+    match env.body {
+        Message::Hold(hold) => {
+            if let Some(answer) = node.hold(gw.name(), conn, env.seq, hold).await {
+                writer.send(answer).await?;
+            }
+        }
+        Message::Drop { ih } => {
+            let answer = node.drop_shard(gw.name(), env.seq, ih).await;
+            writer.send(answer).await?;
+        }
+        Message::Ping => writer.send(Message::Pong { re: env.seq }).await?,
+        Message::Bye { code, text } => return Ok(Some(End::Bye(code, text))),
+        Message::Unknown { t } => {
+            tracing::debug!(gateway = gw.name(), "ignoring unknown message type {t:?}")
+        }
+        // Node-bound traffic only; anything else from a gateway means nothing here.
+        _ => {}
+    }
+    Ok(None)
+}

@@ -1,0 +1,271 @@
+//! Carrying out hold and drop (RT-0002 section 5) as the ledger decides (see `STATE.md`).
+//!
+//! A directive's admission (metainfo fetch and checks, quota) runs in the connection's task, in the
+//! order directives arrive; the download runs in a named `fetch <ih>` task whose answer is routed to
+//! every connection waiting for it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raidtorrent_codec::{metainfo::MAX_METAINFO_LEN, Metainfo};
+use raidtorrent_proto::{Hold, InfoHash, Message, MetainfoSource, RefuseCode};
+use tokio::sync::watch;
+
+use crate::ledger::{HoldDecision, Waiter};
+use crate::node::{lock, Fetch, Node};
+use crate::status::{unix_now, DirectiveRecord};
+
+fn refuse(re: u64, ih: Option<InfoHash>, code: RefuseCode, text: impl Into<String>) -> Message {
+    Message::Refuse {
+        re,
+        ih,
+        code,
+        text: text.into(),
+    }
+}
+
+impl Node {
+    fn record(&self, gateway: &str, directive: &str, ih: Option<InfoHash>, outcome: &Message) {
+        let outcome = match outcome {
+            Message::Ack { .. } => "ack".to_owned(),
+            Message::Refuse { code, text, .. } => format!("refuse {code}: {text}"),
+            _ => "pending".to_owned(),
+        };
+        lock(&self.status).record(DirectiveRecord {
+            at: unix_now(),
+            gateway: gateway.to_owned(),
+            directive: directive.to_owned(),
+            info_hash: ih.map(|i| i.to_hex()),
+            outcome,
+        });
+    }
+
+    /// Admits a hold. Returns the answer when it is known now; `None` when it comes with the fetch.
+    pub(crate) async fn hold(
+        self: &Arc<Self>,
+        gateway: &str,
+        conn: u64,
+        seq: u64,
+        hold: Hold,
+    ) -> Option<Message> {
+        let answer = self.admit_hold(gateway, conn, seq, hold.clone()).await;
+        self.record(
+            gateway,
+            "hold",
+            Some(hold.ih),
+            answer.as_ref().unwrap_or(&Message::Ping),
+        );
+        answer
+    }
+
+    async fn admit_hold(
+        self: &Arc<Self>,
+        gateway: &str,
+        conn: u64,
+        seq: u64,
+        hold: Hold,
+    ) -> Option<Message> {
+        let ih = hold.ih;
+        let torrent = match hold.source {
+            MetainfoSource::Torrent(t) => t,
+            MetainfoSource::Url(url) => match self.fetch_metainfo(&url).await {
+                Ok(t) => t,
+                Err(e) => {
+                    return Some(refuse(
+                        seq,
+                        Some(ih),
+                        RefuseCode::Fetch,
+                        format!("{url}: {e:#}"),
+                    ))
+                }
+            },
+        };
+        let shard = match Metainfo::parse(&torrent).and_then(|m| Ok((m.shard()?, m.info_hash))) {
+            Ok(s) => s,
+            Err(e) => return Some(refuse(seq, Some(ih), RefuseCode::Metainfo, e.to_string())),
+        };
+        let (info, actual) = shard;
+        if actual != ih {
+            return Some(refuse(
+                seq,
+                Some(ih),
+                RefuseCode::Mismatch,
+                format!("the info dict hashes to {actual}"),
+            ));
+        }
+        let waiter = Waiter {
+            gateway: gateway.to_owned(),
+            conn,
+            seq,
+        };
+        let decision = lock(&self.ledger).hold(waiter, ih, &info.name, info.length);
+        match decision {
+            HoldDecision::Ack => Some(Message::Ack { re: seq, ih }),
+            HoldDecision::Wait => None,
+            HoldDecision::Refuse { code, text } => Some(refuse(seq, Some(ih), code, text)),
+            HoldDecision::Start => {
+                if let Err(e) = self.store.write_torrent(&ih, &torrent) {
+                    lock(&self.ledger).failed(&ih);
+                    return Some(refuse(seq, Some(ih), RefuseCode::Io, e.to_string()));
+                }
+                spawn_fetch(self, ih, Some(torrent), hold.peers);
+                None
+            }
+        }
+    }
+
+    async fn fetch_metainfo(&self, url: &str) -> anyhow::Result<Vec<u8>> {
+        anyhow::ensure!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "only http and https URLs are followed"
+        );
+        let timeout = Duration::from_secs(self.config.limits.metainfo_fetch_timeout_secs);
+        let mut response = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()?
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            body.extend_from_slice(&chunk);
+            anyhow::ensure!(
+                body.len() <= MAX_METAINFO_LEN,
+                "metainfo above {MAX_METAINFO_LEN} bytes"
+            );
+        }
+        Ok(body)
+    }
+
+    /// Carries out a drop; returns its answer (always an ack unless the disk fails).
+    pub(crate) async fn drop_shard(
+        self: &Arc<Self>,
+        gateway: &str,
+        seq: u64,
+        ih: InfoHash,
+    ) -> Message {
+        let (name, decision) = {
+            let mut ledger = lock(&self.ledger);
+            let name = ledger.get(&ih).map(|s| s.name.clone());
+            (name, ledger.drop_shard(gateway, &ih))
+        };
+        for w in decision.superseded {
+            let text = "a later drop cancelled this hold";
+            self.send(
+                w.conn,
+                refuse(w.seq, Some(ih), RefuseCode::Superseded, text),
+            );
+        }
+        let mut answer = Message::Ack { re: seq, ih };
+        if decision.remove {
+            let fetch = lock(&self.fetches).remove(&ih);
+            if let Some(mut f) = fetch {
+                f.cancel.cancel();
+                let _ = f.done.wait_for(|done| *done).await;
+            }
+            let removed = self.engine.remove(&ih).await.map_err(|e| format!("{e:#}"));
+            let deleted = self
+                .store
+                .remove(&ih, name.as_deref().unwrap_or_default())
+                .map_err(|e| e.to_string());
+            if let Err(text) = removed.and(deleted) {
+                answer = refuse(seq, Some(ih), RefuseCode::Io, text);
+            }
+            if let Err(e) = self.persist() {
+                tracing::error!("{e:#}");
+            }
+        }
+        self.record(gateway, "drop", Some(ih), &answer);
+        answer
+    }
+
+    /// The fetch finished: the shard is held (or, if dropped meanwhile, nothing is owed).
+    fn fetch_done(&self, ih: InfoHash, result: anyhow::Result<()>) {
+        let answers: Vec<(Waiter, Message)> = match result {
+            Ok(()) => {
+                let Some(waiters) = lock(&self.ledger).fetched(&ih) else {
+                    return;
+                };
+                if let Err(e) = self.persist() {
+                    tracing::error!("{e:#}");
+                }
+                waiters
+                    .into_iter()
+                    .map(|w| {
+                        let ack = Message::Ack { re: w.seq, ih };
+                        (w, ack)
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!(%ih, "fetch failed: {e:#}");
+                let waiters = lock(&self.ledger).failed(&ih);
+                waiters
+                    .into_iter()
+                    .map(|w| {
+                        let no = refuse(w.seq, Some(ih), RefuseCode::Io, format!("{e:#}"));
+                        (w, no)
+                    })
+                    .collect()
+            }
+        };
+        for (w, answer) in answers {
+            self.record(&w.gateway, "hold", Some(ih), &answer);
+            self.send(w.conn, answer);
+        }
+    }
+}
+
+/// Starts the task that fetches (or finishes verifying) a shard and answers its waiters. With
+/// `torrent` the shard is added to the session; without, it is already there (restored).
+pub(crate) fn spawn_fetch(
+    node: &Arc<Node>,
+    ih: InfoHash,
+    torrent: Option<Vec<u8>>,
+    peers: Vec<SocketAddr>,
+) {
+    let cancel = node.tasks.token().child_token();
+    let (done_tx, done) = watch::channel(false);
+    lock(&node.fetches).insert(
+        ih,
+        Fetch {
+            cancel: cancel.clone(),
+            done: done.clone(),
+        },
+    );
+    let mine = done.clone();
+    let node = node.clone();
+    node.clone().tasks.spawn(format!("fetch {ih}"), async move {
+        let work = async {
+            let torrent = match torrent {
+                Some(t) => t,
+                None => node.store.read_torrent(&ih)?,
+            };
+            let handle = node.engine.add(torrent, peers).await?;
+            node.engine.wait_complete(&handle).await
+        };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => None,
+            r = work => Some(r),
+        };
+        {
+            // A drop may have replaced this fetch with a newer one for the same shard: leave that be.
+            let mut fetches = lock(&node.fetches);
+            if fetches.get(&ih).is_some_and(|f| f.done.same_channel(&mine)) {
+                fetches.remove(&ih);
+            }
+        }
+        if let Some(result) = result {
+            if result.is_err() {
+                // Leave nothing half-fetched behind.
+                let _ = node.engine.remove(&ih).await;
+                let name = lock(&node.ledger).get(&ih).map(|s| s.name.clone());
+                let _ = node.store.remove(&ih, name.as_deref().unwrap_or_default());
+            }
+            node.fetch_done(ih, result);
+        }
+        let _ = done_tx.send(true);
+    });
+}

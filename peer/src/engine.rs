@@ -1,0 +1,150 @@
+//! The node's BitTorrent client: one librqbit session configured for private swarms (listener with an
+//! explicit announce port, no DHT, LSD or UPnP), seeding data already on disk after a hash check.
+
+use std::net::{SocketAddr, TcpListener};
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use librqbit::api::TorrentIdOrHash;
+use librqbit::dht::Id20;
+use librqbit::limits::LimitsConfig;
+use librqbit::{
+    AddTorrent, AddTorrentOptions, ListenerOptions, ManagedTorrent, Session, SessionOptions,
+};
+use raidtorrent_proto::{InfoHash, Transfer};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Limits;
+
+pub type TorrentHandle = Arc<ManagedTorrent>;
+
+pub struct Engine {
+    session: Arc<Session>,
+    listen: SocketAddr,
+}
+
+impl Engine {
+    pub async fn start(
+        shards_dir: &Path,
+        listen: SocketAddr,
+        limits: &Limits,
+        token: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        // librqbit announces 4240 for a loopback listener without an explicit port, so the port must
+        // be known before the session starts.
+        let listen = if listen.port() == 0 {
+            let probe = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+            probe.local_addr()?
+        } else {
+            listen
+        };
+        let session = Session::new_with_opts(
+            shards_dir.to_owned(),
+            SessionOptions {
+                dht: None,
+                disable_local_service_discovery: true,
+                persistence: None,
+                fastresume: false,
+                ipv4_only: listen.is_ipv4(),
+                listen: Some(ListenerOptions {
+                    listen_addr: listen,
+                    announce_port: Some(listen.port()),
+                    ipv4_only: listen.is_ipv4(),
+                    enable_upnp_port_forwarding: false,
+                    ..Default::default()
+                }),
+                ratelimits: LimitsConfig {
+                    upload_bps: limits.upload_bps.and_then(NonZeroU32::new),
+                    download_bps: limits.download_bps.and_then(NonZeroU32::new),
+                },
+                cancellation_token: Some(token),
+                client_name_and_version: Some(format!(
+                    "raidtorrent-peer {}",
+                    env!("CARGO_PKG_VERSION")
+                )),
+                ..Default::default()
+            },
+        )
+        .await
+        .context("starting the BitTorrent session")?;
+        Ok(Engine { session, listen })
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Adds a shard torrent; data already on disk is hash-checked and seeded, the rest fetched.
+    pub async fn add(
+        &self,
+        torrent: Vec<u8>,
+        peers: Vec<SocketAddr>,
+    ) -> anyhow::Result<TorrentHandle> {
+        let response = self
+            .session
+            .add_torrent(
+                AddTorrent::from_bytes(torrent),
+                Some(AddTorrentOptions {
+                    overwrite: true,
+                    initial_peers: (!peers.is_empty()).then_some(peers),
+                    ..Default::default()
+                }),
+            )
+            .await?;
+        response
+            .into_handle()
+            .context("the session did not keep the torrent")
+    }
+
+    /// Waits for the hash check on add; true when every piece verified.
+    pub async fn verified(&self, handle: &TorrentHandle) -> anyhow::Result<bool> {
+        handle.wait_until_initialized().await?;
+        let stats = handle.stats();
+        Ok(stats.total_bytes > 0 && stats.progress_bytes == stats.total_bytes)
+    }
+
+    pub async fn wait_complete(&self, handle: &TorrentHandle) -> anyhow::Result<()> {
+        handle.wait_until_completed().await
+    }
+
+    /// Stops a shard's torrent and deletes its files; a torrent the session does not have is fine.
+    pub async fn remove(&self, ih: &InfoHash) -> anyhow::Result<()> {
+        let key = TorrentIdOrHash::Hash(Id20::new(ih.0));
+        if let Some(handle) = self.session.get(key) {
+            self.session.delete(handle.id().into(), true).await?;
+        }
+        Ok(())
+    }
+
+    /// Per-peer statistics of one shard.
+    pub fn transfers(&self, ih: &InfoHash) -> Vec<Transfer> {
+        let Some(live) = self
+            .session
+            .get(TorrentIdOrHash::Hash(Id20::new(ih.0)))
+            .and_then(|h| h.live())
+        else {
+            return Vec::new();
+        };
+        // librqbit's filter type is only reachable through its serde form.
+        let all = serde_json::from_value(serde_json::json!({"state": "all"}))
+            .expect("librqbit's peer filter reads {\"state\": \"all\"}");
+        live.per_peer_stats_snapshot(all)
+            .peers
+            .into_iter()
+            .map(|(addr, s)| Transfer {
+                ih: *ih,
+                addr,
+                down: s.counters.fetched_bytes,
+                up: s.counters.uploaded_bytes,
+                errors: s.counters.errors.into(),
+                state: s.state.to_owned(),
+            })
+            .collect()
+    }
+
+    pub async fn stop(&self) {
+        self.session.stop().await;
+    }
+}

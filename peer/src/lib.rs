@@ -1,0 +1,39 @@
+//! raidtorrent-peer: the node a volunteer runs to donate disk space to a raidtorrent cloud.
+//!
+//! A node keeps one control connection (BEP RT-0002, `bep-spec/`) to every gateway it joins and one
+//! librqbit session for the shard swarms. Gateways send `hold` and `drop`; the node fetches, verifies
+//! and seeds shards within its quota, deletes what it is told to drop, and reports what it holds and
+//! how its transfers go. It survives restarts without downloading again: the held set and each shard's
+//! metainfo are kept in the data directory and the data is hash-checked on start.
+//!
+//! Layers, pure first:
+//! - [`size`], [`backoff`], [`ledger`] (the directive state machine, `STATE.md`), [`config`]: synchronous
+//!   and unit-tested without I/O;
+//! - [`store`] and [`status`]: the files in the data directory;
+//! - [`engine`]: the librqbit session;
+//! - [`node`], `directives`, `control`: the running node, every task named under one cancellation
+//!   token ([`tasks`]).
+//!
+//! ```no_run
+//! # async fn example(config: raidtorrent_peer::config::Config) -> anyhow::Result<()> {
+//! let node = raidtorrent_peer::RunningNode::start(config).await?;
+//! println!("seeding on {}", node.listen_addr());
+//! assert!(node.shutdown().await.is_empty(), "every task stopped");
+//! # Ok(()) }
+//! ```
+
+pub mod backoff;
+pub mod config;
+mod control;
+mod directives;
+pub mod engine;
+pub mod ledger;
+pub mod node;
+pub mod size;
+pub mod status;
+mod status_task;
+pub mod store;
+pub mod tasks;
+
+pub use control::NODE_EXT_ID;
+pub use node::RunningNode;

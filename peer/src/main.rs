@@ -1,0 +1,144 @@
+//! `raidtorrent-peer run` starts a node; `raidtorrent-peer status` shows what a running (or stopped)
+//! node holds and how its gateways are.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use raidtorrent_peer::config::{parse_gateway_flag, Config, GatewayConfig, Limits};
+use raidtorrent_peer::size::ByteSize;
+use raidtorrent_peer::status::Status;
+use raidtorrent_peer::RunningNode;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A raidtorrent node: donate disk space to a raidtorrent cloud"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node until Ctrl-C or SIGTERM.
+    Run(RunArgs),
+    /// Print what the node in a data directory holds, its space and gateways, and recent directives.
+    Status {
+        /// The node's data directory.
+        #[arg(long, env = "RT_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// TOML config file; flags override its fields.
+    #[arg(long, env = "RT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for shards, metainfo, the held set and the status file.
+    #[arg(long, env = "RT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Disk space to donate, e.g. 10GiB.
+    #[arg(long, env = "RT_QUOTA")]
+    quota: Option<ByteSize>,
+    /// Location label, e.g. eu-west/paris.
+    #[arg(long, env = "RT_ZONE")]
+    zone: Option<String>,
+    /// Address of the BitTorrent data listener (port 0: any free port).
+    #[arg(long, env = "RT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Gateway to join, NODE_ID:PASSKEY@HOST:PORT; repeat (or comma-separate) for several.
+    #[arg(long = "gateway", env = "RT_GATEWAYS", value_delimiter = ',')]
+    gateways: Vec<String>,
+    /// Upload limit in bytes per second.
+    #[arg(long, env = "RT_UPLOAD_BPS")]
+    upload_bps: Option<u32>,
+    /// Download limit in bytes per second.
+    #[arg(long, env = "RT_DOWNLOAD_BPS")]
+    download_bps: Option<u32>,
+    /// Print the effective config as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+impl RunArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => Config {
+                data_dir: self
+                    .data_dir
+                    .clone()
+                    .context("--data-dir (or a --config) is required")?,
+                quota: self.quota.context("--quota (or a --config) is required")?,
+                zone: String::new(),
+                listen: "0.0.0.0:6881".parse().expect("a socket address"),
+                gateways: Vec::new(),
+                limits: Limits::default(),
+            },
+        };
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(q) = self.quota {
+            config.quota = q;
+        }
+        if let Some(z) = &self.zone {
+            config.zone = z.clone();
+        }
+        if let Some(l) = self.listen {
+            config.listen = l;
+        }
+        if !self.gateways.is_empty() {
+            config.gateways = self
+                .gateways
+                .iter()
+                .map(|g| parse_gateway_flag(g))
+                .collect::<Result<Vec<GatewayConfig>, _>>()?;
+        }
+        if self.upload_bps.is_some() {
+            config.limits.upload_bps = self.upload_bps;
+        }
+        if self.download_bps.is_some() {
+            config.limits.download_bps = self.download_bps;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,librqbit=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run(args) => {
+            let config = args.config()?;
+            if args.print_config {
+                print!("{}", config.to_toml());
+                return Ok(());
+            }
+            let node = RunningNode::start(config).await?;
+            tracing::info!(listen = %node.listen_addr(), "node running");
+            node.run_until_signal().await
+        }
+        Command::Status { data_dir } => {
+            let status = Status::read(&data_dir.join("status.json"))
+                .with_context(|| format!("no node status in {}", data_dir.display()))?;
+            print!("{}", status.render());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! A running node: the ledger's decisions carried out on the librqbit session, the disk and the
+//! control connections. Directive handling lives in `directives.rs`; start-up, restore, reports and
+//! shutdown here.
+//!
+//! Locks (`ledger`, `status`, `conns`, `fetches`) are std mutexes held only for a few statements,
+//! never across an await.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use raidtorrent_proto::{InfoHash, Message, Report};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::ledger::{Ledger, ShardState};
+use crate::status::{unix_now, GatewayStatus, ShardStatus, Status, STATUS_VERSION};
+use crate::store::{Store, StoredShard};
+use crate::tasks::Tasks;
+
+/// How long shutdown waits for tasks to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A fetch in progress: cancelled by a drop, which then waits for `done`.
+pub(crate) struct Fetch {
+    pub cancel: CancellationToken,
+    pub done: watch::Receiver<bool>,
+}
+
+pub struct Node {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) engine: Engine,
+    pub(crate) ledger: Mutex<Ledger>,
+    pub(crate) status: Mutex<Status>,
+    /// Outbound queues of the open control connections, by connection id.
+    pub(crate) conns: Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>,
+    pub(crate) fetches: Mutex<HashMap<InfoHash, Fetch>>,
+    /// Bumped whenever the held set changes, so connections send a report.
+    pub(crate) changed: watch::Sender<u64>,
+    pub(crate) tasks: Tasks,
+    next_conn: AtomicU64,
+}
+
+/// A started node and the handle to stop it.
+pub struct RunningNode {
+    node: Arc<Node>,
+}
+
+impl RunningNode {
+    /// Validates the config, opens the data directory, starts the BitTorrent session, re-seeds the
+    /// held set from disk, and starts the status writer and one control connection per gateway.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let store = Store::open(&config.data_dir)?;
+        let token = CancellationToken::new();
+        let tasks = Tasks::new(token.clone());
+        let engine = Engine::start(
+            &store.shards_dir(),
+            config.listen,
+            &config.limits,
+            token.child_token(),
+        )
+        .await?;
+        let status = Status {
+            version: STATUS_VERSION,
+            pid: std::process::id(),
+            zone: config.zone.clone(),
+            listen: engine.listen_addr().to_string(),
+            quota: config.quota.0,
+            gateways: config
+                .gateways
+                .iter()
+                .map(|g| GatewayStatus {
+                    name: g.name().to_owned(),
+                    control: g.control.clone(),
+                    state: "connecting".into(),
+                    since: unix_now(),
+                    ..GatewayStatus::default()
+                })
+                .collect(),
+            ..Status::default()
+        };
+        let node = Arc::new(Node {
+            ledger: Mutex::new(Ledger::new(config.quota.0)),
+            status: Mutex::new(status),
+            conns: Mutex::default(),
+            fetches: Mutex::default(),
+            changed: watch::channel(0).0,
+            next_conn: AtomicU64::new(1),
+            config,
+            store,
+            engine,
+            tasks,
+        });
+        node.restore().await?;
+        node.tasks
+            .spawn("status writer", crate::status_task::run(node.clone()));
+        for gw in node.config.gateways.clone() {
+            let name = format!("control {}", gw.name());
+            node.tasks
+                .spawn(name, crate::control::run(node.clone(), gw));
+        }
+        Ok(RunningNode { node })
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.node.engine.listen_addr()
+    }
+
+    /// Names of the node's background tasks still running.
+    pub fn tasks(&self) -> Vec<String> {
+        self.node.tasks.live()
+    }
+
+    /// Stops everything: control connections say `bye`, fetches stop, the status is written a last
+    /// time, the session stops. Returns the names of tasks that did not stop in time (none, normally).
+    pub async fn shutdown(self) -> Vec<String> {
+        let left = self.node.tasks.shutdown(SHUTDOWN_GRACE).await;
+        self.node.engine.stop().await;
+        if let Err(e) = self
+            .node
+            .snapshot_status()
+            .write(&self.node.store.status_path())
+        {
+            tracing::warn!("writing the final status: {e:#}");
+        }
+        left
+    }
+
+    /// Waits for Ctrl-C or SIGTERM, then shuts down.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        tracing::info!("stopping");
+        let left = self.shutdown().await;
+        anyhow::ensure!(left.is_empty(), "tasks did not stop: {left:?}");
+        Ok(())
+    }
+}
+
+impl Node {
+    /// Re-adds every held shard; the session hash-checks the data on disk. A shard whose pieces no
+    /// longer all verify is fetched again and not reported until complete.
+    async fn restore(self: &Arc<Self>) -> anyhow::Result<()> {
+        let stored = self.store.load()?;
+        let started = std::time::Instant::now();
+        let mut added = Vec::new();
+        for s in stored {
+            let Some(ih) = InfoHash::from_hex(&s.info_hash) else {
+                tracing::warn!(info_hash = %s.info_hash, "held set entry with a bad info-hash; skipped");
+                continue;
+            };
+            let torrent = match self.store.read_torrent(&ih) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(%ih, "metainfo missing, shard forgotten: {e}");
+                    continue;
+                }
+            };
+            match self.engine.add(torrent, Vec::new()).await {
+                Ok(handle) => added.push((ih, s, handle)),
+                Err(e) => tracing::warn!(%ih, "could not re-add shard: {e:#}"),
+            }
+        }
+        let count = added.len();
+        for (ih, s, handle) in added {
+            let verified = self.engine.verified(&handle).await.unwrap_or(false);
+            lock(&self.ledger).restore(ih, s.name, s.length, s.owners, verified);
+            if !verified {
+                tracing::warn!(%ih, "shard data incomplete on disk; fetching it again");
+                crate::directives::spawn_fetch(self, ih, None, Vec::new());
+            }
+        }
+        tracing::info!(shards = count, elapsed = ?started.elapsed(), "held set restored");
+        self.persist()
+    }
+
+    pub(crate) fn new_connection(&self, tx: mpsc::UnboundedSender<Message>) -> u64 {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        lock(&self.conns).insert(id, tx);
+        id
+    }
+
+    pub(crate) fn close_connection(&self, id: u64) {
+        lock(&self.conns).remove(&id);
+    }
+
+    /// Sends an answer on a connection; if it has closed, the answer is lost and the gateway resends.
+    pub(crate) fn send(&self, conn: u64, message: Message) {
+        if let Some(tx) = lock(&self.conns).get(&conn) {
+            let _ = tx.send(message);
+        }
+    }
+
+    /// Writes the held set (Held shards only) to disk and tells connections to report.
+    pub(crate) fn persist(&self) -> anyhow::Result<()> {
+        let shards: Vec<StoredShard> = lock(&self.ledger)
+            .shards()
+            .filter(|(_, s)| s.state == ShardState::Held)
+            .map(|(ih, s)| StoredShard {
+                info_hash: ih.to_hex(),
+                name: s.name.clone(),
+                length: s.length,
+                owners: s.owners.clone(),
+            })
+            .collect();
+        self.store.save(shards).context("saving the held set")?;
+        self.changed.send_modify(|v| *v += 1);
+        Ok(())
+    }
+
+    /// A full report for one gateway.
+    pub(crate) fn report_for(&self, gateway: &str) -> Report {
+        let (held, owned, capacity, used) = {
+            let ledger = lock(&self.ledger);
+            let owned: Vec<InfoHash> = ledger
+                .shards()
+                .filter(|(_, s)| s.owners.contains(gateway))
+                .map(|(ih, _)| *ih)
+                .collect();
+            (
+                ledger.held_for(gateway),
+                owned,
+                ledger.capacity(),
+                ledger.used(),
+            )
+        };
+        Report {
+            full: true,
+            held,
+            gone: Vec::new(),
+            capacity,
+            used,
+            free: self.store.filesystem_free().unwrap_or(0),
+            transfers: owned
+                .iter()
+                .flat_map(|ih| self.engine.transfers(ih))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn set_gateway_state(&self, name: &str, state: &str, error: Option<String>) {
+        let mut status = lock(&self.status);
+        if let Some(g) = status.gateways.iter_mut().find(|g| g.name == name) {
+            if g.state != state {
+                g.since = unix_now();
+            }
+            if state == "connected" {
+                g.connects += 1;
+            }
+            g.state = state.to_owned();
+            if error.is_some() {
+                g.last_error = error;
+            }
+        }
+    }
+
+    pub fn snapshot_status(&self) -> Status {
+        let (shards, quota, used) = {
+            let ledger = lock(&self.ledger);
+            let shards = ledger
+                .shards()
+                .map(|(ih, s)| ShardStatus {
+                    info_hash: ih.to_hex(),
+                    length: s.length,
+                    state: match s.state {
+                        ShardState::Held => "held".into(),
+                        ShardState::Fetching { .. } => "fetching".into(),
+                    },
+                    owners: s.owners.iter().cloned().collect(),
+                })
+                .collect();
+            (shards, ledger.capacity(), ledger.used())
+        };
+        let mut status = lock(&self.status).clone();
+        status.updated_at = unix_now();
+        status.shards = shards;
+        status.quota = quota;
+        status.used = used;
+        status
+    }
+}
