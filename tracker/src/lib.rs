@@ -9,6 +9,7 @@
 //! - [`tracker`]: access control and interval policy over the two;
 //! - [`server`]: the HTTP and UDP fronts and the service's tasks;
 //! - [`config`]: the TOML configuration;
+//! - [`control`]: the control listener nodes dial (BEP RT-0002): authentication, directives, reports;
 //! - [`placement`]: which nodes take which copies of a shard (pure, simulated in tests).
 //!
 //! ```
@@ -21,6 +22,7 @@
 //! ```
 
 pub mod config;
+pub mod control;
 pub mod placement;
 pub mod protocol;
 pub mod registry;

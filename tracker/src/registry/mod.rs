@@ -10,6 +10,7 @@
 //! - A passkey is 32 lowercase hex characters (128 random bits). Revoked passkeys stay in the map
 //!   so the client is told it was revoked rather than unknown.
 
+pub mod control_records;
 pub mod records;
 pub mod report;
 

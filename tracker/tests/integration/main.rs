@@ -1,6 +1,7 @@
 //! Integration tests over real sockets on port 0: one binary, shared helpers in `common`.
 
 mod common;
+mod control;
 mod http;
 mod interop;
 mod librqbit;

@@ -1,0 +1,398 @@
+//! One control connection, from the BEP 3 handshake to the close.
+//!
+//! States: *handshake* (BEP 3, then our handshake and extended handshake, then the node's
+//! extended handshake and proof, all within `handshake_timeout_ms`) → *authenticated* (in the
+//! hub's map: directives out, answers and reports in) → *closing* (out of the map, outstanding
+//! directives dropped so their callers see `Disconnected`, FIN sent). Any state may go straight
+//! to closing; nothing a peer sends makes the task panic.
+
+use super::wire::{self, Reader, WireError};
+use super::{Command, ConnectedNode, ControlHub, Outcome, Registration, PRE_AUTH_MAX_FRAME};
+use crate::protocol::InfoHash as TrackerInfoHash;
+use crate::registry::control_records::NodePasskey;
+use crate::registry::records::Observation;
+use crate::registry::{unix_now, NodeId};
+use raidtorrent_proto::{
+    auth, frame, ByeCode, Envelope, Frame, GatewayHello, Handshake, InfoHash, Message, NodeHello,
+    Report, Welcome, CONTROL_INFO_HASH, EXTENSION_NAME, PROTOCOL_VERSION,
+};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+/// The lowest placement protocol version this gateway speaks.
+const MIN_VERSION: u64 = 1;
+const CLIENT: &str = concat!("raidtorrent-tracker ", env!("CARGO_PKG_VERSION"));
+
+/// Serves one accepted connection until it closes or `stop` turns true.
+pub(super) async fn run(
+    hub: ControlHub,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let mut conn = Conn {
+        hub,
+        peer,
+        reader: Reader::new(read, PRE_AUTH_MAX_FRAME),
+        writer: write,
+        seq: 0,
+        node_ext: 0,
+    };
+    let limit = Duration::from_millis(conn.hub.inner.config.handshake_timeout_ms);
+    let authenticated = tokio::select! {
+        r = tokio::time::timeout(limit, conn.authenticate()) => match r {
+            Ok(Ok(authenticated)) => Some(authenticated),
+            Ok(Err(why)) => { tracing::debug!(%why, "control connection refused"); None }
+            Err(_) => { tracing::debug!("no authentication in time"); None }
+        },
+        _ = stopped(&mut stop) => None,
+    };
+    if let Some((session, info)) = authenticated {
+        conn.serve(session, info, stop).await;
+    }
+    wire::close(conn.reader, conn.writer).await;
+}
+
+/// Resolves once the listener is stopping.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The authenticated facts of a connection.
+struct Session {
+    node: NodeId,
+    data_addr: SocketAddr,
+}
+
+struct Conn {
+    hub: ControlHub,
+    peer: SocketAddr,
+    reader: Reader,
+    writer: OwnedWriteHalf,
+    /// Our last placement sequence number on this connection.
+    seq: u64,
+    /// The extended id the node receives placement messages on.
+    node_ext: u8,
+}
+
+impl Conn {
+    async fn authenticate(&mut self) -> Result<(Session, ConnectedNode), String> {
+        let theirs = self.reader.handshake().await.map_err(|e| e.to_string())?;
+        theirs.check_control().map_err(|e| e.to_string())?;
+        let nonce = auth::fresh_nonce();
+        let mut peer_id = *b"-RG0100-............";
+        peer_id[8..].copy_from_slice(&auth::fresh_nonce()[..12]);
+        let hello = GatewayHello {
+            ext_id: self.hub.inner.config.ext_id,
+            client: Some(CLIENT.into()),
+            ver: PROTOCOL_VERSION,
+            nonce,
+        };
+        let mut out = Handshake::control(peer_id).to_bytes().to_vec();
+        out.extend(frame::extended(0, &hello.to_payload()));
+        self.write(&out).await?;
+        // Until the node's extended handshake, everything else is ignored (a stock client may send
+        // its bitfield first).
+        let payload = loop {
+            match self.reader.frame().await.map_err(|e| e.to_string())? {
+                Frame::Extended { id: 0, payload } => break payload,
+                _ => continue,
+            }
+        };
+        // A peer that does not speak rt_placement must not be sent our messages: just close.
+        let theirs = NodeHello::parse(&payload).map_err(|e| e.to_string())?;
+        self.node_ext = theirs.ext_id;
+        let f = &theirs.facts;
+        let node = NodeId::try_from(f.node).unwrap_or(0);
+        let passkey = match self.hub.inner.registry.passkey_of(node) {
+            NodePasskey::Valid(k) if auth::verify_node_proof(&k, &nonce, &f.nonce, &f.proof) => k,
+            standing => {
+                tracing::warn!(node = f.node, ?standing, "control authentication failed");
+                self.bye(
+                    ByeCode::Auth,
+                    "unknown node, revoked passkey or wrong proof",
+                )
+                .await?;
+                return Err(format!("node {} failed authentication", f.node));
+            }
+        };
+        if f.ver < MIN_VERSION {
+            self.bye(
+                ByeCode::Version,
+                &format!("this gateway speaks versions {MIN_VERSION} to {PROTOCOL_VERSION}"),
+            )
+            .await?;
+            return Err(format!("node {node} speaks version {}", f.ver));
+        }
+        let config = self.hub.inner.config.clone();
+        let version = f.ver.min(PROTOCOL_VERSION);
+        let welcome = Message::Welcome(Welcome {
+            proof: auth::gateway_proof(&passkey, &f.nonce, &nonce),
+            ver: version,
+            report_interval: config.report_interval_secs,
+            keepalive_interval: config.keepalive_interval_secs,
+        });
+        self.send(welcome).await?;
+        self.reader.set_max_frame(config.max_frame);
+        let data_addr = SocketAddr::new(self.peer.ip(), theirs.data_port.unwrap_or(0));
+        let info = ConnectedNode {
+            node,
+            peer_addr: self.peer,
+            data_addr: theirs.data_port.map(|_| data_addr),
+            zone: f.zone.clone(),
+            capacity: f.capacity,
+            free: f.free,
+            client: theirs.client.clone(),
+            version,
+            connected_since: SystemTime::now(),
+            last_report_at: None,
+            report: None,
+        };
+        tracing::info!(node, zone = %info.zone, data = ?info.data_addr, "node connected");
+        Ok((Session { node, data_addr }, info))
+    }
+
+    /// The authenticated life of the connection.
+    async fn serve(
+        &mut self,
+        session: Session,
+        info: ConnectedNode,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let Registration {
+            conn,
+            mut commands,
+            mut replaced,
+        } = self.hub.register(info);
+        let node = session.node;
+        let keepalive = self.hub.inner.config.keepalive();
+        let silence = keepalive * 3;
+        let mut state = Authenticated {
+            session,
+            conn,
+            outstanding: HashMap::new(),
+            held: Vec::new(),
+            last_observed: None,
+        };
+        state.observe(&self.hub);
+        let mut deadline = Instant::now() + silence;
+        let mut ticks = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
+        let why = loop {
+            tokio::select! {
+                _ = stopped(&mut stop) => {
+                    let _ = self.bye(ByeCode::Shutdown, "the gateway is stopping").await;
+                    break "gateway stopping".to_owned();
+                }
+                _ = &mut replaced => {
+                    let _ = self.bye(ByeCode::Other("replaced".into()), "a newer connection of this node took over").await;
+                    break "replaced by a newer connection".to_owned();
+                }
+                f = self.reader.frame() => match f {
+                    Ok(f) => {
+                        deadline = Instant::now() + silence;
+                        state.heard(&self.hub, keepalive);
+                        if let Err(why) = self.on_frame(&mut state, f).await {
+                            break why;
+                        }
+                    }
+                    Err(WireError::Frame(e)) => {
+                        let _ = self.bye(ByeCode::Malformed, &e.to_string()).await;
+                        break e.to_string();
+                    }
+                    Err(e) => break e.to_string(),
+                },
+                Some(cmd) = commands.recv() => {
+                    if let Err(why) = self.on_command(&mut state, cmd).await {
+                        break why;
+                    }
+                }
+                _ = ticks.tick() => {
+                    if let Err(why) = self.write(&frame::keep_alive()).await {
+                        break why;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => break format!("silent for {} s", silence.as_secs()),
+            }
+        };
+        tracing::info!(node, %why, outstanding = state.outstanding.len(), "node disconnected");
+        self.hub.deregister(node, conn);
+        // Dropping the answer senders resolves their callers with `Disconnected`.
+        state.outstanding.clear();
+        state.last_observed = None;
+        state.observe(&self.hub);
+    }
+
+    async fn on_command(&mut self, state: &mut Authenticated, cmd: Command) -> Result<(), String> {
+        if cmd.answer.is_closed() {
+            return Ok(()); // the caller gave up before we sent it
+        }
+        let seq = self.send(cmd.body).await?;
+        // Forget directives whose callers gave up (timed out) so the map stays small.
+        state.outstanding.retain(|_, (_, tx)| !tx.is_closed());
+        state.outstanding.insert(seq, (cmd.ih, cmd.answer));
+        Ok(())
+    }
+
+    async fn on_frame(&mut self, state: &mut Authenticated, f: Frame) -> Result<(), String> {
+        let payload = match f {
+            Frame::Extended { id: 0, payload } => {
+                // A later extended handshake: only `m` is taken from it (BEP 10).
+                return match placement_id(&payload) {
+                    Some(0) => Err("the node disabled rt_placement".into()),
+                    Some(id) => {
+                        self.node_ext = id;
+                        Ok(())
+                    }
+                    None => Ok(()),
+                };
+            }
+            Frame::Extended { id, payload } if id == self.hub.inner.config.ext_id => payload,
+            _ => return Ok(()),
+        };
+        let env = match Envelope::parse(&payload) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::debug!(error = %e, "placement message ignored");
+                return Ok(());
+            }
+        };
+        match env.body {
+            Message::Ack { re, ih } => state.answer(re, Some(ih), Outcome::Acked),
+            Message::Refuse { re, ih, code, text } => {
+                state.answer(re, ih, Outcome::Refused { code, reason: text })
+            }
+            Message::Report(r) => {
+                let merged = merge_report(&mut state.held, r);
+                self.hub.reported(state.session.node, state.conn, &merged);
+            }
+            Message::Ping => {
+                self.send(Message::Pong { re: env.seq }).await?;
+            }
+            Message::Bye { code, text } => return Err(format!("node said bye ({code}: {text})")),
+            // Gateway-to-node messages, pongs to pings we never send, and types from newer nodes.
+            Message::Welcome(_)
+            | Message::Hold(_)
+            | Message::Drop { .. }
+            | Message::Pong { .. }
+            | Message::Unknown { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Sends a placement message with our next sequence number; returns it.
+    async fn send(&mut self, body: Message) -> Result<u64, String> {
+        self.seq += 1;
+        let env = Envelope::new(self.seq, body);
+        let bytes = frame::extended(self.node_ext, &env.to_payload());
+        self.write(&bytes).await?;
+        Ok(self.seq)
+    }
+
+    async fn bye(&mut self, code: ByeCode, text: &str) -> Result<(), String> {
+        let text = text.to_owned();
+        self.send(Message::Bye { code, text }).await.map(|_| ())
+    }
+
+    /// Writes, giving up when the peer stops reading for as long as it may stay silent.
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let limit = self.hub.inner.config.keepalive() * 3;
+        match tokio::time::timeout(limit, self.writer.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("write failed: {e}")),
+            Err(_) => Err("the node stopped reading".into()),
+        }
+    }
+}
+
+/// What an authenticated connection keeps.
+struct Authenticated {
+    session: Session,
+    conn: u64,
+    /// Directives sent and not answered, by our `seq`.
+    outstanding: HashMap<u64, (InfoHash, oneshot::Sender<Outcome>)>,
+    /// The node's held set as its reports built it up.
+    held: Vec<InfoHash>,
+    last_observed: Option<Instant>,
+}
+
+impl Authenticated {
+    fn answer(&mut self, re: u64, ih: Option<InfoHash>, outcome: Outcome) {
+        match self.outstanding.get(&re) {
+            Some((want, _)) if ih.map_or(true, |ih| ih == *want) => {
+                if let Some((_, tx)) = self.outstanding.remove(&re) {
+                    let _ = tx.send(outcome);
+                }
+            }
+            Some((want, _)) => {
+                tracing::warn!(re, ?ih, ?want, "answer names another info-hash; ignored");
+            }
+            None => tracing::debug!(re, "answer to no outstanding directive"),
+        }
+    }
+
+    /// A frame arrived: record liveness at most once per keep-alive interval.
+    fn heard(&mut self, hub: &ControlHub, every: Duration) {
+        if self.last_observed.map_or(true, |t| t.elapsed() >= every) {
+            self.observe(hub);
+        }
+    }
+
+    fn observe(&mut self, hub: &ControlHub) {
+        self.last_observed = Some(Instant::now());
+        let ka = hub.inner.config.keepalive_interval_secs;
+        hub.inner.recorder.observe(Observation {
+            node: self.session.node,
+            info_hash: TrackerInfoHash(CONTROL_INFO_HASH),
+            addr: self.session.data_addr,
+            at: unix_now(),
+            seeding: true,
+            bytes_up: 0,
+            bytes_down: 0,
+            gap: None,
+            expected_interval: u32::try_from(ka).unwrap_or(u32::MAX),
+            allowance: u32::try_from(ka * 3).unwrap_or(u32::MAX),
+            completed: false,
+        });
+    }
+}
+
+/// Applies a report to the held set `held`; returns it with `held` complete (`full`, no `gone`).
+pub(super) fn merge_report(held: &mut Vec<InfoHash>, mut r: Report) -> Report {
+    if r.full {
+        let mut seen = HashSet::new();
+        r.held.retain(|ih| seen.insert(*ih));
+        *held = r.held.clone();
+    } else {
+        let gone: HashSet<_> = r.gone.iter().copied().collect();
+        held.retain(|ih| !gone.contains(ih));
+        let mut seen: HashSet<_> = held.iter().copied().collect();
+        held.extend(r.held.iter().filter(|ih| seen.insert(**ih)));
+    }
+    r.full = true;
+    r.held = held.clone();
+    r.gone.clear();
+    r
+}
+
+/// `m.rt_placement` of a later extended handshake, if it carries one.
+pub(super) fn placement_id(payload: &[u8]) -> Option<u8> {
+    use raidtorrent_codec::bencode::{decode, Value};
+    let Ok(Value::Dict(d)) = decode(payload) else {
+        return None;
+    };
+    let Some(Value::Dict(m)) = d.get("m") else {
+        return None;
+    };
+    match m.get(EXTENSION_NAME) {
+        Some(Value::Int(id)) => u8::try_from(*id).ok(),
+        _ => None,
+    }
+}

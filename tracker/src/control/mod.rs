@@ -1,0 +1,399 @@
+//! The gateway end of the control connection (BEP RT-0002, `bep-spec/bep-rt-0002-placement-extension.md`):
+//! nodes dial in, prove they know their passkey, and then take directives (hold a shard, drop a
+//! shard) and send reports. [`ControlHub`] is what the rest of the gateway talks to.
+//!
+//! One task per connection (`conn.rs`) owns the socket; the hub keeps the live map of
+//! authenticated nodes and hands each directive to its node's task through a channel, with a
+//! oneshot for the answer.
+//!
+//! Invariants:
+//! - At most one connection per node is in the map: a node that connects again replaces its old
+//!   connection, which is told `bye` and closed.
+//! - Every directive resolves exactly once: with the node's `ack` or `refuse`, or
+//!   [`ControlError::Disconnected`] when its connection ends first (the answers owed on a
+//!   connection die with it, RT-0002 section 6), or [`ControlError::TimedOut`]. Resending after a
+//!   reconnect is the caller's choice; directives are idempotent per info-hash.
+//! - Before authentication a peer gets our BEP 3 handshake and extended handshake and nothing
+//!   else; frames are capped at [`PRE_AUTH_MAX_FRAME`] and the whole exchange at
+//!   [`ControlConfig::handshake_timeout_ms`], so a stock client or a scanner costs little.
+//! - Liveness feeds the node's reliability record: every authenticated connection reports
+//!   [`Observation`](crate::registry::records::Observation)s on the control info-hash (at
+//!   authentication, at most once per keep-alive interval while frames arrive, and at the end),
+//!   from the node's data address, with the BEP's silence limit (three keep-alive intervals) as
+//!   the online allowance. So a node's online time and hour-of-day profile count control
+//!   connection time as well as announces, and its torrents list the control info-hash while it
+//!   is connected.
+//!
+//! ```no_run
+//! # async fn demo(registry: raidtorrent_tracker::registry::Registry,
+//! #               recorder: raidtorrent_tracker::registry::records::RecorderHandle) {
+//! use raidtorrent_tracker::control::{ControlConfig, ControlHub, InfoHash, Outcome};
+//! use std::time::Duration;
+//! let hub = ControlHub::new(registry, recorder, ControlConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn({
+//!     let hub = hub.clone();
+//!     async move { hub.serve(listener, async { let _ = stopped.await; }).await }
+//! });
+//! if hub.wait_connected(7, Duration::from_secs(30)).await {
+//!     let metainfo = std::fs::read("shard.torrent").unwrap();
+//!     match hub.hold(7, InfoHash([0; 20]), metainfo, Duration::from_secs(600)).await {
+//!         Ok(Outcome::Acked) => println!("node 7 seeds the shard"),
+//!         other => println!("not placed: {other:?}"),
+//!     }
+//! }
+//! let _ = stop.send(());
+//! server.await.unwrap();
+//! # }
+//! ```
+
+mod config;
+mod conn;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use crate::registry::records::RecorderHandle;
+use crate::registry::{NodeId, Registry};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+pub use config::ControlConfig;
+pub use raidtorrent_proto::{Hold, InfoHash, MetainfoSource, RefuseCode, Report, Transfer};
+
+/// Largest frame accepted before a node has authenticated: room for an extended handshake, far
+/// from the 34 MiB a directive answer may never need anyway.
+pub const PRE_AUTH_MAX_FRAME: usize = 64 * 1024;
+
+/// A node connected and authenticated now, with the facts it told us.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectedNode {
+    pub node: NodeId,
+    /// The remote end of the control connection.
+    pub peer_addr: SocketAddr,
+    /// Where the node accepts BitTorrent connections: the peer's IP and its data port (`p`), if
+    /// it announced one.
+    pub data_addr: Option<SocketAddr>,
+    pub zone: String,
+    /// Bytes the node donates.
+    pub capacity: u64,
+    /// Bytes it can still take: from its handshake, then `min(capacity - used, filesystem free)`
+    /// of its latest report.
+    pub free: u64,
+    /// Its software (`v`).
+    pub client: Option<String>,
+    /// The placement protocol version agreed in `welcome`.
+    pub version: u64,
+    pub connected_since: SystemTime,
+    pub last_report_at: Option<SystemTime>,
+    /// Its latest report, with `held` the complete held set (deltas already applied).
+    pub report: Option<Report>,
+}
+
+/// How a node answered a directive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Acked,
+    Refused { code: RefuseCode, reason: String },
+}
+
+/// Why a directive got no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("node {0} is not connected")]
+    NotConnected(NodeId),
+    #[error("node {0} disconnected before answering")]
+    Disconnected(NodeId),
+    #[error("node {0} did not answer in time")]
+    TimedOut(NodeId),
+}
+
+/// A directive on its way to a node's connection task.
+struct Command {
+    ih: InfoHash,
+    body: raidtorrent_proto::Message,
+    answer: oneshot::Sender<Outcome>,
+}
+
+/// A connection in the live map.
+struct Live {
+    conn: u64,
+    commands: mpsc::Sender<Command>,
+    /// Dropped (so its receiver wakes) when a newer connection of the node takes over.
+    _replaced: oneshot::Sender<()>,
+    info: ConnectedNode,
+}
+
+struct Inner {
+    registry: Registry,
+    recorder: RecorderHandle,
+    config: ControlConfig,
+    nodes: Mutex<HashMap<NodeId, Live>>,
+    /// Bumped whenever the live map changes.
+    changes: watch::Sender<u64>,
+    reports: broadcast::Sender<(NodeId, Report)>,
+    next_conn: AtomicU64,
+}
+
+/// The control listener and the live map of connected nodes; cheap to clone.
+#[derive(Clone)]
+pub struct ControlHub {
+    inner: Arc<Inner>,
+}
+
+impl ControlHub {
+    /// `config` must pass [`ControlConfig::validate`].
+    pub fn new(registry: Registry, recorder: RecorderHandle, config: ControlConfig) -> Self {
+        let (reports, _) = broadcast::channel(config.report_buffer.max(1));
+        ControlHub {
+            inner: Arc::new(Inner {
+                registry,
+                recorder,
+                config,
+                nodes: Mutex::new(HashMap::new()),
+                changes: watch::channel(0).0,
+                reports,
+                next_conn: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Serves node connections on an already-bound listener until `shutdown` resolves; then
+    /// stops accepting, says `bye` (code `shutdown`) on every connection and waits for their
+    /// tasks. Outstanding directives on them resolve as [`ControlError::Disconnected`].
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        tracing::info!(addr = ?listener.local_addr().ok(), "control listener serving");
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let span = tracing::info_span!("control", %peer);
+                        let task = conn::run(self.clone(), stream, peer, stop_rx.clone());
+                        tasks.spawn(task.instrument(span));
+                    }
+                    Err(e) => {
+                        // Out of descriptors and the like: give the system a moment.
+                        tracing::warn!(error = %e, "accepting a control connection failed");
+                        tokio::select! {
+                            _ = &mut shutdown => break,
+                            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        }
+                    }
+                },
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => log_join(done),
+            }
+        }
+        drop(listener);
+        let _ = stop.send(true);
+        while let Some(done) = tasks.join_next().await {
+            log_join(done);
+        }
+        tracing::info!("control listener stopped");
+    }
+
+    /// Nodes connected and authenticated now, by node id.
+    pub fn connected(&self) -> Vec<ConnectedNode> {
+        let nodes = self.nodes();
+        let mut out: Vec<_> = nodes.values().map(|l| l.info.clone()).collect();
+        out.sort_by_key(|n| n.node);
+        out
+    }
+
+    /// One connected node.
+    pub fn node(&self, node: NodeId) -> Option<ConnectedNode> {
+        self.nodes().get(&node).map(|l| l.info.clone())
+    }
+
+    /// Waits until `node` is connected and authenticated, up to `timeout`; true if it is.
+    pub async fn wait_connected(&self, node: NodeId, timeout: Duration) -> bool {
+        self.wait_for(timeout, || self.nodes().contains_key(&node))
+            .await
+    }
+
+    /// Waits until `node` is not connected, up to `timeout`; true if it is gone.
+    pub async fn wait_disconnected(&self, node: NodeId, timeout: Duration) -> bool {
+        self.wait_for(timeout, || !self.nodes().contains_key(&node))
+            .await
+    }
+
+    async fn wait_for(&self, timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
+        let mut changes = self.inner.changes.subscribe();
+        let wait = async {
+            loop {
+                changes.borrow_and_update();
+                if ok() {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok() && ok()
+    }
+
+    /// Sends a `hold` with the complete metainfo and resolves when the node acks (the shard is
+    /// downloaded, verified and seeded) or refuses; or fails: not connected, connection lost,
+    /// no answer within `timeout`.
+    pub async fn hold(
+        &self,
+        node: NodeId,
+        info_hash: InfoHash,
+        metainfo: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Outcome, ControlError> {
+        let hold = Hold {
+            ih: info_hash,
+            source: MetainfoSource::Torrent(metainfo),
+            peers: Vec::new(),
+        };
+        self.hold_with(node, hold, timeout).await
+    }
+
+    /// [`hold`](Self::hold) with every field of the directive: a metainfo URL instead of the
+    /// bytes, and peers known to hold the shard.
+    pub async fn hold_with(
+        &self,
+        node: NodeId,
+        hold: Hold,
+        timeout: Duration,
+    ) -> Result<Outcome, ControlError> {
+        let ih = hold.ih;
+        let body = raidtorrent_proto::Message::Hold(hold);
+        self.direct(node, ih, body, timeout).await
+    }
+
+    /// Sends a `drop` and resolves when the node has deleted the shard (or never held it).
+    pub async fn drop_shard(
+        &self,
+        node: NodeId,
+        info_hash: InfoHash,
+        timeout: Duration,
+    ) -> Result<Outcome, ControlError> {
+        let body = raidtorrent_proto::Message::Drop { ih: info_hash };
+        self.direct(node, info_hash, body, timeout).await
+    }
+
+    /// Every report any node sends from now on, with `held` the node's complete held set.
+    pub fn subscribe_reports(&self) -> broadcast::Receiver<(NodeId, Report)> {
+        self.inner.reports.subscribe()
+    }
+
+    async fn direct(
+        &self,
+        node: NodeId,
+        ih: InfoHash,
+        body: raidtorrent_proto::Message,
+        timeout: Duration,
+    ) -> Result<Outcome, ControlError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let commands = self
+            .nodes()
+            .get(&node)
+            .map(|l| l.commands.clone())
+            .ok_or(ControlError::NotConnected(node))?;
+        let (answer, answered) = oneshot::channel();
+        let command = Command { ih, body, answer };
+        match tokio::time::timeout_at(deadline, commands.send(command)).await {
+            Err(_) => return Err(ControlError::TimedOut(node)),
+            Ok(Err(_)) => return Err(ControlError::Disconnected(node)),
+            Ok(Ok(())) => {}
+        }
+        match tokio::time::timeout_at(deadline, answered).await {
+            Err(_) => Err(ControlError::TimedOut(node)),
+            Ok(Err(_)) => Err(ControlError::Disconnected(node)),
+            Ok(Ok(outcome)) => Ok(outcome),
+        }
+    }
+
+    fn nodes(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Live>> {
+        self.inner.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts an authenticated connection in the map, replacing (and so closing) an older one of
+    /// the same node.
+    fn register(&self, info: ConnectedNode) -> Registration {
+        let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        let (commands, command_rx) = mpsc::channel(self.inner.config.queue_depth);
+        let (replaced_tx, replaced) = oneshot::channel();
+        let node = info.node;
+        let old = self.nodes().insert(
+            node,
+            Live {
+                conn,
+                commands,
+                _replaced: replaced_tx,
+                info,
+            },
+        );
+        if old.is_some() {
+            tracing::info!(node, "node reconnected; its older connection is closed");
+        }
+        drop(old);
+        self.inner.changes.send_modify(|n| *n += 1);
+        Registration {
+            conn,
+            commands: command_rx,
+            replaced,
+        }
+    }
+
+    /// Removes the connection from the map if it is still the node's current one.
+    fn deregister(&self, node: NodeId, conn: u64) {
+        let removed = {
+            let mut nodes = self.nodes();
+            match nodes.get(&node) {
+                Some(l) if l.conn == conn => nodes.remove(&node),
+                _ => None,
+            }
+        };
+        if removed.is_some() {
+            self.inner.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Stores a node's merged report and tells subscribers.
+    fn reported(&self, node: NodeId, conn: u64, report: &Report) {
+        {
+            let mut nodes = self.nodes();
+            let Some(l) = nodes.get_mut(&node).filter(|l| l.conn == conn) else {
+                return;
+            };
+            l.info.free = report.capacity.saturating_sub(report.used).min(report.free);
+            l.info.capacity = report.capacity;
+            l.info.last_report_at = Some(SystemTime::now());
+            l.info.report = Some(report.clone());
+        }
+        // No subscriber is not an error.
+        let _ = self.inner.reports.send((node, report.clone()));
+    }
+}
+
+/// What a connection task gets back when it joins the map.
+struct Registration {
+    conn: u64,
+    commands: mpsc::Receiver<Command>,
+    replaced: oneshot::Receiver<()>,
+}
+
+fn log_join(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!(error = %e, "a control connection task panicked");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! A stock BitTorrent client nobody here wrote (python3-libtorrent) dialling the control port.
+
+use super::node::*;
+use crate::common::*;
+use raidtorrent_proto::CONTROL_INFO_HASH;
+use std::net::SocketAddr;
+
+/// Runs python3-libtorrent dialling the gateway; returns its event lines.
+async fn libtorrent_dials(
+    python: &std::path::Path,
+    gw: SocketAddr,
+    iface: &str,
+    encryption: &str,
+) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/lt_control.py");
+    let port = free_port(iface);
+    let mut cmd = std::process::Command::new(python);
+    cmd.args([script, "--iface", iface, "--port", &port.to_string()])
+        .args(["--gateway", &gw.to_string()])
+        .args(["--info-hash", &hex::encode(CONTROL_INFO_HASH)])
+        .args(["--encryption", encryption, "--timeout", "60"]);
+    // The script exits by itself within its 60 s timeout.
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{log}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "libtorrent did not connect and get closed"
+    );
+    log
+}
+
+/// python3-libtorrent dials the control port: in plain text it gets our BEP 3 handshake and BEP 10
+/// extended handshake, then a clean close when the gateway learns it is no node; with its
+/// encrypted handshake (MSE, which the control port does not speak) it gets a clean close. A node
+/// still gets in afterwards.
+#[tokio::test]
+async fn a_stock_client_gets_a_valid_handshake_and_nothing_breaks() {
+    let Some(python) = tool("python3-libtorrent", "/usr/bin/python3") else {
+        return;
+    };
+    let has_lt = std::process::Command::new(&python)
+        .args(["-c", "import libtorrent"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_lt {
+        assert_ne!(
+            std::env::var("RAIDTORRENT_REQUIRE_TOOLS").as_deref(),
+            Ok("1"),
+            "python3-libtorrent is required (RAIDTORRENT_REQUIRE_TOOLS=1) but missing"
+        );
+        eprintln!("SKIPPED: python3 cannot import libtorrent");
+        return;
+    }
+    let gw = Gateway::start(quick()).await;
+    let log = libtorrent_dials(&python, gw.addr, "127.0.0.41", "disabled").await;
+    // libtorrent accepted our handshake (the control info-hash, our peer id `-RG0100-`) ...
+    assert!(log.contains("info_hash received"), "handshake not accepted");
+    assert!(
+        log.contains("received peer_id: 2d5247303130302d"),
+        "our peer id not seen"
+    );
+    assert!(log.contains("connection ready"), "handshake not completed");
+    // ... and parsed our extended handshake ...
+    assert!(
+        log.contains("'rt_placement': 3"),
+        "extended handshake not parsed"
+    );
+    // ... and the gateway closed with a FIN, not a reset.
+    let closed = log.lines().find(|l| l.starts_with("DISCONNECTED")).unwrap();
+    assert!(closed.contains("End of file"), "{closed}");
+    assert!(gw.hub.connected().is_empty());
+
+    let log = libtorrent_dials(&python, gw.addr, "127.0.0.42", "enabled").await;
+    assert!(log.contains("initiating encrypted handshake"));
+    let closed = log.lines().find(|l| l.starts_with("DISCONNECTED")).unwrap();
+    assert!(closed.contains("End of file"), "{closed}");
+
+    // The listener still serves nodes.
+    let (id, key) = gw.node("alpha").await;
+    let mut node = RawNode::connect(gw.addr, id, &key).await;
+    node.ping().await;
+    gw.shutdown().await;
+}
