@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use raidtorrent_tracker::config::{Config, DEFAULT_TOML};
 use raidtorrent_tracker::registry::{unix_now, Registry};
 use raidtorrent_tracker::server::{bind_tcp, bind_udp, Listeners, Service};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -29,7 +30,12 @@ enum Command {
     /// admin API then).
     Node {
         /// SQLite database file.
-        #[arg(long, env = "RAIDTORRENT_DB", default_value = "raidtorrent-tracker.db")]
+        #[arg(
+            long,
+            global = true,
+            env = "RAIDTORRENT_DB",
+            default_value = "raidtorrent-tracker.db"
+        )]
         db: PathBuf,
         #[command(subcommand)]
         action: NodeAction,
@@ -80,7 +86,10 @@ fn main() -> Result<()> {
     let Some(command) = cli.command else {
         anyhow::bail!("no command given; try `raidtorrent-tracker --help`");
     };
+    // Logs go to stderr: stdout carries the JSON that `node` commands print.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
