@@ -9,7 +9,9 @@
 //! - [`tracker`]: access control and interval policy over the two;
 //! - [`server`]: the HTTP and UDP fronts and the service's tasks;
 //! - [`config`]: the TOML configuration;
+//! - [`cloud`]: one running gateway, every part started together and stopped in order;
 //! - [`control`]: the control listener nodes dial (BEP RT-0002): authentication, directives, reports;
+//! - [`gateway`]: the object path: buckets, objects, the write and read pipelines over the swarm;
 //! - [`placement`]: which nodes take which copies of a shard (pure, simulated in tests).
 //!
 //! ```
@@ -21,8 +23,10 @@
 //! assert_eq!(req.left, 0); // a seeder: librqbit never sends `completed`
 //! ```
 
+pub mod cloud;
 pub mod config;
 pub mod control;
+pub mod gateway;
 pub mod placement;
 pub mod protocol;
 pub mod registry;

@@ -1,0 +1,142 @@
+//! The metadata store's queries against a real (in-memory) SQLite with the real migrations.
+
+use super::api_types::{BucketPolicy, GatewayError};
+use super::meta::{Meta, ShardRow};
+use crate::registry::Registry;
+
+const POLICY: BucketPolicy = BucketPolicy {
+    k: 4,
+    m: 2,
+    copies: 2,
+    high_share: 0.5,
+    inline_max: 4096,
+};
+
+async fn meta() -> (Registry, Meta) {
+    let registry = Registry::open_in_memory().await.unwrap();
+    let meta = Meta::new(registry.pool().clone());
+    (registry, meta)
+}
+
+fn shard(n: u8) -> ShardRow {
+    ShardRow {
+        info_hash: hex::encode([n; 20]),
+        idx: n.into(),
+        length: 1000,
+        info: vec![n; 10],
+    }
+}
+
+#[tokio::test]
+async fn buckets_are_unique_and_keep_their_policy() {
+    let (_r, m) = meta().await;
+    m.create_bucket("photos", &POLICY, 1).await.unwrap();
+    assert!(matches!(
+        m.create_bucket("photos", &POLICY, 2).await,
+        Err(GatewayError::BucketExists(_))
+    ));
+    assert_eq!(m.bucket("photos").await.unwrap().policy, POLICY);
+    assert!(matches!(
+        m.bucket("nope").await,
+        Err(GatewayError::NoSuchBucket(_))
+    ));
+}
+
+#[tokio::test]
+async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
+    let (registry, m) = meta().await;
+    let node = registry.create_node("n1").await.unwrap().node.id;
+    m.create_bucket("b-1", &POLICY, 1).await.unwrap();
+    m.begin_shards(&[shard(1), shard(2)], 1).await.unwrap();
+    m.add_holding(&shard(1).info_hash, node, 1).await.unwrap();
+    let hashes = vec![shard(1).info_hash, shard(2).info_hash];
+    m.commit_object(
+        "b-1",
+        "k",
+        10,
+        &[7; 32],
+        None,
+        Some(b"manifest"),
+        &hashes,
+        2,
+    )
+    .await
+    .unwrap();
+    let row = m.object("b-1", "k").await.unwrap();
+    assert_eq!(m.shards_of(row.id).await.unwrap().len(), 2);
+    assert!(m.orphans(10).await.unwrap().is_empty());
+
+    // An inline object replaces it: the two shards become orphans, with their holders.
+    let info = m
+        .commit_object("b-1", "k", 3, &[8; 32], Some(b"abc"), None, &[], 3)
+        .await
+        .unwrap();
+    assert!(info.inline);
+    let orphans = m.orphans(10).await.unwrap();
+    assert_eq!(orphans.len(), 2);
+    assert!(orphans.contains(&(shard(1).info_hash, vec![node])));
+
+    // An orphan is forgotten only once no node holds it.
+    m.forget_orphan(&shard(1).info_hash).await.unwrap();
+    assert_eq!(m.orphans(10).await.unwrap().len(), 2);
+    m.remove_holding(&shard(1).info_hash, node).await.unwrap();
+    m.forget_orphan(&shard(1).info_hash).await.unwrap();
+    m.forget_orphan(&shard(2).info_hash).await.unwrap();
+    assert!(m.orphans(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_commit_of_shards_that_are_not_pending_changes_nothing() {
+    let (_r, m) = meta().await;
+    m.create_bucket("b-1", &POLICY, 1).await.unwrap();
+    let err = m
+        .commit_object(
+            "b-1",
+            "k",
+            10,
+            &[7; 32],
+            None,
+            Some(b"m"),
+            &[shard(9).info_hash],
+            2,
+        )
+        .await;
+    assert!(matches!(err, Err(GatewayError::Internal(_))));
+    assert!(matches!(
+        m.object("b-1", "k").await,
+        Err(GatewayError::NoSuchKey(_))
+    ));
+}
+
+#[tokio::test]
+async fn pending_uploads_are_abandoned_at_start() {
+    let (_r, m) = meta().await;
+    m.begin_shards(&[shard(3)], 1).await.unwrap();
+    assert_eq!(m.abandon_pending().await.unwrap(), 1);
+    assert_eq!(m.orphans(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn listing_by_prefix_in_key_order() {
+    let (_r, m) = meta().await;
+    m.create_bucket("b-1", &POLICY, 1).await.unwrap();
+    for key in ["a/1", "a/2", "a/3", "b/1", "a%", "a_"] {
+        m.commit_object("b-1", key, 1, &[0; 32], Some(b"x"), None, &[], 1)
+            .await
+            .unwrap();
+    }
+    let keys = |v: Vec<super::ObjectInfo>| v.into_iter().map(|o| o.key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(m.list("b-1", "a/", "", 10).await.unwrap()),
+        ["a/1", "a/2", "a/3"]
+    );
+    assert_eq!(keys(m.list("b-1", "a/", "a/1", 1).await.unwrap()), ["a/2"]);
+    // `%` and `_` are plain characters in prefixes.
+    assert_eq!(keys(m.list("b-1", "a%", "", 10).await.unwrap()), ["a%"]);
+    assert_eq!(m.list("b-1", "", "", 100).await.unwrap().len(), 6);
+    m.delete_object("b-1", "a/2").await.unwrap();
+    assert!(matches!(
+        m.delete_object("b-1", "a/2").await,
+        Err(GatewayError::NoSuchKey(_))
+    ));
+}

@@ -1,0 +1,279 @@
+//! The read path: fetch k verified shards from the nodes that hold them (starting a few more than k
+//! and keeping the first k that complete), then decode, decrypt and stream.
+//!
+//! librqbit 9 fetches whole files only (no piece selection), so a ranged read fetches whole shards
+//! and then decodes only the pieces the range needs from them.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use raidtorrent_codec::{
+    decode_range, InfoHash, KeyRef, Manifest, Metainfo, ShardInfo, ShardInput,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::api_types::{Body, GatewayError};
+use super::meta::ObjectRow;
+use super::Gateway;
+
+/// Bytes per chunk sent to the client.
+const SEND_CHUNK: usize = 256 * 1024;
+
+pub(super) async fn get_swarm(
+    gw: &Gateway,
+    row: &ObjectRow,
+    range: Range<u64>,
+) -> Result<Body, GatewayError> {
+    let inner = &gw.inner;
+    let manifest_bytes = row
+        .manifest
+        .as_deref()
+        .expect("swarm objects have a manifest");
+    let manifest = Manifest::parse(manifest_bytes)
+        .map_err(|e| GatewayError::Internal(format!("stored manifest: {e}")))?;
+    let key = match &manifest.key {
+        KeyRef::Wrapped(w) => inner
+            .master
+            .unwrap(w)
+            .map_err(|e| GatewayError::Internal(format!("unwrapping the object key: {e}")))?,
+        KeyRef::Client { .. } => {
+            return Err(GatewayError::BadRequest(
+                "this object's key is held by its client; read it with the client".into(),
+            ))
+        }
+    };
+    let (tx, rx) = mpsc::channel(8);
+    if range.is_empty() {
+        return Ok(rx);
+    }
+    let rows = inner.meta.shards_of(row.id).await?;
+    let mut infos: Vec<Option<ShardInfo>> = vec![None; manifest.shards.len()];
+    for r in &rows {
+        let torrent = [&b"d4:info"[..], &r.info, b"e"].concat();
+        let info = Metainfo::parse(&torrent)
+            .and_then(|m| m.shard())
+            .map_err(|e| GatewayError::Internal(format!("stored shard {}: {e}", r.info_hash)))?;
+        if let Some(slot) = infos.get_mut(r.idx as usize) {
+            *slot = Some(info);
+        }
+    }
+    let fetched = fetch_k(gw, &manifest, &infos).await?;
+
+    let inputs_infos = infos.clone();
+    let release = fetched.clone();
+    let gw2 = gw.clone();
+    tokio::spawn(async move {
+        let decoded = tokio::task::spawn_blocking(move || {
+            let inputs = (0..manifest.shards.len())
+                .map(|i| {
+                    let path = fetched.get(&i)?;
+                    let file = std::fs::File::open(path).ok()?;
+                    Some(ShardInput {
+                        info: inputs_infos[i].as_ref()?,
+                        reader: file,
+                    })
+                })
+                .collect();
+            let mut out = ChannelWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(SEND_CHUNK),
+            };
+            match decode_range(&manifest, &key, inputs, range, &mut out) {
+                Ok(report) => {
+                    if !report.bad_pieces.is_empty() || !report.failed_shards.is_empty() {
+                        tracing::warn!(?report, "read worked around bad shards");
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+                }
+            }
+        })
+        .await;
+        if let Err(e) = decoded {
+            tracing::error!(error = %e, "decoder task failed");
+        }
+        for (i, _) in release {
+            if let Some(info) = &infos[i] {
+                gw2.inner
+                    .leases
+                    .release(&gw2.inner.swarm, info.info_hash())
+                    .await;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Fetches shards until k are complete; returns shard index → file path. The shards stay leased
+/// (kept on disk) until the caller releases them.
+async fn fetch_k(
+    gw: &Gateway,
+    manifest: &Manifest,
+    infos: &[Option<ShardInfo>],
+) -> Result<HashMap<usize, PathBuf>, GatewayError> {
+    let inner = &gw.inner;
+    let k = manifest.layout.k();
+    let connected: HashMap<i64, SocketAddr> = inner
+        .hub
+        .connected()
+        .into_iter()
+        .filter_map(|c| Some((c.node, c.data_addr?)))
+        .collect();
+    // Data shards first (no rebuild needed), then parity; only shards some live node holds.
+    let mut candidates = Vec::new();
+    for (i, info) in infos.iter().enumerate() {
+        let Some(info) = info else { continue };
+        let holders = inner.meta.holders(&info.info_hash().to_hex()).await?;
+        let peers: Vec<SocketAddr> = holders
+            .iter()
+            .filter_map(|h| connected.get(h).copied())
+            .collect();
+        if !peers.is_empty() {
+            candidates.push((i, peers));
+        }
+    }
+    if candidates.len() < k {
+        return Err(GatewayError::Unavailable(format!(
+            "{} of the {} shards needed have a holder online",
+            candidates.len(),
+            k
+        )));
+    }
+    let mut queue = candidates.into_iter();
+    let mut running = JoinSet::new();
+    let mut started: Vec<usize> = Vec::new();
+    let mut done: HashMap<usize, PathBuf> = HashMap::new();
+    let mut failures = Vec::new();
+    let mut released: HashSet<usize> = HashSet::new();
+    let start = |running: &mut JoinSet<_>, (i, peers): (usize, Vec<SocketAddr>)| {
+        let info: ShardInfo = infos[i].clone().expect("candidates have infos");
+        let torrent = info.to_torrent(&[vec![gw.announce_url(&inner.self_node.1)]]);
+        let gw = gw.clone();
+        running.spawn(async move {
+            let folder = gw
+                .inner
+                .leases
+                .acquire(info.info_hash(), &gw.inner.config.data_dir)
+                .await;
+            let r = gw
+                .inner
+                .swarm
+                .fetch(&folder, torrent, peers, gw.inner.config.fetch_timeout)
+                .await;
+            (i, folder.join(&info.name), r)
+        });
+        i
+    };
+    for _ in 0..(k + inner.config.read_hedge) {
+        if let Some(c) = queue.next() {
+            started.push(start(&mut running, c));
+        }
+    }
+    while done.len() < k {
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (i, path, result) =
+            joined.map_err(|e| GatewayError::Internal(format!("fetch task: {e}")))?;
+        match result {
+            Ok(()) => {
+                done.insert(i, path);
+            }
+            Err(e) => {
+                failures.push(format!("shard {i}: {e:#}"));
+                if let Some(info) = &infos[i] {
+                    inner.leases.release(&inner.swarm, info.info_hash()).await;
+                }
+                released.insert(i);
+                if let Some(c) = queue.next() {
+                    started.push(start(&mut running, c));
+                }
+            }
+        }
+    }
+    // The slowest hedged fetches are not needed any more.
+    running.abort_all();
+    while running.join_next().await.is_some() {}
+    let finished: HashSet<usize> = done.keys().copied().collect();
+    for i in started
+        .iter()
+        .filter(|i| !finished.contains(i) && !released.contains(i))
+    {
+        if let Some(info) = &infos[*i] {
+            inner.leases.release(&inner.swarm, info.info_hash()).await;
+        }
+    }
+    if done.len() < k {
+        for i in finished {
+            if let Some(info) = &infos[i] {
+                inner.leases.release(&inner.swarm, info.info_hash()).await;
+            }
+        }
+        return Err(GatewayError::Unavailable(format!(
+            "only {} of {k} shards could be fetched: {}",
+            done.len(),
+            failures.join("; ")
+        )));
+    }
+    Ok(done)
+}
+
+/// Shards fetched for reads, shared by concurrent reads of the same object: the file stays while any
+/// read holds a lease, and goes with the last.
+#[derive(Default)]
+pub(super) struct Leases {
+    counts: tokio::sync::Mutex<HashMap<InfoHash, usize>>,
+}
+
+impl Leases {
+    async fn acquire(&self, ih: InfoHash, data_dir: &std::path::Path) -> PathBuf {
+        *self.counts.lock().await.entry(ih).or_default() += 1;
+        data_dir.join("reads").join(ih.to_hex())
+    }
+
+    async fn release(&self, swarm: &super::Swarm, ih: InfoHash) {
+        let mut counts = self.counts.lock().await;
+        let Some(c) = counts.get_mut(&ih) else { return };
+        *c -= 1;
+        if *c == 0 {
+            counts.remove(&ih);
+            // Still under the lock, so a new read cannot start on a file being deleted.
+            swarm.forget(ih, true).await;
+        }
+    }
+}
+
+/// Sends what the decoder writes to the response, in chunks.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= SEND_CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(SEND_CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
