@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use raidtorrent_tracker::gateway::{Body, BucketPolicy, Gateway, GatewayError};
 
-use crate::common::*;
+use raidtorrent_integration::*;
 
 async fn collect(mut body: Body) -> Result<Vec<u8>, std::io::Error> {
     let mut out = Vec::new();
