@@ -24,7 +24,7 @@ for b in aquatic_http aquatic_udp aquatic_http_load_test aquatic_udp_load_test; 
 done
 
 cargo build --release -p raidtorrent-tracker
-BIN=$PWD/target/release/raidtorrent-tracker
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/raidtorrent-tracker
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -85,7 +85,6 @@ udp_listen = "127.0.0.1:$OUR_UDP"
 db = "$DB"
 open = true
 [announce]
-interval_secs = 120
 max_numwant = 50
 TOML
 RUST_LOG=warn "$BIN" serve --config "$WORK/ours.toml" > "$WORK/ours.log" 2>&1 &

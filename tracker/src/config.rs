@@ -94,7 +94,7 @@ impl Default for RecordsConfig {
     fn default() -> Self {
         RecordsConfig {
             flush_interval_ms: 1000,
-            channel_capacity: 65_536,
+            channel_capacity: 262_144,
         }
     }
 }
@@ -135,8 +135,9 @@ sweep_interval_secs = 60
 [records]
 # Milliseconds between batched writes of reliability records to the database.
 flush_interval_ms = 1000
-# Observations queued for the writer; beyond it they are dropped (and counted), never waited on.
-channel_capacity = 65536
+# Observations queued for the writer (about 130 bytes each); beyond it they are dropped (and
+# counted), never waited on.
+channel_capacity = 262144
 "#;
 
 /// A configuration that cannot be used, and why.

@@ -31,19 +31,30 @@ pub struct AnnounceResponse<'a> {
 }
 
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(itoa(b.len() as u64).as_bytes());
+    decimal(out, b.len() as u64);
     out.push(b':');
     out.extend_from_slice(b);
 }
 
 fn int(out: &mut Vec<u8>, v: u64) {
     out.push(b'i');
-    out.extend_from_slice(itoa(v).as_bytes());
+    decimal(out, v);
     out.push(b'e');
 }
 
-fn itoa(v: u64) -> String {
-    v.to_string()
+/// Appends `v` in decimal without allocating (this runs several times per announce).
+fn decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 fn compact_peer(out: &mut Vec<u8>, addr: &SocketAddr) {
@@ -86,14 +97,14 @@ impl AnnounceResponse<'_> {
             let v4 = self.peers.iter().filter(|p| p.addr.is_ipv4()).count();
             let v6 = self.peers.len() - v4;
             bytes(out, b"peers");
-            out.extend_from_slice(itoa(v4 as u64 * 6).as_bytes());
+            decimal(out, v4 as u64 * 6);
             out.push(b':');
             for p in self.peers.iter().filter(|p| p.addr.is_ipv4()) {
                 compact_peer(out, &p.addr);
             }
             if v6 > 0 {
                 bytes(out, b"peers6");
-                out.extend_from_slice(itoa(v6 as u64 * 18).as_bytes());
+                decimal(out, v6 as u64 * 18);
                 out.push(b':');
                 for p in self.peers.iter().filter(|p| p.addr.is_ipv6()) {
                     compact_peer(out, &p.addr);

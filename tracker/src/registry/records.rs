@@ -271,6 +271,9 @@ pub fn hour_of(unix: i64) -> usize {
     (unix.rem_euclid(86_400) / 3600) as usize
 }
 
+/// Rows per multi-row INSERT (5 parameters each, far below SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
 async fn write_pending(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     node: NodeId,
@@ -322,32 +325,41 @@ async fn write_pending(
         .execute(&mut **tx)
         .await?;
     }
-    for (hash, (seeding, first, last)) in &p.torrents {
-        sqlx::query(
-            "INSERT INTO node_torrents (node_id, info_hash, seeding, first_seen, last_seen)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (node_id, info_hash) DO UPDATE SET
+    // Many rows per statement: a node seeding thousands of torrents touches all of them in
+    // every batch, and one statement per row would make the writer fall behind the announces.
+    let torrents: Vec<_> = p.torrents.iter().collect();
+    for chunk in torrents.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO node_torrents (node_id, info_hash, seeding, first_seen, last_seen) ",
+        );
+        q.push_values(chunk, |mut row, (hash, (seeding, first, last))| {
+            row.push_bind(node)
+                .push_bind(hash.to_string())
+                .push_bind(*seeding)
+                .push_bind(*first)
+                .push_bind(*last);
+        });
+        q.push(
+            " ON CONFLICT (node_id, info_hash) DO UPDATE SET
                  seeding = excluded.seeding, last_seen = max(last_seen, excluded.last_seen)",
-        )
-        .bind(node)
-        .bind(hash.to_string())
-        .bind(seeding)
-        .bind(first)
-        .bind(last)
-        .execute(&mut **tx)
-        .await?;
+        );
+        q.build().execute(&mut **tx).await?;
     }
-    for (addr, (first, last)) in &p.addresses {
-        sqlx::query(
-            "INSERT INTO node_addresses (node_id, addr, first_seen, last_seen) VALUES (?, ?, ?, ?)
-             ON CONFLICT (node_id, addr) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
-        )
-        .bind(node)
-        .bind(addr)
-        .bind(first)
-        .bind(last)
-        .execute(&mut **tx)
-        .await?;
+    let addresses: Vec<_> = p.addresses.iter().collect();
+    for chunk in addresses.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO node_addresses (node_id, addr, first_seen, last_seen) ",
+        );
+        q.push_values(chunk, |mut row, (addr, (first, last))| {
+            row.push_bind(node)
+                .push_bind(addr.as_str())
+                .push_bind(*first)
+                .push_bind(*last);
+        });
+        q.push(
+            " ON CONFLICT (node_id, addr) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+        );
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }

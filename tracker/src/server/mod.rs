@@ -3,7 +3,8 @@
 //!
 //! Shutdown order: stop accepting (servers finish the requests in hand), stop the sweeper, then
 //! stop the recorder, which drains its queue and writes a last batch, then close the database.
-//! Every task is spawned here and awaited in [`Service::shutdown`], so nothing outlives it.
+//! Every task and UDP worker thread is started here and awaited in [`Service::shutdown`], so
+//! nothing outlives it. UDP workers are OS threads (one per core) on clones of the socket.
 
 pub mod http;
 pub mod udp;
@@ -15,6 +16,7 @@ use crate::tracker::Tracker;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, UdpSocket};
@@ -56,6 +58,8 @@ pub struct Service {
     stop_servers: watch::Sender<bool>,
     stop_recorder: watch::Sender<bool>,
     servers: Vec<(&'static str, JoinHandle<()>)>,
+    udp_stop: Arc<AtomicBool>,
+    udp_threads: Vec<std::thread::JoinHandle<()>>,
     recorder_task: JoinHandle<()>,
 }
 
@@ -95,20 +99,23 @@ impl Service {
             servers.push(("http", tokio::spawn(server.run())));
         }
         let mut udp_addr = None;
+        let udp_stop = Arc::new(AtomicBool::new(false));
+        let mut udp_threads = Vec::new();
         if let Some(socket) = listeners.udp {
             udp_addr = Some(socket.local_addr().map_err(sqlx::Error::Io)?);
-            let socket = Arc::new(socket);
+            let socket = socket.into_std().map_err(sqlx::Error::Io)?;
+            socket.set_nonblocking(false).map_err(sqlx::Error::Io)?;
             let ids = Arc::new(udp::ConnectionIds::random());
             let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-            for _ in 0..workers {
-                let task = udp::worker(
-                    tracker.clone(),
-                    ids.clone(),
-                    !config.open,
-                    socket.clone(),
-                    stop_rx.clone(),
-                );
-                servers.push(("udp", tokio::spawn(task)));
+            for i in 0..workers {
+                let (t, ids, stop) = (tracker.clone(), ids.clone(), udp_stop.clone());
+                let socket = socket.try_clone().map_err(sqlx::Error::Io)?;
+                let private = !config.open;
+                let thread = std::thread::Builder::new()
+                    .name(format!("udp-{i}"))
+                    .spawn(move || udp::worker(t, ids, private, socket, stop))
+                    .map_err(sqlx::Error::Io)?;
+                udp_threads.push(thread);
             }
         }
         let sweep_every = Duration::from_secs(config.announce.sweep_interval_secs.into());
@@ -124,6 +131,8 @@ impl Service {
             stop_servers,
             stop_recorder,
             servers,
+            udp_stop,
+            udp_threads,
             recorder_task,
         })
     }
@@ -139,6 +148,16 @@ impl Service {
     /// Stops everything in order and writes the last records.
     pub async fn shutdown(self) {
         let _ = self.stop_servers.send(true);
+        self.udp_stop.store(true, Ordering::Relaxed);
+        let threads = self.udp_threads;
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        if joined.await.is_err() {
+            tracing::error!("a UDP worker panicked");
+        }
         for (name, mut task) in self.servers {
             if tokio::time::timeout(DRAIN_TIMEOUT, &mut task)
                 .await

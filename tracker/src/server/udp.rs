@@ -15,10 +15,11 @@ use crate::protocol::udp::{passkey_from_path, ParseError, Request, Response};
 use crate::swarm::Family;
 use crate::tracker::{AnnounceInput, Tracker};
 use ring::hmac;
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use std::time::Duration;
 
 /// Seconds per connection-id window.
 pub const WINDOW_SECS: u32 = 60;
@@ -156,32 +157,39 @@ pub fn handle(
     true
 }
 
-/// Serves datagrams from `socket` until `stop` turns true. Several workers may share a socket.
-pub async fn worker(
+/// How often a blocked receive wakes up to check for shutdown.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Serves datagrams on a blocking socket until `stop` is set. Run one per core on clones of the
+/// socket: a plain receive/answer loop per thread costs less per datagram than async readiness,
+/// and everything it calls is synchronous and never waits on the disk.
+pub fn worker(
     t: Arc<Tracker>,
     ids: Arc<ConnectionIds>,
     private: bool,
-    socket: Arc<UdpSocket>,
-    mut stop: watch::Receiver<bool>,
+    socket: std::net::UdpSocket,
+    stop: Arc<AtomicBool>,
 ) {
+    if let Err(e) = socket.set_read_timeout(Some(STOP_POLL)) {
+        tracing::error!(error = %e, "udp socket setup failed");
+        return;
+    }
     let mut buf = vec![0u8; 2048];
     let mut out = Vec::with_capacity(2048);
     let mut peers = Vec::with_capacity(256);
-    loop {
-        let (len, from) = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here on some systems; keep serving.
-                    tracing::debug!(error = %e, "udp receive error");
-                    continue;
-                }
-            },
-            _ = stop.wait_for(|s| *s) => return,
+    while !stop.load(Ordering::Relaxed) {
+        let (len, from) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on some systems; keep serving.
+                tracing::debug!(error = %e, "udp receive error");
+                continue;
+            }
         };
         out.clear();
         if handle(&t, &ids, private, &buf[..len], from, &mut peers, &mut out) {
-            if let Err(e) = socket.send_to(&out, from).await {
+            if let Err(e) = socket.send_to(&out, from) {
                 tracing::debug!(error = %e, %from, "udp send failed");
             }
         }
