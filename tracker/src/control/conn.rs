@@ -7,7 +7,7 @@
 //! to closing; nothing a peer sends makes the task panic.
 
 use super::wire::{self, Reader, WireError};
-use super::{Command, ConnectedNode, ControlHub, Outcome, Registration, PRE_AUTH_MAX_FRAME};
+use super::{Command, ConnectedNode, ControlHub, Evict, Outcome, Registration, PRE_AUTH_MAX_FRAME};
 use crate::protocol::InfoHash as TrackerInfoHash;
 use crate::registry::control_records::NodePasskey;
 use crate::registry::records::Observation;
@@ -112,7 +112,11 @@ impl Conn {
         self.node_ext = theirs.ext_id;
         let f = &theirs.facts;
         let node = NodeId::try_from(f.node).unwrap_or(0);
-        let passkey = match self.hub.inner.registry.passkey_of(node) {
+        let standing = self.hub.inner.registry.passkey_of(node).await;
+        // A database fault is ours, not the node's: close without `bye auth`, which would make
+        // the node pause for ten minutes.
+        let standing = standing.map_err(|e| format!("looking node {node} up failed: {e}"))?;
+        let passkey = match standing {
             NodePasskey::Valid(k) if auth::verify_node_proof(&k, &nonce, &f.nonce, &f.proof) => k,
             standing => {
                 tracing::warn!(node = f.node, ?standing, "control authentication failed");
@@ -170,7 +174,7 @@ impl Conn {
         let Registration {
             conn,
             mut commands,
-            mut replaced,
+            mut evicted,
         } = self.hub.register(info);
         let node = session.node;
         let keepalive = self.hub.inner.config.keepalive();
@@ -191,9 +195,13 @@ impl Conn {
                     let _ = self.bye(ByeCode::Shutdown, "the gateway is stopping").await;
                     break "gateway stopping".to_owned();
                 }
-                _ = &mut replaced => {
-                    let _ = self.bye(ByeCode::Other("replaced".into()), "a newer connection of this node took over").await;
-                    break "replaced by a newer connection".to_owned();
+                evicted = &mut evicted => {
+                    let (code, text) = match evicted {
+                        Ok(Evict::Revoked) => (ByeCode::Auth, "this node's passkey was revoked"),
+                        Err(_) => (ByeCode::Other("replaced".into()), "a newer connection of this node took over"),
+                    };
+                    let _ = self.bye(code, text).await;
+                    break text.to_owned();
                 }
                 f = self.reader.frame() => match f {
                     Ok(f) => {

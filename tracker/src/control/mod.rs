@@ -125,12 +125,18 @@ struct Command {
     answer: oneshot::Sender<Outcome>,
 }
 
+/// Why the gateway closes a node's connection (other than a newer connection replacing it).
+enum Evict {
+    Revoked,
+}
+
 /// A connection in the live map.
 struct Live {
     conn: u64,
     commands: mpsc::Sender<Command>,
-    /// Dropped (so its receiver wakes) when a newer connection of the node takes over.
-    _replaced: oneshot::Sender<()>,
+    /// Sent on to close the connection; dropped (so its receiver wakes too) when a newer
+    /// connection of the node takes over.
+    evict: oneshot::Sender<Evict>,
     info: ConnectedNode,
 }
 
@@ -288,6 +294,19 @@ impl ControlHub {
         self.direct(node, info_hash, body, timeout).await
     }
 
+    /// Closes a node's connection with `bye auth`: for a node whose passkey was just revoked, so it
+    /// stops taking directives now rather than at its next reconnect (which the registry then
+    /// refuses). Its outstanding directives resolve as [`ControlError::Disconnected`]. False if it
+    /// was not connected.
+    pub fn disconnect(&self, node: NodeId) -> bool {
+        let Some(live) = self.nodes().remove(&node) else {
+            return false;
+        };
+        let _ = live.evict.send(Evict::Revoked);
+        self.inner.changes.send_modify(|n| *n += 1);
+        true
+    }
+
     /// Every report any node sends from now on, with `held` the node's complete held set.
     pub fn subscribe_reports(&self) -> broadcast::Receiver<(NodeId, Report)> {
         self.inner.reports.subscribe()
@@ -329,14 +348,14 @@ impl ControlHub {
     fn register(&self, info: ConnectedNode) -> Registration {
         let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let (commands, command_rx) = mpsc::channel(self.inner.config.queue_depth);
-        let (replaced_tx, replaced) = oneshot::channel();
+        let (evict, evicted) = oneshot::channel();
         let node = info.node;
         let old = self.nodes().insert(
             node,
             Live {
                 conn,
                 commands,
-                _replaced: replaced_tx,
+                evict,
                 info,
             },
         );
@@ -348,7 +367,7 @@ impl ControlHub {
         Registration {
             conn,
             commands: command_rx,
-            replaced,
+            evicted,
         }
     }
 
@@ -387,7 +406,7 @@ impl ControlHub {
 struct Registration {
     conn: u64,
     commands: mpsc::Receiver<Command>,
-    replaced: oneshot::Receiver<()>,
+    evicted: oneshot::Receiver<Evict>,
 }
 
 fn log_join(done: Result<(), tokio::task::JoinError>) {

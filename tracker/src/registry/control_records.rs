@@ -2,7 +2,7 @@
 //! check the HMAC proof a node sends on its control connection (RT-0002 section 4). The proof is
 //! keyed by the passkey, so the gateway must know it by the node id the node claims.
 
-use super::{NodeId, Registry};
+use super::{NodeId, Registry, RegistryError};
 
 /// A node's standing, looked up by id.
 #[derive(Clone, PartialEq, Eq)]
@@ -24,20 +24,19 @@ impl std::fmt::Debug for NodePasskey {
 }
 
 impl Registry {
-    /// The passkey of node `id`, from the in-memory map (no database round trip). A scan: node
-    /// connections are rare next to announces, and the map stays the one place revocations land.
-    pub fn passkey_of(&self, id: NodeId) -> NodePasskey {
-        let map = self.passkeys.read().unwrap_or_else(|e| e.into_inner());
-        map.iter().find(|(_, (node, _))| *node == id).map_or(
-            NodePasskey::Unknown,
-            |(key, (_, revoked))| {
-                if *revoked {
-                    NodePasskey::Revoked
-                } else {
-                    NodePasskey::Valid(String::from_utf8_lossy(key).into_owned())
-                }
-            },
-        )
+    /// The passkey of node `id`. From the database by primary key: authentications are rare next
+    /// to announces, and a gateway restart that brings every node back at once stays linear.
+    pub async fn passkey_of(&self, id: NodeId) -> Result<NodePasskey, RegistryError> {
+        let row: Option<(String, Option<i64>)> =
+            sqlx::query_as("SELECT passkey, revoked_at FROM nodes WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            None => NodePasskey::Unknown,
+            Some((_, Some(_))) => NodePasskey::Revoked,
+            Some((passkey, None)) => NodePasskey::Valid(passkey),
+        })
     }
 }
 
@@ -50,11 +49,23 @@ mod tests {
         let r = Registry::open_in_memory().await.unwrap();
         let a = r.create_node("alpha").await.unwrap();
         let b = r.create_node("beta").await.unwrap();
-        assert_eq!(r.passkey_of(a.node.id), NodePasskey::Valid(a.passkey));
-        assert_eq!(r.passkey_of(b.node.id), NodePasskey::Valid(b.passkey));
-        assert_eq!(r.passkey_of(b.node.id + 1), NodePasskey::Unknown);
+        assert_eq!(
+            r.passkey_of(a.node.id).await.unwrap(),
+            NodePasskey::Valid(a.passkey)
+        );
+        assert_eq!(
+            r.passkey_of(b.node.id).await.unwrap(),
+            NodePasskey::Valid(b.passkey)
+        );
+        assert_eq!(
+            r.passkey_of(b.node.id + 1).await.unwrap(),
+            NodePasskey::Unknown
+        );
         r.revoke(a.node.id).await.unwrap();
-        assert_eq!(r.passkey_of(a.node.id), NodePasskey::Revoked);
-        assert_eq!(format!("{:?}", r.passkey_of(b.node.id)), "Valid(..)");
+        assert_eq!(r.passkey_of(a.node.id).await.unwrap(), NodePasskey::Revoked);
+        assert_eq!(
+            format!("{:?}", r.passkey_of(b.node.id).await.unwrap()),
+            "Valid(..)"
+        );
     }
 }

@@ -104,6 +104,32 @@ async fn wrong_proofs_unknown_and_revoked_nodes_are_told_bye_auth() {
 }
 
 #[tokio::test]
+async fn a_revoked_node_is_disconnected_and_cannot_come_back() {
+    let gw = Gateway::start(quick()).await;
+    let (id, key) = gw.node("alpha").await;
+    let mut node = RawNode::connect(gw.addr, id, &key).await;
+    assert!(gw.hub.wait_connected(id, WAIT).await);
+    let hub = gw.hub.clone();
+    let hold = tokio::spawn(async move { hub.hold(id, InfoHash([5; 20]), vec![1], WAIT).await });
+    assert!(matches!(
+        node.message().await.unwrap().body,
+        Message::Hold(_)
+    ));
+    gw.registry.revoke(id).await.unwrap();
+    assert!(gw.hub.disconnect(id));
+    assert_eq!(node.expect_closed().await, Some(ByeCode::Auth));
+    assert_eq!(hold.await.unwrap(), Err(ControlError::Disconnected(id)));
+    assert!(!gw.hub.disconnect(id), "no longer connected");
+    let mut again = RawNode::dial(gw.addr).await;
+    assert_eq!(
+        again.authenticate(id, &key, &key).await,
+        Err(Refused::Bye(ByeCode::Auth))
+    );
+    assert!(gw.hub.connected().is_empty());
+    gw.shutdown().await;
+}
+
+#[tokio::test]
 async fn holds_and_drops_resolve_with_the_nodes_answers() {
     let gw = Gateway::start(quick()).await;
     let (id, key) = gw.node("alpha").await;
