@@ -12,6 +12,7 @@
 //! - [`cloud`]: one running gateway, every part started together and stopped in order;
 //! - [`control`]: the control listener nodes dial (BEP RT-0002): authentication, directives, reports;
 //! - [`gateway`]: the object path: buckets, objects, the write and read pipelines over the swarm;
+//! - [`api`]: the object API over HTTP in front of the gateway (S3-style paths, JSON, API keys);
 //! - [`placement`]: which nodes take which copies of a shard (pure, simulated in tests).
 //!
 //! ```
@@ -23,6 +24,7 @@
 //! assert_eq!(req.left, 0); // a seeder: librqbit never sends `completed`
 //! ```
 
+pub mod api;
 pub mod cloud;
 pub mod config;
 pub mod control;

@@ -1,4 +1,7 @@
-//! `raidtorrent-tracker`: serve the tracker, or manage the node registry.
+//! `raidtorrent-tracker`: serve the tracker, manage the node registry, or run a whole cloud on
+//! this machine (`devnet`).
+
+mod devnet;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -25,6 +28,9 @@ struct Cli {
 enum Command {
     /// Run the tracker until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Run a whole cloud on this machine: a gateway and N node processes in three zones on
+    /// loopback, with commands to paste once every node is connected.
+    Devnet(devnet::DevnetArgs),
     /// Manage registered nodes in the database directly (works while the tracker is stopped;
     /// a running tracker learns of changes made here only after a restart, so prefer the
     /// admin API then).
@@ -100,6 +106,7 @@ fn main() -> Result<()> {
     runtime.block_on(async {
         match command {
             Command::Serve(args) => serve(args).await,
+            Command::Devnet(args) => devnet::run(args, shutdown_signal()).await,
             Command::Node { db, action } => node(db, action).await,
         }
     })

@@ -1,8 +1,10 @@
 //! Integration tests over real sockets on port 0: one binary, shared helpers in `common`.
 
+mod api;
 mod binary;
 mod common;
 mod control;
+mod devnet;
 mod http;
 mod interop;
 mod librqbit;

@@ -1,0 +1,377 @@
+//! `raidtorrent-tracker devnet`: a whole cloud on this machine in one command. A gateway with
+//! its SQLite database, tracker, control listener and object API, and N `raidtorrent-peer`
+//! node processes spread over three zones, all on loopback; it waits until every node is
+//! connected, then prints commands to paste.
+//!
+//! Every node listens on 127.0.0.1 with a port of its own: a node's announces and control
+//! connection leave from 127.0.0.1, so a node bound to 127.0.0.x would be announced at an
+//! address it does not listen on.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use raidtorrent_tracker::api::{self, ApiAuth};
+use raidtorrent_tracker::cloud::{Cloud, CloudSettings};
+use raidtorrent_tracker::config::Config;
+use raidtorrent_tracker::control::ControlConfig;
+use raidtorrent_tracker::gateway::{BucketPolicy, GatewayConfig, GatewayError};
+use raidtorrent_tracker::registry::{NodeId, Registry};
+use raidtorrent_tracker::server::{bind_tcp, Listeners};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The bucket the printed commands use.
+const DEMO_BUCKET: &str = "demo";
+const ZONES: [&str; 3] = ["zone-a", "zone-b", "zone-c"];
+
+#[derive(clap::Args)]
+pub struct DevnetArgs {
+    /// Number of nodes, spread round-robin over three zones (3 to 64).
+    #[arg(long, default_value_t = 6)]
+    nodes: usize,
+    /// Directory for the database, node data and logs; kept after exit, and a later run on the
+    /// same directory reuses its nodes and objects [default: a new directory under the system's
+    /// temporary directory].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Address of the object API.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    api_listen: SocketAddr,
+    /// The node binary [default: raidtorrent-peer beside this binary, else on PATH].
+    #[arg(long, env = "RAIDTORRENT_PEER_BIN")]
+    peer_bin: Option<PathBuf>,
+    /// Disk space each node donates.
+    #[arg(long, default_value = "4GiB")]
+    quota: String,
+    /// Seconds to wait for every node to connect.
+    #[arg(long, default_value_t = 60)]
+    connect_timeout: u64,
+}
+
+/// The default policy for a network of `nodes` nodes in three zones: one shard per node, with
+/// enough parity that losing any one zone leaves k shards (so GETs survive a zone outage).
+pub fn policy_for(nodes: usize) -> BucketPolicy {
+    let nodes = nodes.clamp(3, 256);
+    let k = nodes * 2 / 3;
+    BucketPolicy {
+        k: k as u16,
+        m: (nodes - k) as u16,
+        copies: 1,
+        high_share: 0.0,
+        inline_max: 4096,
+    }
+}
+
+struct NodeProcess {
+    id: NodeId,
+    name: String,
+    zone: &'static str,
+    log: PathBuf,
+    child: Child,
+}
+
+pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    if !(3..=64).contains(&args.nodes) {
+        bail!("--nodes must be between 3 and 64");
+    }
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("raidtorrent-devnet-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let peer_bin = peer_binary(args.peer_bin.as_deref())?;
+
+    let config = Config {
+        http_listen: "127.0.0.1:0".into(),
+        udp_listen: "off".into(),
+        db: dir.join("gateway.db"),
+        ..Config::default()
+    };
+    config.validate()?;
+    let registry = Registry::open(&config.db)
+        .await
+        .with_context(|| format!("opening {}", config.db.display()))?;
+    let http = bind_tcp("127.0.0.1:0".parse()?)?;
+    let control = TcpListener::bind("127.0.0.1:0").await?;
+    let settings = CloudSettings {
+        data_dir: dir.join("gateway"),
+        swarm_ip: "127.0.0.1".parse()?,
+        control: ControlConfig::default(),
+        gateway: GatewayConfig {
+            data_dir: dir.join("gateway"),
+            tracker_url: String::new(),
+            default_policy: policy_for(args.nodes),
+            max_object_size: 64 << 30,
+            hold_timeout: Duration::from_secs(300),
+            fetch_timeout: Duration::from_secs(120),
+            read_hedge: 1,
+            segment_target: 32 << 20,
+        },
+        collect_interval: Duration::from_secs(60),
+    };
+    let cloud = Cloud::start(
+        &config,
+        registry.clone(),
+        Listeners {
+            http: Some(http),
+            udp: None,
+        },
+        control,
+        settings,
+    )
+    .await?;
+
+    let mut nodes = Vec::with_capacity(args.nodes);
+    let started = async {
+        for i in 0..args.nodes {
+            nodes.push(start_node(&registry, &cloud, &peer_bin, &dir, &args.quota, i).await?);
+        }
+        wait_connected(
+            &cloud,
+            &mut nodes,
+            Duration::from_secs(args.connect_timeout),
+        )
+        .await
+    };
+    if let Err(e) = started.await {
+        stop_nodes(&mut nodes).await;
+        cloud.shutdown().await;
+        return Err(e);
+    }
+
+    let listener = match TcpListener::bind(args.api_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(addr = %args.api_listen, error = %e, "object API port taken; using a free one");
+            TcpListener::bind((args.api_listen.ip(), 0)).await?
+        }
+    };
+    let api_addr = listener.local_addr()?;
+    match cloud.gateway.create_bucket(DEMO_BUCKET, None).await {
+        Ok(_) | Err(GatewayError::BucketExists(_)) => {}
+        Err(e) => bail!("creating the {DEMO_BUCKET} bucket: {e}"),
+    }
+    let (stop_api, mut stop_rx) = watch::channel(false);
+    let routes = api::routes(cloud.gateway.clone(), ApiAuth::open());
+    let server = warp::serve(routes).incoming(listener).graceful(async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    });
+    let server = tokio::spawn(server.run());
+
+    print_banner(&dir, api_addr, &cloud, &nodes, args.nodes);
+    shutdown.await;
+
+    println!("stopping the devnet (data kept in {})", dir.display());
+    let _ = stop_api.send(true);
+    let _ = server.await;
+    stop_nodes(&mut nodes).await;
+    cloud.shutdown().await;
+    Ok(())
+}
+
+/// The node binary: the flag, else beside this executable (where cargo builds it), else PATH.
+fn peer_binary(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = flag {
+        return Ok(p.to_owned());
+    }
+    let beside = std::env::current_exe()?.with_file_name("raidtorrent-peer");
+    if beside.exists() {
+        return Ok(beside);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("raidtorrent-peer"))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_default();
+    on_path.context(
+        "raidtorrent-peer not found beside this binary or on PATH: build it with \
+         `cargo build --bin raidtorrent-peer` (scripts/devnet.sh does), or pass --peer-bin",
+    )
+}
+
+/// Registers node `i` (or finds it, when the directory is reused) and starts its process.
+async fn start_node(
+    registry: &Registry,
+    cloud: &Cloud,
+    bin: &Path,
+    dir: &Path,
+    quota: &str,
+    i: usize,
+) -> Result<NodeProcess> {
+    let name = format!("devnet-node-{}", i + 1);
+    let existing = registry
+        .nodes()
+        .await?
+        .into_iter()
+        .find(|n| n.name == name && n.revoked_at.is_none());
+    let (id, passkey) = match existing {
+        Some(n) => (n.id, cloud.gateway.meta().passkey(n.id).await?),
+        None => {
+            let new = registry.create_node(&name).await?;
+            (new.node.id, new.passkey)
+        }
+    };
+    let zone = ZONES[i % ZONES.len()];
+    let node_dir = dir.join(&name);
+    std::fs::create_dir_all(&node_dir)?;
+    let log = node_dir.join("node.log");
+    let out = std::fs::File::create(&log)?;
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "run",
+        "--quota",
+        quota,
+        "--listen",
+        "127.0.0.1:0",
+        "--zone",
+        zone,
+    ])
+    .arg("--data-dir")
+    .arg(&node_dir)
+    .arg("--gateway")
+    .arg(format!("{id}:{passkey}@{}", cloud.control_addr))
+    .env(
+        "RUST_LOG",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "info,librqbit=warn".into()),
+    )
+    .stdin(Stdio::null())
+    .stdout(out.try_clone()?)
+    .stderr(out);
+    die_with_parent(&mut cmd);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    Ok(NodeProcess {
+        id,
+        name,
+        zone,
+        log,
+        child,
+    })
+}
+
+/// On Linux, a node gets SIGTERM if the devnet dies without stopping it.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the calling (child) process.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
+/// Waits until the control hub sees every node, failing early (with the log's tail) if a node
+/// process exits.
+async fn wait_connected(cloud: &Cloud, nodes: &mut [NodeProcess], timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut waiting = Vec::new();
+        for n in nodes.iter_mut() {
+            if let Some(status) = n.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) before connecting; its log ends:\n{}",
+                    n.name,
+                    tail(&n.log)
+                );
+            }
+            if cloud.hub.node(n.id).is_none() {
+                waiting.push(n.name.as_str());
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("not connected after {timeout:?}: {}", waiting.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// SIGTERM to every node, then up to 10 s for them to finish, then SIGKILL.
+async fn stop_nodes(nodes: &mut [NodeProcess]) {
+    for n in nodes.iter() {
+        if let Ok(pid) = i32::try_from(n.child.id()) {
+            // SAFETY: kill(2) on the pid of a child this process started and has not reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for n in nodes.iter_mut() {
+        while matches!(n.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if matches!(n.child.try_wait(), Ok(None)) {
+            tracing::warn!(node = %n.name, "did not stop on SIGTERM; killing it");
+            let _ = n.child.kill();
+            let _ = n.child.wait();
+        }
+    }
+}
+
+fn print_banner(dir: &Path, api: SocketAddr, cloud: &Cloud, nodes: &[NodeProcess], n: usize) {
+    let p = policy_for(n);
+    let tracker = cloud
+        .service
+        .http_addr
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
+    let url = format!("http://{api}");
+    println!();
+    println!(
+        "raidtorrent devnet is up: a gateway and {n} nodes in 3 zones, data in {}",
+        dir.display()
+    );
+    println!();
+    println!("  object API  {url}   (open, no API key: a local devnet only)");
+    println!("  tracker     http://{tracker}   (node reliability: GET /nodes)");
+    println!("  control     {}", cloud.control_addr);
+    for node in nodes {
+        println!(
+            "  {:<15} id {:<3} {}   pid {:<7} log: {}",
+            node.name,
+            node.id,
+            node.zone,
+            node.child.id(),
+            node.log.display()
+        );
+    }
+    println!(
+        "  bucket '{DEMO_BUCKET}': k={} m={} copies={} (objects up to {} bytes stay inline)",
+        p.k, p.m, p.copies, p.inline_max
+    );
+    println!();
+    println!("Paste:");
+    println!("  head -c 20M /dev/urandom > /tmp/rt-sample.bin");
+    println!("  curl -fsS -T /tmp/rt-sample.bin {url}/{DEMO_BUCKET}/sample.bin");
+    println!("  curl -fsS {url}/{DEMO_BUCKET}/sample.bin -o /tmp/rt-copy.bin && cmp /tmp/rt-sample.bin /tmp/rt-copy.bin && echo identical");
+    println!("  curl -fsS -r 1000-1999 {url}/{DEMO_BUCKET}/sample.bin | wc -c");
+    println!("  curl -fsSI {url}/{DEMO_BUCKET}/sample.bin");
+    println!("  curl -fsS '{url}/{DEMO_BUCKET}?prefix=sample&limit=10'");
+    println!("  curl -fsS -X PUT {url}/photos -d '{{\"k\":2,\"m\":1,\"copies\":2,\"high_share\":0.0,\"inline_max\":4096}}'");
+    println!("  curl -fsS -X DELETE {url}/{DEMO_BUCKET}/sample.bin");
+    println!("  curl -fsS http://{tracker}/nodes");
+    println!();
+    println!("Ctrl-C stops the gateway and the nodes.");
+}

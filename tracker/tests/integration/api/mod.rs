@@ -1,0 +1,188 @@
+//! The object API over real TCP: a real gateway (SQLite metadata store, control hub, librqbit
+//! session) behind `api::routes`, served on 127.0.0.1:0 and driven by reqwest and by raw sockets
+//! for requests no polite client sends. Objects here fit the inline path, so no node is needed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use raidtorrent_codec::MasterKey;
+use raidtorrent_tracker::api::{self, ApiAuth};
+use raidtorrent_tracker::control::{ControlConfig, ControlHub};
+use raidtorrent_tracker::gateway::{BucketPolicy, Gateway, GatewayConfig, Swarm};
+use raidtorrent_tracker::registry::records::recorder;
+use raidtorrent_tracker::registry::Registry;
+use reqwest::{header, Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+mod errors;
+mod objects;
+
+const KEY: &str = "api-key-for-tests-5f1e0c";
+
+/// Objects up to this size stay in the metadata store.
+const INLINE_MAX: u64 = 1 << 20;
+
+struct TestApi {
+    addr: SocketAddr,
+    client: reqwest::Client,
+    key: Option<&'static str>,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApi {
+    async fn start(auth: ApiAuth) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(&dir.path().join("gateway.db"))
+            .await
+            .unwrap();
+        let (rec, handle) = recorder(registry.clone(), 1024, Duration::from_millis(50))
+            .await
+            .unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let mut rec_stop = stop_rx.clone();
+        tokio::spawn(rec.run(async move {
+            let _ = rec_stop.wait_for(|s| *s).await;
+        }));
+        let hub = ControlHub::new(registry.clone(), handle, ControlConfig::default());
+        let swarm = Swarm::start(&dir.path().join("swarm"), "127.0.0.1".parse().unwrap())
+            .await
+            .unwrap();
+        let self_node = registry.create_node("gateway").await.unwrap();
+        let config = GatewayConfig {
+            data_dir: dir.path().join("data"),
+            tracker_url: "http://127.0.0.1:1".into(),
+            default_policy: BucketPolicy {
+                k: 2,
+                m: 1,
+                copies: 1,
+                high_share: 0.0,
+                inline_max: INLINE_MAX,
+            },
+            max_object_size: 1 << 30,
+            hold_timeout: Duration::from_secs(10),
+            fetch_timeout: Duration::from_secs(10),
+            read_hedge: 0,
+            segment_target: 1 << 20,
+        };
+        let gateway = Gateway::new(
+            config,
+            registry,
+            hub,
+            swarm,
+            MasterKey::new("test", &[7; 32]).unwrap(),
+            (self_node.node.id, self_node.passkey),
+        )
+        .await
+        .unwrap();
+        let key = (!auth.is_open()).then_some(KEY);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut rx = stop_rx;
+        let server = warp::serve(api::routes(gateway, auth))
+            .incoming(listener)
+            .graceful(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            });
+        let server = tokio::spawn(server.run());
+        TestApi {
+            addr,
+            client: reqwest::Client::new(),
+            key,
+            stop,
+            server,
+            _dir: dir,
+        }
+    }
+
+    async fn open() -> Self {
+        Self::start(ApiAuth::open()).await
+    }
+
+    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self
+            .client
+            .request(method, format!("http://{}{path}", self.addr));
+        match self.key {
+            Some(k) => r.bearer_auth(k),
+            None => r,
+        }
+    }
+
+    async fn send(&self, r: reqwest::RequestBuilder) -> (StatusCode, header::HeaderMap, Vec<u8>) {
+        let res = r.send().await.unwrap();
+        let (status, headers) = (res.status(), res.headers().clone());
+        (status, headers, res.bytes().await.unwrap().to_vec())
+    }
+
+    async fn json(&self, r: reqwest::RequestBuilder, want: StatusCode) -> Value {
+        let (status, headers, body) = self.send(r).await;
+        let text = String::from_utf8_lossy(&body);
+        assert_eq!(status, want, "{text}");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    /// Asserts an error answer: its status and its `error` code.
+    async fn error(&self, r: reqwest::RequestBuilder, want: StatusCode, code: &str) -> String {
+        let v = self.json(r, want).await;
+        assert_eq!(v["error"], code, "{v}");
+        v["message"].as_str().unwrap().to_owned()
+    }
+
+    async fn put_object(&self, path: &str, data: &[u8]) -> Value {
+        self.json(
+            self.req(Method::PUT, path).body(data.to_vec()),
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.server)
+            .await
+            .expect("server stops")
+            .unwrap();
+    }
+}
+
+/// Bytes whose every offset is distinguishable, so a misplaced range cannot pass.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One raw HTTP/1.1 exchange: returns the status, the header block and the body.
+async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp).await;
+    parse_raw(&resp)
+}
+
+fn parse_raw(resp: &[u8]) -> (u16, String, Vec<u8>) {
+    let end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(resp)));
+    let head = String::from_utf8_lossy(&resp[..end]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, resp[end + 4..].to_vec())
+}
