@@ -96,8 +96,9 @@ pub struct ConnectedNode {
     pub version: u64,
     pub connected_since: SystemTime,
     pub last_report_at: Option<SystemTime>,
-    /// Its latest report, with `held` the complete held set (deltas already applied).
-    pub report: Option<Report>,
+    /// Its latest report, with `held` the complete held set (deltas already applied). Shared, so
+    /// listing nodes that hold thousands of shards copies no held sets.
+    pub report: Option<Arc<Report>>,
 }
 
 /// How a node answered a directive.
@@ -395,7 +396,7 @@ impl ControlHub {
             l.info.free = report.capacity.saturating_sub(report.used).min(report.free);
             l.info.capacity = report.capacity;
             l.info.last_report_at = Some(SystemTime::now());
-            l.info.report = Some(report.clone());
+            l.info.report = Some(Arc::new(report.clone()));
         }
         // No subscriber is not an error.
         let _ = self.inner.reports.send((node, report.clone()));
