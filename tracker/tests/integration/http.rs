@@ -285,3 +285,42 @@ async fn burst_of_ten_thousand_announces() {
     assert_eq!(t.service.recorder().dropped(), 0);
     t.service.shutdown().await;
 }
+
+/// BEP 7: IPv6 announcers are handed out in `peers6` (18-byte entries), not in `peers`.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_peers_go_in_peers6() {
+    use raidtorrent_tracker::registry::Registry;
+    use raidtorrent_tracker::server::{bind_tcp, Listeners, Service};
+    let Ok(v6) = bind_tcp("[::1]:0".parse().unwrap()) else {
+        eprintln!("SKIPPED: no IPv6 loopback");
+        return;
+    };
+    let registry = Registry::open_in_memory().await.unwrap();
+    let key = registry.create_node("dual").await.unwrap().passkey;
+    let config = test_config(false);
+    let listeners = Listeners {
+        http: Some(v6),
+        udp: None,
+    };
+    let s = Service::start(&config, registry, listeners).await.unwrap();
+    let addr = s.http_addr.unwrap();
+    let ih = [0x66u8; 20];
+    let q = |pid: &[u8; 20], port| announce_query(&ih, pid, port, 5);
+    get(
+        addr,
+        &format!("/announce/{key}?{}", q(b"-lt20800-six0000000a", 7006)),
+    )
+    .await;
+    let (_, body) = get(
+        addr,
+        &format!("/announce/{key}?{}", q(b"-lt20800-six0000000b", 7007)),
+    )
+    .await;
+    let v = decode(&body);
+    assert!(v.bytes("peers").is_empty(), "{v:?}");
+    let p6 = v.bytes("peers6");
+    assert_eq!(p6.len(), 18);
+    assert_eq!(&p6[..16], &std::net::Ipv6Addr::LOCALHOST.octets());
+    assert_eq!(u16::from_be_bytes([p6[16], p6[17]]), 7006);
+    s.shutdown().await;
+}
