@@ -217,7 +217,11 @@ impl Opened {
     /// Writes the wanted plaintext and gives the buffer back for reuse.
     fn emit<W: Write>(self, out: &mut W) -> Result<Vec<u8>, DecodeError> {
         let (mut skip, mut take) = (self.skip, self.take);
-        for (slot, &len) in self.sealed.chunks(CHUNK_CIPHERTEXT as usize).zip(&self.lens) {
+        for (slot, &len) in self
+            .sealed
+            .chunks(CHUNK_CIPHERTEXT as usize)
+            .zip(&self.lens)
+        {
             let part = &slot[skip.min(len)..len.min(skip + take)];
             out.write_all(part).map_err(DecodeError::Write)?;
             take -= part.len();

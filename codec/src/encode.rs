@@ -113,7 +113,11 @@ pub fn encode<R: Read, W: Write>(
                 let mut par: Vec<&mut [u8]> =
                     parity.iter_mut().map(|p| &mut p[..block_len]).collect();
                 segment::encode_parity(&rs, &data, &mut par);
-                let all: Vec<&[u8]> = data.iter().copied().chain(par.iter().map(|p| &**p)).collect();
+                let all: Vec<&[u8]> = data
+                    .iter()
+                    .copied()
+                    .chain(par.iter().map(|p| &**p))
+                    .collect();
                 segment::hash_pieces(&all, geometry.piece_length as usize)
             },
         );
