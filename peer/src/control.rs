@@ -136,6 +136,7 @@ struct Writer {
 impl Writer {
     async fn send(&mut self, body: Message) -> anyhow::Result<()> {
         self.seq += 1;
+        tracing::debug!(seq = self.seq, t = body.type_name(), "sending");
         let payload = Envelope::new(self.seq, body).to_payload();
         let bytes = frame::extended(self.gateway_ext_id, &payload);
         tokio::time::timeout(Duration::from_secs(30), self.wr.write_all(&bytes))
@@ -335,6 +336,7 @@ async fn on_frame(
             return Ok(None);
         }
     };
+    tracing::debug!(seq = env.seq, t = env.body.type_name(), "received");
     match env.body {
         Message::Hold(hold) => {
             if let Some(answer) = node.hold(gw.name(), conn, env.seq, hold).await {

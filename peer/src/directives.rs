@@ -246,6 +246,7 @@ pub(crate) fn spawn_fetch(
             let handle = node.engine.add(torrent, peers).await?;
             node.engine.wait_complete(&handle).await
         };
+        tracing::debug!(%ih, "fetching");
         let result = tokio::select! {
             _ = cancel.cancelled() => None,
             r = work => Some(r),
@@ -257,6 +258,7 @@ pub(crate) fn spawn_fetch(
                 fetches.remove(&ih);
             }
         }
+        tracing::debug!(%ih, ?result, "fetch ended");
         if let Some(result) = result {
             if result.is_err() {
                 // Leave nothing half-fetched behind.

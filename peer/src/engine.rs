@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use librqbit::api::TorrentIdOrHash;
@@ -105,8 +106,25 @@ impl Engine {
         Ok(stats.total_bytes > 0 && stats.progress_bytes == stats.total_bytes)
     }
 
+    /// Waits until every piece is downloaded and verified. librqbit's completion notice can be missed
+    /// when the last piece lands while the waiter registers, so the state is also re-read every
+    /// half second.
     pub async fn wait_complete(&self, handle: &TorrentHandle) -> anyhow::Result<()> {
-        handle.wait_until_completed().await
+        loop {
+            let stats = handle.stats();
+            if let Some(e) = stats.error {
+                anyhow::bail!("{e}");
+            }
+            if stats.finished {
+                return Ok(());
+            }
+            if let Ok(r) =
+                tokio::time::timeout(Duration::from_millis(500), handle.wait_until_completed())
+                    .await
+            {
+                r?;
+            }
+        }
     }
 
     /// Stops a shard's torrent and deletes its files; a torrent the session does not have is fine.

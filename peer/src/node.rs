@@ -130,7 +130,9 @@ impl RunningNode {
     /// time, the session stops. Returns the names of tasks that did not stop in time (none, normally).
     pub async fn shutdown(self) -> Vec<String> {
         let left = self.node.tasks.shutdown(SHUTDOWN_GRACE).await;
+        tracing::debug!(?left, "tasks stopped");
         self.node.engine.stop().await;
+        tracing::debug!("session stopped");
         if let Err(e) = self
             .node
             .snapshot_status()

@@ -1,0 +1,448 @@
+//! A raw peer-wire gateway written against RT-0002 with `raidtorrent-proto`, a librqbit seeder for
+//! shards made with `raidtorrent-codec`, and a node under test. Everything binds port 0 on its own
+//! loopback address; waits poll with deadlines.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use librqbit::{AddTorrent, AddTorrentOptions, ListenerOptions, Session, SessionOptions};
+use raidtorrent_codec::ShardInfo;
+use raidtorrent_peer::config::{Config, GatewayConfig, Limits};
+use raidtorrent_peer::size::ByteSize;
+use raidtorrent_peer::RunningNode;
+use raidtorrent_proto::{
+    auth, frame, Envelope, Frame, GatewayHello, Handshake, InfoHash, Message, NodeHello, Parsed,
+    Welcome,
+};
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub const PASSKEY: &str = "0123456789abcdef0123456789abcdef";
+pub const NODE_ID: u64 = 7;
+/// The extended id the test gateway receives placement messages on.
+pub const GATEWAY_EXT_ID: u8 = 3;
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `f` until it yields a value or the deadline passes.
+pub async fn poll<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(DEADLINE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+pub struct TestGateway {
+    pub listener: TcpListener,
+}
+
+impl TestGateway {
+    pub async fn bind() -> Self {
+        TestGateway {
+            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap()
+    }
+
+    pub async fn accept(&self) -> GatewayConn {
+        let (stream, _) = within("the node to dial", self.listener.accept())
+            .await
+            .unwrap();
+        GatewayConn {
+            stream,
+            buf: Vec::new(),
+            seq: 0,
+            nonce: auth::fresh_nonce(),
+            last_report: None,
+        }
+    }
+
+    /// Accepts a node and authenticates it; returns the connection after `welcome`.
+    pub async fn accept_welcomed(&self) -> (GatewayConn, NodeHello) {
+        let mut conn = self.accept().await;
+        let hello = conn.authenticate().await;
+        (conn, hello)
+    }
+}
+
+pub struct GatewayConn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    seq: u64,
+    pub nonce: auth::Nonce,
+    /// The newest report seen so far (reports are full, so it is the node's latest word).
+    pub last_report: Option<raidtorrent_proto::Report>,
+}
+
+impl GatewayConn {
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 16384];
+        let n = self.stream.read(&mut chunk).await.unwrap_or(0);
+        self.buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    }
+
+    /// Reads the node's handshake and answers with ours and our extended handshake.
+    pub async fn handshakes(&mut self) -> Handshake {
+        let h = within("the node's handshake", async {
+            loop {
+                if let Parsed::Done(h, used) = Handshake::parse(&self.buf).unwrap() {
+                    self.buf.drain(..used);
+                    return h;
+                }
+                assert!(self.fill().await, "closed before the handshake");
+            }
+        })
+        .await;
+        h.check_control().unwrap();
+        self.stream
+            .write_all(&Handshake::control(*b"-RTGW01-testgateway0").to_bytes())
+            .await
+            .unwrap();
+        let hello = GatewayHello {
+            ext_id: GATEWAY_EXT_ID,
+            client: Some("test gateway".into()),
+            ver: 1,
+            nonce: self.nonce,
+        };
+        self.write(&frame::extended(0, &hello.to_payload())).await;
+        h
+    }
+
+    /// The next frame, or `None` when the node closed the connection.
+    pub async fn frame(&mut self) -> Option<Frame> {
+        within("a frame from the node", async {
+            loop {
+                if let Parsed::Done(f, used) = frame::decode(&self.buf).unwrap() {
+                    self.buf.drain(..used);
+                    return Some(f);
+                }
+                if !self.fill().await {
+                    return None;
+                }
+            }
+        })
+        .await
+    }
+
+    /// True once the node has closed the connection (anything it still sends is skipped).
+    pub async fn closed_by_node(&mut self) -> bool {
+        while self.frame().await.is_some() {}
+        true
+    }
+
+    pub async fn node_hello(&mut self) -> NodeHello {
+        loop {
+            if let Some(Frame::Extended { id: 0, payload }) = self.frame().await {
+                return NodeHello::parse(&payload).unwrap();
+            }
+        }
+    }
+
+    /// Handshakes, checks the node's proof, and welcomes it.
+    pub async fn authenticate(&mut self) -> NodeHello {
+        self.handshakes().await;
+        let hello = self.node_hello().await;
+        assert!(
+            auth::verify_node_proof(PASSKEY, &self.nonce, &hello.facts.nonce, &hello.facts.proof),
+            "the node's proof does not verify"
+        );
+        let proof = auth::gateway_proof(PASSKEY, &hello.facts.nonce, &self.nonce);
+        self.send(Message::Welcome(Welcome {
+            proof,
+            ver: 1,
+            report_interval: 3600,
+            keepalive_interval: 30,
+        }))
+        .await;
+        hello
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Sends a placement message on the node's id; returns its seq.
+    pub async fn send(&mut self, body: Message) -> u64 {
+        self.seq += 1;
+        let payload = Envelope::new(self.seq, body).to_payload();
+        self.write(&frame::extended(raidtorrent_peer::NODE_EXT_ID, &payload))
+            .await;
+        self.seq
+    }
+
+    /// Sends a raw payload as a placement message.
+    pub async fn send_raw(&mut self, payload: &[u8]) {
+        self.write(&frame::extended(raidtorrent_peer::NODE_EXT_ID, payload))
+            .await;
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// The next placement message from the node (pings answered, other frames skipped).
+    pub async fn recv(&mut self) -> Envelope {
+        loop {
+            match self.frame().await.expect("the node closed the connection") {
+                Frame::Extended {
+                    id: GATEWAY_EXT_ID,
+                    payload,
+                } => {
+                    let env = Envelope::parse(&payload).unwrap();
+                    if let Message::Report(r) = &env.body {
+                        self.last_report = Some(r.clone());
+                    }
+                    if env.body == Message::Ping {
+                        self.send(Message::Pong { re: env.seq }).await;
+                        continue;
+                    }
+                    return env;
+                }
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+
+    /// Skips messages until `pick` accepts one (the node's pings alone do not keep this waiting).
+    pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&Message) -> Option<T>) -> T {
+        within("an expected message", async {
+            loop {
+                let env = self.recv().await;
+                if let Some(v) = pick(&env.body) {
+                    return v;
+                }
+            }
+        })
+        .await
+    }
+
+    /// The answers to several directives, which may come in any order.
+    pub async fn answers(&mut self, seqs: &[u64]) -> Vec<Message> {
+        let mut got = std::collections::BTreeMap::new();
+        while got.len() < seqs.len() {
+            let (re, m) = self
+                .recv_until(|m| match m {
+                    Message::Ack { re, .. } | Message::Refuse { re, .. } if seqs.contains(re) => {
+                        Some((*re, m.clone()))
+                    }
+                    _ => None,
+                })
+                .await;
+            got.insert(re, m);
+        }
+        seqs.iter().map(|s| got[s].clone()).collect()
+    }
+
+    /// The newest report once it satisfies `pred` (reports are full, so a newer one supersedes).
+    pub async fn report_where(
+        &mut self,
+        pred: impl Fn(&raidtorrent_proto::Report) -> bool,
+    ) -> raidtorrent_proto::Report {
+        if let Some(r) = self.last_report.clone().filter(|r| pred(r)) {
+            return r;
+        }
+        self.recv_until(|m| match m {
+            Message::Report(r) if pred(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The answer (ack or refuse) to directive `seq`.
+    pub async fn answer(&mut self, seq: u64) -> Message {
+        self.recv_until(|m| match m {
+            Message::Ack { re, .. } | Message::Refuse { re, .. } if *re == seq => Some(m.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The next report's held set.
+    pub async fn held(&mut self) -> Vec<InfoHash> {
+        self.recv_until(|m| match m {
+            Message::Report(r) => Some(r.held.clone()),
+            _ => None,
+        })
+        .await
+    }
+}
+
+/// A shard: random bytes and its private shard torrent.
+pub struct TestShard {
+    pub data: Vec<u8>,
+    pub info: ShardInfo,
+    pub torrent: Vec<u8>,
+    pub ih: InfoHash,
+}
+
+pub fn shard(len: usize, seed: u8) -> TestShard {
+    let data: Vec<u8> = (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(seed as u32)
+                .to_le_bytes()[1]
+        })
+        .collect();
+    let piece_length = 16 * 1024;
+    let info = ShardInfo {
+        name: ShardInfo::random_name(),
+        length: len as u64,
+        piece_length,
+        pieces: data
+            .chunks(piece_length as usize)
+            .map(|c| Sha1::digest(c).into())
+            .collect(),
+    };
+    // No tracker runs in these tests: peers come from the hold's `peers`.
+    let torrent = info.to_torrent(&[vec![format!("http://127.0.0.1:1/announce/{PASSKEY}")]]);
+    let ih = info.info_hash();
+    TestShard {
+        data,
+        info,
+        torrent,
+        ih,
+    }
+}
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A librqbit session on 127.0.0.2 seeding shards from its own directory.
+pub struct Seeder {
+    pub session: Arc<Session>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl Seeder {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = (
+            "127.0.0.2".parse::<std::net::IpAddr>().unwrap(),
+            free_port("127.0.0.2"),
+        )
+            .into();
+        let session = Session::new_with_opts(
+            dir.path().to_owned(),
+            SessionOptions {
+                dht: None,
+                disable_local_service_discovery: true,
+                persistence: None,
+                fastresume: false,
+                ipv4_only: true,
+                listen: Some(ListenerOptions {
+                    listen_addr: addr,
+                    announce_port: Some(addr.port()),
+                    ipv4_only: true,
+                    enable_upnp_port_forwarding: false,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        Seeder { session, addr, dir }
+    }
+
+    pub async fn seed(&self, shard: &TestShard) {
+        std::fs::write(self.dir.path().join(&shard.info.name), &shard.data).unwrap();
+        let handle = self
+            .session
+            .add_torrent(
+                AddTorrent::from_bytes(shard.torrent.clone()),
+                Some(AddTorrentOptions {
+                    overwrite: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap()
+            .into_handle()
+            .unwrap();
+        within("the seeder's hash check", handle.wait_until_completed())
+            .await
+            .unwrap();
+    }
+
+    pub async fn stop(self) {
+        self.session.stop().await;
+    }
+}
+
+pub fn node_config(dir: &Path, gateway: SocketAddr, quota: u64) -> Config {
+    Config {
+        data_dir: dir.to_owned(),
+        quota: ByteSize(quota),
+        zone: "test/loopback".into(),
+        listen: "127.0.0.3:0".parse().unwrap(),
+        gateways: vec![GatewayConfig {
+            name: Some("test".into()),
+            control: gateway.to_string(),
+            node_id: NODE_ID,
+            passkey: PASSKEY.into(),
+        }],
+        limits: Limits {
+            reconnect_base_ms: 50,
+            reconnect_max_secs: 1,
+            status_interval_secs: 1,
+            ..Limits::default()
+        },
+    }
+}
+
+pub async fn start_node(config: Config) -> RunningNode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    within("the node to start", RunningNode::start(config))
+        .await
+        .unwrap()
+}
+
+/// Stops a node and checks that every task it spawned has ended.
+pub async fn stop_node(node: RunningNode) {
+    let left = within("the node to stop", node.shutdown()).await;
+    assert!(left.is_empty(), "tasks still running: {left:?}");
+}
+
+/// A hold carrying the torrent and the seeder as a peer.
+pub fn hold(shard: &TestShard, peers: Vec<SocketAddr>) -> Message {
+    Message::Hold(raidtorrent_proto::Hold {
+        ih: shard.ih,
+        source: raidtorrent_proto::MetainfoSource::Torrent(shard.torrent.clone()),
+        peers,
+    })
+}

@@ -1,0 +1,207 @@
+//! hold, drop and their refusals, with a real shard moving from a librqbit seeder to the node.
+
+use crate::common::*;
+use raidtorrent_proto::{Hold, Message, MetainfoSource, RefuseCode};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hold_fetches_seeds_and_acks_then_drop_deletes() {
+    let gw = TestGateway::bind().await;
+    let seeder = Seeder::start().await;
+    let shard = shard(300_000, 2);
+    seeder.seed(&shard).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(node_config(dir.path(), gw.addr(), 1 << 20)).await;
+    let (mut conn, _) = gw.accept_welcomed().await;
+    assert_eq!(conn.held().await, vec![]);
+
+    let seq = conn.send(hold(&shard, vec![seeder.addr])).await;
+    assert_eq!(
+        conn.answer(seq).await,
+        Message::Ack {
+            re: seq,
+            ih: shard.ih
+        }
+    );
+    let file = dir.path().join("shards").join(&shard.info.name);
+    assert!(
+        std::fs::read(&file).unwrap() == shard.data,
+        "the node holds the shard's bytes"
+    );
+    // The report after completion lists the shard and the transfer from the seeder.
+    let report = conn.report_where(|r| !r.held.is_empty()).await;
+    assert_eq!(report.held, vec![shard.ih]);
+    assert_eq!(report.used, 300_000);
+    let from_seeder = report
+        .transfers
+        .iter()
+        .find(|t| t.addr == seeder.addr.to_string());
+    assert!(
+        from_seeder.is_some_and(|t| t.ih == shard.ih && t.down == 300_000),
+        "{:?}",
+        report.transfers
+    );
+
+    // A repeated hold is acked at once; the same directive, idempotent.
+    let seq = conn.send(hold(&shard, vec![])).await;
+    assert_eq!(
+        conn.answer(seq).await,
+        Message::Ack {
+            re: seq,
+            ih: shard.ih
+        }
+    );
+
+    let seq = conn.send(Message::Drop { ih: shard.ih }).await;
+    assert_eq!(
+        conn.answer(seq).await,
+        Message::Ack {
+            re: seq,
+            ih: shard.ih
+        }
+    );
+    assert!(!file.exists(), "dropped data is deleted");
+    assert!(!dir
+        .path()
+        .join("torrents")
+        .join(format!("{}.torrent", shard.ih))
+        .exists());
+    assert_eq!(conn.held().await, vec![]);
+    // Dropping again is acked too.
+    let seq = conn.send(Message::Drop { ih: shard.ih }).await;
+    assert_eq!(
+        conn.answer(seq).await,
+        Message::Ack {
+            re: seq,
+            ih: shard.ih
+        }
+    );
+    stop_node(node).await;
+    seeder.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn holds_beyond_the_quota_or_with_bad_metainfo_are_refused() {
+    let gw = TestGateway::bind().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(node_config(dir.path(), gw.addr(), 100_000)).await;
+    let (mut conn, _) = gw.accept_welcomed().await;
+
+    let big = shard(150_000, 3);
+    let seq = conn.send(hold(&big, vec![])).await;
+    match conn.answer(seq).await {
+        Message::Refuse {
+            code: RefuseCode::Quota,
+            ih: Some(ih),
+            text,
+            ..
+        } => {
+            assert_eq!(ih, big.ih);
+            assert!(text.contains("free"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The torrent of another shard under this info-hash.
+    let other = shard(10_000, 4);
+    let seq = conn
+        .send(Message::Hold(Hold {
+            ih: big.ih,
+            source: MetainfoSource::Torrent(other.torrent.clone()),
+            peers: vec![],
+        }))
+        .await;
+    assert!(matches!(
+        conn.answer(seq).await,
+        Message::Refuse {
+            code: RefuseCode::Mismatch,
+            ..
+        }
+    ));
+
+    // Not a shard torrent: a public one.
+    let not_torrent =
+        b"d4:infod6:lengthi1e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee"
+            .to_vec();
+    let seq = conn
+        .send(Message::Hold(Hold {
+            ih: other.ih,
+            source: MetainfoSource::Torrent(not_torrent),
+            peers: vec![],
+        }))
+        .await;
+    match conn.answer(seq).await {
+        Message::Refuse {
+            code: RefuseCode::Metainfo,
+            text,
+            ..
+        } => assert!(text.contains("private"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A URL that does not answer.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/shard.torrent", dead.local_addr().unwrap());
+    drop(dead);
+    let seq = conn
+        .send(Message::Hold(Hold {
+            ih: other.ih,
+            source: MetainfoSource::Url(url),
+            peers: vec![],
+        }))
+        .await;
+    assert!(matches!(
+        conn.answer(seq).await,
+        Message::Refuse {
+            code: RefuseCode::Fetch,
+            ..
+        }
+    ));
+
+    // Nothing was kept, and the quota is whole.
+    let report = conn.last_report.clone().expect("the report after welcome");
+    assert_eq!((report.used, report.held.len()), (0, 0));
+    stop_node(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drop_cancels_a_pending_hold() {
+    let gw = TestGateway::bind().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(node_config(dir.path(), gw.addr(), 1 << 20)).await;
+    let (mut conn, _) = gw.accept_welcomed().await;
+    // No peer has this shard, so its hold stays pending.
+    let lonely = shard(50_000, 5);
+    let hold_seq = conn.send(hold(&lonely, vec![])).await;
+    let drop_seq = conn.send(Message::Drop { ih: lonely.ih }).await;
+    let answers = conn.answers(&[hold_seq, drop_seq]).await;
+    assert!(
+        matches!(
+            answers[0],
+            Message::Refuse {
+                code: RefuseCode::Superseded,
+                ..
+            }
+        ),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers[1],
+        Message::Ack {
+            re: drop_seq,
+            ih: lonely.ih
+        }
+    );
+    assert!(!dir
+        .path()
+        .join("torrents")
+        .join(format!("{}.torrent", lonely.ih))
+        .exists());
+    assert_eq!(
+        node.tasks()
+            .iter()
+            .filter(|t| t.starts_with("fetch"))
+            .count(),
+        0
+    );
+    stop_node(node).await;
+}
