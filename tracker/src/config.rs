@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// The whole configuration of the tracker.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address for HTTP announce/scrape, the node reports and the admin API, or "off".
@@ -25,6 +25,8 @@ pub struct Config {
     pub announce: AnnounceConfig,
     /// Reliability records.
     pub records: RecordsConfig,
+    /// The object service: object API, control listener and object path (off by default).
+    pub objects: crate::api::ObjectConfig,
 }
 
 /// How often clients announce and how many peers they get.
@@ -71,6 +73,7 @@ impl Default for Config {
             open: false,
             announce: AnnounceConfig::default(),
             records: RecordsConfig::default(),
+            objects: crate::api::ObjectConfig::default(),
         }
     }
 }
@@ -138,6 +141,47 @@ flush_interval_ms = 1000
 # Observations queued for the writer (about 130 bytes each); beyond it they are dropped (and
 # counted), never waited on.
 channel_capacity = 262144
+
+[objects]
+# Address of the object API, or "off" (the service is then a tracker only).
+api_listen = "off"
+# Keys clients send as "Authorization: Bearer <key>", each at least 16 characters.
+api_keys = []
+# Accept requests without a key. Only for a local devnet: anyone who reaches the API can read and
+# write every bucket. Required when api_keys is empty.
+open_api = false
+# Address of the control listener nodes dial.
+control_listen = "0.0.0.0:6970"
+# The tracker's base URL as nodes reach it, e.g. "http://gateway.example.org:6969".
+# Empty: taken from http_listen (right on one machine).
+tracker_url = ""
+# Address the gateway's own BitTorrent session listens on, reachable by the nodes.
+swarm_ip = "127.0.0.1"
+# Directory for staged shards and the master key. Keep it safe: the master key decrypts every
+# stored object.
+data_dir = "raidtorrent-gateway"
+# Largest object accepted, in bytes.
+max_object_size = 68719476736
+# Seconds a node may take to fetch and confirm a shard.
+hold_timeout_secs = 300
+# Seconds a read may wait for a shard.
+fetch_timeout_secs = 120
+# Shards a read starts beyond k, so the slowest node does not set the pace.
+read_hedge = 1
+# Target plaintext bytes per segment.
+segment_target = 33554432
+# Seconds between runs of the collector that drops unreferenced shards from nodes.
+collect_interval_secs = 60
+
+[objects.default_policy]
+# Policy of buckets created without one: any k of k + m shards rebuild an object, every shard
+# has `copies` copies on different nodes, `high_share` of them on high-reliability nodes, and
+# objects up to inline_max bytes stay in the database.
+k = 4
+m = 2
+copies = 2
+high_share = 0.0
+inline_max = 4096
 "#;
 
 /// A configuration that cannot be used, and why.
@@ -219,6 +263,10 @@ impl Config {
         }
         if self.records.channel_capacity == 0 {
             return err("records.channel_capacity must be at least 1".into());
+        }
+        self.objects.validate().map_err(ConfigError)?;
+        if self.objects.api_addr().map_err(ConfigError)?.is_some() && self.http_addr()?.is_none() {
+            return err("objects.api_listen needs http_listen: nodes announce over HTTP".into());
         }
         Ok(())
     }

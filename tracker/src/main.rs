@@ -5,6 +5,8 @@ mod devnet;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use raidtorrent_tracker::api;
+use raidtorrent_tracker::cloud::Cloud;
 use raidtorrent_tracker::config::{Config, DEFAULT_TOML};
 use raidtorrent_tracker::registry::{unix_now, Registry};
 use raidtorrent_tracker::server::{bind_tcp, bind_udp, Listeners, Service};
@@ -68,6 +70,23 @@ struct ServeArgs {
     /// Serve announces without a passkey (a public tracker; overrides open).
     #[arg(long, env = "RAIDTORRENT_OPEN")]
     open: bool,
+    /// Object API address, or "off" (overrides objects.api_listen).
+    #[arg(long, env = "RAIDTORRENT_API_LISTEN")]
+    api_listen: Option<String>,
+    /// Object API keys, comma-separated (overrides objects.api_keys).
+    #[arg(
+        long = "api-key",
+        env = "RAIDTORRENT_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    api_keys: Vec<String>,
+    /// Control listener address for nodes (overrides objects.control_listen).
+    #[arg(long, env = "RAIDTORRENT_CONTROL_LISTEN")]
+    control_listen: Option<String>,
+    /// Directory for staged shards and the master key (overrides objects.data_dir).
+    #[arg(long, env = "RAIDTORRENT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +153,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
         config.admin_token = Some(v);
     }
     config.open |= args.open;
+    if let Some(v) = args.api_listen {
+        config.objects.api_listen = v;
+    }
+    if !args.api_keys.is_empty() {
+        config.objects.api_keys = args.api_keys;
+    }
+    if let Some(v) = args.control_listen {
+        config.objects.control_listen = v;
+    }
+    if let Some(v) = args.data_dir {
+        config.objects.data_dir = v;
+    }
     config.validate()?;
     let registry = Registry::open(&config.db)
         .await
@@ -150,8 +181,49 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let service = Service::start(&config, registry, Listeners { http, udp }).await?;
-    service.run_until(shutdown_signal()).await;
+    let listeners = Listeners { http, udp };
+    match config.objects.api_addr().map_err(anyhow::Error::msg)? {
+        None => {
+            let service = Service::start(&config, registry, listeners).await?;
+            service.run_until(shutdown_signal()).await;
+        }
+        Some(api) => serve_objects(&config, registry, listeners, api).await?,
+    }
+    Ok(())
+}
+
+/// The tracker with the object service: control listener, object path and object API.
+async fn serve_objects(
+    config: &Config,
+    registry: Registry,
+    listeners: Listeners,
+    api: std::net::SocketAddr,
+) -> Result<()> {
+    let objects = &config.objects;
+    let control = objects.control_addr().map_err(anyhow::Error::msg)?;
+    let control = bind_tcp(control).with_context(|| format!("binding control on {control}"))?;
+    let api_listener = bind_tcp(api).with_context(|| format!("binding the object API on {api}"))?;
+    let cloud = Cloud::start(
+        config,
+        registry,
+        listeners,
+        control,
+        objects.cloud_settings(),
+    )
+    .await?;
+    let api = api_listener.local_addr()?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let server = warp::serve(api::routes(cloud.gateway.clone(), objects.auth()))
+        .incoming(api_listener)
+        .graceful(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+    let server = tokio::spawn(server.run());
+    tracing::info!(%api, control = %cloud.control_addr, "object API serving");
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let _ = server.await;
+    cloud.shutdown().await;
     Ok(())
 }
 

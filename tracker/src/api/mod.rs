@@ -21,6 +21,7 @@
 //! that breaks off mid-upload fails the PUT (400) and nothing becomes visible; a read that fails
 //! mid-download cuts the response short of its `Content-Length`, never completing it.
 
+mod config;
 mod parse;
 mod respond;
 
@@ -37,6 +38,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::gateway::{BucketPolicy, Gateway, GatewayError};
+pub use config::ObjectConfig;
 use parse::{RangeAnswer, Target};
 
 /// Largest bucket policy body accepted.

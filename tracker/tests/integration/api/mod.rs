@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 mod errors;
 mod objects;
+mod service;
 
 const KEY: &str = "api-key-for-tests-5f1e0c";
 

@@ -1,0 +1,224 @@
+//! The `[objects]` section of the service configuration: the object API, the control listener
+//! nodes dial, and the gateway's object path. Off unless `api_listen` names an address.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ApiAuth;
+use crate::cloud::CloudSettings;
+use crate::control::ControlConfig;
+use crate::gateway::{BucketPolicy, GatewayConfig};
+
+/// Settings of the object service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectConfig {
+    /// Address of the object API, or "off" (the service is then a tracker only).
+    pub api_listen: String,
+    /// Keys clients send as `Authorization: Bearer <key>`, each at least 16 characters.
+    pub api_keys: Vec<String>,
+    /// Accept requests without a key. Only for a local devnet: anyone who reaches the API can
+    /// read and write every bucket. Required when `api_keys` is empty.
+    pub open_api: bool,
+    /// Address of the control listener nodes dial.
+    pub control_listen: String,
+    /// The tracker's base URL as nodes reach it, put in the torrents nodes are handed, e.g.
+    /// "http://gateway.example.org:6969". Empty: taken from http_listen (right on one machine).
+    pub tracker_url: String,
+    /// Address the gateway's own BitTorrent session listens on, reachable by the nodes (its port
+    /// is picked at start).
+    pub swarm_ip: IpAddr,
+    /// Directory for staged shards and the master key. Keep it safe: the master key is what
+    /// decrypts every stored object.
+    pub data_dir: PathBuf,
+    /// Policy of buckets created without one.
+    pub default_policy: BucketPolicy,
+    /// Largest object accepted, in bytes.
+    pub max_object_size: u64,
+    /// Seconds a node may take to fetch and confirm a shard.
+    pub hold_timeout_secs: u64,
+    /// Seconds a read may wait for a shard.
+    pub fetch_timeout_secs: u64,
+    /// Shards a read starts beyond k, so the slowest node does not set the pace.
+    pub read_hedge: usize,
+    /// Target plaintext bytes per segment.
+    pub segment_target: u64,
+    /// Seconds between runs of the collector that drops unreferenced shards from nodes.
+    pub collect_interval_secs: u64,
+}
+
+impl Default for ObjectConfig {
+    fn default() -> Self {
+        ObjectConfig {
+            api_listen: "off".into(),
+            api_keys: Vec::new(),
+            open_api: false,
+            control_listen: "0.0.0.0:6970".into(),
+            tracker_url: String::new(),
+            swarm_ip: IpAddr::from([127, 0, 0, 1]),
+            data_dir: "raidtorrent-gateway".into(),
+            default_policy: BucketPolicy {
+                k: 4,
+                m: 2,
+                copies: 2,
+                high_share: 0.0,
+                inline_max: 4096,
+            },
+            max_object_size: 64 << 30,
+            hold_timeout_secs: 300,
+            fetch_timeout_secs: 120,
+            read_hedge: 1,
+            segment_target: 32 << 20,
+            collect_interval_secs: 60,
+        }
+    }
+}
+
+impl ObjectConfig {
+    /// The object API's address, `None` when off.
+    pub fn api_addr(&self) -> Result<Option<SocketAddr>, String> {
+        addr("objects.api_listen", &self.api_listen, true)
+    }
+
+    /// The control listener's address.
+    pub fn control_addr(&self) -> Result<SocketAddr, String> {
+        addr("objects.control_listen", &self.control_listen, false).map(|a| a.expect("not off"))
+    }
+
+    /// Checks every field when the object API is on; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.api_addr()?.is_none() {
+            return Ok(());
+        }
+        self.control_addr()?;
+        if self.api_keys.is_empty() && !self.open_api {
+            return Err(
+                "objects.api_keys is empty: add keys, or set objects.open_api = true for a local \
+                 devnet"
+                    .into(),
+            );
+        }
+        if self.api_keys.iter().any(|k| k.len() < 16 || k.trim() != k) {
+            return Err(
+                "objects.api_keys entries must be at least 16 characters, without surrounding \
+                 spaces"
+                    .into(),
+            );
+        }
+        if !self.tracker_url.is_empty() && !self.tracker_url.starts_with("http://") {
+            return Err("objects.tracker_url must start with http://".into());
+        }
+        if self.swarm_ip.is_unspecified() {
+            return Err("objects.swarm_ip must be an address nodes can reach, not 0.0.0.0".into());
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err("objects.data_dir must name a directory".into());
+        }
+        self.default_policy
+            .validate()
+            .map_err(|e| format!("objects.default_policy: {e}"))?;
+        if self.hold_timeout_secs == 0 || self.fetch_timeout_secs == 0 {
+            return Err(
+                "objects.hold_timeout_secs and fetch_timeout_secs must be at least 1".into(),
+            );
+        }
+        if !(64 << 10..=1 << 30).contains(&self.segment_target) {
+            return Err("objects.segment_target must be between 65536 and 1073741824".into());
+        }
+        if self.collect_interval_secs == 0 {
+            return Err("objects.collect_interval_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Who may call the API.
+    pub fn auth(&self) -> ApiAuth {
+        if self.open_api && self.api_keys.is_empty() {
+            ApiAuth::open()
+        } else {
+            ApiAuth::keys(&self.api_keys)
+        }
+    }
+
+    /// What [`crate::cloud::Cloud::start`] needs.
+    pub fn cloud_settings(&self) -> CloudSettings {
+        CloudSettings {
+            data_dir: self.data_dir.clone(),
+            swarm_ip: self.swarm_ip,
+            control: ControlConfig::default(),
+            gateway: GatewayConfig {
+                data_dir: self.data_dir.clone(),
+                tracker_url: self.tracker_url.clone(),
+                default_policy: self.default_policy,
+                max_object_size: self.max_object_size,
+                hold_timeout: Duration::from_secs(self.hold_timeout_secs),
+                fetch_timeout: Duration::from_secs(self.fetch_timeout_secs),
+                read_hedge: self.read_hedge,
+                segment_target: self.segment_target,
+            },
+            collect_interval: Duration::from_secs(self.collect_interval_secs),
+        }
+    }
+}
+
+fn addr(field: &str, v: &str, may_be_off: bool) -> Result<Option<SocketAddr>, String> {
+    if may_be_off && v == "off" {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("{field} = {v:?} is not an address like \"0.0.0.0:9000\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on() -> ObjectConfig {
+        ObjectConfig {
+            api_listen: "127.0.0.1:9000".into(),
+            api_keys: vec!["0123456789abcdef0123".into()],
+            ..ObjectConfig::default()
+        }
+    }
+
+    #[test]
+    fn printed_default_is_the_default() {
+        let printed = crate::config::Config::from_toml(crate::config::DEFAULT_TOML).unwrap();
+        assert_eq!(printed.objects, ObjectConfig::default());
+        ObjectConfig::default().validate().unwrap();
+        on().validate().unwrap();
+        let text = toml::to_string(&on()).unwrap();
+        assert_eq!(toml::from_str::<ObjectConfig>(&text).unwrap(), on());
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let check = |edit: fn(&mut ObjectConfig), needle: &str| {
+            let mut c = on();
+            edit(&mut c);
+            let e = c.validate().unwrap_err();
+            assert!(e.contains(needle), "{e} should mention {needle}");
+        };
+        check(
+            |c| c.api_listen = "nine-thousand".into(),
+            "objects.api_listen",
+        );
+        check(|c| c.api_keys.clear(), "open_api");
+        check(|c| c.api_keys = vec!["short".into()], "api_keys");
+        check(|c| c.control_listen = "x".into(), "control_listen");
+        check(|c| c.swarm_ip = IpAddr::from([0, 0, 0, 0]), "swarm_ip");
+        check(|c| c.default_policy.k = 0, "default_policy");
+        check(|c| c.segment_target = 1, "segment_target");
+        check(|c| c.tracker_url = "udp://x".into(), "tracker_url");
+        let mut open = on();
+        open.api_keys.clear();
+        open.open_api = true;
+        open.validate().unwrap();
+        assert!(open.auth().is_open());
+        assert!(!on().auth().is_open());
+    }
+}
