@@ -274,6 +274,11 @@ impl Node {
         }
     }
 
+    /// Per-peer statistics of one shard, as reports carry them.
+    pub fn transfers(&self, ih: &InfoHash) -> Vec<raidtorrent_proto::Transfer> {
+        self.engine.transfers(ih)
+    }
+
     pub fn snapshot_status(&self) -> Status {
         let (shards, quota, used) = {
             let ledger = lock(&self.ledger);

@@ -6,4 +6,5 @@ mod cli;
 mod common;
 mod connection;
 mod directives;
+mod interop;
 mod restart;
