@@ -205,3 +205,54 @@ async fn a_drop_cancels_a_pending_hold() {
     );
     stop_node(node).await;
 }
+
+/// Serves `body` to one HTTP GET on 127.0.0.1:0; returns the URL.
+async fn serve_once(body: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/metainfo/shard.torrent",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "request cut short");
+            request.extend_from_slice(&chunk[..n]);
+        }
+        assert!(request.starts_with(b"GET /metainfo/shard.torrent "));
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-bittorrent\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body).await.unwrap();
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hold_by_url_fetches_the_metainfo_over_http() {
+    let gw = TestGateway::bind().await;
+    let seeder = Seeder::start().await;
+    let s = shard(60_000, 10);
+    seeder.seed(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(node_config(dir.path(), gw.addr(), 1 << 20)).await;
+    let (mut conn, _) = gw.accept_welcomed().await;
+    let url = serve_once(s.torrent.clone()).await;
+    let seq = conn
+        .send(Message::Hold(Hold {
+            ih: s.ih,
+            source: MetainfoSource::Url(url),
+            peers: vec![seeder.addr],
+        }))
+        .await;
+    assert_eq!(conn.answer(seq).await, Message::Ack { re: seq, ih: s.ih });
+    assert!(std::fs::read(dir.path().join("shards").join(&s.info.name)).unwrap() == s.data);
+    stop_node(node).await;
+    seeder.stop().await;
+}
