@@ -162,6 +162,10 @@ impl Node {
     /// longer all verify is fetched again and not reported until complete.
     async fn restore(self: &Arc<Self>) -> anyhow::Result<()> {
         let stored = self.store.load()?;
+        let strays = self.store.remove_strays(&stored)?;
+        if strays > 0 {
+            tracing::info!(files = strays, "removed data of shards no longer held");
+        }
         let started = std::time::Instant::now();
         let mut added = Vec::new();
         for s in stored {

@@ -141,6 +141,18 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes shard data and metainfo files that belong to no shard in `keep` (left by a fetch that
+    /// a crash or restart interrupted); returns how many files went.
+    pub fn remove_strays(&self, keep: &[StoredShard]) -> Result<usize, StoreError> {
+        let names: BTreeSet<String> = keep.iter().map(|s| s.name.clone()).collect();
+        let torrents: BTreeSet<String> = keep
+            .iter()
+            .map(|s| format!("{}.torrent", s.info_hash))
+            .collect();
+        Ok(remove_unlisted(&self.shards_dir(), &names)?
+            + remove_unlisted(&self.torrents_dir(), &torrents)?)
+    }
+
     /// Bytes the filesystem under the data directory still has free for this user.
     pub fn filesystem_free(&self) -> Option<u64> {
         use std::os::unix::ffi::OsStrExt;
@@ -150,6 +162,19 @@ impl Store {
         let rc = unsafe { libc::statvfs(path.as_ptr(), &mut stat) };
         (rc == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
     }
+}
+
+fn remove_unlisted(dir: &Path, keep: &BTreeSet<String>) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).map_err(io_at(dir))? {
+        let entry = entry.map_err(io_at(dir))?;
+        if !keep.contains(entry.file_name().to_string_lossy().as_ref()) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(io_at(&path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -187,5 +212,25 @@ mod tests {
         std::fs::write(dir.path().join("held.json"), b"{").unwrap();
         assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
         assert!(store.filesystem_free().unwrap() > 0);
+    }
+
+    #[test]
+    fn strays_go_and_held_shards_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let kept = StoredShard {
+            info_hash: "ab".repeat(20),
+            name: "1".repeat(32),
+            length: 1,
+            owners: BTreeSet::new(),
+        };
+        std::fs::write(store.shards_dir().join(&kept.name), b"x").unwrap();
+        std::fs::write(store.torrent_path(&InfoHash([0xab; 20])), b"t").unwrap();
+        std::fs::write(store.shards_dir().join("2".repeat(32)), b"half").unwrap();
+        std::fs::write(store.torrent_path(&InfoHash([0xcd; 20])), b"t").unwrap();
+        assert_eq!(store.remove_strays(std::slice::from_ref(&kept)).unwrap(), 2);
+        assert!(store.shards_dir().join(&kept.name).exists());
+        assert!(store.torrent_path(&InfoHash([0xab; 20])).exists());
+        assert!(!store.shards_dir().join("2".repeat(32)).exists());
     }
 }

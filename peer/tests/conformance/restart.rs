@@ -23,8 +23,15 @@ async fn restart_keeps_shards_without_downloading_again() {
     drop(conn);
     // Nobody else has the shards now: whatever the node holds after restart comes from its disk.
     seeder.stop().await;
+    // What a fetch cut short by a crash would leave behind.
+    let stray = dir.path().join("shards").join("f".repeat(32));
+    std::fs::write(&stray, b"half a shard").unwrap();
 
     let node = start_node(config.clone()).await;
+    assert!(
+        !stray.exists(),
+        "data of a shard not held is removed at start"
+    );
     let (mut conn, _) = gw.accept_welcomed().await;
     let mut held = conn.held().await;
     held.sort();
