@@ -23,16 +23,19 @@ pub fn peer_binary() -> PathBuf {
     let bin = dir.join("raidtorrent-peer");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "raidtorrent-peer",
-                "--bin",
-                "raidtorrent-peer",
-            ])
-            .status()
-            .expect("cargo runs");
+        let mut build = Command::new(cargo);
+        build.args([
+            "build",
+            "-p",
+            "raidtorrent-peer",
+            "--bin",
+            "raidtorrent-peer",
+        ]);
+        // Benchmarks run from target/release: build the node in the same profile.
+        if dir.file_name().is_some_and(|d| d == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
         assert!(status.success(), "building raidtorrent-peer failed");
     }
     bin
