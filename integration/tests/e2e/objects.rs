@@ -69,12 +69,7 @@ async fn objects_survive_the_loss_of_a_zone() {
     for node in &t.nodes {
         for f in files_under(&node.dir) {
             let bytes = std::fs::read(&f).unwrap();
-            assert!(
-                !bytes.windows(probe.len()).step_by(4096).any(|w| w == probe)
-                    && !contains(&bytes, probe),
-                "{} holds plaintext",
-                f.display()
-            );
+            assert!(!contains(&bytes, probe), "{} holds plaintext", f.display());
         }
     }
 

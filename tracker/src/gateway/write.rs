@@ -140,20 +140,26 @@ async fn stage_and_place(
         gw.wake_collector();
         return Err(e);
     }
-    let size = encoded.layout.size;
-    inner
+    let committed = inner
         .meta
         .commit_object(
             &bucket.name,
             key,
-            size,
+            encoded.layout.size,
             &encoded.sha256,
             None,
             Some(&manifest.to_bytes()),
             &hashes,
             unix_now(),
         )
-        .await
+        .await;
+    if committed.is_err() {
+        // The copies are on nodes but no object refers to them: hand them to the collector now
+        // rather than leaving them pending until the next restart.
+        inner.meta.abandon_shards(&hashes).await?;
+        gw.wake_collector();
+    }
+    committed
 }
 
 fn p_policy(bucket: &Bucket) -> Policy {
