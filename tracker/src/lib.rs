@@ -13,7 +13,10 @@
 //! - [`control`]: the control listener nodes dial (BEP RT-0002): authentication, directives, reports;
 //! - [`gateway`]: the object path: buckets, objects, the write and read pipelines over the swarm;
 //! - [`api`]: the object API over HTTP in front of the gateway (S3-style paths, JSON, API keys);
-//! - [`placement`]: which nodes take which copies of a shard (pure, simulated in tests).
+//! - [`placement`]: which nodes take which copies of a shard (pure, simulated in tests);
+//! - [`scoring`]: each node's reliability score and tier, with reasons (pure);
+//! - [`audit`]: checking that a node really serves the pieces it holds, over the BitTorrent wire;
+//! - [`repair`]: which shards need copies and which copies move, riskiest first (pure).
 //!
 //! ```
 //! use raidtorrent_tracker::protocol::http::AnnounceRequest;
@@ -25,6 +28,7 @@
 //! ```
 
 pub mod api;
+pub mod audit;
 pub mod cloud;
 pub mod config;
 pub mod control;
@@ -32,6 +36,8 @@ pub mod gateway;
 pub mod placement;
 pub mod protocol;
 pub mod registry;
+pub mod repair;
+pub mod scoring;
 pub mod server;
 pub mod swarm;
 pub mod tracker;

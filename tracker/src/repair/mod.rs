@@ -1,0 +1,1 @@
+//! Repair and rebalance planning: which shards lack copies, which copies to move, riskiest first.
