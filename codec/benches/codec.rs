@@ -2,7 +2,9 @@
 //!
 //! For each code, in one run: `sha1-bound` hashes object × (k+m)/k bytes in pieces on every core (the
 //! least work any writer of these shard torrents must do); `encode` seals, codes and hashes the object;
-//! `decode` reads it back from all shards; `rebuild` reads it back with m data shards missing.
+//! `decode` reads it back from all shards; `rebuild` reads it back with m data shards missing;
+//! `rebuild-shard` rewrites lost shard 0 from k others (no key), which must hash k + 1 shards, so its
+//! own SHA-1 bound is `sha1-bound` × (k+m)/(k+1).
 //! All are reported as GB/s of object, and the ratios are printed at the end.
 //!
 //! `cargo bench -p raidtorrent-codec --bench codec`
@@ -96,6 +98,14 @@ fn bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("rebuild", &id), |b| {
             b.iter(|| decode(&manifest, &key, inputs(usize::from(m)), io::sink()).unwrap())
         });
+        let lost = [RebuildTarget {
+            index: 0,
+            info: &infos[0],
+        }];
+        let mut out = [io::sink()];
+        group.bench_function(BenchmarkId::new("rebuild-shard", &id), |b| {
+            b.iter(|| rebuild(&manifest, inputs(1), &lost, &mut out).unwrap())
+        });
     }
     group.finish();
 }
@@ -116,11 +126,12 @@ fn report() {
     for (k, m) in CODES {
         let id = format!("k{k}m{m}");
         let get = |f: &str| mean_seconds(f, &id).map(|s| SIZE as f64 / s / 1e9);
-        let (Some(bound), Some(enc), Some(dec), Some(reb)) = (
+        let (Some(bound), Some(enc), Some(dec), Some(reb), Some(shard)) = (
             get("sha1-bound"),
             get("encode"),
             get("decode"),
             get("rebuild"),
+            get("rebuild-shard"),
         ) else {
             println!("  {id}: no estimates (run without --test to measure)");
             continue;
@@ -129,6 +140,11 @@ fn report() {
             "  ({k},{m}): sha1-bound {bound:.2}  encode {enc:.2} ({:.0}% of bound)  decode {dec:.2}  rebuild {reb:.2} ({:.0}% of encode)",
             100.0 * enc / bound,
             100.0 * reb / enc
+        );
+        let shard_bound = bound * f64::from(k + m) / f64::from(k + 1);
+        println!(
+            "         rebuild-shard {shard:.2} ({:.0}% of its SHA-1 bound {shard_bound:.2})",
+            100.0 * shard / shard_bound
         );
     }
 }

@@ -316,7 +316,7 @@ impl<R: ShardReader> Reader<'_, R> {
             b.resize(len, 0);
         }
         let mut blocks: Vec<&mut [u8]> = self.bufs.iter_mut().map(|b| &mut b[..len]).collect();
-        segment::reconstruct(&self.rs, &mut blocks, &present);
+        segment::reconstruct(&self.rs, &mut blocks, &present, false);
         for (d, _) in &needed {
             copy_out(out, *d, &self.bufs[*d], window.start);
         }

@@ -1,5 +1,6 @@
 //! raidtorrent's codec: an object becomes encrypted Reed-Solomon shards, each shard one private
-//! BitTorrent v1 torrent; any k of the k + m shards give the object back.
+//! BitTorrent v1 torrent; any k of the k + m shards give the object back, and any k rebuild a lost
+//! shard byte for byte without the data key ([`rebuild()`]).
 //!
 //! Pure and synchronous: `Read` and `Write` at the edges, no sockets, no async runtime. Work inside a
 //! segment (sealing, coding, hashing) is spread over every core with rayon.
@@ -34,6 +35,7 @@ pub mod encode;
 pub mod layout;
 pub mod manifest;
 pub mod metainfo;
+pub mod rebuild;
 mod segment;
 
 pub use crypto::{CryptoError, DataKey, MasterKey, WrappedKey};
@@ -44,3 +46,4 @@ pub use encode::{encode, EncodeError, Encoded};
 pub use layout::{Geometry, Layout, LayoutError, RangePlan, DEFAULT_SEGMENT_TARGET};
 pub use manifest::{KeyRef, Manifest, ManifestError, ShardRef};
 pub use metainfo::{InfoHash, Metainfo, MetainfoError, ShardInfo};
+pub use rebuild::{rebuild, RebuildError, RebuildReport, RebuildTarget};

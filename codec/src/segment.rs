@@ -1,4 +1,4 @@
-//! The work done on one segment, shared by the encoder and the decoder: sealing and opening chunks,
+//! The work done on one segment, shared by the encoder, the decoder and the rebuilder: sealing and opening chunks,
 //! Reed-Solomon over column stripes, and piece hashing, each spread over every core with rayon.
 //!
 //! A segment's sealed bytes live in one contiguous *data area*; data block `i` of the segment is
@@ -74,9 +74,15 @@ pub(crate) fn encode_parity(rs: &ReedSolomon, data: &[&[u8]], parity: &mut [&mut
         });
 }
 
-/// Rebuilds the missing data blocks. `blocks` holds all k + m blocks of equal length; `present[i]`
-/// says whether block i holds good bytes. At least k must be present.
-pub(crate) fn reconstruct(rs: &ReedSolomon, blocks: &mut [&mut [u8]], present: &[bool]) {
+/// Rebuilds the missing data blocks, and the missing parity blocks too when `parity` is set.
+/// `blocks` holds all k + m blocks of equal length; `present[i]` says whether block i holds good
+/// bytes. At least k must be present.
+pub(crate) fn reconstruct(
+    rs: &ReedSolomon,
+    blocks: &mut [&mut [u8]],
+    present: &[bool],
+    parity: bool,
+) {
     let len = blocks[0].len();
     let n = blocks.len();
     let mut stripes: Vec<Vec<(&mut [u8], bool)>> = (0..len.div_ceil(STRIPE))
@@ -88,8 +94,12 @@ pub(crate) fn reconstruct(rs: &ReedSolomon, blocks: &mut [&mut [u8]], present: &
         }
     }
     stripes.into_par_iter().for_each(|mut stripe| {
-        rs.reconstruct_data(&mut stripe)
-            .expect("at least k blocks are present");
+        if parity {
+            rs.reconstruct(&mut stripe)
+        } else {
+            rs.reconstruct_data(&mut stripe)
+        }
+        .expect("at least k blocks are present");
     });
 }
 
