@@ -1,0 +1,516 @@
+//! The audit's side of one peer-wire conversation, without sockets: what to send, what the node's
+//! answers mean, and the verdict. [`super::probe`] drives it over TCP.
+//!
+//! States, in order (the [`Exchange::stage`] a timeout names):
+//! - `handshake`: our handshake is sent; the node's must name the shard's info-hash;
+//! - `unchoke`: `interested` is sent; the node's bitfield and `have`s say what it holds. At its
+//!   `unchoke`, every chosen piece must be held, or the audit ends as [`Verdict::Missing`];
+//! - `block`: requests for every 16 KiB block of the chosen pieces go out, at most
+//!   [`PIPELINE`] at a time. Each `piece` must answer an outstanding request exactly (index, offset,
+//!   length); each completed piece is SHA-1-checked. A `choke` puts outstanding requests back in the
+//!   queue (BEP 3: a choke drops them) and returns to `unchoke`.
+//!
+//! Anything a broken or dishonest node sends (a bad bitfield, an unrequested block, wrong data) ends
+//! the audit as [`Verdict::Fail`], naming the piece being fetched (the first chosen piece before any
+//! request went out).
+
+use std::collections::VecDeque;
+
+use raidtorrent_codec::ShardInfo;
+use raidtorrent_proto::Handshake;
+use sha1::{Digest, Sha1};
+
+use super::wire::{BlockRef, Message, WireError};
+
+/// Block size requested, as every client does.
+pub const BLOCK_LEN: u32 = 16 << 10;
+/// Requests kept outstanding at once.
+pub const PIPELINE: usize = 4;
+
+/// How an exchange ended, short of a timeout (which only the driver can see).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every chosen piece arrived and matched its hash.
+    Pass { bytes: u64 },
+    /// The node served wrong data or broke the protocol.
+    Fail { piece: u32, reason: String },
+    /// The node refused or does not hold a chosen piece.
+    Missing { reason: String },
+}
+
+/// Progress of one audit conversation.
+#[derive(Debug)]
+pub struct Exchange {
+    info_hash: [u8; 20],
+    piece_count: u32,
+    piece_length: u64,
+    length: u64,
+    hashes: Vec<[u8; 20]>,
+    /// Chosen pieces, in request order, deduplicated and in range.
+    chosen: Vec<u32>,
+    stage: &'static str,
+    /// Pieces the node says it holds.
+    held: Vec<bool>,
+    queue: VecDeque<BlockRef>,
+    outstanding: Vec<BlockRef>,
+    /// Pieces being assembled: index, bytes, bytes received so far. Pipelining spans at most
+    /// [`PIPELINE`] pieces.
+    assembling: Vec<(u32, Vec<u8>, u32)>,
+    outbox: Vec<Message>,
+    bytes: u64,
+    verified: usize,
+    /// Requests were queued (at the first unchoke).
+    started: bool,
+}
+
+impl Exchange {
+    /// A new exchange auditing `pieces` of `shard`. Indices outside the shard are the caller's
+    /// mistake and are left out; repeated indices are checked once.
+    pub fn new(shard: &ShardInfo, pieces: &[u32]) -> Self {
+        let piece_count = u32::try_from(shard.pieces.len()).unwrap_or(u32::MAX);
+        let mut chosen = Vec::with_capacity(pieces.len());
+        for &p in pieces {
+            if p < piece_count && !chosen.contains(&p) {
+                chosen.push(p);
+            }
+        }
+        Exchange {
+            info_hash: shard.info_hash().0,
+            piece_count,
+            piece_length: shard.piece_length,
+            length: shard.length,
+            hashes: shard.pieces.clone(),
+            chosen,
+            stage: "handshake",
+            held: vec![false; piece_count as usize],
+            queue: VecDeque::new(),
+            outstanding: Vec::new(),
+            assembling: Vec::new(),
+            outbox: Vec::new(),
+            bytes: 0,
+            verified: 0,
+            started: false,
+        }
+    }
+
+    /// The shard's info-hash, which our handshake names.
+    pub fn info_hash(&self) -> [u8; 20] {
+        self.info_hash
+    }
+
+    /// What the exchange waits for: `handshake`, `unchoke` or `block`.
+    pub fn stage(&self) -> &'static str {
+        self.stage
+    }
+
+    /// The largest frame the node has any reason to send: its bitfield, a 16 KiB block, or a
+    /// modest extension message (librqbit's extended handshake is a few hundred bytes).
+    pub fn max_frame(&self) -> u32 {
+        let bitfield = 1 + self.piece_count.div_ceil(8);
+        bitfield.max(9 + BLOCK_LEN).max(64 << 10)
+    }
+
+    /// Messages to send now, in order.
+    pub fn take_outgoing(&mut self) -> Vec<Message> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The node's handshake arrived.
+    pub fn on_handshake(&mut self, h: &Handshake) -> Result<(), Verdict> {
+        if h.info_hash != self.info_hash {
+            return Err(Verdict::Missing {
+                reason: format!(
+                    "answered with info-hash {}",
+                    raidtorrent_codec::InfoHash(h.info_hash)
+                ),
+            });
+        }
+        self.stage = "unchoke";
+        self.outbox.push(Message::Interested);
+        Ok(())
+    }
+
+    /// One message from the node; `Some` ends the exchange.
+    pub fn on_message(&mut self, m: Message) -> Option<Verdict> {
+        match m {
+            Message::Bitfield(bits) => self.on_bitfield(&bits),
+            Message::Have(i) => {
+                if i >= self.piece_count {
+                    return Some(self.fail(format!(
+                        "have for piece {i} of a shard of {} pieces",
+                        self.piece_count
+                    )));
+                }
+                self.held[i as usize] = true;
+                None
+            }
+            Message::Unchoke => self.on_unchoke(),
+            Message::Choke => {
+                if self.stage == "block" {
+                    for b in self.outstanding.drain(..).rev() {
+                        self.queue.push_front(b);
+                    }
+                    self.stage = "unchoke";
+                }
+                None
+            }
+            Message::Piece { index, begin, data } => self.on_piece(index, begin, &data),
+            // The node asking us for data, keep-alives, extension and unknown messages: nothing
+            // for an audit to act on.
+            _ => None,
+        }
+    }
+
+    /// The stream broke at the wire level; the node is at fault.
+    pub fn on_wire_error(&self, e: &WireError) -> Verdict {
+        self.fail(format!("peer-wire violation: {e}"))
+    }
+
+    /// The node closed the connection before the exchange ended.
+    pub fn on_closed(&self) -> Verdict {
+        Verdict::Missing {
+            reason: format!(
+                "closed the connection while the audit waited for {}",
+                self.stage
+            ),
+        }
+    }
+
+    fn fail(&self, reason: String) -> Verdict {
+        let piece = self
+            .assembling
+            .first()
+            .map(|a| a.0)
+            .or_else(|| self.outstanding.first().map(|b| b.index))
+            .or_else(|| self.chosen.first().copied())
+            .unwrap_or(0);
+        Verdict::Fail { piece, reason }
+    }
+
+    fn on_bitfield(&mut self, bits: &[u8]) -> Option<Verdict> {
+        let want = self.piece_count.div_ceil(8) as usize;
+        if bits.len() != want {
+            return Some(self.fail(format!(
+                "bitfield of {} bytes for {} pieces",
+                bits.len(),
+                self.piece_count
+            )));
+        }
+        let spare = want * 8 - self.piece_count as usize;
+        if spare > 0 && bits[want - 1] & ((1u8 << spare) - 1) != 0 {
+            return Some(self.fail("bitfield sets bits past the last piece".into()));
+        }
+        for (i, h) in self.held.iter_mut().enumerate() {
+            *h = bits[i / 8] & (0x80 >> (i % 8)) != 0;
+        }
+        None
+    }
+
+    fn on_unchoke(&mut self) -> Option<Verdict> {
+        if self.stage != "unchoke" {
+            return None;
+        }
+        if !self.started {
+            if let Some(p) = self.chosen.iter().find(|&&p| !self.held[p as usize]) {
+                return Some(Verdict::Missing {
+                    reason: format!("does not have piece {p}"),
+                });
+            }
+            if self.chosen.is_empty() {
+                return Some(Verdict::Pass { bytes: 0 });
+            }
+            self.queue = self.chosen.iter().flat_map(|&p| self.blocks(p)).collect();
+            self.started = true;
+        }
+        self.stage = "block";
+        self.refill();
+        None
+    }
+
+    fn piece_len(&self, p: u32) -> u64 {
+        let start = p as u64 * self.piece_length;
+        self.piece_length.min(self.length.saturating_sub(start))
+    }
+
+    fn blocks(&self, p: u32) -> Vec<BlockRef> {
+        let len = self.piece_len(p);
+        (0..len)
+            .step_by(BLOCK_LEN as usize)
+            .map(|begin| BlockRef {
+                index: p,
+                begin: begin as u32,
+                length: (len - begin).min(BLOCK_LEN as u64) as u32,
+            })
+            .collect()
+    }
+
+    fn refill(&mut self) {
+        while self.outstanding.len() < PIPELINE {
+            let Some(b) = self.queue.pop_front() else {
+                break;
+            };
+            self.outstanding.push(b);
+            self.outbox.push(Message::Request(b));
+        }
+    }
+
+    fn on_piece(&mut self, index: u32, begin: u32, data: &[u8]) -> Option<Verdict> {
+        let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        let wanted = BlockRef {
+            index,
+            begin,
+            length,
+        };
+        if let Some(at) = self.outstanding.iter().position(|b| *b == wanted) {
+            self.outstanding.remove(at);
+        } else if let Some(at) = self.queue.iter().position(|b| *b == wanted) {
+            // Requested before a choke dropped it (or about to be): still a block of a chosen
+            // piece at its exact place, and the piece's hash judges it.
+            self.queue.remove(at);
+        } else {
+            return Some(self.fail(format!(
+                "sent a block that was not requested: piece {index}, offset {begin}, {length} bytes"
+            )));
+        }
+        self.bytes += data.len() as u64;
+        let piece_len = self.piece_len(index) as usize;
+        let slot = match self.assembling.iter().position(|a| a.0 == index) {
+            Some(slot) => slot,
+            None => {
+                self.assembling.push((index, vec![0; piece_len], 0));
+                self.assembling.len() - 1
+            }
+        };
+        let (_, buf, got) = &mut self.assembling[slot];
+        // In range: the block matched a request, and requests lie inside the piece.
+        buf[begin as usize..begin as usize + data.len()].copy_from_slice(data);
+        *got += length;
+        if *got as usize == piece_len {
+            let (_, buf, _) = self.assembling.swap_remove(slot);
+            let digest: [u8; 20] = Sha1::digest(&buf).into();
+            if digest != self.hashes[index as usize] {
+                return Some(Verdict::Fail {
+                    piece: index,
+                    reason: format!("piece {index} does not match its hash"),
+                });
+            }
+            self.verified += 1;
+            if self.verified == self.chosen.len() {
+                return Some(Verdict::Pass { bytes: self.bytes });
+            }
+        }
+        self.refill();
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shard of 3 pieces of 32 KiB (two blocks each), the last one 20,000 bytes (two blocks:
+    /// 16,384 and 3,616).
+    fn shard() -> (ShardInfo, Vec<u8>) {
+        let data: Vec<u8> = (0..2 * 32768 + 20_000u32)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let pieces = data.chunks(32768).map(|c| Sha1::digest(c).into()).collect();
+        let s = ShardInfo {
+            name: "ab".repeat(16),
+            length: data.len() as u64,
+            piece_length: 32768,
+            pieces,
+        };
+        (s, data)
+    }
+
+    fn handshake(info_hash: [u8; 20]) -> Handshake {
+        Handshake {
+            reserved: [0; 8],
+            info_hash,
+            peer_id: [7; 20],
+        }
+    }
+
+    /// An exchange past the handshake, with the node holding every piece and unchoked.
+    fn started(pieces: &[u32]) -> (Exchange, Vec<u8>) {
+        let (s, data) = shard();
+        let mut ex = Exchange::new(&s, pieces);
+        let h = handshake(s.info_hash().0);
+        ex.on_handshake(&h).unwrap();
+        assert_eq!(ex.take_outgoing(), vec![Message::Interested]);
+        assert_eq!(ex.on_message(Message::Bitfield(vec![0b1110_0000])), None);
+        assert_eq!(ex.on_message(Message::Unchoke), None);
+        assert_eq!(ex.stage(), "block");
+        (ex, data)
+    }
+
+    fn answer(b: &BlockRef, data: &[u8]) -> Message {
+        let at = b.index as usize * 32768 + b.begin as usize;
+        Message::Piece {
+            index: b.index,
+            begin: b.begin,
+            data: data[at..at + b.length as usize].to_vec(),
+        }
+    }
+
+    fn requests(ex: &mut Exchange) -> Vec<BlockRef> {
+        ex.take_outgoing()
+            .into_iter()
+            .map(|m| match m {
+                Message::Request(b) => b,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_honest_node_passes_with_pipelined_requests_answered_out_of_order() {
+        let (mut ex, data) = started(&[2, 0, 2]);
+        let mut sent = requests(&mut ex);
+        assert_eq!(sent.len(), PIPELINE);
+        assert_eq!(
+            sent[1],
+            BlockRef {
+                index: 2,
+                begin: 16384,
+                length: 20_000 - 16384
+            }
+        );
+        let mut verdict = None;
+        while let Some(b) = sent.pop() {
+            // Newest first: out of order within and across pieces.
+            verdict = ex.on_message(answer(&b, &data));
+            if verdict.is_some() {
+                break;
+            }
+            sent.extend(requests(&mut ex));
+        }
+        assert_eq!(
+            verdict,
+            Some(Verdict::Pass {
+                bytes: 20_000 + 32768
+            })
+        );
+    }
+
+    #[test]
+    fn wrong_data_or_unrequested_blocks_fail_naming_the_piece() {
+        let (mut ex, data) = started(&[1]);
+        let sent = requests(&mut ex);
+        let mut bad = answer(&sent[0], &data);
+        if let Message::Piece { data, .. } = &mut bad {
+            data[5] ^= 1;
+        }
+        assert_eq!(ex.on_message(bad), None);
+        let v = ex.on_message(answer(&sent[1], &data));
+        assert!(matches!(v, Some(Verdict::Fail { piece: 1, .. })), "{v:?}");
+
+        for wrong in [
+            Message::Piece {
+                index: 1,
+                begin: 1,
+                data: vec![0; 16384],
+            },
+            Message::Piece {
+                index: 1,
+                begin: 0,
+                data: vec![0; 100],
+            },
+            Message::Piece {
+                index: 0,
+                begin: 0,
+                data: vec![0; 16384],
+            },
+        ] {
+            let (mut ex, _) = started(&[1]);
+            let v = ex.on_message(wrong.clone());
+            assert!(
+                matches!(&v, Some(Verdict::Fail { piece: 1, reason }) if reason.contains("not requested")),
+                "{wrong:?}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_choke_requeues_outstanding_requests() {
+        let (mut ex, data) = started(&[0]);
+        let first = requests(&mut ex);
+        assert_eq!(first.len(), 2);
+        assert_eq!(ex.on_message(answer(&first[0], &data)), None);
+        assert_eq!(ex.on_message(Message::Choke), None);
+        assert_eq!(ex.stage(), "unchoke");
+        assert_eq!(ex.on_message(Message::Unchoke), None);
+        assert_eq!(requests(&mut ex), vec![first[1]]);
+        assert_eq!(
+            ex.on_message(answer(&first[1], &data)),
+            Some(Verdict::Pass { bytes: 32768 })
+        );
+    }
+
+    #[test]
+    fn refusals_are_missing() {
+        let (s, _) = shard();
+        let mut ex = Exchange::new(&s, &[0, 2]);
+        let v = ex.on_handshake(&handshake([1; 20]));
+        assert!(matches!(v, Err(Verdict::Missing { .. })), "{v:?}");
+        assert!(
+            matches!(ex.on_closed(), Verdict::Missing { reason } if reason.contains("handshake"))
+        );
+
+        let mut ex = Exchange::new(&s, &[0, 2]);
+        ex.on_handshake(&handshake(s.info_hash().0)).unwrap();
+        assert_eq!(ex.on_message(Message::Bitfield(vec![0b1000_0000])), None);
+        assert_eq!(ex.on_message(Message::Have(1)), None);
+        assert_eq!(
+            ex.on_message(Message::Unchoke),
+            Some(Verdict::Missing {
+                reason: "does not have piece 2".into()
+            })
+        );
+        // No bitfield at all (librqbit sends none when it holds nothing): nothing is held.
+        let mut ex = Exchange::new(&s, &[1]);
+        ex.on_handshake(&handshake(s.info_hash().0)).unwrap();
+        assert!(matches!(
+            ex.on_message(Message::Unchoke),
+            Some(Verdict::Missing { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_possession_fails() {
+        let (s, _) = shard();
+        for (m, why) in [
+            (Message::Bitfield(vec![0xe0, 0]), "bitfield of 2 bytes"),
+            (Message::Bitfield(vec![0xf0]), "past the last piece"),
+            (Message::Have(3), "have for piece 3"),
+        ] {
+            let mut ex = Exchange::new(&s, &[2]);
+            ex.on_handshake(&handshake(s.info_hash().0)).unwrap();
+            let v = ex.on_message(m);
+            assert!(
+                matches!(&v, Some(Verdict::Fail { piece: 2, reason }) if reason.contains(why)),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_and_degenerate_choices() {
+        let (s, _) = shard();
+        let ex = Exchange::new(&s, &[]);
+        assert_eq!(ex.max_frame(), 64 << 10);
+        // Out-of-range and repeated indices are dropped; nothing chosen passes at once.
+        let mut ex = Exchange::new(&s, &[9, 9]);
+        ex.on_handshake(&handshake(s.info_hash().0)).unwrap();
+        assert_eq!(
+            ex.on_message(Message::Unchoke),
+            Some(Verdict::Pass { bytes: 0 })
+        );
+        let big = ShardInfo {
+            pieces: vec![[0; 20]; 8_000_000],
+            ..s
+        };
+        assert_eq!(Exchange::new(&big, &[]).max_frame(), 1_000_001);
+    }
+}

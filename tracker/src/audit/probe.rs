@@ -1,0 +1,240 @@
+//! One audit over TCP: dial the node, speak the BEP 3 peer wire as a plain leecher on the shard's
+//! info-hash, fetch the chosen pieces and judge them. The conversation itself is
+//! [`super::exchange::Exchange`]; this file only moves its bytes under one deadline.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use raidtorrent_codec::ShardInfo;
+use raidtorrent_proto::{Handshake, Parsed};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+use super::exchange::{Exchange, Verdict};
+use super::rng::XorShift;
+use super::wire;
+
+/// The first eight bytes of every audit's peer id (Azureus style), so a node's logs show who asked.
+pub const PEER_ID_PREFIX: &[u8; 8] = b"-RA0001-";
+
+/// The outcome of one audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Every requested piece arrived and matched its hash.
+    Pass { bytes: u64, elapsed: Duration },
+    /// The node served data that does not match (or violated the protocol in a way only a
+    /// broken or dishonest node would): a failed audit.
+    Fail { piece: u32, reason: String },
+    /// The node did not answer in time (connect, handshake, unchoke or a block).
+    Timeout { stage: &'static str },
+    /// The node refused: closed the connection, answered with another info-hash, or says it
+    /// does not have the piece (bitfield/have).
+    Missing { reason: String },
+}
+
+/// Audits `pieces` of `shard` on the node at `addr`, all within `timeout`.
+///
+/// Never panics on anything the node sends, and buffers at most one frame of the size the shard
+/// allows (its bitfield or a 16 KiB block); a longer frame is a [`Probe::Fail`].
+pub async fn probe(
+    addr: SocketAddr,
+    shard: &ShardInfo,
+    pieces: &[u32],
+    timeout: Duration,
+) -> Probe {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut ex = Exchange::new(shard, pieces);
+    let verdict = match run(addr, &mut ex, deadline).await {
+        Ok(v) => v,
+        Err(stage) => return Probe::Timeout { stage },
+    };
+    match verdict {
+        Verdict::Pass { bytes } => Probe::Pass {
+            bytes,
+            elapsed: start.elapsed(),
+        },
+        Verdict::Fail { piece, reason } => Probe::Fail { piece, reason },
+        Verdict::Missing { reason } => Probe::Missing { reason },
+    }
+}
+
+/// Runs the exchange to a verdict, or returns the stage at which the deadline passed.
+async fn run(
+    addr: SocketAddr,
+    ex: &mut Exchange,
+    deadline: Instant,
+) -> Result<Verdict, &'static str> {
+    let mut stream = match timeout_at(deadline, TcpStream::connect(addr)).await {
+        Err(_) => return Err("connect"),
+        Ok(Err(e)) => {
+            return Ok(Verdict::Missing {
+                reason: format!("connection refused: {e}"),
+            })
+        }
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    let ours = Handshake {
+        reserved: [0; 8],
+        info_hash: ex.info_hash(),
+        peer_id: peer_id(),
+    };
+    if let Some(v) = send(&mut stream, &ours.to_bytes(), ex, deadline).await? {
+        return Ok(v);
+    }
+    let max_frame = ex.max_frame();
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    let mut handshaken = false;
+    loop {
+        // Everything whole in the buffer first, then read more.
+        loop {
+            if !handshaken {
+                match Handshake::parse(&buf) {
+                    Ok(Parsed::Incomplete(_)) => break,
+                    Ok(Parsed::Done(h, used)) => {
+                        buf.advance(used);
+                        handshaken = true;
+                        if let Err(v) = ex.on_handshake(&h) {
+                            return Ok(v);
+                        }
+                    }
+                    Err(e) => {
+                        return Ok(Verdict::Missing {
+                            reason: format!("answered with something else: {e}"),
+                        })
+                    }
+                }
+            } else {
+                match wire::decode_with_limit(&buf, max_frame) {
+                    Ok(Parsed::Incomplete(_)) => break,
+                    Ok(Parsed::Done(m, used)) => {
+                        buf.advance(used);
+                        if let Some(v) = ex.on_message(m) {
+                            return Ok(v);
+                        }
+                    }
+                    Err(e) => return Ok(ex.on_wire_error(&e)),
+                }
+            }
+            let mut out = Vec::new();
+            for m in ex.take_outgoing() {
+                m.encode(&mut out);
+            }
+            if !out.is_empty() {
+                if let Some(v) = send(&mut stream, &out, ex, deadline).await? {
+                    return Ok(v);
+                }
+            }
+        }
+        buf.reserve(64 << 10);
+        match timeout_at(deadline, stream.read_buf(&mut buf)).await {
+            Err(_) => return Err(ex.stage()),
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(ex.on_closed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Writes `bytes`; `Some` when the node closed the connection.
+async fn send(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    ex: &Exchange,
+    deadline: Instant,
+) -> Result<Option<Verdict>, &'static str> {
+    match timeout_at(deadline, stream.write_all(bytes)).await {
+        Err(_) => Err(ex.stage()),
+        Ok(Err(_)) => Ok(Some(ex.on_closed())),
+        Ok(Ok(())) => Ok(None),
+    }
+}
+
+/// [`PEER_ID_PREFIX`] and twelve random digits.
+fn peer_id() -> [u8; 20] {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut rng = XorShift::new(nanos ^ (u64::from(std::process::id()) << 32));
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(PEER_ID_PREFIX);
+    for b in &mut id[8..] {
+        *b = b'0' + rng.below(10) as u8;
+    }
+    id
+}
+
+/// `count` distinct piece indices of `shard` in ascending order, deterministic in `seed` (all of
+/// them when the shard has no more than `count`).
+pub fn pick_pieces(shard: &ShardInfo, count: usize, seed: u64) -> Vec<u32> {
+    let n = u32::try_from(shard.pieces.len()).unwrap_or(u32::MAX) as u64;
+    if count as u64 >= n {
+        return (0..n as u32).collect();
+    }
+    // Floyd's algorithm: `count` draws, each distinct, without a table of all pieces.
+    let mut rng = XorShift::new(seed);
+    let mut set = std::collections::HashSet::with_capacity(count);
+    for j in n - count as u64..n {
+        let t = rng.below(j + 1) as u32;
+        if !set.insert(t) {
+            set.insert(j as u32);
+        }
+    }
+    let mut out: Vec<u32> = set.into_iter().collect();
+    out.sort_unstable();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(pieces: usize) -> ShardInfo {
+        ShardInfo {
+            name: "0".repeat(32),
+            length: pieces as u64 * 16384,
+            piece_length: 16384,
+            pieces: vec![[0; 20]; pieces],
+        }
+    }
+
+    #[test]
+    fn picked_pieces_are_distinct_in_range_and_replayable() {
+        let s = shard(50);
+        for seed in 0..200 {
+            let p = pick_pieces(&s, 7, seed);
+            assert_eq!(p.len(), 7);
+            assert!(p.windows(2).all(|w| w[0] < w[1]), "{p:?}");
+            assert!(p.iter().all(|&i| i < 50));
+            assert_eq!(p, pick_pieces(&s, 7, seed));
+        }
+        assert_ne!(pick_pieces(&s, 7, 1), pick_pieces(&s, 7, 2));
+        assert_eq!(pick_pieces(&s, 60, 3), (0..50).collect::<Vec<_>>());
+        assert!(pick_pieces(&shard(0), 3, 3).is_empty());
+    }
+
+    #[test]
+    fn every_piece_is_picked_about_equally() {
+        let s = shard(20);
+        let mut counts = [0u32; 20];
+        for seed in 0..20_000 {
+            for p in pick_pieces(&s, 3, seed) {
+                counts[p as usize] += 1;
+            }
+        }
+        // 3000 expected per piece; five standard deviations is about 260.
+        for c in counts {
+            assert!((2_740..3_260).contains(&c), "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn peer_ids_carry_the_prefix() {
+        let id = peer_id();
+        assert_eq!(&id[..8], PEER_ID_PREFIX);
+        assert!(id[8..].iter().all(u8::is_ascii_digit));
+    }
+}
