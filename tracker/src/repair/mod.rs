@@ -1,1 +1,689 @@
-//! Repair and rebalance planning: which shards lack copies, which copies to move, riskiest first.
+//! Repair and rebalance planning: which shards lack copies, which copies move, and which go,
+//! riskiest first.
+//!
+//! A pure function over a snapshot ([`ObjectState`]s with their copies, [`NodeStatus`]es): no I/O,
+//! no clock. The gateway's health worker takes a snapshot, plans, and carries the tasks out with
+//! hold and drop directives; the simulations in `sim.rs` drive it over thousands of nodes with
+//! churn.
+//!
+//! Each copy of a shard is, from its node's status and its own audit record:
+//! - **live**: the node is connected and trusted, and the copy passed its audits so far;
+//! - **away**: the node is offline, but for less than the grace period (a restart, a short
+//!   outage): the copy still counts, but cannot serve as a source;
+//! - **lost**: the node has been offline longer than the grace period;
+//! - **bad**: the copy failed an audit (it served pieces that do not match their hashes), or its
+//!   node is disqualified. A bad copy never counts and never serves as a source.
+//!
+//! Invariants the plan keeps (checked by the simulations):
+//! - a drop never leaves a shard with fewer than `copies` live copies, except that a bad copy may
+//!   go once the shard has `copies` counted copies without it; so no plan ever removes the last
+//!   copies of a shard, and a copy is only moved by adding its replacement first (the drop comes in
+//!   a later plan, once the new copy is confirmed and counts as live);
+//! - a shard below `copies` counted copies with a live copy is copied from its live copies (swarm
+//!   repair: every source uploads at once); a shard with no counted copy is rebuilt with
+//!   Reed-Solomon when at least `k` shards of its object have a live copy;
+//! - objects closer to loss come first (fewer shards with a live copy beyond `k`, then fewer
+//!   copies), so capacity and the task budget go to them;
+//! - rebalance (moves off suspended and nearly full nodes, toward zone spread and the high-tier
+//!   share) only touches objects that are otherwise healthy, a bounded number per plan, and only
+//!   when the new place is actually better, so moves never oscillate.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::placement::{self, NodeView, Policy, ShardNeed, Tier};
+use crate::scoring::NodeTier;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+pub type NodeId = i64;
+
+/// How the gateway sees a node when it plans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub zone: String,
+    pub tier: NodeTier,
+    /// Connected now.
+    pub online: bool,
+    /// Seconds since it was last connected (0 while online).
+    pub offline_secs: u64,
+    /// Bytes it can still take.
+    pub free: u64,
+    /// Bytes it donates in all.
+    pub capacity: u64,
+    /// Transfers in flight to or from it.
+    pub load: u32,
+    /// Directives to it recently failed: give it no new copies for now.
+    pub backing_off: bool,
+}
+
+/// One copy of a shard, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyState {
+    pub node: NodeId,
+    /// The copy failed an audit (served pieces that do not match their hashes).
+    pub failed_audit: bool,
+}
+
+/// A shard of an object, with its recorded copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardState {
+    pub idx: u32,
+    pub info_hash: String,
+    pub length: u64,
+    pub copies: Vec<CopyState>,
+}
+
+/// A stored object: its policy and its shards (all `k + m` of them, in index order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectState {
+    pub id: i64,
+    pub policy: Policy,
+    pub shards: Vec<ShardState>,
+}
+
+/// Knobs of the planner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanConfig {
+    /// Seconds an offline node's copies still count.
+    pub grace_secs: u64,
+    /// Share of its capacity above which a node's copies are moved elsewhere (0..=1).
+    pub quota_high_water: f64,
+    /// Most copy, rebuild and drop tasks in one plan.
+    pub max_tasks: usize,
+    /// Most rebalance moves in one plan (within `max_tasks`).
+    pub max_moves: usize,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        PlanConfig {
+            grace_secs: 900,
+            quota_high_water: 0.95,
+            max_tasks: 64,
+            max_moves: 8,
+        }
+    }
+}
+
+/// A shard named in a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRef {
+    pub idx: u32,
+    pub info_hash: String,
+    pub length: u64,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `targets` fetch the shard from `sources` (all of them upload at once).
+    Copy {
+        shard: ShardRef,
+        sources: Vec<NodeId>,
+        targets: Vec<NodeId>,
+    },
+    /// These shards have no copy left: rebuild them from the object's shards that have live
+    /// copies (`sources`: shard index and its live holders), then give each its targets.
+    Rebuild {
+        shards: Vec<(ShardRef, Vec<NodeId>)>,
+        sources: Vec<(u32, Vec<NodeId>)>,
+    },
+    /// Remove the copy on `node`.
+    Drop { shard: ShardRef, node: NodeId },
+}
+
+/// Why a task is in the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Why {
+    /// Fewer counted copies than the policy wants.
+    Repair,
+    /// No copy left at all.
+    Rebuild,
+    /// The copy sits on a suspended node.
+    Drain,
+    /// The copy sits on a nearly full node.
+    Quota,
+    /// Two copies of the shard share a zone while another zone has room.
+    ZoneSpread,
+    /// Fewer high-tier copies than the bucket's share while high-tier nodes have room.
+    TierShare,
+    /// More live copies than the policy wants (a node came back, or a move finished).
+    Surplus,
+    /// The copy failed an audit or its node was disqualified.
+    BadCopy,
+}
+
+/// How close an object is to loss; smaller is riskier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Risk {
+    /// Shards with a live copy, minus `k` (negative: unreadable now).
+    pub margin: i64,
+    /// Counted copies of the shard the task is about (of the object's weakest shard for rebuilds).
+    pub copies: usize,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub object: i64,
+    pub why: Why,
+    pub risk: Risk,
+    pub action: Action,
+}
+
+/// What the plan found, for operators.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Health {
+    pub objects: usize,
+    pub shards: usize,
+    /// Shards with fewer counted copies than their policy wants.
+    pub shards_under: usize,
+    /// Shards with no counted copy.
+    pub shards_without_copy: usize,
+    /// Objects with at most `k` shards that have a live copy (one more loss and they are unreadable).
+    pub objects_at_risk: usize,
+    /// Objects with fewer than `k` shards with a live or away copy: unreadable until nodes return.
+    pub objects_unreadable: usize,
+    /// Copies beyond what policies want.
+    pub surplus_copies: usize,
+    /// Copies that failed audits or sit on disqualified nodes.
+    pub bad_copies: usize,
+}
+
+/// The planner's answer: tasks riskiest first, and the cluster's health.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub tasks: Vec<Task>,
+    pub health: Health,
+}
+
+/// A copy's state (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyClass {
+    Live,
+    Away,
+    Lost,
+    Bad,
+}
+
+/// Classifies one copy.
+pub fn classify(copy: &CopyState, node: Option<&NodeStatus>, grace_secs: u64) -> CopyClass {
+    let Some(n) = node else {
+        return CopyClass::Lost;
+    };
+    if copy.failed_audit || n.tier == NodeTier::Disqualified {
+        CopyClass::Bad
+    } else if n.online {
+        CopyClass::Live
+    } else if n.offline_secs <= grace_secs {
+        CopyClass::Away
+    } else {
+        CopyClass::Lost
+    }
+}
+
+/// Per-shard view while planning.
+struct ShardView {
+    live: Vec<NodeId>,
+    away: Vec<NodeId>,
+    bad: Vec<NodeId>,
+}
+
+impl ShardView {
+    fn counted(&self) -> usize {
+        self.live.len() + self.away.len()
+    }
+}
+
+struct ObjectView<'a> {
+    object: &'a ObjectState,
+    shards: Vec<ShardView>,
+    margin: i64,
+}
+
+/// Plans repair, rebalance and trimming for `objects` over `nodes`.
+pub fn plan(objects: &[ObjectState], nodes: &[NodeStatus], cfg: &PlanConfig) -> Plan {
+    let by_id: HashMap<NodeId, &NodeStatus> = nodes.iter().map(|n| (n.id, n)).collect();
+    let mut health = Health {
+        objects: objects.len(),
+        ..Health::default()
+    };
+    let views: Vec<ObjectView> = objects
+        .iter()
+        .map(|o| view_of(o, &by_id, cfg, &mut health))
+        .collect();
+    let mut order: Vec<usize> = (0..views.len()).collect();
+    order.sort_by_key(|&i| (views[i].margin, weakest(&views[i]), views[i].object.id));
+
+    let mut planner = Planner {
+        nodes,
+        by_id: &by_id,
+        cfg,
+        free: nodes.iter().map(|n| (n.id, n.free)).collect(),
+        load: nodes.iter().map(|n| (n.id, n.load)).collect(),
+        tasks: Vec::new(),
+        moves: 0,
+    };
+    for &i in &order {
+        if planner.full() {
+            break;
+        }
+        planner.repair(&views[i]);
+    }
+    for &i in &order {
+        if planner.full() || planner.moves >= cfg.max_moves {
+            break;
+        }
+        planner.rebalance(&views[i]);
+    }
+    for &i in &order {
+        if planner.full() {
+            break;
+        }
+        planner.trim(&views[i]);
+    }
+    Plan {
+        tasks: planner.tasks,
+        health,
+    }
+}
+
+fn weakest(v: &ObjectView) -> usize {
+    v.shards.iter().map(ShardView::counted).min().unwrap_or(0)
+}
+
+fn view_of<'a>(
+    o: &'a ObjectState,
+    by_id: &HashMap<NodeId, &NodeStatus>,
+    cfg: &PlanConfig,
+    health: &mut Health,
+) -> ObjectView<'a> {
+    let shards: Vec<ShardView> = o
+        .shards
+        .iter()
+        .map(|s| {
+            let mut v = ShardView {
+                live: Vec::new(),
+                away: Vec::new(),
+                bad: Vec::new(),
+            };
+            for c in &s.copies {
+                match classify(c, by_id.get(&c.node).copied(), cfg.grace_secs) {
+                    CopyClass::Live => v.live.push(c.node),
+                    CopyClass::Away => v.away.push(c.node),
+                    CopyClass::Bad => v.bad.push(c.node),
+                    CopyClass::Lost => {}
+                }
+            }
+            v
+        })
+        .collect();
+    let intact = shards.iter().filter(|s| !s.live.is_empty()).count() as i64;
+    let reachable = shards.iter().filter(|s| s.counted() > 0).count();
+    let margin = intact - o.policy.k as i64;
+    health.shards += shards.len();
+    for s in &shards {
+        health.shards_under += usize::from(s.counted() < o.policy.copies);
+        health.shards_without_copy += usize::from(s.counted() == 0);
+        health.surplus_copies += s.live.len().saturating_sub(o.policy.copies);
+        health.bad_copies += s.bad.len();
+    }
+    health.objects_at_risk += usize::from(margin <= 0);
+    health.objects_unreadable += usize::from(reachable < o.policy.k);
+    ObjectView {
+        object: o,
+        shards,
+        margin,
+    }
+}
+
+/// Planning state across objects: capacity and load already promised by earlier tasks.
+struct Planner<'a> {
+    nodes: &'a [NodeStatus],
+    by_id: &'a HashMap<NodeId, &'a NodeStatus>,
+    cfg: &'a PlanConfig,
+    free: HashMap<NodeId, u64>,
+    load: HashMap<NodeId, u32>,
+    tasks: Vec<Task>,
+    moves: usize,
+}
+
+impl Planner<'_> {
+    fn full(&self) -> bool {
+        self.tasks.len() >= self.cfg.max_tasks
+    }
+
+    /// The placement snapshot for one object: nodes that may take copies (online, trusted, not
+    /// backing off, holding no bad copy of the object), and the object's counted holders (with no
+    /// room, so they count for the rules without taking anything).
+    fn snapshot(&self, v: &ObjectView) -> Vec<NodeView> {
+        let bad: HashSet<NodeId> = v.shards.iter().flat_map(|s| s.bad.clone()).collect();
+        let holders: HashSet<NodeId> = v
+            .shards
+            .iter()
+            .flat_map(|s| s.live.iter().chain(&s.away).copied())
+            .collect();
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let eligible = n.online
+                    && !n.backing_off
+                    && matches!(n.tier, NodeTier::High | NodeTier::Low)
+                    && !bad.contains(&n.id);
+                if !eligible && !holders.contains(&n.id) {
+                    return None;
+                }
+                Some(NodeView {
+                    id: n.id,
+                    zone: n.zone.clone(),
+                    tier: if n.tier == NodeTier::High {
+                        Tier::High
+                    } else {
+                        Tier::Low
+                    },
+                    free: if eligible { self.free[&n.id] } else { 0 },
+                    capacity: n.capacity,
+                    load: self.load[&n.id],
+                })
+            })
+            .collect()
+    }
+
+    fn take(&mut self, node: NodeId, bytes: u64) {
+        if let Some(f) = self.free.get_mut(&node) {
+            *f = f.saturating_sub(bytes);
+        }
+        *self.load.entry(node).or_default() += 1;
+    }
+
+    fn push(&mut self, task: Task) {
+        if let Action::Copy { sources, .. } = &task.action {
+            for s in sources {
+                *self.load.entry(*s).or_default() += 1;
+            }
+        }
+        self.tasks.push(task);
+    }
+
+    fn shard_ref(s: &ShardState) -> ShardRef {
+        ShardRef {
+            idx: s.idx,
+            info_hash: s.info_hash.clone(),
+            length: s.length,
+        }
+    }
+
+    /// Copies for shards below policy, and rebuilds for shards with none left.
+    fn repair(&mut self, v: &ObjectView) {
+        let o = v.object;
+        let r = o.policy.copies;
+        let rebuildable = v.margin >= 0;
+        let needs: Vec<ShardNeed> = v
+            .shards
+            .iter()
+            .map(|s| ShardNeed {
+                holders: s.live.iter().chain(&s.away).copied().collect(),
+                // A shard whose counted copies are all away waits for them; one with none left
+                // is rebuilt when the object can be.
+                want: if !s.live.is_empty() || (s.counted() == 0 && rebuildable) {
+                    r.saturating_sub(s.counted())
+                } else {
+                    0
+                },
+            })
+            .collect();
+        if needs.iter().all(|n| n.want == 0) {
+            return;
+        }
+        let shard_len = o.shards.iter().map(|s| s.length).max().unwrap_or(0);
+        let snapshot = self.snapshot(v);
+        let placed = placement::place(&snapshot, &o.policy, shard_len, &needs);
+        let mut rebuild = Vec::new();
+        for (i, s) in o.shards.iter().enumerate() {
+            let targets = placed.targets[i].clone();
+            if targets.is_empty() {
+                continue;
+            }
+            for t in &targets {
+                self.take(*t, s.length);
+            }
+            let view = &v.shards[i];
+            if view.counted() == 0 {
+                rebuild.push((Self::shard_ref(s), targets));
+            } else {
+                self.push(Task {
+                    object: o.id,
+                    why: Why::Repair,
+                    risk: Risk {
+                        margin: v.margin,
+                        copies: view.counted(),
+                    },
+                    action: Action::Copy {
+                        shard: Self::shard_ref(s),
+                        sources: view.live.clone(),
+                        targets,
+                    },
+                });
+            }
+        }
+        if !rebuild.is_empty() {
+            let sources = o
+                .shards
+                .iter()
+                .zip(&v.shards)
+                .filter(|(_, view)| !view.live.is_empty())
+                .map(|(s, view)| (s.idx, view.live.clone()))
+                .collect();
+            self.push(Task {
+                object: o.id,
+                why: Why::Rebuild,
+                risk: Risk {
+                    margin: v.margin,
+                    copies: 0,
+                },
+                action: Action::Rebuild {
+                    shards: rebuild,
+                    sources,
+                },
+            });
+        }
+    }
+
+    /// At most one move per object per plan, only for objects with nothing to repair.
+    fn rebalance(&mut self, v: &ObjectView) {
+        let o = v.object;
+        let r = o.policy.copies;
+        let healthy = v
+            .shards
+            .iter()
+            .all(|s| s.away.is_empty() && s.bad.is_empty() && s.live.len() == r);
+        if !healthy {
+            return;
+        }
+        for (i, s) in v.shards.iter().enumerate() {
+            let Some(why) = self.move_reason(o, s) else {
+                continue;
+            };
+            let mut needs: Vec<ShardNeed> = v
+                .shards
+                .iter()
+                .map(|s| ShardNeed {
+                    holders: s.live.clone(),
+                    want: 0,
+                })
+                .collect();
+            needs[i].want = 1;
+            let snapshot = self.snapshot(v);
+            let placed = placement::place(&snapshot, &o.policy, o.shards[i].length, &needs);
+            let Some(&target) = placed.targets[i].first() else {
+                continue;
+            };
+            if !self.improves(why, s, target) {
+                continue;
+            }
+            self.take(target, o.shards[i].length);
+            self.moves += 1;
+            self.push(Task {
+                object: o.id,
+                why,
+                risk: Risk {
+                    margin: v.margin,
+                    copies: s.live.len(),
+                },
+                action: Action::Copy {
+                    shard: Self::shard_ref(&o.shards[i]),
+                    sources: s.live.clone(),
+                    targets: vec![target],
+                },
+            });
+            return;
+        }
+    }
+
+    fn node(&self, id: NodeId) -> &NodeStatus {
+        self.by_id[&id]
+    }
+
+    fn over_quota(&self, id: NodeId) -> bool {
+        let n = self.node(id);
+        n.capacity == 0
+            || (n.capacity.saturating_sub(n.free) as f64)
+                > self.cfg.quota_high_water * n.capacity as f64
+    }
+
+    fn zone_doubled(&self, s: &ShardView, id: NodeId) -> bool {
+        let zone = &self.node(id).zone;
+        s.live
+            .iter()
+            .filter(|&&c| self.node(c).zone == *zone)
+            .count()
+            > 1
+    }
+
+    fn high_count(&self, s: &ShardView) -> usize {
+        s.live
+            .iter()
+            .filter(|&&c| self.node(c).tier == NodeTier::High)
+            .count()
+    }
+
+    /// Why one of the shard's copies should move, if any (first reason wins).
+    fn move_reason(&self, o: &ObjectState, s: &ShardView) -> Option<Why> {
+        if s.live
+            .iter()
+            .any(|&c| self.node(c).tier == NodeTier::Suspended)
+        {
+            return Some(Why::Drain);
+        }
+        if s.live.iter().any(|&c| self.over_quota(c)) {
+            return Some(Why::Quota);
+        }
+        if s.live.iter().any(|&c| self.zone_doubled(s, c)) {
+            return Some(Why::ZoneSpread);
+        }
+        if self.high_count(s) < o.policy.high_copies() {
+            return Some(Why::TierShare);
+        }
+        None
+    }
+
+    /// Whether a new copy on `target` fixes what `why` complains about, so the trim that follows
+    /// removes the complained-about copy and not the new one.
+    fn improves(&self, why: Why, s: &ShardView, target: NodeId) -> bool {
+        let t = self.node(target);
+        match why {
+            Why::Drain => true,
+            Why::Quota => {
+                let after = t.capacity.saturating_sub(self.free[&target]) as f64;
+                after < self.cfg.quota_high_water * t.capacity as f64
+            }
+            Why::ZoneSpread => s.live.iter().all(|&c| self.node(c).zone != t.zone),
+            Why::TierShare => t.tier == NodeTier::High,
+            _ => false,
+        }
+    }
+
+    /// Drops of bad copies (once the shard has its counted copies without them) and of surplus
+    /// live copies (the worst first).
+    fn trim(&mut self, v: &ObjectView) {
+        let o = v.object;
+        let r = o.policy.copies;
+        for (i, s) in v.shards.iter().enumerate() {
+            let shard = &o.shards[i];
+            if s.counted() >= r {
+                for &node in &s.bad {
+                    if self.node_online(node) {
+                        self.push(Task {
+                            object: o.id,
+                            why: Why::BadCopy,
+                            risk: Risk {
+                                margin: v.margin,
+                                copies: s.counted(),
+                            },
+                            action: Action::Drop {
+                                shard: Self::shard_ref(shard),
+                                node,
+                            },
+                        });
+                    }
+                }
+            }
+            let surplus = s.live.len().saturating_sub(r);
+            if surplus == 0 {
+                continue;
+            }
+            let mut keep = s.live.clone();
+            for _ in 0..surplus {
+                let worst = *keep
+                    .iter()
+                    .max_by_key(|&&c| self.drop_order(&keep, c))
+                    .expect("surplus implies copies");
+                keep.retain(|&c| c != worst);
+                self.push(Task {
+                    object: o.id,
+                    why: Why::Surplus,
+                    risk: Risk {
+                        margin: v.margin,
+                        copies: s.live.len(),
+                    },
+                    action: Action::Drop {
+                        shard: Self::shard_ref(shard),
+                        node: worst,
+                    },
+                });
+            }
+        }
+    }
+
+    fn node_online(&self, id: NodeId) -> bool {
+        self.by_id.get(&id).is_some_and(|n| n.online)
+    }
+
+    /// Larger is dropped first: suspended, then over quota, then sharing a zone with another copy,
+    /// then low-tier, then fuller; node id breaks ties.
+    fn drop_order(&self, keep: &[NodeId], c: NodeId) -> (bool, bool, bool, bool, u64, NodeId) {
+        let n = self.node(c);
+        let view = ShardView {
+            live: keep.to_vec(),
+            away: Vec::new(),
+            bad: Vec::new(),
+        };
+        let used = if n.capacity == 0 {
+            u64::MAX
+        } else {
+            (n.capacity.saturating_sub(n.free) as u128 * 1_000_000 / n.capacity as u128) as u64
+        };
+        (
+            n.tier == NodeTier::Suspended,
+            self.over_quota(c),
+            self.zone_doubled(&view, c),
+            n.tier != NodeTier::High,
+            used,
+            c,
+        )
+    }
+}
