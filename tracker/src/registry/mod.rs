@@ -11,6 +11,7 @@
 //!   so the client is told it was revoked rather than unknown.
 
 pub mod control_records;
+pub mod events;
 pub mod records;
 pub mod report;
 
@@ -26,7 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub type NodeId = i64;
 
 /// The records format this build reads and writes.
-pub const RECORDS_FORMAT: i64 = 1;
+pub const RECORDS_FORMAT: i64 = 2;
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]

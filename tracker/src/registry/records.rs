@@ -8,6 +8,9 @@
 //!   A longer gap means it was away. `uptime ratio = online_secs / (now - first_seen)`.
 //! - *hour-of-day profile*: online seconds added to the UTC hour of the announce; the report
 //!   divides by the seconds of that hour elapsed since first seen.
+//! - *per-day online time*: the same seconds added to the UTC day (`unix / 86400`) of the
+//!   announce, so scoring can compute uptime over a window (`node_days`, pruned with the
+//!   scoring history).
 //! - *intervals*: for each torrent, the gap between two announces of the same peer, next to the
 //!   interval the tracker had asked for; a gap past 1.5x is a late announce.
 //! - *bytes*: growth of the `uploaded`/`downloaded` counters between two announces of the same
@@ -16,7 +19,7 @@
 //!
 //! Invariants: the hot path only calls [`RecorderHandle::observe`], which never blocks (a full
 //! channel drops the observation and counts it in `dropped`); the recorder owns all writes to
-//! `node_stats`, `node_hours`, `node_torrents` and `node_addresses`.
+//! `node_stats`, `node_hours`, `node_days`, `node_torrents` and `node_addresses`.
 
 use super::{NodeId, Registry, RegistryError};
 use crate::protocol::InfoHash;
@@ -99,6 +102,8 @@ struct Pending {
     address_changes: i64,
     last_addr: Option<String>,
     hours: [i64; 24],
+    /// Online seconds by UTC day number.
+    days: HashMap<i64, i64>,
     torrents: HashMap<InfoHash, (bool, i64, i64)>,
     addresses: HashMap<String, (i64, i64)>,
 }
@@ -204,6 +209,9 @@ impl Recorder {
                 let credit = gap.min(i64::from(o.allowance));
                 p.online_secs += credit;
                 p.hours[hour_of(o.at)] += credit;
+                if credit > 0 {
+                    *p.days.entry(o.at.div_euclid(86_400)).or_default() += credit;
+                }
                 live.last_seen = live.last_seen.max(o.at);
                 if live.last_addr.as_deref() != Some(addr.as_str()) {
                     if live.last_addr.is_some() {
@@ -321,6 +329,17 @@ async fn write_pending(
         )
         .bind(node)
         .bind(hour as i64)
+        .bind(secs)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (day, secs) in &p.days {
+        sqlx::query(
+            "INSERT INTO node_days (node_id, day, online_secs) VALUES (?, ?, ?)
+             ON CONFLICT (node_id, day) DO UPDATE SET online_secs = online_secs + excluded.online_secs",
+        )
+        .bind(node)
+        .bind(day)
         .bind(secs)
         .execute(&mut **tx)
         .await?;

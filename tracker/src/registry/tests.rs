@@ -147,7 +147,7 @@ async fn newer_format_is_refused() {
     let e = Registry::open(&path).await.err().expect("must refuse");
     assert_eq!(
         e.to_string(),
-        "records format 99 is newer than this tracker understands (1)"
+        "records format 99 is newer than this tracker understands (2)"
     );
 }
 
@@ -160,4 +160,165 @@ fn hour_exposure_counts_partial_hours() {
     assert_eq!(hour_exposure(0, 86_400 * 2 + 10, 0), 7210);
     assert_eq!(hour_exposure(0, 86_400 * 2 + 10, 5), 7200);
     assert_eq!(hour_exposure(10, 5, 0), 0);
+}
+
+mod scoring {
+    use super::*;
+    use crate::scoring::{AuditOutcome, NodeTier, ScoringConfig, TransferKind};
+
+    const DAY: i64 = 86_400;
+
+    async fn audits(r: &Registry, id: NodeId, outcome: AuditOutcome, n: i64, from: i64) {
+        for i in 0..n {
+            r.record_audit(id, "ab", outcome, "piece 3", from + i)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn recorder_keeps_online_time_per_day() {
+        let r = Registry::open_in_memory().await.unwrap();
+        let id = r.create_node("alpha").await.unwrap().node.id;
+        let (rec, h) = recorder(r.clone(), 100, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let midnight = 1_700_000_000 - 1_700_000_000 % DAY;
+        // Announces every 600 s from 1 h before midnight to 1 h after; the first only starts the
+        // clock, and each later one credits its 600 s gap to its own UTC day.
+        for k in 0..=12 {
+            h.observe(obs(id, 1, midnight - 3600 + k * 600, "127.0.0.2:6881"));
+        }
+        drop(h);
+        rec.run(std::future::pending()).await;
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT day, online_secs FROM node_days WHERE node_id = ? ORDER BY day")
+                .bind(id)
+                .fetch_all(r.pool())
+                .await
+                .unwrap();
+        let d = midnight / DAY;
+        assert_eq!(rows, [(d - 1, 3000), (d, 4200)]);
+        // Silent since, for longer than the allowance: that much of the silence counts.
+        let cfg = ScoringConfig::default();
+        let now = midnight + 3600 + 10_000;
+        let s = r.score(id, now, &cfg).await.unwrap();
+        let online = 7200 + cfg.online_allowance_secs;
+        assert!((s.uptime - online as f64 / 17_200.0).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.age_secs, 17_200);
+        assert!(!s.vetted);
+    }
+
+    #[tokio::test]
+    async fn events_score_and_disqualification_sticks_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let cfg = ScoringConfig::default();
+        let t0 = 1_700_000_000;
+        let (id, other);
+        {
+            let r = Registry::open(&path).await.unwrap();
+            id = r.create_node("alpha").await.unwrap().node.id;
+            other = r.create_node("beta").await.unwrap().node.id;
+            audits(&r, id, AuditOutcome::Pass, 10, t0).await;
+            audits(&r, other, AuditOutcome::Pass, 3, t0).await;
+            r.record_transfer(other, TransferKind::Hold, "ab", true, 1 << 20, 500, t0)
+                .await
+                .unwrap();
+            r.record_transfer(other, TransferKind::Fetch, "ab", false, 0, 0, t0 + 1)
+                .await
+                .unwrap();
+            let s = r.score(other, t0 + 10, &cfg).await.unwrap();
+            assert_eq!(s.audits, 3);
+            assert_eq!(s.audits_passed, 3);
+            assert!((s.transfer_success - 0.9).abs() < 1e-9, "{s:?}");
+            assert_eq!(s.speed_bps, Some(2_097_152.0));
+            assert_eq!(
+                r.score(id, t0 + 10, &cfg).await.unwrap().tier,
+                NodeTier::Low
+            );
+            audits(&r, id, AuditOutcome::Fail, 20, t0 + 100).await;
+            let all = r.scores(t0 + 200, &cfg).await.unwrap();
+            assert_eq!(all.len(), 2);
+            let s = &all[&id];
+            assert_eq!(s.tier, NodeTier::Disqualified);
+            assert_eq!(s.disqualified_at, Some(t0 + 200));
+            assert!(
+                s.reasons[0].starts_with("disqualified: failed audits: integrity"),
+                "{:?}",
+                s.reasons
+            );
+            assert_eq!(all[&other].tier, NodeTier::Low);
+            r.close().await;
+        }
+        let r = Registry::open(&path).await.unwrap();
+        // Good audits afterwards do not undo it.
+        audits(&r, id, AuditOutcome::Pass, 200, t0 + 300).await;
+        let s = r.score(id, t0 + 1000, &cfg).await.unwrap();
+        assert!(s.audit_integrity > cfg.disqualify_below, "{s:?}");
+        assert_eq!(s.tier, NodeTier::Disqualified);
+        assert_eq!(s.disqualified_at, Some(t0 + 200));
+        let report = r.report_scored(id, t0 + 1000, &cfg).await.unwrap();
+        assert_eq!(report.score.tier, NodeTier::Disqualified);
+        // An operator requalifies it: earlier audits no longer count, it must be vetted again.
+        assert!(r.requalify(id, t0 + 1000).await.unwrap());
+        assert!(!r.requalify(id, t0 + 1001).await.unwrap());
+        let s = r.score(id, t0 + 1002, &cfg).await.unwrap();
+        assert_eq!(s.tier, NodeTier::Low);
+        assert_eq!((s.audits, s.audits_passed), (0, 0));
+        assert_eq!(s.disqualified_at, None);
+        // A revoked node has no score in the list, but its own is still there.
+        r.revoke(other).await.unwrap();
+        let all = r.scores(t0 + 1002, &cfg).await.unwrap();
+        assert!(all.contains_key(&id) && !all.contains_key(&other));
+        assert!(r.score(other, t0 + 1002, &cfg).await.is_ok());
+        assert!(matches!(
+            r.score(999, t0, &cfg).await,
+            Err(RegistryError::NoSuchNode(999))
+        ));
+        assert!(matches!(
+            r.record_audit(999, "ab", AuditOutcome::Pass, "", t0).await,
+            Err(RegistryError::NoSuchNode(999))
+        ));
+    }
+
+    #[tokio::test]
+    async fn events_are_pruned_past_the_history() {
+        let r = Registry::open_in_memory().await.unwrap();
+        let id = r.create_node("alpha").await.unwrap().node.id;
+        let cfg = ScoringConfig::default();
+        let now = 1_700_000_000;
+        let old = now - cfg.history_secs - 10;
+        audits(&r, id, AuditOutcome::Fail, 5, old).await;
+        audits(&r, id, AuditOutcome::Pass, 5, now - 100).await;
+        r.record_transfer(id, TransferKind::Repair, "ab", false, 0, 0, old)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO node_days (node_id, day, online_secs) VALUES (?, ?, 60), (?, ?, 60)",
+        )
+        .bind(id)
+        .bind(old / DAY - 1)
+        .bind(id)
+        .bind(now / DAY)
+        .execute(r.pool())
+        .await
+        .unwrap();
+        assert_eq!(r.prune_events(now - cfg.history_secs).await.unwrap(), 7);
+        assert_eq!(r.prune_events(now - cfg.history_secs).await.unwrap(), 0);
+        let s = r.score(id, now, &cfg).await.unwrap();
+        assert_eq!(s.audits, 5);
+        assert_eq!(s.audit_reputation, 1.0);
+        assert_eq!(s.transfer_success, 1.0);
+        // Lifetime counts stay: pruning never unvets a node.
+        assert_eq!(s.audits_passed, 5);
+        // Scoring prunes by itself too.
+        audits(&r, id, AuditOutcome::Fail, 3, old).await;
+        r.scores(now, &cfg).await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+            .fetch_one(r.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 5);
+    }
 }

@@ -10,6 +10,10 @@ pub struct ScoringConfig {
     /// Seconds of history behind the uptime figure (extended back to the UTC midnight before,
     /// and clipped to the node's age).
     pub window_secs: i64,
+    /// Seconds after a node was last seen that still count as online: the records credit a
+    /// silence at the announce that ends it, up to the node's re-announce interval plus grace;
+    /// set this to `announce.node_interval_secs + announce.grace_secs`.
+    pub online_allowance_secs: i64,
     /// Seconds counted as "recent" for failed and timed-out audits in the reasons.
     pub recent_secs: i64,
     /// Seconds of audit, transfer and per-day uptime history kept; older rows are pruned.
@@ -86,6 +90,7 @@ impl Default for ScoringConfig {
     fn default() -> Self {
         ScoringConfig {
             window_secs: 7 * 86_400,
+            online_allowance_secs: 7200 + 300,
             recent_secs: 86_400,
             history_secs: 30 * 86_400,
             audit_lambda: 0.98,
@@ -129,8 +134,11 @@ impl ScoringConfig {
                 self.history_secs, self.window_secs, self.recent_secs
             ));
         }
-        if self.vetting_secs < 0 {
-            return Err("scoring.vetting_secs must not be negative".into());
+        if self.vetting_secs < 0 || self.online_allowance_secs < 0 {
+            return Err(
+                "scoring.vetting_secs and scoring.online_allowance_secs must not be negative"
+                    .into(),
+            );
         }
         let unit_open = [
             ("audit_lambda", self.audit_lambda),

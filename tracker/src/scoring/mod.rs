@@ -135,8 +135,13 @@ pub struct Disqualification {
 pub struct NodeFacts {
     /// Unix seconds of the node's first announce (its age starts here); `None` if never seen.
     pub first_seen: Option<i64>,
+    /// Unix seconds of its latest announce or liveness report.
+    pub last_seen: Option<i64>,
     /// Online seconds per UTC day (`unix / 86400`), any order; days outside the window are ignored.
     pub online_days: Vec<(i64, i64)>,
+    /// Unix seconds when per-day records began (0 if always): the uptime window never starts
+    /// before it.
+    pub days_recorded_since: i64,
     /// Online seconds per UTC hour of day since first seen.
     pub hours_online: [i64; 24],
     /// Audits since the node was (re)qualified, oldest first.
@@ -275,23 +280,33 @@ fn day_start(unix: i64) -> i64 {
 }
 
 /// Uptime over the window and the seconds it covers: the window starts at the UTC midnight at
-/// or before `now - window_secs`, or at first seen if later.
+/// or before `now - window_secs`, or at first seen (or when per-day records began) if later.
+/// Online time is what the records credit in those days, plus the time since the node was last
+/// seen up to `online_allowance_secs`.
 pub fn window_uptime(facts: &NodeFacts, now: i64, cfg: &ScoringConfig) -> (f64, i64) {
     let Some(first) = facts.first_seen else {
         return (0.0, 0);
     };
-    let start = first.max(day_start(now - cfg.window_secs));
+    let start = first
+        .max(facts.days_recorded_since)
+        .max(day_start(now - cfg.window_secs));
     let span = now - start;
     if span <= 0 {
         return (1.0, 0);
     }
     let (from_day, to_day) = (start.div_euclid(86_400), now.div_euclid(86_400));
-    let online: i64 = facts
+    let recorded: i64 = facts
         .online_days
         .iter()
         .filter(|(d, _)| (from_day..=to_day).contains(d))
         .map(|(_, s)| *s)
         .sum();
+    // The records credit a gap at the announce that ends it; the stretch since the latest one
+    // counts as online up to the allowance, as the next announce would credit it.
+    let open = facts.last_seen.map_or(0, |last| {
+        (now - last.max(start)).clamp(0, cfg.online_allowance_secs)
+    });
+    let online = recorded + open;
     ((online as f64 / span as f64).clamp(0.0, 1.0), span)
 }
 

@@ -120,7 +120,9 @@ fn facts(b: Behaviour, rng: &mut Rng) -> NodeFacts {
         .count() as u64;
     NodeFacts {
         first_seen: Some(first),
+        last_seen: None,
         online_days,
+        days_recorded_since: 0,
         hours_online,
         audits,
         audits_passed_total: passed,

@@ -1,0 +1,346 @@
+//! Audit and transfer events, each node's standing, and the scores computed from them.
+//!
+//! The audit probe and the object path call [`Registry::record_audit`] and
+//! [`Registry::record_transfer`]; [`Registry::scores`] gathers every node's facts in a few
+//! queries and hands them to the pure [`crate::scoring::score`].
+//!
+//! Invariants:
+//! - Event tables hold at most `scoring.history_secs` of history: every score computation prunes
+//!   older rows (and [`Registry::prune_events`] does it on demand). Audit counts in
+//!   `node_standing` are never pruned, so a node stays vetted however rarely it is audited.
+//! - A disqualification is written the first time a score reaches it, and from then on the node
+//!   is disqualified whatever its records say, until [`Registry::requalify`]; that also starts
+//!   its audit history afresh (earlier audits no longer count).
+
+use super::{NodeId, Registry, RegistryError};
+use crate::scoring::{
+    disqualify_reason, score, AuditEvent, AuditOutcome, Disqualification, NodeFacts, NodeTier,
+    Score, ScoringConfig, TransferEvent, TransferKind,
+};
+use std::collections::HashMap;
+
+/// Standing row: (node, audits passed, disqualified at, reason).
+type StandingRow = (NodeId, i64, Option<i64>, Option<String>);
+
+impl Registry {
+    /// Records the outcome of one audit of `node` (for the shard `info_hash`).
+    pub async fn record_audit(
+        &self,
+        node: NodeId,
+        info_hash: &str,
+        outcome: AuditOutcome,
+        detail: &str,
+        at: i64,
+    ) -> Result<(), RegistryError> {
+        let mut tx = self.pool().begin().await?;
+        ensure_node(&mut tx, node).await?;
+        sqlx::query(
+            "INSERT INTO audit_events (node_id, info_hash, outcome, detail, at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(node)
+        .bind(info_hash)
+        .bind(outcome.as_str())
+        .bind(detail)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let (pass, fail, timeout) = match outcome {
+            AuditOutcome::Pass => (1, 0, 0),
+            AuditOutcome::Fail => (0, 1, 0),
+            AuditOutcome::Timeout => (0, 0, 1),
+        };
+        sqlx::query(
+            "INSERT INTO node_standing (node_id, audits_passed, audits_failed, audits_timed_out)
+             VALUES (?, ?, ?, ?)
+             ON CONFLICT (node_id) DO UPDATE SET
+                 audits_passed = audits_passed + excluded.audits_passed,
+                 audits_failed = audits_failed + excluded.audits_failed,
+                 audits_timed_out = audits_timed_out + excluded.audits_timed_out",
+        )
+        .bind(node)
+        .bind(pass)
+        .bind(fail)
+        .bind(timeout)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records one transfer to or from `node`: whether it succeeded, and its size and duration.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_transfer(
+        &self,
+        node: NodeId,
+        kind: TransferKind,
+        info_hash: &str,
+        ok: bool,
+        bytes: u64,
+        millis: u64,
+        at: i64,
+    ) -> Result<(), RegistryError> {
+        let mut tx = self.pool().begin().await?;
+        ensure_node(&mut tx, node).await?;
+        sqlx::query(
+            "INSERT INTO transfer_events (node_id, kind, info_hash, ok, bytes, millis, at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(node)
+        .bind(kind.as_str())
+        .bind(info_hash)
+        .bind(ok)
+        .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+        .bind(i64::try_from(millis).unwrap_or(i64::MAX))
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes audit and transfer events before `before`, and per-day online records of days
+    /// that ended by then. Returns the rows deleted.
+    pub async fn prune_events(&self, before: i64) -> Result<u64, RegistryError> {
+        let mut tx = self.pool().begin().await?;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM audit_events WHERE at < ?",
+            "DELETE FROM transfer_events WHERE at < ?",
+        ] {
+            n += sqlx::query(sql)
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        n += sqlx::query("DELETE FROM node_days WHERE (day + 1) * 86400 <= ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Scores of every unrevoked node.
+    pub async fn scores(
+        &self,
+        now: i64,
+        cfg: &ScoringConfig,
+    ) -> Result<HashMap<NodeId, Score>, RegistryError> {
+        let revoked: Vec<(NodeId,)> =
+            sqlx::query_as("SELECT id FROM nodes WHERE revoked_at IS NOT NULL")
+                .fetch_all(self.pool())
+                .await?;
+        let mut all = self.compute_scores(None, now, cfg).await?;
+        for (id,) in revoked {
+            all.remove(&id);
+        }
+        Ok(all)
+    }
+
+    /// The score of one node (revoked or not).
+    pub async fn score(
+        &self,
+        node: NodeId,
+        now: i64,
+        cfg: &ScoringConfig,
+    ) -> Result<Score, RegistryError> {
+        self.node(node).await?;
+        self.compute_scores(Some(node), now, cfg)
+            .await?
+            .remove(&node)
+            .ok_or(RegistryError::NoSuchNode(node))
+    }
+
+    /// Clears a node's disqualification and starts its audit history afresh: earlier audits no
+    /// longer count, and it must be vetted again. Returns whether it was disqualified.
+    pub async fn requalify(&self, node: NodeId, at: i64) -> Result<bool, RegistryError> {
+        let mut tx = self.pool().begin().await?;
+        ensure_node(&mut tx, node).await?;
+        let was: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT disqualified_at FROM node_standing WHERE node_id = ?")
+                .bind(node)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO node_standing (node_id, requalified_after_audit, requalified_at)
+             VALUES (?1, (SELECT coalesce(max(id), 0) FROM audit_events), ?2)
+             ON CONFLICT (node_id) DO UPDATE SET
+                 audits_passed = 0, audits_failed = 0, audits_timed_out = 0,
+                 requalified_after_audit = excluded.requalified_after_audit,
+                 requalified_at = excluded.requalified_at,
+                 disqualified_at = NULL, disqualified_reason = NULL",
+        )
+        .bind(node)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(matches!(was, Some((Some(_),))))
+    }
+
+    /// What scoring looks at, for one node or all (revoked included), pruned to the history.
+    pub async fn node_facts(
+        &self,
+        only: Option<NodeId>,
+        now: i64,
+        cfg: &ScoringConfig,
+    ) -> Result<HashMap<NodeId, NodeFacts>, RegistryError> {
+        let pool = self.pool();
+        let ids: Vec<(NodeId,)> =
+            sqlx::query_as("SELECT id FROM nodes WHERE ?1 IS NULL OR id = ?1")
+                .bind(only)
+                .fetch_all(pool)
+                .await?;
+        let mut facts: HashMap<NodeId, NodeFacts> = ids
+            .into_iter()
+            .map(|(id,)| (id, NodeFacts::default()))
+            .collect();
+        let since: Option<(i64,)> =
+            sqlx::query_as("SELECT at FROM record_starts WHERE name = 'node_days'")
+                .fetch_optional(pool)
+                .await?;
+        let since = since.map_or(0, |(at,)| at);
+        let seen: Vec<(NodeId, i64, i64)> = sqlx::query_as(
+            "SELECT node_id, first_seen, last_seen FROM node_stats WHERE ?1 IS NULL OR node_id = ?1",
+        )
+        .bind(only)
+        .fetch_all(pool)
+        .await?;
+        for (id, first_seen, last_seen) in seen {
+            if let Some(f) = facts.get_mut(&id) {
+                f.first_seen = Some(first_seen);
+                f.last_seen = Some(last_seen);
+                f.days_recorded_since = since;
+            }
+        }
+        let from_day = (now - cfg.window_secs).div_euclid(86_400);
+        let days: Vec<(NodeId, i64, i64)> = sqlx::query_as(
+            "SELECT node_id, day, online_secs FROM node_days
+             WHERE day >= ?2 AND (?1 IS NULL OR node_id = ?1)",
+        )
+        .bind(only)
+        .bind(from_day)
+        .fetch_all(pool)
+        .await?;
+        for (id, day, secs) in days {
+            if let Some(f) = facts.get_mut(&id) {
+                f.online_days.push((day, secs));
+            }
+        }
+        let hours: Vec<(NodeId, i64, i64)> = sqlx::query_as(
+            "SELECT node_id, hour, online_secs FROM node_hours WHERE ?1 IS NULL OR node_id = ?1",
+        )
+        .bind(only)
+        .fetch_all(pool)
+        .await?;
+        for (id, hour, secs) in hours {
+            if let (Some(f), Ok(h)) = (facts.get_mut(&id), usize::try_from(hour)) {
+                if h < 24 {
+                    f.hours_online[h] = secs;
+                }
+            }
+        }
+        let horizon = now - cfg.history_secs;
+        let audits: Vec<(NodeId, i64, String)> = sqlx::query_as(
+            "SELECT e.node_id, e.at, e.outcome FROM audit_events e
+             LEFT JOIN node_standing s ON s.node_id = e.node_id
+             WHERE e.id > coalesce(s.requalified_after_audit, 0) AND e.at >= ?2 AND e.at <= ?3
+               AND (?1 IS NULL OR e.node_id = ?1)
+             ORDER BY e.node_id, e.at, e.id",
+        )
+        .bind(only)
+        .bind(horizon)
+        .bind(now)
+        .fetch_all(pool)
+        .await?;
+        for (id, at, outcome) in audits {
+            if let (Some(f), Some(outcome)) = (facts.get_mut(&id), AuditOutcome::parse(&outcome)) {
+                f.audits.push(AuditEvent { at, outcome });
+            }
+        }
+        let transfers: Vec<(NodeId, i64, bool, i64, i64)> = sqlx::query_as(
+            "SELECT node_id, at, ok, bytes, millis FROM transfer_events
+             WHERE at >= ?2 AND at <= ?3 AND (?1 IS NULL OR node_id = ?1)
+             ORDER BY node_id, at, id",
+        )
+        .bind(only)
+        .bind(horizon)
+        .bind(now)
+        .fetch_all(pool)
+        .await?;
+        for (id, at, ok, bytes, millis) in transfers {
+            if let Some(f) = facts.get_mut(&id) {
+                f.transfers.push(TransferEvent {
+                    at,
+                    ok,
+                    bytes: u64::try_from(bytes).unwrap_or(0),
+                    millis: u64::try_from(millis).unwrap_or(0),
+                });
+            }
+        }
+        let standing: Vec<StandingRow> = sqlx::query_as(
+            "SELECT node_id, audits_passed, disqualified_at, disqualified_reason FROM node_standing
+             WHERE ?1 IS NULL OR node_id = ?1",
+        )
+        .bind(only)
+        .fetch_all(pool)
+        .await?;
+        for (id, passed, dq_at, reason) in standing {
+            if let Some(f) = facts.get_mut(&id) {
+                f.audits_passed_total = u64::try_from(passed).unwrap_or(0);
+                f.disqualified = dq_at.map(|at| Disqualification {
+                    at,
+                    reason: reason.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(facts)
+    }
+
+    /// Prunes, scores, and writes down new disqualifications.
+    pub(super) async fn compute_scores(
+        &self,
+        only: Option<NodeId>,
+        now: i64,
+        cfg: &ScoringConfig,
+    ) -> Result<HashMap<NodeId, Score>, RegistryError> {
+        self.prune_events(now - cfg.history_secs).await?;
+        let facts = self.node_facts(only, now, cfg).await?;
+        let mut out = HashMap::with_capacity(facts.len());
+        for (id, f) in facts {
+            let mut s = score(&f, now, cfg);
+            if s.tier == NodeTier::Disqualified && f.disqualified.is_none() {
+                let reason = disqualify_reason(s.audit_integrity, s.audits, cfg.disqualify_below);
+                sqlx::query(
+                    "INSERT INTO node_standing (node_id, disqualified_at, disqualified_reason)
+                     VALUES (?1, ?2, ?3)
+                     ON CONFLICT (node_id) DO UPDATE SET
+                         disqualified_at = coalesce(disqualified_at, excluded.disqualified_at),
+                         disqualified_reason = coalesce(disqualified_reason, excluded.disqualified_reason)",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(&reason)
+                .execute(self.pool())
+                .await?;
+                tracing::warn!(node = id, %reason, "node disqualified");
+                s.disqualified_at = Some(now);
+            }
+            out.insert(id, s);
+        }
+        Ok(out)
+    }
+}
+
+async fn ensure_node(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    node: NodeId,
+) -> Result<(), RegistryError> {
+    let found: Option<(NodeId,)> = sqlx::query_as("SELECT id FROM nodes WHERE id = ?")
+        .bind(node)
+        .fetch_optional(&mut **tx)
+        .await?;
+    found.map(|_| ()).ok_or(RegistryError::NoSuchNode(node))
+}
