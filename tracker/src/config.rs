@@ -27,6 +27,8 @@ pub struct Config {
     pub records: RecordsConfig,
     /// The object service: object API, control listener and object path (off by default).
     pub objects: crate::api::ObjectConfig,
+    /// Node scores, tiers and their reasons (BEP RT-0003).
+    pub scoring: crate::scoring::ScoringConfig,
 }
 
 /// How often clients announce and how many peers they get.
@@ -74,6 +76,7 @@ impl Default for Config {
             announce: AnnounceConfig::default(),
             records: RecordsConfig::default(),
             objects: crate::api::ObjectConfig::default(),
+            scoring: crate::scoring::ScoringConfig::default(),
         }
     }
 }
@@ -182,6 +185,57 @@ m = 2
 copies = 2
 high_share = 0.0
 inline_max = 4096
+
+[scoring]
+# Node scores, tiers (high, low, suspended, disqualified) and their reasons; see
+# bep-spec/bep-rt-0003-node-reliability.md. Seconds of history behind the uptime figure
+# (extended back to the UTC midnight before, clipped to the node's age).
+window_secs = 604800
+# Seconds after a node was last seen that still count as online (the records credit a silence
+# when the next announce ends it); announce.node_interval_secs + announce.grace_secs.
+online_allowance_secs = 7500
+# Seconds counted as "recent" for failed and timed-out audits in the reasons.
+recent_secs = 86400
+# Seconds of audit, transfer and per-day uptime history kept; older rows are pruned.
+history_secs = 2592000
+# Forgetting factor of the audit reputation, in (0, 1]: an audit n audits ago weighs lambda^n.
+audit_lambda = 0.98
+# Weight of a passed or failed audit, and of a timed-out one (added to beta only).
+audit_weight = 1.0
+timeout_weight = 0.5
+# Alpha and beta before any audit.
+initial_alpha = 1.0
+initial_beta = 0.0
+# Audits needed before the reputation can suspend or disqualify a node.
+min_audits = 20
+# Disqualified (until an operator requalifies it) when the audit integrity (failed audits only)
+# falls below this; suspended while the reputation (timeouts included) is below the next.
+disqualify_below = 0.75
+suspend_reputation_below = 0.9
+# Suspended while uptime over the window is below this (once past the vetting period).
+suspend_uptime_below = 0.6
+# Suspended while the transfer success EWMA is below this, after min_transfers transfers.
+suspend_transfers_below = 0.5
+min_transfers = 5
+# Smoothing factor of the transfer success and speed EWMAs, in (0, 1].
+transfer_alpha = 0.1
+# A node is vetted once first seen this many seconds ago and it passed this many audits; until
+# then it is at most tier low.
+vetting_secs = 259200
+vetting_audits = 10
+# Vetted nodes that are neither suspended nor disqualified are high at or above this score.
+high_at_least = 0.9
+# Transfer speed (bytes/s) that earns the full speed component.
+good_speed_bps = 1048576.0
+# Hours of the day whose availability is below this are named in the reasons.
+poor_hour_below = 0.5
+
+[scoring.weights]
+# Weights of the score's components (divided by their sum; speed is left out until known).
+uptime = 0.4
+audits = 0.35
+transfers = 0.15
+speed = 0.1
 "#;
 
 /// A configuration that cannot be used, and why.
@@ -265,6 +319,7 @@ impl Config {
             return err("records.channel_capacity must be at least 1".into());
         }
         self.objects.validate().map_err(ConfigError)?;
+        self.scoring.validate().map_err(ConfigError)?;
         if self.objects.api_addr().map_err(ConfigError)?.is_some() && self.http_addr()?.is_none() {
             return err("objects.api_listen needs http_listen: nodes announce over HTTP".into());
         }
@@ -290,6 +345,9 @@ mod tests {
             ..Config::default()
         };
         c.announce.node_peer_id_prefixes.push("-RT".into());
+        c.scoring.window_secs = 3600;
+        c.scoring.audit_lambda = 0.9;
+        c.scoring.weights.speed = 0.0;
         let text = toml::to_string(&c).unwrap();
         assert_eq!(Config::from_toml(&text).unwrap(), c);
     }
@@ -300,6 +358,8 @@ mod tests {
         assert!(e.0.contains("unknown field `htp_listen`"), "{e}");
         let e = Config::from_toml("[announce]\nintervall_secs = 5").unwrap_err();
         assert!(e.0.contains("unknown field `intervall_secs`"), "{e}");
+        let e = Config::from_toml("[scoring]\nwindow = 5").unwrap_err();
+        assert!(e.0.contains("unknown field `window`"), "{e}");
     }
 
     #[test]
@@ -330,5 +390,7 @@ mod tests {
             |c| c.announce.node_peer_id_prefixes = vec![String::new()],
             "node_peer_id_prefixes",
         );
+        check(|c| c.scoring.audit_lambda = 0.0, "scoring.audit_lambda");
+        check(|c| c.scoring.high_at_least = 1.5, "scoring.high_at_least");
     }
 }

@@ -19,6 +19,7 @@ use crate::protocol::bencode_out::PeerEntry;
 use crate::protocol::{Event, InfoHash, PeerId, SwarmCounts};
 use crate::registry::records::{Observation, RecorderHandle};
 use crate::registry::{unix_now, NodeId, PasskeyStatus, Registry};
+use crate::scoring::ScoringConfig;
 use crate::swarm::{Announce, Family, Swarms};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -65,6 +66,7 @@ pub struct Tracker {
     recorder: RecorderHandle,
     policy: AnnounceConfig,
     open: bool,
+    scoring: ScoringConfig,
     started: Instant,
 }
 
@@ -81,8 +83,20 @@ impl Tracker {
             recorder,
             policy,
             open,
+            scoring: ScoringConfig::default(),
             started: Instant::now(),
         }
+    }
+
+    /// Uses `scoring` for the node reports instead of the default scoring configuration.
+    pub fn with_scoring(mut self, scoring: ScoringConfig) -> Self {
+        self.scoring = scoring;
+        self
+    }
+
+    /// How node scores are computed for the reports.
+    pub fn scoring(&self) -> &ScoringConfig {
+        &self.scoring
     }
 
     /// Seconds since the tracker started (the swarm clock).

@@ -1,7 +1,9 @@
-//! Reliability reports for `GET /nodes` and `GET /nodes/<id>`, read from the records.
+//! Reliability reports for `GET /nodes` and `GET /nodes/<id>`, read from the records, with each
+//! node's score, tier and reasons (`crate::scoring`).
 
 use super::records::hour_of;
 use super::{Node, NodeId, Registry, RegistryError};
+use crate::scoring::{Score, ScoringConfig};
 use serde::Serialize;
 
 /// Most torrents listed in one node report.
@@ -12,6 +14,10 @@ pub const MAX_LISTED_TORRENTS: i64 = 1000;
 pub struct NodeReport {
     #[serde(flatten)]
     pub node: Node,
+    /// Score, tier, vetting, the component figures and the reasons, flattened into the report
+    /// (`score`, `tier`, `vetted`, `uptime_window`, `audit_reputation`, `reasons`, ...).
+    #[serde(flatten)]
+    pub score: Score,
     /// Unix seconds of the first and latest announce; `None` if never seen.
     pub first_seen: Option<i64>,
     pub last_seen: Option<i64>,
@@ -95,10 +101,27 @@ pub fn hour_exposure(from: i64, to: i64, h: usize) -> i64 {
 }
 
 impl Registry {
-    /// The report for one node, with its torrents and addresses.
+    /// The report for one node, with its torrents and addresses, scored with the default
+    /// scoring configuration.
     pub async fn report(&self, id: NodeId, now: i64) -> Result<NodeReport, RegistryError> {
+        self.report_scored(id, now, &ScoringConfig::default()).await
+    }
+
+    /// Reports for all nodes, scored with the default scoring configuration.
+    pub async fn reports(&self, now: i64) -> Result<Vec<NodeReport>, RegistryError> {
+        self.reports_scored(now, &ScoringConfig::default()).await
+    }
+
+    /// The report for one node, with its torrents and addresses.
+    pub async fn report_scored(
+        &self,
+        id: NodeId,
+        now: i64,
+        cfg: &ScoringConfig,
+    ) -> Result<NodeReport, RegistryError> {
         let node = self.node(id).await?;
-        let mut r = self.report_for(node, now).await?;
+        let score = self.score(id, now, cfg).await?;
+        let mut r = self.report_for(node, score, now).await?;
         let torrents: Vec<(String, bool, i64, i64)> = sqlx::query_as(
             "SELECT info_hash, seeding, first_seen, last_seen FROM node_torrents
              WHERE node_id = ? ORDER BY last_seen DESC, info_hash LIMIT ?",
@@ -140,16 +163,29 @@ impl Registry {
         Ok(r)
     }
 
-    /// Reports for all nodes, without torrent and address lists.
-    pub async fn reports(&self, now: i64) -> Result<Vec<NodeReport>, RegistryError> {
+    /// Reports for all nodes (revoked included), without torrent and address lists.
+    pub async fn reports_scored(
+        &self,
+        now: i64,
+        cfg: &ScoringConfig,
+    ) -> Result<Vec<NodeReport>, RegistryError> {
+        let mut scores = self.compute_scores(None, now, cfg).await?;
         let mut out = Vec::new();
         for node in self.nodes().await? {
-            out.push(self.report_for(node, now).await?);
+            let Some(score) = scores.remove(&node.id) else {
+                continue; // registered after the scores were read
+            };
+            out.push(self.report_for(node, score, now).await?);
         }
         Ok(out)
     }
 
-    async fn report_for(&self, node: Node, now: i64) -> Result<NodeReport, RegistryError> {
+    async fn report_for(
+        &self,
+        node: Node,
+        score: Score,
+        now: i64,
+    ) -> Result<NodeReport, RegistryError> {
         let id = node.id;
         let stats: Option<StatsRow> = sqlx::query_as(
             "SELECT first_seen, last_seen, announces, online_secs, interval_samples,
@@ -175,6 +211,7 @@ impl Registry {
         let Some(s) = stats else {
             return Ok(NodeReport {
                 node,
+                score,
                 first_seen: None,
                 last_seen: None,
                 announces: 0,
@@ -207,6 +244,7 @@ impl Registry {
         let mean = |sum: i64| (samples > 0).then(|| sum as f64 / samples as f64);
         Ok(NodeReport {
             node,
+            score,
             first_seen: Some(first),
             last_seen: Some(last),
             announces,

@@ -1,6 +1,8 @@
 //! HTTP front: announce and scrape (bencoded, always `200 OK`, errors as `failure reason`), the
 //! node reports (`GET /nodes`, `GET /nodes/<id>`, JSON) and the admin API
-//! (`POST /admin/nodes`, `POST /admin/nodes/<id>/revoke`, `Authorization: Bearer <token>`).
+//! (`POST /admin/nodes`, `POST /admin/nodes/<id>/revoke`, `POST /admin/nodes/<id>/requalify`,
+//! `Authorization: Bearer <token>`). Node reports carry each node's score, tier and reasons,
+//! computed with the tracker's scoring configuration.
 //!
 //! Routing is done by hand on the path so announce (the hot path) costs one match and no
 //! allocation beyond the answer buffer.
@@ -91,12 +93,16 @@ async fn get_route(t: &Tracker, path: &str, query: &[u8], remote: Option<SocketA
         }
         Some("scrape") => scrape(t, passkey_from_path(path.as_bytes()), query),
         Some("nodes") => match (segments.next(), segments.next()) {
-            (None, _) => match t.registry().reports(unix_now()).await {
+            (None, _) => match t.registry().reports_scored(unix_now(), t.scoring()).await {
                 Ok(r) => json(StatusCode::OK, &r),
                 Err(e) => internal(e),
             },
             (Some(id), None) => match id.parse::<NodeId>() {
-                Ok(id) => match t.registry().report(id, unix_now()).await {
+                Ok(id) => match t
+                    .registry()
+                    .report_scored(id, unix_now(), t.scoring())
+                    .await
+                {
                     Ok(r) => json(StatusCode::OK, &r),
                     Err(e @ RegistryError::NoSuchNode(_)) => {
                         json_error(StatusCode::NOT_FOUND, &e.to_string())
@@ -241,6 +247,25 @@ async fn admin_route(
                 Ok(n) => {
                     tracing::info!(node = id, "node revoked");
                     json(StatusCode::OK, &n)
+                }
+                Err(e @ RegistryError::NoSuchNode(_)) => {
+                    json_error(StatusCode::NOT_FOUND, &e.to_string())
+                }
+                Err(e) => internal(e),
+            }
+        }
+        ["nodes", id, "requalify"] => {
+            let Ok(id) = id.parse::<NodeId>() else {
+                return json_error(StatusCode::BAD_REQUEST, "node id must be an integer");
+            };
+            let now = unix_now();
+            match t.registry().requalify(id, now).await {
+                Ok(was) => {
+                    tracing::info!(node = id, was_disqualified = was, "node requalified");
+                    match t.registry().report_scored(id, now, t.scoring()).await {
+                        Ok(r) => json(StatusCode::OK, &r),
+                        Err(e) => internal(e),
+                    }
                 }
                 Err(e @ RegistryError::NoSuchNode(_)) => {
                     json_error(StatusCode::NOT_FOUND, &e.to_string())

@@ -1,4 +1,5 @@
-//! HTTP announce/scrape, refusals, the admin API and a burst of announces.
+//! HTTP announce/scrape, refusals, the admin API, node scores in the reports and a burst of
+//! announces.
 
 use crate::common::*;
 use std::sync::Arc;
@@ -240,6 +241,101 @@ async fn admin_api_creates_nodes_and_reports_them() {
     let all = get_json(t.http, "/nodes").await;
     assert_eq!(all.as_array().unwrap().len(), 1);
     let (s, _) = get(t.http, "/nodes/999").await;
+    assert_eq!(s, 404);
+    t.service.shutdown().await;
+}
+
+/// `GET /nodes` shows each node's score, tier and reasons; a disqualified node stays so until an
+/// operator requalifies it.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_reports_show_tier_and_reasons() {
+    use raidtorrent_tracker::registry::unix_now;
+    use raidtorrent_tracker::scoring::AuditOutcome;
+    let t = TestTracker::start(test_config(false)).await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (fresh, key) = t.node("fresh").await;
+    let (cheat, _) = t.node("cheat").await;
+    let q = announce_query(&[5; 20], b"-rQ0910-freshfreshfr", 6881, 0);
+    let (_, body) = get(t.http, &format!("/announce/{key}?{q}")).await;
+    assert_eq!(decode(&body).failure(), None);
+    t.service.recorder().flush().await.unwrap();
+    let now = unix_now();
+    for i in 0..3 {
+        t.registry()
+            .record_audit(fresh, "aa", AuditOutcome::Pass, "", now - 10 + i)
+            .await
+            .unwrap();
+    }
+    for i in 0..25 {
+        t.registry()
+            .record_audit(
+                cheat,
+                "bb",
+                AuditOutcome::Fail,
+                "piece 7 hash mismatch",
+                now - 30 + i,
+            )
+            .await
+            .unwrap();
+    }
+    let all = get_json(t.http, "/nodes").await;
+    let all = all.as_array().unwrap();
+    let by_name = |n: &str| all.iter().find(|r| r["name"] == n).unwrap().clone();
+    let f = by_name("fresh");
+    assert_eq!(f["tier"], "low");
+    assert_eq!(f["vetted"], false);
+    assert_eq!(f["audit_reputation"], 1.0);
+    assert!(f["score"].as_f64().unwrap() > 0.9, "{f}");
+    let reasons: Vec<&str> = f["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("new node: 3 of 10 audits passed, ")),
+        "{reasons:?}"
+    );
+    let c = by_name("cheat");
+    assert_eq!(c["tier"], "disqualified");
+    assert_eq!(c["score"], 0.0);
+    assert!(c["disqualified_at"].as_i64().is_some());
+    let first = c["reasons"][0].as_str().unwrap();
+    assert!(
+        first.starts_with("disqualified: failed audits: integrity 0."),
+        "{first}"
+    );
+    assert!(
+        c["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "25 failed audits in the last 24 h"),
+        "{c}"
+    );
+    // The single-node report says the same.
+    let one = get_json(t.http, &format!("/nodes/{cheat}")).await;
+    assert_eq!(one["tier"], "disqualified");
+
+    // Only an operator can requalify.
+    let path = format!("/admin/nodes/{cheat}/requalify");
+    let (s, _) = http(t.http, "POST", &path, &[], b"").await;
+    assert_eq!(s, 401);
+    let (s, body) = http(t.http, "POST", &path, &[("Authorization", &auth)], b"").await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let r: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(r["tier"], "low");
+    assert_eq!(r["audits"], 0);
+    let (s, _) = http(
+        t.http,
+        "POST",
+        "/admin/nodes/999/requalify",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
     assert_eq!(s, 404);
     t.service.shutdown().await;
 }

@@ -24,6 +24,14 @@ async fn records_survive_restart() {
     assert_eq!(r["torrents_seeding"], 2);
     assert_eq!(r["address_changes"], 1);
     assert_eq!(r["addresses"].as_array().unwrap().len(), 2);
+    // Scored with it: seen a moment ago, no audits yet, so a new node.
+    assert_eq!(r["tier"], "low");
+    assert_eq!(r["vetted"], false);
+    assert!(r["uptime_window"].as_f64().is_some());
+    assert!(r["reasons"].as_array().unwrap().iter().any(|x| x
+        .as_str()
+        .unwrap()
+        .starts_with("new node: 0 of 10 audits passed")));
     // The passkey still works after the restart, and swarms rebuild from new announces.
     let q = announce_query(&[1; 20], b"-rQ0910-steadysteady", 7002, 0);
     let (_, body) = get(t.http, &format!("/announce/{key}?{q}")).await;
