@@ -10,7 +10,8 @@
 //! encoded message decodes back to itself; a message id this module does not know is
 //! [`Message::Unknown`], not an error.
 
-use raidtorrent_proto::Parsed;
+/// Re-exported so that callers of [`decode`] need no other crate.
+pub use raidtorrent_proto::Parsed;
 
 /// Largest frame (length prefix value) [`decode`] accepts: enough for the bitfield of a shard of
 /// 16 million pieces and for any block a client sends.
