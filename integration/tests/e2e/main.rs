@@ -1,4 +1,5 @@
 //! A real gateway (tracker, control listener, its own librqbit session, SQLite on disk) and real
 //! `raidtorrent-peer` processes on loopback: objects go in, nodes die, objects come back.
 
+mod nodes;
 mod objects;
