@@ -23,6 +23,8 @@ use raidtorrent_tracker::registry::{NodeId, Registry};
 use raidtorrent_tracker::server::Listeners;
 use tokio::net::TcpListener;
 
+pub mod baseline;
+
 /// The node binary beside this test or bench binary, built here when missing.
 pub fn peer_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
