@@ -419,6 +419,7 @@ mod tests {
     #[test]
     fn loopback_bandwidth_moves_every_byte() {
         let bps = loopback_bandwidth(64 << 20);
+        eprintln!("loopback TCP copy: {:.0} MB/s", bps / 1e6);
         // Loopback moves at least tens of MB/s even on a loaded machine.
         assert!(bps.is_finite() && bps > 10e6, "{bps}");
     }
