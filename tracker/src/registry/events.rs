@@ -260,14 +260,20 @@ impl Registry {
                 f.audits.push(AuditEvent { at, outcome });
             }
         }
+        // Only the latest transfers matter to an EWMA: older ones weigh (1 - a)^n together.
         let transfers: Vec<(NodeId, i64, bool, i64, i64)> = sqlx::query_as(
-            "SELECT node_id, at, ok, bytes, millis FROM transfer_events
-             WHERE at >= ?2 AND at <= ?3 AND (?1 IS NULL OR node_id = ?1)
+            "SELECT node_id, at, ok, bytes, millis FROM (
+                 SELECT node_id, at, ok, bytes, millis, id, row_number() OVER (
+                     PARTITION BY node_id ORDER BY at DESC, id DESC) AS newest
+                 FROM transfer_events
+                 WHERE at >= ?2 AND at <= ?3 AND (?1 IS NULL OR node_id = ?1))
+             WHERE newest <= ?4
              ORDER BY node_id, at, id",
         )
         .bind(only)
         .bind(horizon)
         .bind(now)
+        .bind(transfers_that_matter(cfg.transfer_alpha))
         .fetch_all(pool)
         .await?;
         for (id, at, ok, bytes, millis) in transfers {
@@ -309,10 +315,21 @@ impl Registry {
         self.prune_events(now - cfg.history_secs).await?;
         let facts = self.node_facts(only, now, cfg).await?;
         let mut out = HashMap::with_capacity(facts.len());
+        let mut newly = Vec::new();
         for (id, f) in facts {
             let mut s = score(&f, now, cfg);
             if s.tier == NodeTier::Disqualified && f.disqualified.is_none() {
-                let reason = disqualify_reason(s.audit_integrity, s.audits, cfg.disqualify_below);
+                newly.push((
+                    id,
+                    disqualify_reason(s.audit_integrity, s.audits, cfg.disqualify_below),
+                ));
+                s.disqualified_at = Some(now);
+            }
+            out.insert(id, s);
+        }
+        if !newly.is_empty() {
+            let mut tx = self.pool().begin().await?;
+            for (id, reason) in &newly {
                 sqlx::query(
                     "INSERT INTO node_standing (node_id, disqualified_at, disqualified_reason)
                      VALUES (?1, ?2, ?3)
@@ -322,15 +339,30 @@ impl Registry {
                 )
                 .bind(id)
                 .bind(now)
-                .bind(&reason)
-                .execute(self.pool())
+                .bind(reason)
+                .execute(&mut *tx)
                 .await?;
-                tracing::warn!(node = id, %reason, "node disqualified");
-                s.disqualified_at = Some(now);
             }
-            out.insert(id, s);
+            tx.commit().await?;
+            for (id, reason) in newly {
+                tracing::warn!(node = id, %reason, "node disqualified");
+            }
         }
         Ok(out)
+    }
+}
+
+/// How many of a node's latest transfers decide its EWMAs to within 0.001: the rest weigh
+/// `(1 - a)^n` together.
+pub fn transfers_that_matter(alpha: f64) -> i64 {
+    if alpha >= 1.0 {
+        return 1;
+    }
+    let n = (0.001f64.ln() / (1.0 - alpha).ln()).ceil();
+    if n.is_finite() {
+        (n as i64).clamp(1, 100_000)
+    } else {
+        100_000
     }
 }
 

@@ -321,4 +321,43 @@ mod scoring {
             .unwrap();
         assert_eq!(left, 5);
     }
+
+    #[tokio::test]
+    async fn transfer_ewma_from_the_latest_transfers_matches_the_whole_history() {
+        use crate::registry::events::transfers_that_matter;
+        use crate::scoring::{transfer_ewma, TransferEvent};
+        assert_eq!(transfers_that_matter(0.1), 66);
+        assert_eq!(transfers_that_matter(1.0), 1);
+        let r = Registry::open_in_memory().await.unwrap();
+        let id = r.create_node("alpha").await.unwrap().node.id;
+        let cfg = ScoringConfig::default();
+        let now = 1_700_000_000;
+        let mut all = Vec::new();
+        for i in 0..200 {
+            let (ok, at) = (i >= 150 || i % 3 == 0, now - 1000 + i);
+            let (bytes, millis) = if ok {
+                (1000 * (i as u64 + 1), 100)
+            } else {
+                (0, 0)
+            };
+            r.record_transfer(id, TransferKind::Fetch, "ab", ok, bytes, millis, at)
+                .await
+                .unwrap();
+            all.push(TransferEvent {
+                at,
+                ok,
+                bytes,
+                millis,
+            });
+        }
+        let (success, speed) = transfer_ewma(&all, &cfg);
+        let s = r.score(id, now, &cfg).await.unwrap();
+        assert!(
+            (s.transfer_success - success).abs() < 1e-3,
+            "{s:?} vs {success}"
+        );
+        let (a, b) = (s.speed_bps.unwrap(), speed.unwrap());
+        assert!((a - b).abs() / b < 1e-3, "{a} vs {b}");
+        assert!(s.transfer_success < 1.0);
+    }
 }
