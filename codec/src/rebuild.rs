@@ -81,6 +81,30 @@ pub struct RebuildReport {
 /// order; the writers are not flushed. An input given for a target is not read: its bytes are what is
 /// being replaced. Every input block used is verified against the input's piece hashes, and every
 /// rebuilt piece against the target's, so what is written is exactly what the encoder wrote.
+///
+/// ```
+/// use raidtorrent_codec::{encode, rebuild, DataKey, Geometry, KeyRef, RebuildTarget, ShardInput};
+///
+/// let object = b"kept on volunteer disks".repeat(5000);
+/// let geometry = Geometry::choose(4, 2, 1 << 20, Some(object.len() as u64)).unwrap();
+/// let key = DataKey::generate().unwrap();
+/// let mut shards = vec![Vec::new(); 6];
+/// let encoded = encode(geometry, &key, &object[..], &mut shards).unwrap();
+/// let infos = encoded.shard_infos();
+/// let manifest = encoded.manifest(KeyRef::Client { fingerprint: key.fingerprint() }, &infos);
+///
+/// // Every copy of shards 0 and 5 is gone: rebuild both from the other four, without the key.
+/// let inputs = (0..6)
+///     .map(|i| (i != 0 && i != 5).then(|| ShardInput {
+///         info: &infos[i],
+///         reader: std::io::Cursor::new(&shards[i]),
+///     }))
+///     .collect();
+/// let targets = [0, 5].map(|index| RebuildTarget { index, info: &infos[index] });
+/// let mut rebuilt = vec![Vec::new(), Vec::new()];
+/// rebuild(&manifest, inputs, &targets, &mut rebuilt).unwrap();
+/// assert_eq!(rebuilt, [shards[0].clone(), shards[5].clone()]);
+/// ```
 pub fn rebuild<R: ShardReader + Send, W: Write + Send>(
     manifest: &Manifest,
     inputs: Vec<Option<ShardInput<'_, R>>>,
