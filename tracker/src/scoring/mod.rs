@@ -492,6 +492,15 @@ pub fn score(facts: &NodeFacts, now: i64, cfg: &ScoringConfig) -> Score {
             ),
         );
     }
+    if tier == NodeTier::Low && vetted {
+        reasons.push(
+            10.0,
+            format!(
+                "score {value:.2} is below {:.2} for tier high",
+                cfg.high_at_least
+            ),
+        );
+    }
     if age >= 2 * 86_400 {
         let hourly = hourly_availability(facts, now);
         for (text, mean) in offline_hours(&hourly, cfg.poor_hour_below) {

@@ -106,7 +106,15 @@ fn high_threshold_edge() {
         high_at_least: s.value + 1e-9,
         ..ScoringConfig::default()
     };
-    assert_eq!(score(&facts, NOW, &above).tier, NodeTier::Low);
+    let low = score(&facts, NOW, &above);
+    assert_eq!(low.tier, NodeTier::Low);
+    assert_eq!(
+        low.reasons,
+        [format!(
+            "score {:.2} is below {:.2} for tier high",
+            low.value, above.high_at_least
+        )]
+    );
 }
 
 #[test]
@@ -346,4 +354,84 @@ fn default_config_is_valid_and_checked() {
     bad(|c| c.weights.speed = -1.0, "scoring.weights.speed");
     bad(|c| c.timeout_weight = f64::NAN, "scoring.timeout_weight");
     bad(|c| c.good_speed_bps = 0.0, "scoring.good_speed_bps");
+}
+
+mod invariants {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn outcome() -> impl Strategy<Value = AuditOutcome> {
+        prop_oneof![
+            Just(AuditOutcome::Pass),
+            Just(AuditOutcome::Fail),
+            Just(AuditOutcome::Timeout)
+        ]
+    }
+
+    prop_compose! {
+        fn facts()(
+            age in prop::option::of(0i64..60 * DAY),
+            days in prop::collection::vec((0i64..60, 0i64..90_000), 0..60),
+            hours in prop::array::uniform24(0i64..300_000),
+            audits in prop::collection::vec((0i64..60 * DAY, outcome()), 0..80),
+            extra_passes in 0u64..20,
+            transfers in prop::collection::vec((0i64..60 * DAY, any::<bool>(), 0u64..1 << 30, 0u64..100_000), 0..80),
+            dq in prop::option::of(0i64..DAY),
+        ) -> NodeFacts {
+            let mut audits: Vec<AuditEvent> = audits
+                .into_iter()
+                .map(|(ago, outcome)| AuditEvent { at: NOW - ago, outcome })
+                .collect();
+            audits.sort_by_key(|a| a.at);
+            let passed = audits.iter().filter(|a| a.outcome == AuditOutcome::Pass).count() as u64;
+            let mut transfers: Vec<TransferEvent> = transfers
+                .into_iter()
+                .map(|(ago, ok, bytes, millis)| TransferEvent { at: NOW - ago, ok, bytes, millis })
+                .collect();
+            transfers.sort_by_key(|t| t.at);
+            NodeFacts {
+                first_seen: age.map(|a| NOW - a),
+                last_seen: age.map(|a| NOW - a / 2),
+                online_days: days.into_iter().map(|(ago, s)| (NOW / DAY - ago, s)).collect(),
+                days_recorded_since: 0,
+                hours_online: hours,
+                audits,
+                audits_passed_total: passed + extra_passes,
+                transfers,
+                disqualified: dq.map(|ago| Disqualification { at: NOW - ago, reason: "x".into() }),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn scores_keep_their_invariants(f in facts()) {
+            let cfg = ScoringConfig::default();
+            let s = score(&f, NOW, &cfg);
+            for v in [s.value, s.uptime, s.audit_reputation, s.audit_integrity, s.transfer_success] {
+                prop_assert!((0.0..=1.0).contains(&v), "{s:?}");
+            }
+            prop_assert!(s.audit_integrity >= s.audit_reputation);
+            prop_assert!(s.vetted || s.tier != NodeTier::High);
+            prop_assert_eq!(f.disqualified.is_some(), s.disqualified_at.is_some());
+            if f.disqualified.is_some() {
+                prop_assert_eq!(s.tier, NodeTier::Disqualified);
+            }
+            if s.tier == NodeTier::Disqualified {
+                prop_assert_eq!(s.value, 0.0);
+            }
+            if matches!(s.tier, NodeTier::Suspended | NodeTier::Disqualified) {
+                prop_assert!(s.reasons[0].starts_with(if s.tier == NodeTier::Suspended {
+                    "suspended: "
+                } else {
+                    "disqualified: "
+                }), "{:?}", s.reasons);
+            }
+            if s.tier != NodeTier::High {
+                prop_assert!(!s.reasons.is_empty(), "{s:?}");
+            }
+            let w = s.audit_weight();
+            prop_assert!((1.0..=MAX_AUDIT_WEIGHT).contains(&w));
+        }
+    }
 }
