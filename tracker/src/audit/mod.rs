@@ -36,7 +36,9 @@
 //! bitfield and then `unchoke` at once, before and regardless of `interested` (it unchokes every
 //! peer; `peer_connection.rs`), so an audit reaches the `block` stage one round trip after the
 //! handshake: on loopback the unchoke arrives about 0.2 ms after our handshake is sent
-//! (`tests/integration/audit.rs` measures it). It answers requests from the file on disk without checking the piece again: bytes
+//! (`tests/integration/audit.rs` measures it). librqbit leaves Nagle's algorithm on, so the
+//! probe asks its kernel for immediate ACKs; without that, an audit stalls about 40 ms on a
+//! delayed ACK (every piece of a 390 KiB shard on loopback: 44 ms before, 1.4 ms after). It answers requests from the file on disk without checking the piece again: bytes
 //! changed on disk after the initial check are served as they are, and an audit sees them as a
 //! [`Probe::Fail`] naming the piece. A session that does not have the torrent closes the connection
 //! right after reading the handshake ([`Probe::Missing`]); a request for a piece the session does
