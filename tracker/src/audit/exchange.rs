@@ -64,13 +64,18 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// A new exchange auditing `pieces` of `shard`. Indices outside the shard are the caller's
-    /// mistake and are left out; repeated indices are checked once.
+    /// A new exchange auditing `pieces` of `shard`. Indices outside the shard (or of pieces its
+    /// length leaves empty) are the caller's mistake and are left out; repeated indices are
+    /// checked once.
     pub fn new(shard: &ShardInfo, pieces: &[u32]) -> Self {
         let piece_count = u32::try_from(shard.pieces.len()).unwrap_or(u32::MAX);
+        let mut seen = vec![false; piece_count as usize];
         let mut chosen = Vec::with_capacity(pieces.len());
         for &p in pieces {
-            if p < piece_count && !chosen.contains(&p) {
+            if p < piece_count
+                && !std::mem::replace(&mut seen[p as usize], true)
+                && piece_len(shard.length, shard.piece_length, p) > 0
+            {
                 chosen.push(p);
             }
         }
@@ -228,8 +233,7 @@ impl Exchange {
     }
 
     fn piece_len(&self, p: u32) -> u64 {
-        let start = p as u64 * self.piece_length;
-        self.piece_length.min(self.length.saturating_sub(start))
+        piece_len(self.length, self.piece_length, p)
     }
 
     fn blocks(&self, p: u32) -> Vec<BlockRef> {
@@ -302,6 +306,12 @@ impl Exchange {
         self.refill();
         None
     }
+}
+
+/// Length of piece `p` of a torrent of `length` bytes (the last piece may be short).
+fn piece_len(length: u64, piece_length: u64, p: u32) -> u64 {
+    let start = u64::from(p).saturating_mul(piece_length);
+    piece_length.min(length.saturating_sub(start))
 }
 
 #[cfg(test)]

@@ -199,6 +199,18 @@ fn bounds_and_degenerate_choices() {
         ex.on_message(Message::Unchoke),
         Some(Verdict::Pass { bytes: 0 })
     );
+    // Hashes past the shard's length name empty pieces: nothing to fetch, so they are left out.
+    let padded = ShardInfo {
+        pieces: vec![[0; 20]; 5],
+        ..s.clone()
+    };
+    let mut ex = Exchange::new(&padded, &[4]);
+    ex.on_handshake(&handshake(padded.info_hash().0)).unwrap();
+    assert_eq!(ex.on_message(Message::Bitfield(vec![0xf8])), None);
+    assert_eq!(
+        ex.on_message(Message::Unchoke),
+        Some(Verdict::Pass { bytes: 0 })
+    );
     let big = ShardInfo {
         pieces: vec![[0; 20]; 8_000_000],
         ..s

@@ -38,6 +38,9 @@ pub enum Probe {
 ///
 /// Never panics on anything the node sends, and buffers at most one frame of the size the shard
 /// allows (its bitfield or a 16 KiB block); a longer frame is a [`Probe::Fail`].
+///
+/// `pieces` should come from [`pick_pieces`]: indices outside the shard are left out, and when
+/// none is left the probe checks only the handshake and the unchoke and passes with `bytes: 0`.
 pub async fn probe(
     addr: SocketAddr,
     shard: &ShardInfo,
