@@ -154,6 +154,14 @@ fn uptime_window_clips_to_age_and_ignores_old_days() {
     let (u, span) = window_uptime(&f, NOW, &cfg);
     assert_eq!(u, 0.0);
     assert_eq!(span, 7 * DAY);
+    // Records kept before per-day records began do not count as offline days.
+    let mut upgraded = node(20 * DAY, 1.0, 0);
+    upgraded
+        .online_days
+        .retain(|(d, _)| *d >= NOW.div_euclid(DAY) - 1);
+    assert_eq!(window_uptime(&upgraded, NOW, &cfg).0, 1.0 / 7.0);
+    upgraded.days_recorded_since = NOW - DAY;
+    assert_eq!(window_uptime(&upgraded, NOW, &cfg), (1.0, DAY));
     let young = node(3600, 0.5, 0);
     let (u, span) = window_uptime(&young, NOW, &cfg);
     assert_eq!(span, 3600);
