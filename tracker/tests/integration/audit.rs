@@ -229,6 +229,44 @@ async fn a_session_without_the_torrent_is_missing() {
     );
 }
 
+/// A node that holds only the first half of a shard: it passes on what it has and is missing the
+/// rest, as its (partial) bitfield says, before any request is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partial_holder_is_missing_the_pieces_it_lacks() {
+    let (s, data) = shard(18);
+    let dir = tempfile::tempdir().unwrap();
+    let half = 6 * PIECE as usize;
+    std::fs::write(dir.path().join(&s.name), &data[..half]).unwrap();
+    let (session, addr) = session(dir.path()).await;
+    let handle = session
+        .add_torrent(
+            AddTorrent::from_bytes(s.to_torrent(&[])),
+            Some(AddTorrentOptions {
+                overwrite: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap()
+        .into_handle()
+        .unwrap();
+    poll(30, "the initial check of the half shard", || {
+        let st = handle.stats();
+        async move { (st.live.is_some() && st.progress_bytes == half as u64).then_some(()) }
+    })
+    .await;
+    let p = probe(addr, &s, &[1, 4], GENEROUS).await;
+    assert!(matches!(p, Probe::Pass { .. }), "{p:?}");
+    let p = probe(addr, &s, &[4, 10], GENEROUS).await;
+    assert_eq!(
+        p,
+        Probe::Missing {
+            reason: "does not have piece 10".into()
+        }
+    );
+    session.stop().await;
+}
+
 /// A fake node on port 0: answers the handshake for `info_hash`, then hands the stream to `then`.
 async fn fake_node<F, Fut>(info_hash: [u8; 20], then: F) -> SocketAddr
 where
