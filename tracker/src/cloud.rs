@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::control::{ControlConfig, ControlHub};
-use crate::gateway::{Gateway, GatewayConfig, Swarm};
+use crate::gateway::{Gateway, GatewayConfig, HealthConfig, Swarm};
 use crate::registry::{NodeId, Registry};
 use crate::server::{Listeners, Service};
 
@@ -30,6 +30,8 @@ pub struct CloudSettings {
     pub gateway: GatewayConfig,
     /// How often the orphan collector runs on its own.
     pub collect_interval: Duration,
+    /// Audits, repair and rebalance.
+    pub health: HealthConfig,
 }
 
 /// A started cloud gateway.
@@ -94,9 +96,23 @@ impl Cloud {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         let collector = gateway.clone();
         let interval = settings.collect_interval;
+        let rx = stop_rx.clone();
         tasks.push((
             "collector",
-            tokio::spawn(async move { collector.run_collector(interval, stopped(stop_rx)).await }),
+            tokio::spawn(async move { collector.run_collector(interval, stopped(rx)).await }),
+        ));
+        let health = gateway.clone();
+        let cfg = settings.health.clone();
+        let rx = stop_rx.clone();
+        tasks.push((
+            "health",
+            tokio::spawn(async move { health.run_health(cfg, stopped(rx)).await }),
+        ));
+        let auditor = gateway.clone();
+        let cfg = settings.health;
+        tasks.push((
+            "audits",
+            tokio::spawn(async move { auditor.run_audits(cfg, stopped(stop_rx)).await }),
         ));
         Ok(Cloud {
             service,

@@ -112,6 +112,7 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
             segment_target: 32 << 20,
         },
         collect_interval: Duration::from_secs(60),
+        health: crate::api::HealthSection::default().to_config(&config.scoring),
     };
     let cloud = Cloud::start(
         &config,

@@ -208,7 +208,7 @@ async fn serve_objects(
         registry,
         listeners,
         control,
-        objects.cloud_settings(),
+        objects.cloud_settings(&config.scoring),
     )
     .await?;
     let api = api_listener.local_addr()?;

@@ -48,6 +48,8 @@ pub struct ObjectConfig {
     pub segment_target: u64,
     /// Seconds between runs of the collector that drops unreferenced shards from nodes.
     pub collect_interval_secs: u64,
+    /// Audits, repair and rebalance.
+    pub health: super::HealthSection,
 }
 
 impl Default for ObjectConfig {
@@ -73,6 +75,7 @@ impl Default for ObjectConfig {
             read_hedge: 1,
             segment_target: 32 << 20,
             collect_interval_secs: 60,
+            health: super::HealthSection::default(),
         }
     }
 }
@@ -131,7 +134,7 @@ impl ObjectConfig {
         if self.collect_interval_secs == 0 {
             return Err("objects.collect_interval_secs must be at least 1".into());
         }
-        Ok(())
+        self.health.validate()
     }
 
     /// Who may call the API.
@@ -143,8 +146,8 @@ impl ObjectConfig {
         }
     }
 
-    /// What [`crate::cloud::Cloud::start`] needs.
-    pub fn cloud_settings(&self) -> CloudSettings {
+    /// What [`crate::cloud::Cloud::start`] needs, with node scoring from the `[scoring]` section.
+    pub fn cloud_settings(&self, scoring: &crate::scoring::ScoringConfig) -> CloudSettings {
         CloudSettings {
             data_dir: self.data_dir.clone(),
             swarm_ip: self.swarm_ip,
@@ -160,6 +163,7 @@ impl ObjectConfig {
                 segment_target: self.segment_target,
             },
             collect_interval: Duration::from_secs(self.collect_interval_secs),
+            health: self.health.to_config(scoring),
         }
     }
 }

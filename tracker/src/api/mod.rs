@@ -22,6 +22,7 @@
 //! mid-download cuts the response short of its `Content-Length`, never completing it.
 
 mod config;
+mod health_section;
 mod parse;
 mod respond;
 
@@ -39,6 +40,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::gateway::{BucketPolicy, Gateway, GatewayError};
 pub use config::ObjectConfig;
+pub use health_section::HealthSection;
 use parse::{RangeAnswer, Target};
 
 /// Largest bucket policy body accepted.

@@ -50,9 +50,23 @@ fn object_info(bucket: &str, r: &sqlx::sqlite::SqliteRow) -> ObjectInfo {
     }
 }
 
+impl ShardRow {
+    /// The shard's metainfo facts, parsed from the stored info dict.
+    pub fn shard_info(&self) -> Result<raidtorrent_codec::ShardInfo, GatewayError> {
+        let torrent = [&b"d4:info"[..], &self.info, b"e"].concat();
+        raidtorrent_codec::Metainfo::parse(&torrent)
+            .and_then(|m| m.shard())
+            .map_err(|e| GatewayError::Internal(format!("stored shard {}: {e}", self.info_hash)))
+    }
+}
+
 impl Meta {
     pub fn new(pool: SqlitePool) -> Self {
         Meta { pool }
+    }
+
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Uploads do not survive a restart: their shards become orphans to collect.

@@ -5,23 +5,30 @@
 //! - [`meta`]: buckets, objects, shards and holdings in SQLite;
 //! - `swarm`: the gateway's own librqbit session, which seeds freshly encoded shards to the nodes
 //!   that will hold them and fetches shards back for reads;
-//! - `write` / `read`: the pipelines.
+//! - `write` / `read`: the pipelines;
+//! - `health` (with `repair_exec`): the worker that scores nodes and repairs, rebalances and trims
+//!   copies; `audits`: the worker that checks copies over the BitTorrent wire.
 //!
 //! Small objects (up to the bucket's `inline_max`) skip the swarm and live in the metadata store, as
 //! k + m tiny torrents would cost more than they protect.
 
 pub mod api_types;
+mod audits;
 mod collect;
+mod health;
 pub mod meta;
+mod meta_health;
 #[cfg(test)]
 mod meta_tests;
 mod read;
+mod repair_exec;
 mod swarm;
 mod write;
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,7 +39,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub use api_types::{
     check_bucket_name, check_key, Body, Bucket, BucketPolicy, GatewayError, Listing, ObjectInfo,
 };
+pub use health::{HealthConfig, HealthStatus, WorkerState};
 pub use meta::Meta;
+pub use meta_health::AuditCandidate;
 pub use swarm::Swarm;
 
 use crate::control::ControlHub;
@@ -77,6 +86,20 @@ struct Inner {
     leases: read::Leases,
     /// Wakes the orphan collector early.
     collector: Arc<tokio::sync::Notify>,
+    /// Node registry and reliability records.
+    registry: Registry,
+    /// Scores as of the health worker's latest pass; placement and reads go by them.
+    scores: RwLock<Arc<HashMap<NodeId, crate::scoring::Score>>>,
+    /// The health worker's status, and its wake-up.
+    health: tokio::sync::watch::Sender<HealthStatus>,
+    health_wake: tokio::sync::Notify,
+    /// Nodes whose repair directives failed lately.
+    backoff: Mutex<health::Backoff>,
+    /// Transfers in flight per node (repair targets), so plans spread them.
+    load: Mutex<HashMap<NodeId, u32>>,
+    /// Copies a read found suspicious, audited first.
+    suspects: Mutex<Vec<(NodeId, String)>>,
+    audit_wake: tokio::sync::Notify,
 }
 
 impl Gateway {
@@ -108,6 +131,14 @@ impl Gateway {
                 self_node,
                 leases: read::Leases::default(),
                 collector: Arc::new(tokio::sync::Notify::new()),
+                registry,
+                scores: RwLock::new(Arc::new(HashMap::new())),
+                health: tokio::sync::watch::channel(HealthStatus::default()).0,
+                health_wake: tokio::sync::Notify::new(),
+                backoff: Mutex::new(health::Backoff::default()),
+                load: Mutex::new(HashMap::new()),
+                suspects: Mutex::new(Vec::new()),
+                audit_wake: tokio::sync::Notify::new(),
             }),
         })
     }

@@ -11,15 +11,15 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use raidtorrent_codec::{
-    decode_range, InfoHash, KeyRef, Manifest, Metainfo, ShardInfo, ShardInput,
-};
+use raidtorrent_codec::{decode_range, InfoHash, KeyRef, Manifest, ShardInfo, ShardInput};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::api_types::{Body, GatewayError};
 use super::meta::ObjectRow;
 use super::Gateway;
+use crate::registry::NodeId;
+use crate::scoring::NodeTier;
 
 /// Bytes per chunk sent to the client.
 const SEND_CHUNK: usize = 256 * 1024;
@@ -54,15 +54,12 @@ pub(super) async fn get_swarm(
     let rows = inner.meta.shards_of(row.id).await?;
     let mut infos: Vec<Option<ShardInfo>> = vec![None; manifest.shards.len()];
     for r in &rows {
-        let torrent = [&b"d4:info"[..], &r.info, b"e"].concat();
-        let info = Metainfo::parse(&torrent)
-            .and_then(|m| m.shard())
-            .map_err(|e| GatewayError::Internal(format!("stored shard {}: {e}", r.info_hash)))?;
+        let info = r.shard_info()?;
         if let Some(slot) = infos.get_mut(r.idx as usize) {
             *slot = Some(info);
         }
     }
-    let fetched = fetch_k(gw, &manifest, &infos).await?;
+    let fetched = gw.fetch_k_except(&manifest, &infos, &[]).await?;
 
     let inputs_infos = infos.clone();
     let release = fetched.clone();
@@ -112,116 +109,145 @@ pub(super) async fn get_swarm(
 
 /// Fetches shards until k are complete; returns shard index → file path. The shards stay leased
 /// (kept on disk) until the caller releases them.
-async fn fetch_k(
-    gw: &Gateway,
-    manifest: &Manifest,
-    infos: &[Option<ShardInfo>],
-) -> Result<HashMap<usize, PathBuf>, GatewayError> {
-    let inner = &gw.inner;
-    let k = manifest.layout.k();
-    let connected: HashMap<i64, SocketAddr> = inner
-        .hub
-        .connected()
-        .into_iter()
-        .filter_map(|c| Some((c.node, c.data_addr?)))
-        .collect();
-    // Data shards first (no rebuild needed), then parity; only shards some live node holds.
-    let mut candidates = Vec::new();
-    for (i, info) in infos.iter().enumerate() {
-        let Some(info) = info else { continue };
-        let holders = inner.meta.holders(&info.info_hash().to_hex()).await?;
-        let peers: Vec<SocketAddr> = holders
-            .iter()
-            .filter_map(|h| connected.get(h).copied())
+impl Gateway {
+    /// Fetches shards until k are complete, leaving out the shards in `skip`; returns shard index →
+    /// file path. The shards stay leased (kept on disk) until the caller releases them. Copies that
+    /// failed an audit and nodes that are disqualified are never asked; trusted nodes come first.
+    pub(super) async fn fetch_k_except(
+        &self,
+        manifest: &Manifest,
+        infos: &[Option<ShardInfo>],
+        skip: &[usize],
+    ) -> Result<HashMap<usize, PathBuf>, GatewayError> {
+        let gw = self;
+        let inner = &gw.inner;
+        let scores = gw.scores();
+        let k = manifest.layout.k();
+        let connected: HashMap<i64, SocketAddr> = inner
+            .hub
+            .connected()
+            .into_iter()
+            .filter_map(|c| Some((c.node, c.data_addr?)))
             .collect();
-        if !peers.is_empty() {
-            candidates.push((i, peers));
+        // Data shards first (no rebuild needed), then parity; only shards some live node holds.
+        let mut candidates = Vec::new();
+        for (i, info) in infos.iter().enumerate() {
+            let Some(info) = info else { continue };
+            if skip.contains(&i) {
+                continue;
+            }
+            let ih = info.info_hash().to_hex();
+            let failed = inner.meta.failed_copies(&ih).await?;
+            let mut holders: Vec<NodeId> = inner
+                .meta
+                .holders(&ih)
+                .await?
+                .into_iter()
+                .filter(|h| !failed.contains(h))
+                .filter(|h| {
+                    scores
+                        .get(h)
+                        .map_or(true, |s| s.tier != NodeTier::Disqualified)
+                })
+                .collect();
+            // Better-scored nodes first: librqbit dials the initial peers in order.
+            holders.sort_by(|a, b| {
+                let v = |n: &NodeId| scores.get(n).map_or(0.0, |s| s.value);
+                v(b).total_cmp(&v(a))
+            });
+            let peers: Vec<SocketAddr> = holders
+                .iter()
+                .filter_map(|h| connected.get(h).copied())
+                .collect();
+            if !peers.is_empty() {
+                candidates.push((i, peers));
+            }
         }
-    }
-    if candidates.len() < k {
-        return Err(GatewayError::Unavailable(format!(
-            "{} of the {} shards needed have a holder online",
-            candidates.len(),
-            k
-        )));
-    }
-    let mut queue = candidates.into_iter();
-    let mut running = JoinSet::new();
-    let mut started: Vec<usize> = Vec::new();
-    let mut done: HashMap<usize, PathBuf> = HashMap::new();
-    let mut failures = Vec::new();
-    let mut released: HashSet<usize> = HashSet::new();
-    let start = |running: &mut JoinSet<_>, (i, peers): (usize, Vec<SocketAddr>)| {
-        let info: ShardInfo = infos[i].clone().expect("candidates have infos");
-        let torrent = info.to_torrent(&[vec![gw.announce_url(&inner.self_node.1)]]);
-        let gw = gw.clone();
-        running.spawn(async move {
-            let folder = gw
-                .inner
-                .leases
-                .acquire(info.info_hash(), &gw.inner.config.data_dir)
-                .await;
-            let r = gw
-                .inner
-                .swarm
-                .fetch(&folder, torrent, peers, gw.inner.config.fetch_timeout)
-                .await;
-            (i, folder.join(&info.name), r)
-        });
-        i
-    };
-    for _ in 0..(k + inner.config.read_hedge) {
-        if let Some(c) = queue.next() {
-            started.push(start(&mut running, c));
+        if candidates.len() < k {
+            return Err(GatewayError::Unavailable(format!(
+                "{} of the {} shards needed have a holder online",
+                candidates.len(),
+                k
+            )));
         }
-    }
-    while done.len() < k {
-        let Some(joined) = running.join_next().await else {
-            break;
+        let mut queue = candidates.into_iter();
+        let mut running = JoinSet::new();
+        let mut started: Vec<usize> = Vec::new();
+        let mut done: HashMap<usize, PathBuf> = HashMap::new();
+        let mut failures = Vec::new();
+        let mut released: HashSet<usize> = HashSet::new();
+        let start = |running: &mut JoinSet<_>, (i, peers): (usize, Vec<SocketAddr>)| {
+            let info: ShardInfo = infos[i].clone().expect("candidates have infos");
+            let torrent = info.to_torrent(&[vec![gw.announce_url(&inner.self_node.1)]]);
+            let gw = gw.clone();
+            running.spawn(async move {
+                let folder = gw
+                    .inner
+                    .leases
+                    .acquire(info.info_hash(), &gw.inner.config.data_dir)
+                    .await;
+                let r = gw
+                    .inner
+                    .swarm
+                    .fetch(&folder, torrent, peers, gw.inner.config.fetch_timeout)
+                    .await;
+                (i, folder.join(&info.name), r)
+            });
+            i
         };
-        let (i, path, result) =
-            joined.map_err(|e| GatewayError::Internal(format!("fetch task: {e}")))?;
-        match result {
-            Ok(()) => {
-                done.insert(i, path);
+        for _ in 0..(k + inner.config.read_hedge) {
+            if let Some(c) = queue.next() {
+                started.push(start(&mut running, c));
             }
-            Err(e) => {
-                failures.push(format!("shard {i}: {e:#}"));
-                if let Some(info) = &infos[i] {
-                    inner.leases.release(&inner.swarm, info.info_hash()).await;
+        }
+        while done.len() < k {
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (i, path, result) =
+                joined.map_err(|e| GatewayError::Internal(format!("fetch task: {e}")))?;
+            match result {
+                Ok(()) => {
+                    done.insert(i, path);
                 }
-                released.insert(i);
-                if let Some(c) = queue.next() {
-                    started.push(start(&mut running, c));
+                Err(e) => {
+                    failures.push(format!("shard {i}: {e:#}"));
+                    if let Some(info) = &infos[i] {
+                        inner.leases.release(&inner.swarm, info.info_hash()).await;
+                    }
+                    released.insert(i);
+                    if let Some(c) = queue.next() {
+                        started.push(start(&mut running, c));
+                    }
                 }
             }
         }
-    }
-    // The slowest hedged fetches are not needed any more.
-    running.abort_all();
-    while running.join_next().await.is_some() {}
-    let finished: HashSet<usize> = done.keys().copied().collect();
-    for i in started
-        .iter()
-        .filter(|i| !finished.contains(i) && !released.contains(i))
-    {
-        if let Some(info) = &infos[*i] {
-            inner.leases.release(&inner.swarm, info.info_hash()).await;
-        }
-    }
-    if done.len() < k {
-        for i in finished {
-            if let Some(info) = &infos[i] {
+        // The slowest hedged fetches are not needed any more.
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        let finished: HashSet<usize> = done.keys().copied().collect();
+        for i in started
+            .iter()
+            .filter(|i| !finished.contains(i) && !released.contains(i))
+        {
+            if let Some(info) = &infos[*i] {
                 inner.leases.release(&inner.swarm, info.info_hash()).await;
             }
         }
-        return Err(GatewayError::Unavailable(format!(
-            "only {} of {k} shards could be fetched: {}",
-            done.len(),
-            failures.join("; ")
-        )));
+        if done.len() < k {
+            for i in finished {
+                if let Some(info) = &infos[i] {
+                    inner.leases.release(&inner.swarm, info.info_hash()).await;
+                }
+            }
+            return Err(GatewayError::Unavailable(format!(
+                "only {} of {k} shards could be fetched: {}",
+                done.len(),
+                failures.join("; ")
+            )));
+        }
+        Ok(done)
     }
-    Ok(done)
 }
 
 /// Shards fetched for reads, shared by concurrent reads of the same object: the file stays while any
@@ -237,7 +263,7 @@ impl Leases {
         data_dir.join("reads").join(ih.to_hex())
     }
 
-    async fn release(&self, swarm: &super::Swarm, ih: InfoHash) {
+    pub(super) async fn release(&self, swarm: &super::Swarm, ih: InfoHash) {
         let mut counts = self.counts.lock().await;
         let Some(c) = counts.get_mut(&ih) else { return };
         *c -= 1;

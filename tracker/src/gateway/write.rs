@@ -11,11 +11,14 @@ use tokio::task::JoinSet;
 use tokio_util::io::SyncIoBridge;
 
 use super::api_types::{Bucket, GatewayError, ObjectInfo};
+use super::health::placement_tier;
 use super::meta::ShardRow;
+use super::meta_health::placement_policy;
 use super::Gateway;
 use crate::control::Outcome;
-use crate::placement::{self, NodeView, Policy, ShardNeed, Tier};
+use crate::placement::{self, NodeView, Policy, ShardNeed};
 use crate::registry::{unix_now, NodeId};
+use crate::scoring::TransferKind;
 use raidtorrent_proto::{Hold, MetainfoSource};
 
 pub(super) async fn put_swarm(
@@ -132,7 +135,7 @@ async fn stage_and_place(
                 .map_err(|e| GatewayError::Internal(format!("seeding a staged shard: {e:#}")))?;
             seeded.push(info.clone());
         }
-        place_copies(gw, &p_policy(bucket), &infos).await
+        place_copies(gw, &placement_policy(&bucket.policy), &infos).await
     }
     .await;
     if let Err(e) = placed {
@@ -162,15 +165,6 @@ async fn stage_and_place(
     committed
 }
 
-fn p_policy(bucket: &Bucket) -> Policy {
-    Policy {
-        k: usize::from(bucket.policy.k),
-        m: usize::from(bucket.policy.m),
-        copies: usize::from(bucket.policy.copies),
-        high_share: bucket.policy.high_share,
-    }
-}
-
 /// Rounds of placement attempts before an upload gives up: a node that refuses or fails is left
 /// out of the next round.
 const PLACEMENT_ROUNDS: usize = 3;
@@ -185,6 +179,7 @@ async fn place_copies(
     let mut holders: Vec<Vec<NodeId>> = vec![Vec::new(); infos.len()];
     let mut excluded: Vec<NodeId> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
+    let scores = gw.scores();
     for _ in 0..PLACEMENT_ROUNDS {
         let needs: Vec<ShardNeed> = holders
             .iter()
@@ -201,13 +196,15 @@ async fn place_copies(
             .connected()
             .into_iter()
             .filter(|c| !excluded.contains(&c.node) && c.data_addr.is_some())
-            .map(|c| NodeView {
-                id: c.node,
-                zone: c.zone,
-                tier: Tier::High,
-                free: c.free,
-                capacity: c.capacity,
-                load: 0,
+            .filter_map(|c| {
+                Some(NodeView {
+                    id: c.node,
+                    tier: placement_tier(scores.get(&c.node))?,
+                    zone: c.zone,
+                    free: c.free,
+                    capacity: c.capacity,
+                    load: 0,
+                })
             })
             .collect();
         let plan = placement::place(&nodes, policy, infos[0].length, &needs);
@@ -245,12 +242,20 @@ async fn place_copies(
                     source: MetainfoSource::Torrent(torrent),
                     peers: vec![inner.swarm.data_addr()],
                 };
-                holds.spawn(async move { (s, node, hub.hold_with(node, hold, timeout).await) });
+                holds.spawn(async move {
+                    let started = std::time::Instant::now();
+                    let outcome = hub.hold_with(node, hold, timeout).await;
+                    (s, node, outcome, started.elapsed())
+                });
             }
         }
         while let Some(done) = holds.join_next().await {
-            let (s, node, outcome) =
+            let (s, node, outcome, took) =
                 done.map_err(|e| GatewayError::Internal(format!("hold task: {e}")))?;
+            let ih = infos[s].info_hash().to_hex();
+            let ok = matches!(outcome, Ok(Outcome::Acked));
+            gw.record_transfer(node, TransferKind::Hold, &ih, ok, infos[s].length, took)
+                .await;
             match outcome {
                 Ok(Outcome::Acked) => {
                     inner

@@ -82,12 +82,10 @@ impl Service {
         .await?;
         let (stop_recorder, rec_rx) = watch::channel(false);
         let recorder_task = tokio::spawn(rec.run(stopped(rec_rx)));
-        let tracker = Arc::new(Tracker::new(
-            registry,
-            handle,
-            config.announce.clone(),
-            config.open,
-        ));
+        let tracker = Arc::new(
+            Tracker::new(registry, handle, config.announce.clone(), config.open)
+                .with_scoring(config.scoring.clone()),
+        );
         let (stop_servers, stop_rx) = watch::channel(false);
         let mut servers = Vec::new();
         let mut http_addr = None;

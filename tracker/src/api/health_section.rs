@@ -1,0 +1,148 @@
+//! The `[objects.health]` section: how the gateway audits copies and repairs, rebalances and trims
+//! them (see `crate::repair` and the health and audit workers in `crate::gateway`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::gateway::HealthConfig;
+use crate::repair::PlanConfig;
+use crate::scoring::ScoringConfig;
+
+/// Settings of the health and audit workers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSection {
+    /// Milliseconds between passes of the health worker (scores, plan, repair).
+    pub interval_ms: u64,
+    /// Seconds a disconnected node's copies still count; past it they are re-replicated.
+    pub grace_secs: u64,
+    /// Repair tasks running at once.
+    pub concurrency: usize,
+    /// Repair traffic budget in bytes per second; 0 for no limit.
+    pub bandwidth_bytes_per_sec: u64,
+    /// Most tasks (copies, rebuilds, drops) planned per pass.
+    pub max_tasks: usize,
+    /// Most rebalance moves planned per pass.
+    pub max_moves: usize,
+    /// Share of a node's capacity above which copies move off it (0.5 to 1).
+    pub quota_high_water: f64,
+    /// Seconds a node is left out of plans after a failed directive; doubles per failure.
+    pub backoff_base_secs: u64,
+    /// Longest back-off, in seconds.
+    pub backoff_max_secs: u64,
+    /// Milliseconds between audit rounds.
+    pub audit_interval_ms: u64,
+    /// Copies audited per round.
+    pub audits_per_round: usize,
+    /// Random pieces asked for per audit.
+    pub audit_pieces: usize,
+    /// Seconds an audit may take.
+    pub audit_timeout_secs: u64,
+    /// Seconds a node must have been connected before a shard it says it lacks fails its audit.
+    pub audit_settle_secs: u64,
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection {
+            interval_ms: 30_000,
+            grace_secs: 900,
+            concurrency: 4,
+            bandwidth_bytes_per_sec: 0,
+            max_tasks: 64,
+            max_moves: 8,
+            quota_high_water: 0.95,
+            backoff_base_secs: 30,
+            backoff_max_secs: 1800,
+            audit_interval_ms: 10_000,
+            audits_per_round: 4,
+            audit_pieces: 2,
+            audit_timeout_secs: 30,
+            audit_settle_secs: 120,
+        }
+    }
+}
+
+impl HealthSection {
+    /// Checks every field; the message names it.
+    pub fn validate(&self) -> Result<(), String> {
+        let at_least_one = [
+            ("interval_ms", self.interval_ms),
+            ("concurrency", self.concurrency as u64),
+            ("max_tasks", self.max_tasks as u64),
+            ("audit_interval_ms", self.audit_interval_ms),
+            ("audit_pieces", self.audit_pieces as u64),
+            ("audit_timeout_secs", self.audit_timeout_secs),
+            ("backoff_base_secs", self.backoff_base_secs),
+        ];
+        for (name, v) in at_least_one {
+            if v == 0 {
+                return Err(format!("objects.health.{name} must be at least 1"));
+            }
+        }
+        if !(0.5..=1.0).contains(&self.quota_high_water) {
+            return Err("objects.health.quota_high_water must be between 0.5 and 1".into());
+        }
+        if self.backoff_max_secs < self.backoff_base_secs {
+            return Err(
+                "objects.health.backoff_max_secs must be at least backoff_base_secs".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The workers' settings, with the node scoring of the `[scoring]` section.
+    pub fn to_config(&self, scoring: &ScoringConfig) -> HealthConfig {
+        HealthConfig {
+            interval: Duration::from_millis(self.interval_ms),
+            plan: PlanConfig {
+                grace_secs: self.grace_secs,
+                quota_high_water: self.quota_high_water,
+                max_tasks: self.max_tasks,
+                max_moves: self.max_moves,
+            },
+            concurrency: self.concurrency,
+            bandwidth: self.bandwidth_bytes_per_sec,
+            backoff_base: Duration::from_secs(self.backoff_base_secs),
+            backoff_max: Duration::from_secs(self.backoff_max_secs),
+            audit_interval: Duration::from_millis(self.audit_interval_ms),
+            audits_per_round: self.audits_per_round,
+            audit_pieces: self.audit_pieces,
+            audit_timeout: Duration::from_secs(self.audit_timeout_secs),
+            audit_settle: Duration::from_secs(self.audit_settle_secs),
+            scoring: scoring.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_round_trips() {
+        let d = HealthSection::default();
+        d.validate().unwrap();
+        let text = toml::to_string(&d).unwrap();
+        assert_eq!(toml::from_str::<HealthSection>(&text).unwrap(), d);
+        let c = d.to_config(&ScoringConfig::default());
+        assert_eq!(c.plan.grace_secs, 900);
+        assert_eq!(c.interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn validate_names_the_field() {
+        let check = |edit: fn(&mut HealthSection), needle: &str| {
+            let mut c = HealthSection::default();
+            edit(&mut c);
+            let e = c.validate().unwrap_err();
+            assert!(e.contains(needle), "{e} should mention {needle}");
+        };
+        check(|c| c.concurrency = 0, "objects.health.concurrency");
+        check(|c| c.quota_high_water = 1.5, "quota_high_water");
+        check(|c| c.backoff_max_secs = 1, "backoff_max_secs");
+        check(|c| c.audit_interval_ms = 0, "audit_interval_ms");
+        assert!(toml::from_str::<HealthSection>("grace = 3").is_err());
+    }
+}
