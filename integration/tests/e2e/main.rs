@@ -1,5 +1,7 @@
 //! A real gateway (tracker, control listener, its own librqbit session, SQLite on disk) and real
 //! `raidtorrent-peer` processes on loopback: objects go in, nodes die, objects come back.
 
+mod chaos;
+mod healing;
 mod nodes;
 mod objects;
