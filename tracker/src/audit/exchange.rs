@@ -1,5 +1,5 @@
 //! The audit's side of one peer-wire conversation, without sockets: what to send, what the node's
-//! answers mean, and the verdict. [`super::probe`] drives it over TCP.
+//! answers mean, and the verdict. [`super::probe()`] drives it over TCP.
 //!
 //! States, in order (the [`Exchange::stage`] a timeout names):
 //! - `handshake`: our handshake is sent; the node's must name the shard's info-hash;
