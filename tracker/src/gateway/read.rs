@@ -17,9 +17,12 @@ use tokio::task::JoinSet;
 
 use super::api_types::{Body, GatewayError};
 use super::meta::ObjectRow;
+use super::swarm::PeerReport;
 use super::Gateway;
 use crate::registry::NodeId;
 use crate::scoring::NodeTier;
+use crate::scoring::TransferKind;
+use std::sync::Arc;
 
 /// Bytes per chunk sent to the client.
 const SEND_CHUNK: usize = 256 * 1024;
@@ -107,8 +110,6 @@ pub(super) async fn get_swarm(
     Ok(rx)
 }
 
-/// Fetches shards until k are complete; returns shard index → file path. The shards stay leased
-/// (kept on disk) until the caller releases them.
 impl Gateway {
     /// Fetches shards until k are complete, leaving out the shards in `skip`; returns shard index →
     /// file path. The shards stay leased (kept on disk) until the caller releases them. Copies that
@@ -129,6 +130,8 @@ impl Gateway {
             .into_iter()
             .filter_map(|c| Some((c.node, c.data_addr?)))
             .collect();
+        let by_addr: Arc<HashMap<SocketAddr, NodeId>> =
+            Arc::new(connected.iter().map(|(n, a)| (*a, *n)).collect());
         // Data shards first (no rebuild needed), then parity; only shards some live node holds.
         let mut candidates = Vec::new();
         for (i, info) in infos.iter().enumerate() {
@@ -180,16 +183,20 @@ impl Gateway {
             let info: ShardInfo = infos[i].clone().expect("candidates have infos");
             let torrent = info.to_torrent(&[vec![gw.announce_url(&inner.self_node.1)]]);
             let gw = gw.clone();
+            let by_addr = by_addr.clone();
             running.spawn(async move {
                 let folder = gw
                     .inner
                     .leases
                     .acquire(info.info_hash(), &gw.inner.config.data_dir)
                     .await;
-                let r = gw
+                let started = std::time::Instant::now();
+                let (r, peers) = gw
                     .inner
                     .swarm
                     .fetch(&folder, torrent, peers, gw.inner.config.fetch_timeout)
+                    .await;
+                gw.judge_fetch(&info, &by_addr, &peers, r.is_ok(), started.elapsed())
                     .await;
                 (i, folder.join(&info.name), r)
             });
@@ -247,6 +254,34 @@ impl Gateway {
             )));
         }
         Ok(done)
+    }
+}
+
+impl Gateway {
+    /// What a fetch says about the nodes it used: a node librqbit dropped (a piece that failed its
+    /// hash, or a broken connection) becomes a suspect the audit worker checks first; a node that
+    /// delivered, on a fetch that completed, gets a successful transfer with its bytes.
+    async fn judge_fetch(
+        &self,
+        info: &ShardInfo,
+        by_addr: &HashMap<SocketAddr, NodeId>,
+        peers: &[PeerReport],
+        completed: bool,
+        took: std::time::Duration,
+    ) {
+        let ih = info.info_hash().to_hex();
+        for p in peers {
+            let Some(&node) = by_addr.get(&p.addr) else {
+                continue;
+            };
+            if p.errors > 0 {
+                tracing::info!(node, info_hash = %ih, errors = p.errors, "a read dropped this node; auditing it");
+                self.suspect(node, &ih);
+            } else if completed && p.fetched_bytes > 0 {
+                self.record_transfer(node, TransferKind::Fetch, &ih, true, p.fetched_bytes, took)
+                    .await;
+            }
+        }
     }
 }
 

@@ -65,19 +65,22 @@ impl Swarm {
         torrent: Vec<u8>,
         timeout: Duration,
     ) -> anyhow::Result<()> {
-        self.add(folder, torrent, Vec::new(), timeout).await
+        self.add(folder, torrent, Vec::new(), timeout).await.0
     }
 
     /// Downloads a shard into `folder` from `peers` (and whoever the tracker names); resolves when
-    /// every piece is in and verified.
+    /// every piece is in and verified. Also says how each peer did: librqbit drops a peer whose
+    /// piece fails its hash and counts that as an error against it.
     pub async fn fetch(
         &self,
         folder: &Path,
         torrent: Vec<u8>,
         peers: Vec<SocketAddr>,
         timeout: Duration,
-    ) -> anyhow::Result<()> {
-        self.add(folder, torrent, peers, timeout).await
+    ) -> (anyhow::Result<()>, Vec<PeerReport>) {
+        let (result, handle) = self.add(folder, torrent, peers, timeout).await;
+        let reports = handle.map(|h| peer_reports(&h)).unwrap_or_default();
+        (result, reports)
     }
 
     async fn add(
@@ -86,7 +89,29 @@ impl Swarm {
         torrent: Vec<u8>,
         peers: Vec<SocketAddr>,
         timeout: Duration,
-    ) -> anyhow::Result<()> {
+    ) -> (anyhow::Result<()>, Option<Arc<librqbit::ManagedTorrent>>) {
+        let handle = match self.add_handle(folder, torrent, peers).await {
+            Ok(h) => h,
+            Err(e) => return (Err(e), None),
+        };
+        let result = tokio::time::timeout(timeout, handle.wait_until_completed())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "shard {} not complete within {timeout:?}",
+                    InfoHash(handle.info_hash().0)
+                )
+            })
+            .and_then(|r| r);
+        (result, Some(handle))
+    }
+
+    async fn add_handle(
+        &self,
+        folder: &Path,
+        torrent: Vec<u8>,
+        peers: Vec<SocketAddr>,
+    ) -> anyhow::Result<Arc<librqbit::ManagedTorrent>> {
         let handle = self
             .session
             .add_torrent(
@@ -101,14 +126,7 @@ impl Swarm {
             .await?
             .into_handle()
             .ok_or_else(|| anyhow::anyhow!("librqbit did not return a torrent handle"))?;
-        tokio::time::timeout(timeout, handle.wait_until_completed())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "shard {} not complete within {timeout:?}",
-                    InfoHash(handle.info_hash().0)
-                )
-            })?
+        Ok(handle)
     }
 
     /// Stops seeding or fetching a shard; with `delete_files`, its file goes too.
@@ -122,4 +140,35 @@ impl Swarm {
     pub async fn stop(&self) {
         self.session.stop().await;
     }
+}
+
+/// How one peer did in a fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerReport {
+    pub addr: SocketAddr,
+    /// Bytes received from it.
+    pub fetched_bytes: u64,
+    /// Times librqbit dropped it: a piece that failed its hash, or a broken connection.
+    pub errors: u32,
+}
+
+/// Every peer the torrent met, live or gone.
+fn peer_reports(handle: &librqbit::ManagedTorrent) -> Vec<PeerReport> {
+    let Some(live) = handle.live() else {
+        return Vec::new();
+    };
+    // librqbit does not export the filter's type (without its HTTP API); it is built from its
+    // serde form, its type inferred from the call.
+    let all = serde_json::from_str(r#"{"state":"all"}"#).expect("librqbit's peer filter form");
+    live.per_peer_stats_snapshot(all)
+        .peers
+        .into_iter()
+        .filter_map(|(addr, stats)| {
+            Some(PeerReport {
+                addr: addr.parse().ok()?,
+                fetched_bytes: stats.counters.fetched_bytes,
+                errors: stats.counters.errors,
+            })
+        })
+        .collect()
 }
