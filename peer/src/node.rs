@@ -49,6 +49,9 @@ pub struct Node {
     pub(crate) changed: watch::Sender<u64>,
     pub(crate) tasks: Tasks,
     next_conn: AtomicU64,
+    /// Held across taking the held set and writing it, so two directives finishing at once
+    /// neither race on the temporary file nor leave the older set on disk.
+    persisting: Mutex<()>,
 }
 
 /// A started node and the handle to stop it.
@@ -97,6 +100,7 @@ impl RunningNode {
             fetches: Mutex::default(),
             changed: watch::channel(0).0,
             next_conn: AtomicU64::new(1),
+            persisting: Mutex::new(()),
             config,
             store,
             engine,
@@ -217,6 +221,7 @@ impl Node {
 
     /// Writes the held set (Held shards only) to disk and tells connections to report.
     pub(crate) fn persist(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = lock(&self.persisting);
         let shards: Vec<StoredShard> = lock(&self.ledger)
             .shards()
             .filter(|(_, s)| s.state == ShardState::Held)
