@@ -10,6 +10,7 @@
 //! | `GET /<bucket>/<key>` (optional `Range: bytes=a-b`, `a-` or `-n`) | 200, or 206 with `Content-Range`; 416 with `Content-Range: bytes */size` |
 //! | `HEAD /<bucket>/<key>` | 200 with `Content-Length`, `ETag` (SHA-256), `Last-Modified` |
 //! | `DELETE /<bucket>/<key>` | 204 |
+//! | `GET /_health` | 200, the health worker's `HealthStatus`: its state, what its latest plan found, repairs done |
 //!
 //! Every request carries `Authorization: Bearer <key>` unless the API is open (see [`ApiAuth`]).
 //! Errors are JSON, `{"error": code, "message": text}`, with the status the gateway gives the
@@ -169,6 +170,21 @@ impl Api {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return res;
+        }
+        // Bucket names start with a letter or digit, so this path names no bucket.
+        if path == "/_health" {
+            return if method == Method::GET {
+                respond::json(StatusCode::OK, &self.gateway.health_status())
+            } else {
+                let mut res = respond::error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    &format!("{method} is not supported on the health report; use GET"),
+                );
+                res.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET"));
+                res
+            };
         }
         let target = match parse::target(path) {
             Ok(t) => t,

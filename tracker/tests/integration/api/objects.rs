@@ -306,3 +306,22 @@ async fn listings_page_through_a_prefix() {
     .await;
     t.stop().await;
 }
+
+#[tokio::test]
+async fn the_health_report_is_served_beside_the_buckets() {
+    let t = TestApi::open().await;
+    let v = t.json(t.req(Method::GET, "/_health"), StatusCode::OK).await;
+    assert_eq!(v["state"], "idle");
+    assert_eq!(v["health"]["objects"], 0);
+    assert_eq!(v["tasks_done"], 0);
+    let (status, headers, _) = t.send(t.req(Method::PUT, "/_health")).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers[header::ALLOW], "GET");
+    // It is no bucket: a bucket of that name cannot exist.
+    t.error(
+        t.req(Method::PUT, "/_health2"),
+        StatusCode::BAD_REQUEST,
+        "InvalidBucketName",
+    )
+    .await;
+}
