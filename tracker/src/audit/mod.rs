@@ -25,9 +25,10 @@
 //! asked for; many small audits over time are what covers a shard.
 //!
 //! A [`Probe::Fail`] is evidence: the node sent bytes that do not hash to the shard's piece, or
-//! broke the protocol in a way no honest client does. [`Probe::Missing`] and [`Probe::Timeout`] are
-//! weaker: a node may be restarting, overloaded or behind a broken link; only a pattern of them
-//! means the data is gone.
+//! broke the protocol in a way no honest client does. [`Probe::Missing`] (the node answered but
+//! says it lacks the piece) is evidence once the node has had time to re-check its files after a
+//! start; [`Probe::Unreachable`] and [`Probe::Timeout`] are weaker: a node may be restarting,
+//! overloaded or behind a broken link; only a pattern of them means the data is gone.
 //!
 //! # How librqbit nodes answer
 //!
@@ -41,7 +42,7 @@
 //! delayed ACK (every piece of a 390 KiB shard on loopback: 44 ms before, 1.4 ms after). It answers requests from the file on disk without checking the piece again: bytes
 //! changed on disk after the initial check are served as they are, and an audit sees them as a
 //! [`Probe::Fail`] naming the piece. A session that does not have the torrent closes the connection
-//! right after reading the handshake ([`Probe::Missing`]); a request for a piece the session does
+//! right after reading the handshake ([`Probe::Unreachable`]: a full peer list looks the same); a request for a piece the session does
 //! not have also makes it close the connection, which is why the probe checks the bitfield first.
 
 pub mod exchange;

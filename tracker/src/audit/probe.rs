@@ -29,9 +29,13 @@ pub enum Probe {
     Fail { piece: u32, reason: String },
     /// The node did not answer in time (connect, handshake, unchoke or a block).
     Timeout { stage: &'static str },
-    /// The node refused: closed the connection, answered with another info-hash, or says it
-    /// does not have the piece (bitfield/have).
+    /// The node answered our handshake but does not have the shard: another info-hash, a
+    /// bitfield or `have` without a chosen piece, or a close after the handshake.
     Missing { reason: String },
+    /// The node could not be reached: the connection was refused, or closed before the node's
+    /// handshake (librqbit does that for a torrent it lacks, but also at its peer limit or while
+    /// starting). Not evidence about the data: it weighs like a timeout.
+    Unreachable { reason: String },
 }
 
 /// Audits `pieces` of `shard` on the node at `addr`, all within `timeout`.
@@ -50,11 +54,12 @@ pub async fn probe(
     let start = Instant::now();
     let deadline = start + timeout;
     let mut ex = Exchange::new(shard, pieces);
-    let verdict = match run(addr, &mut ex, deadline).await {
+    let (verdict, handshaken) = match run(addr, &mut ex, deadline).await {
         Ok(v) => v,
         Err(stage) => return Probe::Timeout { stage },
     };
     match verdict {
+        Verdict::Missing { reason } if !handshaken => Probe::Unreachable { reason },
         Verdict::Pass { bytes } => Probe::Pass {
             bytes,
             elapsed: start.elapsed(),
@@ -69,13 +74,18 @@ async fn run(
     addr: SocketAddr,
     ex: &mut Exchange,
     deadline: Instant,
-) -> Result<Verdict, &'static str> {
+) -> Result<(Verdict, bool), &'static str> {
+    // Whether the node's handshake came: a close before it says nothing about the data.
+    let mut handshaken = false;
     let mut stream = match timeout_at(deadline, TcpStream::connect(addr)).await {
         Err(_) => return Err("connect"),
         Ok(Err(e)) => {
-            return Ok(Verdict::Missing {
-                reason: format!("connection refused: {e}"),
-            })
+            return Ok((
+                Verdict::Missing {
+                    reason: format!("connection refused: {e}"),
+                },
+                false,
+            ))
         }
         Ok(Ok(s)) => s,
     };
@@ -86,11 +96,10 @@ async fn run(
         peer_id: peer_id(),
     };
     if let Some(v) = send(&mut stream, &ours.to_bytes(), ex, deadline).await? {
-        return Ok(v);
+        return Ok((v, handshaken));
     }
     let max_frame = ex.max_frame();
     let mut buf = BytesMut::with_capacity(64 << 10);
-    let mut handshaken = false;
     loop {
         // Everything whole in the buffer first, then read more.
         loop {
@@ -101,13 +110,16 @@ async fn run(
                         buf.advance(used);
                         handshaken = true;
                         if let Err(v) = ex.on_handshake(&h) {
-                            return Ok(v);
+                            return Ok((v, handshaken));
                         }
                     }
                     Err(e) => {
-                        return Ok(Verdict::Missing {
-                            reason: format!("answered with something else: {e}"),
-                        })
+                        return Ok((
+                            Verdict::Missing {
+                                reason: format!("answered with something else: {e}"),
+                            },
+                            handshaken,
+                        ))
                     }
                 }
             } else {
@@ -116,10 +128,10 @@ async fn run(
                     Ok(Parsed::Done(m, used)) => {
                         buf.advance(used);
                         if let Some(v) = ex.on_message(m) {
-                            return Ok(v);
+                            return Ok((v, handshaken));
                         }
                     }
-                    Err(e) => return Ok(ex.on_wire_error(&e)),
+                    Err(e) => return Ok((ex.on_wire_error(&e), handshaken)),
                 }
             }
             let mut out = Vec::new();
@@ -128,7 +140,7 @@ async fn run(
             }
             if !out.is_empty() {
                 if let Some(v) = send(&mut stream, &out, ex, deadline).await? {
-                    return Ok(v);
+                    return Ok((v, handshaken));
                 }
             }
         }
@@ -136,7 +148,7 @@ async fn run(
         quick_ack(&stream);
         match timeout_at(deadline, stream.read_buf(&mut buf)).await {
             Err(_) => return Err(ex.stage()),
-            Ok(Ok(0)) | Ok(Err(_)) => return Ok(ex.on_closed()),
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok((ex.on_closed(), handshaken)),
             Ok(Ok(_)) => {}
         }
     }

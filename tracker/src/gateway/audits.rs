@@ -110,21 +110,54 @@ impl Gateway {
             let Some(conn) = connected.get(&node) else {
                 continue;
             };
-            let Some(row) = inner.meta.shard(&ih).await? else {
+            if scores
+                .get(&node)
+                .is_some_and(|s| s.tier == NodeTier::Disqualified)
+            {
                 continue;
-            };
-            let info = row.shard_info()?;
-            let pieces = pick_pieces(&info, cfg.audit_pieces, seed.wrapping_add(n as u64));
-            let addr = conn.data_addr.expect("filtered above");
-            let outcome = probe(addr, &info, &pieces, cfg.audit_timeout).await;
-            let settled = conn
-                .connected_since
-                .elapsed()
-                .is_ok_and(|d| d >= cfg.audit_settle);
-            self.record_audit(node, &ih, &outcome, settled).await?;
+            }
+            // One audit's trouble (a shard dropped meanwhile, a database hiccup) ends only that
+            // audit, not the round and the suspects queued behind it.
+            if let Err(e) = self
+                .audit_one(cfg, node, conn, &ih, seed.wrapping_add(n as u64))
+                .await
+            {
+                tracing::warn!(node, info_hash = ih, error = %e, "audit not done");
+                continue;
+            }
             ran += 1;
         }
         Ok(ran)
+    }
+
+    async fn audit_one(
+        &self,
+        cfg: &HealthConfig,
+        node: NodeId,
+        conn: &crate::control::ConnectedNode,
+        ih: &str,
+        seed: u64,
+    ) -> Result<(), super::GatewayError> {
+        let inner = &self.inner;
+        // The copy may have been dropped (surplus, orphan) since the round was drawn: auditing it
+        // would blame an honest node for a shard it was told to delete.
+        if !inner.meta.holds_live(ih, node).await? {
+            return Ok(());
+        }
+        let Some(row) = inner.meta.shard(ih).await? else {
+            return Ok(());
+        };
+        let info = row.shard_info()?;
+        let pieces = pick_pieces(&info, cfg.audit_pieces, seed);
+        let Some(addr) = conn.data_addr else {
+            return Ok(());
+        };
+        let outcome = probe(addr, &info, &pieces, cfg.audit_timeout).await;
+        let settled = conn
+            .connected_since
+            .elapsed()
+            .is_ok_and(|d| d >= cfg.audit_settle);
+        self.record_audit(node, ih, &outcome, settled).await
     }
 
     async fn record_audit(
@@ -146,7 +179,9 @@ impl Gateway {
                 (AuditOutcome::Fail, true, format!("piece {piece}: {reason}"))
             }
             Probe::Missing { reason } if settled => (AuditOutcome::Fail, true, reason.clone()),
-            Probe::Missing { reason } => (AuditOutcome::Timeout, false, reason.clone()),
+            Probe::Missing { reason } | Probe::Unreachable { reason } => {
+                (AuditOutcome::Timeout, false, reason.clone())
+            }
             Probe::Timeout { stage } => (
                 AuditOutcome::Timeout,
                 false,
@@ -156,7 +191,10 @@ impl Gateway {
         if failed {
             tracing::warn!(node, info_hash = ih, detail, "copy failed its audit");
         }
-        inner.meta.mark_audited(ih, node, failed, now).await?;
+        if !inner.meta.mark_audited(ih, node, failed, now).await? {
+            // Dropped while the probe ran: the outcome says nothing about a copy it still owes.
+            return Ok(());
+        }
         inner
             .registry
             .record_audit(node, ih, result, &detail, now)

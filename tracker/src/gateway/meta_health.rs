@@ -86,18 +86,20 @@ impl Meta {
             .collect())
     }
 
-    /// Records an audit of a copy; `failed` marks it bad for good (until it is dropped).
+    /// Records an audit of a copy; `failed` marks it bad for good (until it is dropped). Returns
+    /// false when the copy is no longer recorded (dropped while it was being audited).
     pub async fn mark_audited(
         &self,
         info_hash: &str,
         node: NodeId,
         failed: bool,
         at: i64,
-    ) -> Result<(), GatewayError> {
-        sqlx::query(
+    ) -> Result<bool, GatewayError> {
+        let r = sqlx::query(
             "UPDATE holdings SET audited_at = ?,
                     failed_at = CASE WHEN ? THEN ? ELSE failed_at END
-             WHERE info_hash = ? AND node_id = ?",
+             WHERE info_hash = ? AND node_id = ?
+               AND info_hash IN (SELECT info_hash FROM shards WHERE state = 'live')",
         )
         .bind(at)
         .bind(failed)
@@ -106,7 +108,20 @@ impl Meta {
         .bind(node)
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Whether `node` holds a confirmed copy of a live shard.
+    pub async fn holds_live(&self, info_hash: &str, node: NodeId) -> Result<bool, GatewayError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM holdings h JOIN shards s ON s.info_hash = h.info_hash
+             WHERE h.info_hash = ? AND h.node_id = ? AND s.state = 'live'",
+        )
+        .bind(info_hash)
+        .bind(node)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
     }
 
     /// Copies that failed an audit, so reads skip them.
@@ -151,6 +166,17 @@ impl Meta {
         }
     }
 
+    /// One shard's row, if an object still refers to it.
+    pub async fn live_shard(&self, info_hash: &str) -> Result<Option<ShardRow>, GatewayError> {
+        let row = sqlx::query(
+            "SELECT info_hash, idx, length, info FROM shards WHERE info_hash = ? AND state = 'live'",
+        )
+        .bind(info_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(shard_row))
+    }
+
     /// One shard's row, by info-hash.
     pub async fn shard(&self, info_hash: &str) -> Result<Option<ShardRow>, GatewayError> {
         let row =
@@ -158,12 +184,16 @@ impl Meta {
                 .bind(info_hash)
                 .fetch_optional(self.pool())
                 .await?;
-        Ok(row.map(|r| ShardRow {
-            info_hash: r.get("info_hash"),
-            idx: r.get::<i64, _>("idx") as u32,
-            length: r.get::<i64, _>("length") as u64,
-            info: r.get("info"),
-        }))
+        Ok(row.as_ref().map(shard_row))
+    }
+}
+
+fn shard_row(r: &sqlx::sqlite::SqliteRow) -> ShardRow {
+    ShardRow {
+        info_hash: r.get("info_hash"),
+        idx: r.get::<i64, _>("idx") as u32,
+        length: r.get::<i64, _>("length") as u64,
+        info: r.get("info"),
     }
 }
 
