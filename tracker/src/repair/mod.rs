@@ -16,7 +16,8 @@
 //!
 //! Invariants the plan keeps (checked by the simulations):
 //! - a drop never leaves a shard with fewer than `copies` live copies, except that a bad copy may
-//!   go once the shard has `copies` counted copies without it; so no plan ever removes the last
+//!   go once the shard has `copies` counted copies without it, and a plan drops at most one live
+//!   copy of a shard (the next plan sees the result); so no plan ever removes the last
 //!   copies of a shard, and a copy is only moved by adding its replacement first (the drop comes in
 //!   a later plan, once the new copy is confirmed and counts as live);
 //! - a shard below `copies` counted copies with a live copy is copied from its live copies (swarm
@@ -267,6 +268,15 @@ pub fn plan(objects: &[ObjectState], nodes: &[NodeStatus], cfg: &PlanConfig) -> 
         load: nodes.iter().map(|n| (n.id, n.load)).collect(),
         tasks: Vec::new(),
         moves: 0,
+        attempts: 0,
+        eligible_zones: nodes
+            .iter()
+            .filter(|n| eligible(n))
+            .map(|n| n.zone.clone())
+            .collect(),
+        eligible_high: nodes
+            .iter()
+            .any(|n| eligible(n) && n.tier == NodeTier::High),
     };
     for &i in &order {
         if planner.full() {
@@ -275,7 +285,12 @@ pub fn plan(objects: &[ObjectState], nodes: &[NodeStatus], cfg: &PlanConfig) -> 
         planner.repair(&views[i]);
     }
     for &i in &order {
-        if planner.full() || planner.moves >= cfg.max_moves {
+        // Each attempt costs a placement over the cluster: bounded, so that reasons no move can
+        // fix (one zone, no high-tier node with room) never cost a pass over every object.
+        if planner.full()
+            || planner.moves >= cfg.max_moves
+            || planner.attempts >= 4 * cfg.max_moves.max(1)
+        {
             break;
         }
         planner.rebalance(&views[i]);
@@ -350,6 +365,16 @@ struct Planner<'a> {
     load: HashMap<NodeId, u32>,
     tasks: Vec<Task>,
     moves: usize,
+    /// Rebalance placements tried in this plan.
+    attempts: usize,
+    /// Zones with a node that may take copies, and whether any such node is high tier.
+    eligible_zones: HashSet<String>,
+    eligible_high: bool,
+}
+
+/// Whether a node may take new copies at all (before per-object rules).
+fn eligible(n: &NodeStatus) -> bool {
+    n.online && !n.backing_off && matches!(n.tier, NodeTier::High | NodeTier::Low) && n.free > 0
 }
 
 impl Planner<'_> {
@@ -508,6 +533,7 @@ impl Planner<'_> {
             let Some(why) = self.move_reason(o, s) else {
                 continue;
             };
+            self.attempts += 1;
             let mut needs: Vec<ShardNeed> = v
                 .shards
                 .iter()
@@ -582,10 +608,16 @@ impl Planner<'_> {
         if s.live.iter().any(|&c| self.over_quota(c)) {
             return Some(Why::Quota);
         }
-        if s.live.iter().any(|&c| self.zone_doubled(s, c)) {
+        let zones: HashSet<&str> = s.live.iter().map(|&c| self.node(c).zone.as_str()).collect();
+        if zones.len() < s.live.len()
+            && self
+                .eligible_zones
+                .iter()
+                .any(|z| !zones.contains(z.as_str()))
+        {
             return Some(Why::ZoneSpread);
         }
-        if self.high_count(s) < o.policy.high_copies() {
+        if self.high_count(s) < o.policy.high_copies() && self.eligible_high {
             return Some(Why::TierShare);
         }
         None
@@ -632,7 +664,9 @@ impl Planner<'_> {
                     }
                 }
             }
-            let surplus = s.live.len().saturating_sub(r);
+            // One surplus drop per shard per plan: drops run concurrently, and two drops of one
+            // shard each checking that the other copy remains could together leave too few.
+            let surplus = s.live.len().saturating_sub(r).min(1);
             if surplus == 0 {
                 continue;
             }
