@@ -10,7 +10,7 @@
 //! of plans for a back-off that doubles with each failure. A pass waits for its tasks, so a plan
 //! is never made while the previous one is still changing the copies it counted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -226,8 +226,12 @@ impl Gateway {
     ) -> Result<(), super::GatewayError> {
         let scores = self.refresh_scores(&cfg.scoring).await?;
         let nodes = self.node_statuses(&scores, seen);
-        let objects = self.inner.meta.health_snapshot().await?;
-        let plan = repair::plan(&objects, &nodes, &cfg.plan);
+        let mut objects = self.inner.meta.health_snapshot().await?;
+        self.only_reported_copies(&mut objects);
+        let plan_cfg = cfg.plan.clone();
+        let plan = tokio::task::spawn_blocking(move || repair::plan(&objects, &nodes, &plan_cfg))
+            .await
+            .map_err(|e| super::GatewayError::Internal(format!("planner: {e}")))?;
         let mut planned: HashMap<String, usize> = HashMap::new();
         for t in &plan.tasks {
             *planned
@@ -237,11 +241,14 @@ impl Gateway {
         if !plan.tasks.is_empty() {
             tracing::info!(?planned, health = ?plan.health, "health pass");
         }
-        let backing_off: Vec<NodeId> = nodes
-            .iter()
-            .filter(|n| n.backing_off)
-            .map(|n| n.id)
-            .collect();
+        let backing_off: Vec<NodeId> = {
+            let backoff = self.inner.backoff.lock().expect("backoff lock");
+            scores
+                .keys()
+                .filter(|n| backoff.active(**n))
+                .copied()
+                .collect()
+        };
         self.inner.health.send_modify(|s| {
             s.health = plan.health.clone();
             s.planned = planned;
@@ -264,7 +271,8 @@ impl Gateway {
             .into_iter()
             .map(|c| (c.node, c))
             .collect();
-        for c in connected.values() {
+        // A connection without a data port cannot serve: its node counts as away.
+        for c in connected.values().filter(|c| c.data_addr.is_some()) {
             seen.last.insert(c.node, (now, c.zone.clone(), c.capacity));
         }
         let backoff = self.inner.backoff.lock().expect("backoff lock");
@@ -296,6 +304,40 @@ impl Gateway {
                 }
             })
             .collect()
+    }
+
+    /// The held sets connected nodes last reported (`None`: no report yet), as hex info-hashes.
+    pub(super) fn reported_sets(&self) -> HashMap<NodeId, Option<HashSet<String>>> {
+        self.inner
+            .hub
+            .connected()
+            .into_iter()
+            .map(|c| {
+                let set = c
+                    .report
+                    .as_ref()
+                    .map(|r| r.held.iter().map(|ih| ih.to_hex()).collect());
+                (c.node, set)
+            })
+            .collect()
+    }
+
+    /// Leaves out of planning the copies a connected node does not report holding (it lost them,
+    /// or came back with an empty disk, or has not reported yet): they must not count, and a
+    /// surplus drop must never be chosen because of them. Failed copies stay, so they are dropped.
+    fn only_reported_copies(&self, objects: &mut [repair::ObjectState]) {
+        let reported = self.reported_sets();
+        for s in objects.iter_mut().flat_map(|o| o.shards.iter_mut()) {
+            s.copies.retain(|c| {
+                c.failed_audit
+                    || match reported.get(&c.node) {
+                        Some(Some(held)) => held.contains(&s.info_hash),
+                        Some(None) => false,
+                        // Disconnected: the grace period decides.
+                        None => true,
+                    }
+            });
+        }
     }
 
     /// Runs the tasks, riskiest first, `concurrency` at a time, paced to the bandwidth budget.

@@ -113,6 +113,16 @@ impl Gateway {
         master: MasterKey,
         self_node: (NodeId, String),
     ) -> Result<Self, GatewayError> {
+        // Staged uploads and rebuilds, and shards fetched for reads, do not outlive a run: the
+        // swarm session starts empty, so whatever a stop cut short is only disk space now.
+        for leftover in ["staging", "reads"] {
+            let dir = config.data_dir.join(leftover);
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "leftovers not removed"),
+            }
+        }
         let meta = Meta::new(registry.pool().clone());
         let abandoned = meta.abandon_pending().await?;
         if abandoned > 0 {

@@ -179,40 +179,52 @@ impl Gateway {
         let mut done: HashMap<usize, PathBuf> = HashMap::new();
         let mut failures = Vec::new();
         let mut released: HashSet<usize> = HashSet::new();
-        let start = |running: &mut JoinSet<_>, (i, peers): (usize, Vec<SocketAddr>)| {
-            let info: ShardInfo = infos[i].clone().expect("candidates have infos");
-            let torrent = info.to_torrent(&[vec![gw.announce_url(&inner.self_node.1)]]);
-            let gw = gw.clone();
-            let by_addr = by_addr.clone();
-            running.spawn(async move {
-                let folder = gw
-                    .inner
-                    .leases
-                    .acquire(info.info_hash(), &gw.inner.config.data_dir)
-                    .await;
-                let started = std::time::Instant::now();
-                let (r, peers) = gw
-                    .inner
-                    .swarm
-                    .fetch(&folder, torrent, peers, gw.inner.config.fetch_timeout)
-                    .await;
-                gw.judge_fetch(&info, &by_addr, &peers, r.is_ok(), started.elapsed())
-                    .await;
-                (i, folder.join(&info.name), r)
-            });
-            i
+        // The lease is taken before the fetch task starts, so every started fetch holds one and
+        // releasing the unfinished ones below never takes another read's lease.
+        let start =
+            |running: &mut JoinSet<_>, (i, peers): (usize, Vec<SocketAddr>), folder: PathBuf| {
+                let info: ShardInfo = infos[i].clone().expect("candidates have infos");
+                let torrent = info.to_torrent(&[vec![gw.announce_url(&inner.self_node.1)]]);
+                let gw = gw.clone();
+                let by_addr = by_addr.clone();
+                running.spawn(async move {
+                    let started = std::time::Instant::now();
+                    let (r, peers) = gw
+                        .inner
+                        .swarm
+                        .fetch(&folder, torrent, peers, gw.inner.config.fetch_timeout)
+                        .await;
+                    gw.judge_fetch(&info, &by_addr, &peers, r.is_ok(), started.elapsed())
+                        .await;
+                    (i, folder.join(&info.name), r)
+                });
+                i
+            };
+        let lease = |i: usize| {
+            let ih = infos[i]
+                .as_ref()
+                .expect("candidates have infos")
+                .info_hash();
+            inner.leases.acquire(ih, &inner.config.data_dir)
         };
         for _ in 0..(k + inner.config.read_hedge) {
             if let Some(c) = queue.next() {
-                started.push(start(&mut running, c));
+                let folder = lease(c.0).await;
+                started.push(start(&mut running, c, folder));
             }
         }
         while done.len() < k {
             let Some(joined) = running.join_next().await else {
                 break;
             };
-            let (i, path, result) =
-                joined.map_err(|e| GatewayError::Internal(format!("fetch task: {e}")))?;
+            let (i, path, result) = match joined {
+                Ok(r) => r,
+                // A fetch task that panicked: its lease is released with the unfinished ones.
+                Err(e) => {
+                    failures.push(format!("fetch task: {e}"));
+                    continue;
+                }
+            };
             match result {
                 Ok(()) => {
                     done.insert(i, path);
@@ -224,7 +236,8 @@ impl Gateway {
                     }
                     released.insert(i);
                     if let Some(c) = queue.next() {
-                        started.push(start(&mut running, c));
+                        let folder = lease(c.0).await;
+                        started.push(start(&mut running, c, folder));
                     }
                 }
             }

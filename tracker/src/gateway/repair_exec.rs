@@ -33,7 +33,7 @@ impl Gateway {
                 if peers.is_empty() {
                     return Err(format!("{what}: no source is connected any more"));
                 }
-                self.copy_to(cfg, &shard, peers, &targets).await
+                self.swarm_repair(cfg, &shard, peers, &targets).await
             }
             Action::Rebuild { shards, .. } => self.rebuild_shards(cfg, task.object, &shards).await,
             Action::Drop { shard, node } => self.drop_copy(task.why, &shard, node).await,
@@ -55,47 +55,58 @@ impl Gateway {
             .collect()
     }
 
-    /// Tells each target to hold the shard, fetching it from `peers`; records each outcome.
+    /// Tells each target to hold the shard, fetching it from `peers`, and records each outcome
+    /// against its node; returns the targets that confirmed. The caller records their copies.
     async fn copy_to(
         &self,
         cfg: &HealthConfig,
         shard: &ShardRef,
         peers: Vec<SocketAddr>,
         targets: &[NodeId],
-    ) -> Result<u64, GatewayError> {
+    ) -> Result<(Vec<NodeId>, Vec<String>), GatewayError> {
         let inner = &self.inner;
-        let row =
-            inner.meta.shard(&shard.info_hash).await?.ok_or_else(|| {
-                GatewayError::Internal(format!("shard {} is gone", shard.info_hash))
+        let row = inner
+            .meta
+            .live_shard(&shard.info_hash)
+            .await?
+            .ok_or_else(|| {
+                GatewayError::NoSuchKey(format!("shard {} is no longer stored", shard.info_hash))
             })?;
         let info = row.shard_info()?;
-        let mut holds = JoinSet::new();
+        // Everything that can fail before a directive leaves goes first: once one is sent, the
+        // answers are awaited to the end, so no copy is made on a node without being recorded.
+        let mut directives = Vec::with_capacity(targets.len());
         for &node in targets {
             let passkey = inner.meta.passkey(node).await?;
-            let hold = Hold {
-                ih: info.info_hash(),
-                source: MetainfoSource::Torrent(
-                    info.to_torrent(&[vec![self.announce_url(&passkey)]]),
-                ),
-                peers: peers.clone(),
-            };
+            directives.push((
+                node,
+                Hold {
+                    ih: info.info_hash(),
+                    source: MetainfoSource::Torrent(
+                        info.to_torrent(&[vec![self.announce_url(&passkey)]]),
+                    ),
+                    peers: peers.clone(),
+                },
+            ));
+        }
+        let mut holds = JoinSet::new();
+        for (node, hold) in directives {
             let hub = inner.hub.clone();
             let timeout = inner.config.hold_timeout;
             self.add_load(node, 1);
             holds.spawn(async move {
                 let started = Instant::now();
-                (
-                    node,
-                    hub.hold_with(node, hold, timeout).await,
-                    started.elapsed(),
-                )
+                let outcome = hub.hold_with(node, hold, timeout).await;
+                (node, outcome, started.elapsed())
             });
         }
-        let mut confirmed = 0;
+        let mut confirmed = Vec::new();
         let mut failures = Vec::new();
         while let Some(joined) = holds.join_next().await {
-            let (node, outcome, took) =
-                joined.map_err(|e| GatewayError::Internal(format!("hold task: {e}")))?;
+            let Ok((node, outcome, took)) = joined else {
+                failures.push("a hold task failed".to_owned());
+                continue;
+            };
             self.add_load(node, -1);
             let ok = matches!(outcome, Ok(Outcome::Acked));
             self.record_transfer(
@@ -107,24 +118,61 @@ impl Gateway {
                 took,
             )
             .await;
+            let mut backoff = inner.backoff.lock().expect("backoff lock");
             if ok {
-                inner
-                    .meta
-                    .add_holding(&shard.info_hash, node, unix_now())
-                    .await?;
-                inner.backoff.lock().expect("backoff lock").succeeded(node);
-                confirmed += shard.length;
+                backoff.succeeded(node);
+                confirmed.push(node);
             } else {
-                inner
-                    .backoff
-                    .lock()
-                    .expect("backoff lock")
-                    .failed(node, cfg);
+                backoff.failed(node, cfg);
                 failures.push(format!("node {node}: {outcome:?}"));
             }
         }
+        Ok((confirmed, failures))
+    }
+
+    /// Records confirmed copies. A copy that cannot be recorded (its object was deleted meanwhile)
+    /// is dropped from its node again rather than left there untracked.
+    async fn record_copies(&self, shard: &ShardRef, nodes: &[NodeId]) -> Result<u64, GatewayError> {
+        let inner = &self.inner;
+        let mut bytes = 0;
+        for &node in nodes {
+            let live = inner.meta.live_shard(&shard.info_hash).await?.is_some();
+            let recorded = if live {
+                inner
+                    .meta
+                    .add_holding(&shard.info_hash, node, unix_now())
+                    .await
+            } else {
+                Err(GatewayError::NoSuchKey(shard.info_hash.clone()))
+            };
+            match recorded {
+                Ok(()) => bytes += shard.length,
+                Err(e) => {
+                    tracing::info!(node, info_hash = shard.info_hash, error = %e, "copy not recorded; dropping it");
+                    if let Some(ih) = InfoHash::from_hex(&shard.info_hash) {
+                        let _ = inner
+                            .hub
+                            .drop_shard(node, ih, inner.config.hold_timeout)
+                            .await;
+                    }
+                }
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Copies a shard to `targets` from its surviving copies and records the new copies.
+    async fn swarm_repair(
+        &self,
+        cfg: &HealthConfig,
+        shard: &ShardRef,
+        peers: Vec<SocketAddr>,
+        targets: &[NodeId],
+    ) -> Result<u64, GatewayError> {
+        let (confirmed, failures) = self.copy_to(cfg, shard, peers, targets).await?;
+        let bytes = self.record_copies(shard, &confirmed).await?;
         if failures.is_empty() {
-            Ok(confirmed)
+            Ok(bytes)
         } else {
             Err(GatewayError::InsufficientNodes(failures.join("; ")))
         }
@@ -219,11 +267,17 @@ impl Gateway {
                     .map_err(|e| {
                         GatewayError::Internal(format!("seeding a rebuilt shard: {e:#}"))
                     })?;
-                match self
+                let copied = self
                     .copy_to(cfg, shard, vec![inner.swarm.data_addr()], targets)
-                    .await
-                {
-                    Ok(b) => confirmed += b,
+                    .await;
+                // The gateway stops seeding before the copies count, so a read of this shard
+                // never finds it in the session under the staging folder.
+                inner.swarm.forget(info.info_hash(), true).await;
+                match copied {
+                    Ok((nodes, failed)) => {
+                        confirmed += self.record_copies(shard, &nodes).await?;
+                        failures.extend(failed);
+                    }
                     Err(e) => failures.push(e.to_string()),
                 }
             }
@@ -263,11 +317,17 @@ impl Gateway {
         let inner = &self.inner;
         if why == Why::Surplus {
             // The plan saw more live copies than wanted; make sure enough are still connected.
+            // Count only copies that are recorded, not failed, and that their connected nodes
+            // report holding right now.
             let holders = inner.meta.holders(&shard.info_hash).await?;
             let failed = inner.meta.failed_copies(&shard.info_hash).await?;
+            let reported = self.reported_sets();
             let others: Vec<NodeId> = holders
                 .into_iter()
                 .filter(|h| *h != node && !failed.contains(h))
+                .filter(|h| {
+                    matches!(reported.get(h), Some(Some(held)) if held.contains(&shard.info_hash))
+                })
                 .collect();
             let connected = self.data_addrs(&others).len();
             let want = inner.meta.copies_wanted(&shard.info_hash).await?;
