@@ -301,6 +301,7 @@ impl Gateway {
                     capacity: online.map_or(capacity, |c| c.capacity),
                     load: load.get(&id).copied().unwrap_or(0),
                     backing_off: backoff.active(id),
+                    poor_hours: score.poor_hours_mask(),
                 }
             })
             .collect()

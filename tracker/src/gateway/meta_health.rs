@@ -21,7 +21,8 @@ impl Meta {
     /// Every stored (not inline) object with its shards and their confirmed copies, for planning.
     pub async fn health_snapshot(&self) -> Result<Vec<ObjectState>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT o.id AS object_id, b.policy AS policy, s.idx AS idx, s.info_hash AS info_hash,
+            "SELECT o.id AS object_id, o.read_hours AS read_hours, b.policy AS policy, s.idx AS idx,
+                    s.info_hash AS info_hash,
                     s.length AS length, h.node_id AS node_id, h.failed_at AS failed_at
              FROM objects o
              JOIN buckets b ON b.name = o.bucket
@@ -41,6 +42,7 @@ impl Meta {
                     id: object,
                     policy: placement_policy(&policy),
                     shards: Vec::new(),
+                    read_hours: r.get::<i64, _>("read_hours") as u32,
                 });
             }
             let o = out.last_mut().expect("pushed above");
@@ -65,6 +67,16 @@ impl Meta {
             }
         }
         Ok(out)
+    }
+
+    /// Notes that an object was read at UTC hour `hour` (0-23).
+    pub async fn note_read(&self, object: i64, hour: u32) -> Result<(), GatewayError> {
+        sqlx::query("UPDATE objects SET read_hours = read_hours | ? WHERE id = ?")
+            .bind(i64::from(1u32 << (hour % 24)))
+            .bind(object)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Copies of live shards, with when each was last audited.

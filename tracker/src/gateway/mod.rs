@@ -268,6 +268,11 @@ impl Gateway {
             }
             return Ok((row.info, rx));
         }
+        // The hours objects are read at steer repair toward nodes that are online then.
+        let hour = (unix_now() / 3600 % 24) as u32;
+        if let Err(e) = self.inner.meta.note_read(row.id, hour).await {
+            tracing::debug!(error = %e, "read hour not noted");
+        }
         let body = read::get_swarm(self, &row, range).await?;
         Ok((row.info, body))
     }

@@ -26,7 +26,7 @@
 //! - objects closer to loss come first (fewer shards with a live copy beyond `k`, then fewer
 //!   copies), so capacity and the task budget go to them;
 //! - rebalance (moves off suspended and nearly full nodes, toward zone spread and the high-tier
-//!   share) only touches objects that are otherwise healthy, a bounded number per plan, and only
+//!   share, and toward a node online at the hours the object is read) only touches objects that are otherwise healthy, a bounded number per plan, and only
 //!   when the new place is actually better, so moves never oscillate.
 
 use std::collections::{HashMap, HashSet};
@@ -34,6 +34,7 @@ use std::collections::{HashMap, HashSet};
 use crate::placement::{self, NodeView, Policy, ShardNeed, Tier};
 use crate::scoring::NodeTier;
 
+mod moves;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -59,6 +60,8 @@ pub struct NodeStatus {
     pub load: u32,
     /// Directives to it recently failed: give it no new copies for now.
     pub backing_off: bool,
+    /// UTC hours of the day (bit h for hour h) at which it is often offline.
+    pub poor_hours: u32,
 }
 
 /// One copy of a shard, as recorded.
@@ -84,6 +87,8 @@ pub struct ObjectState {
     pub id: i64,
     pub policy: Policy,
     pub shards: Vec<ShardState>,
+    /// UTC hours of the day (bit h for hour h) at which the object has been read.
+    pub read_hours: u32,
 }
 
 /// Knobs of the planner.
@@ -152,6 +157,8 @@ pub enum Why {
     ZoneSpread,
     /// Fewer high-tier copies than the bucket's share while high-tier nodes have room.
     TierShare,
+    /// Every copy sits on a node that is often offline at the hours the object is read.
+    ReadHours,
     /// More live copies than the policy wants (a node came back, or a move finished).
     Surplus,
     /// The copy failed an audit or its node was disqualified.
@@ -277,6 +284,11 @@ pub fn plan(objects: &[ObjectState], nodes: &[NodeStatus], cfg: &PlanConfig) -> 
         eligible_high: nodes
             .iter()
             .any(|n| eligible(n) && n.tier == NodeTier::High),
+        eligible_hours: nodes
+            .iter()
+            .filter(|n| eligible(n))
+            .map(|n| n.poor_hours)
+            .collect(),
     };
     for &i in &order {
         if planner.full() {
@@ -370,6 +382,8 @@ struct Planner<'a> {
     /// Zones with a node that may take copies, and whether any such node is high tier.
     eligible_zones: HashSet<String>,
     eligible_high: bool,
+    /// The distinct poor-hour sets of nodes that may take copies.
+    eligible_hours: HashSet<u32>,
 }
 
 /// Whether a node may take new copies at all (before per-object rules).
@@ -386,6 +400,11 @@ impl Planner<'_> {
     /// backing off, holding no bad copy of the object), and the object's counted holders (with no
     /// room, so they count for the rules without taking anything).
     fn snapshot(&self, v: &ObjectView) -> Vec<NodeView> {
+        self.snapshot_where(v, |_| true)
+    }
+
+    /// [`Planner::snapshot`], with only the nodes `fits` accepts taking copies.
+    fn snapshot_where(&self, v: &ObjectView, fits: impl Fn(&NodeStatus) -> bool) -> Vec<NodeView> {
         let bad: HashSet<NodeId> = v.shards.iter().flat_map(|s| s.bad.clone()).collect();
         let holders: HashSet<NodeId> = v
             .shards
@@ -398,7 +417,8 @@ impl Planner<'_> {
                 let eligible = n.online
                     && !n.backing_off
                     && matches!(n.tier, NodeTier::High | NodeTier::Low)
-                    && !bad.contains(&n.id);
+                    && !bad.contains(&n.id)
+                    && fits(n);
                 if !eligible && !holders.contains(&n.id) {
                     return None;
                 }
@@ -516,208 +536,5 @@ impl Planner<'_> {
                 },
             });
         }
-    }
-
-    /// At most one move per object per plan, only for objects with nothing to repair.
-    fn rebalance(&mut self, v: &ObjectView) {
-        let o = v.object;
-        let r = o.policy.copies;
-        let healthy = v
-            .shards
-            .iter()
-            .all(|s| s.away.is_empty() && s.bad.is_empty() && s.live.len() == r);
-        if !healthy {
-            return;
-        }
-        for (i, s) in v.shards.iter().enumerate() {
-            let Some(why) = self.move_reason(o, s) else {
-                continue;
-            };
-            self.attempts += 1;
-            let mut needs: Vec<ShardNeed> = v
-                .shards
-                .iter()
-                .map(|s| ShardNeed {
-                    holders: s.live.clone(),
-                    want: 0,
-                })
-                .collect();
-            needs[i].want = 1;
-            let snapshot = self.snapshot(v);
-            let placed = placement::place(&snapshot, &o.policy, o.shards[i].length, &needs);
-            let Some(&target) = placed.targets[i].first() else {
-                continue;
-            };
-            if !self.improves(why, s, target) {
-                continue;
-            }
-            self.take(target, o.shards[i].length);
-            self.moves += 1;
-            self.push(Task {
-                object: o.id,
-                why,
-                risk: Risk {
-                    margin: v.margin,
-                    copies: s.live.len(),
-                },
-                action: Action::Copy {
-                    shard: Self::shard_ref(&o.shards[i]),
-                    sources: s.live.clone(),
-                    targets: vec![target],
-                },
-            });
-            return;
-        }
-    }
-
-    fn node(&self, id: NodeId) -> &NodeStatus {
-        self.by_id[&id]
-    }
-
-    fn over_quota(&self, id: NodeId) -> bool {
-        let n = self.node(id);
-        n.capacity == 0
-            || (n.capacity.saturating_sub(n.free) as f64)
-                > self.cfg.quota_high_water * n.capacity as f64
-    }
-
-    fn zone_doubled(&self, s: &ShardView, id: NodeId) -> bool {
-        let zone = &self.node(id).zone;
-        s.live
-            .iter()
-            .filter(|&&c| self.node(c).zone == *zone)
-            .count()
-            > 1
-    }
-
-    fn high_count(&self, s: &ShardView) -> usize {
-        s.live
-            .iter()
-            .filter(|&&c| self.node(c).tier == NodeTier::High)
-            .count()
-    }
-
-    /// Why one of the shard's copies should move, if any (first reason wins).
-    fn move_reason(&self, o: &ObjectState, s: &ShardView) -> Option<Why> {
-        if s.live
-            .iter()
-            .any(|&c| self.node(c).tier == NodeTier::Suspended)
-        {
-            return Some(Why::Drain);
-        }
-        if s.live.iter().any(|&c| self.over_quota(c)) {
-            return Some(Why::Quota);
-        }
-        let zones: HashSet<&str> = s.live.iter().map(|&c| self.node(c).zone.as_str()).collect();
-        if zones.len() < s.live.len()
-            && self
-                .eligible_zones
-                .iter()
-                .any(|z| !zones.contains(z.as_str()))
-        {
-            return Some(Why::ZoneSpread);
-        }
-        if self.high_count(s) < o.policy.high_copies() && self.eligible_high {
-            return Some(Why::TierShare);
-        }
-        None
-    }
-
-    /// Whether a new copy on `target` fixes what `why` complains about, so the trim that follows
-    /// removes the complained-about copy and not the new one.
-    fn improves(&self, why: Why, s: &ShardView, target: NodeId) -> bool {
-        let t = self.node(target);
-        match why {
-            Why::Drain => true,
-            Why::Quota => {
-                let after = t.capacity.saturating_sub(self.free[&target]) as f64;
-                after < self.cfg.quota_high_water * t.capacity as f64
-            }
-            Why::ZoneSpread => s.live.iter().all(|&c| self.node(c).zone != t.zone),
-            Why::TierShare => t.tier == NodeTier::High,
-            _ => false,
-        }
-    }
-
-    /// Drops of bad copies (once the shard has its counted copies without them) and of surplus
-    /// live copies (the worst first).
-    fn trim(&mut self, v: &ObjectView) {
-        let o = v.object;
-        let r = o.policy.copies;
-        for (i, s) in v.shards.iter().enumerate() {
-            let shard = &o.shards[i];
-            if s.counted() >= r {
-                for &node in &s.bad {
-                    if self.node_online(node) {
-                        self.push(Task {
-                            object: o.id,
-                            why: Why::BadCopy,
-                            risk: Risk {
-                                margin: v.margin,
-                                copies: s.counted(),
-                            },
-                            action: Action::Drop {
-                                shard: Self::shard_ref(shard),
-                                node,
-                            },
-                        });
-                    }
-                }
-            }
-            // One surplus drop per shard per plan: drops run concurrently, and two drops of one
-            // shard each checking that the other copy remains could together leave too few.
-            let surplus = s.live.len().saturating_sub(r).min(1);
-            if surplus == 0 {
-                continue;
-            }
-            let mut keep = s.live.clone();
-            for _ in 0..surplus {
-                let worst = *keep
-                    .iter()
-                    .max_by_key(|&&c| self.drop_order(&keep, c))
-                    .expect("surplus implies copies");
-                keep.retain(|&c| c != worst);
-                self.push(Task {
-                    object: o.id,
-                    why: Why::Surplus,
-                    risk: Risk {
-                        margin: v.margin,
-                        copies: s.live.len(),
-                    },
-                    action: Action::Drop {
-                        shard: Self::shard_ref(shard),
-                        node: worst,
-                    },
-                });
-            }
-        }
-    }
-
-    fn node_online(&self, id: NodeId) -> bool {
-        self.by_id.get(&id).is_some_and(|n| n.online)
-    }
-
-    /// Larger is dropped first: suspended, then over quota, then sharing a zone with another copy,
-    /// then low-tier, then fuller; node id breaks ties.
-    fn drop_order(&self, keep: &[NodeId], c: NodeId) -> (bool, bool, bool, bool, u64, NodeId) {
-        let n = self.node(c);
-        let view = ShardView {
-            live: keep.to_vec(),
-            away: Vec::new(),
-            bad: Vec::new(),
-        };
-        let used = if n.capacity == 0 {
-            u64::MAX
-        } else {
-            (n.capacity.saturating_sub(n.free) as u128 * 1_000_000 / n.capacity as u128) as u64
-        };
-        (
-            n.tier == NodeTier::Suspended,
-            self.over_quota(c),
-            self.zone_doubled(&view, c),
-            n.tier != NodeTier::High,
-            used,
-            c,
-        )
     }
 }

@@ -52,6 +52,7 @@ impl World {
                 capacity: 128 * MIB,
                 load: 0,
                 backing_off: false,
+                poor_hours: 0,
             })
             .collect();
         let mut w = World {
@@ -97,6 +98,7 @@ impl World {
                 id: id as i64,
                 policy: p,
                 shards,
+                read_hours: 0,
             });
         }
         w

@@ -13,6 +13,7 @@ fn node(id: NodeId, zone: &str, tier: NodeTier) -> NodeStatus {
         capacity: 100 * MIB,
         load: 0,
         backing_off: false,
+        poor_hours: 0,
     }
 }
 
@@ -53,6 +54,7 @@ fn object(id: i64, p: Policy, holders: &[&[NodeId]]) -> ObjectState {
                     .collect(),
             })
             .collect(),
+        read_hours: 0,
     }
 }
 
@@ -252,8 +254,10 @@ fn a_suspended_node_is_drained_by_adding_before_dropping() {
 
 #[test]
 fn zone_spread_moves_only_toward_an_empty_zone_and_settles() {
-    // Both copies of shard 0 in zone z0; zones z1, z2 have room.
-    let nodes = cluster();
+    // Both copies of shard 0 in zone z0; zone z3 has nodes holding nothing of the object.
+    let nodes: Vec<NodeStatus> = (1..=8)
+        .map(|id| node(id, &format!("z{}", (id - 1) / 2), NodeTier::High))
+        .collect();
     let mut o = object(1, policy(2, 1, 2), &[&[1, 2], &[3, 5], &[4, 6]]);
     let first = plan(std::slice::from_ref(&o), &nodes, &cfg());
     assert_eq!(first.tasks.len(), 1, "{:?}", first.tasks);
@@ -261,7 +265,7 @@ fn zone_spread_moves_only_toward_an_empty_zone_and_settles() {
     let Action::Copy { targets, .. } = &first.tasks[0].action else {
         panic!()
     };
-    assert!([3, 4, 5, 6].contains(&targets[0]));
+    assert!([7, 8].contains(&targets[0]), "{targets:?}");
     o.shards[0].copies.push(CopyState {
         node: targets[0],
         failed_audit: false,
@@ -274,6 +278,11 @@ fn zone_spread_moves_only_toward_an_empty_zone_and_settles() {
     assert!([1, 2].contains(&gone));
     o.shards[0].copies.retain(|c| c.node != gone);
     assert!(plan(&[o], &nodes, &cfg()).tasks.is_empty(), "settled");
+
+    // Every other node already holds a shard of the object: moving would give up node spread,
+    // which placement values above zone spread, so nothing moves.
+    let o = object(3, policy(2, 1, 2), &[&[1, 2], &[3, 5], &[4, 6]]);
+    assert!(plan(&[o], &cluster(), &cfg()).tasks.is_empty());
 
     // One zone only: nothing to gain, nothing moves.
     let flat: Vec<NodeStatus> = (1..=4).map(|id| node(id, "z", NodeTier::High)).collect();
@@ -333,4 +342,50 @@ fn tier_share_moves_a_copy_to_a_high_node() {
         &plan.tasks[0].action,
         Action::Copy { targets, .. } if targets[0] == 5 || targets[0] == 6
     ));
+}
+
+#[test]
+fn a_shard_read_when_its_nodes_sleep_gets_a_copy_on_a_node_awake_then() {
+    const EVENING: u32 = 0b1111 << 18; // read 18:00-22:00 UTC
+    let mut nodes = cluster();
+    for n in &mut nodes {
+        n.poor_hours = EVENING; // every node is often offline in the evening...
+    }
+    nodes[5].poor_hours = 0b1111; // ...except node 6, offline early in the morning
+    let mut o = object(1, policy(1, 1, 2), &[&[1, 3], &[2, 4]]);
+    // Never read: nothing to do.
+    assert!(plan(std::slice::from_ref(&o), &nodes, &cfg())
+        .tasks
+        .is_empty());
+    o.read_hours = EVENING;
+    let first = plan(std::slice::from_ref(&o), &nodes, &cfg());
+    assert_eq!(first.tasks.len(), 1, "{:?}", first.tasks);
+    assert_eq!(first.tasks[0].why, Why::ReadHours);
+    let Action::Copy { shard, targets, .. } = &first.tasks[0].action else {
+        panic!()
+    };
+    assert_eq!(targets, &vec![6]);
+    let s = shard.idx as usize;
+    o.shards[s].copies.push(CopyState {
+        node: 6,
+        failed_audit: false,
+    });
+    // The trim keeps node 6, the only copy online in the evening, and drops a sleeping one.
+    let second = plan(std::slice::from_ref(&o), &nodes, &cfg());
+    let drops: Vec<NodeId> = second
+        .tasks
+        .iter()
+        .filter_map(|t| match t.action {
+            Action::Drop { node, .. } => Some(node),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drops.len(), 1, "{:?}", second.tasks);
+    assert_ne!(drops[0], 6);
+    o.shards[s].copies.retain(|c| c.node != drops[0]);
+    // The other shard's nodes all sleep in the evening too, but the only node awake then already
+    // holds this object's other shard: a move would give up node spread, so none is made, and the
+    // plan settles.
+    let third = plan(std::slice::from_ref(&o), &nodes, &cfg());
+    assert!(third.tasks.is_empty(), "{:?}", third.tasks);
 }

@@ -188,6 +188,17 @@ pub struct Score {
     /// When the node was disqualified, if it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disqualified_at: Option<i64>,
+    /// UTC hours of the day (0-23) at which the node is online less than `poor_hour_below` of the
+    /// time; empty until two days of history exist. Repair keeps an object's shards from relying
+    /// only on nodes that are poor at the hours the object is read.
+    pub poor_hours: Vec<u8>,
+}
+
+impl Score {
+    /// [`Score::poor_hours`] as a bit set (bit `h` for hour `h`).
+    pub fn poor_hours_mask(&self) -> u32 {
+        self.poor_hours.iter().fold(0, |m, &h| m | 1 << h)
+    }
 }
 
 /// Most weight [`Score::audit_weight`] gives a node.
@@ -501,8 +512,12 @@ pub fn score(facts: &NodeFacts, now: i64, cfg: &ScoringConfig) -> Score {
             ),
         );
     }
+    let mut poor_hours = Vec::new();
     if age >= 2 * 86_400 {
         let hourly = hourly_availability(facts, now);
+        poor_hours = (0..24u8)
+            .filter(|&h| hourly[usize::from(h)] < cfg.poor_hour_below)
+            .collect();
         for (text, mean) in offline_hours(&hourly, cfg.poor_hour_below) {
             reasons.push(
                 60.0 + (1.0 - mean) * 10.0,
@@ -526,6 +541,7 @@ pub fn score(facts: &NodeFacts, now: i64, cfg: &ScoringConfig) -> Score {
         recent_timed_out_audits: recent_timeouts,
         age_secs: age,
         disqualified_at: facts.disqualified.as_ref().map(|d| d.at),
+        poor_hours,
     }
 }
 

@@ -325,6 +325,12 @@ fn poor_hours_are_named() {
         "{:?}",
         s.reasons
     );
+    assert_eq!(s.poor_hours, vec![2, 3, 4]);
+    assert_eq!(s.poor_hours_mask(), 0b11100);
+    // A young node's profile is too short to judge.
+    let mut young = node(DAY, 1.0, 40);
+    young.hours_online[3] = 0;
+    assert!(score(&young, NOW, &cfg).poor_hours.is_empty());
 }
 
 #[test]
