@@ -227,7 +227,8 @@ impl Gateway {
         let scores = self.refresh_scores(&cfg.scoring).await?;
         let nodes = self.node_statuses(&scores, seen);
         let mut objects = self.inner.meta.health_snapshot().await?;
-        self.only_reported_copies(&mut objects);
+        let gone = self.only_reported_copies(&mut objects, cfg.audit_settle);
+        self.forget_vanished(gone, cfg.audit_settle).await;
         let plan_cfg = cfg.plan.clone();
         let plan = tokio::task::spawn_blocking(move || repair::plan(&objects, &nodes, &plan_cfg))
             .await
@@ -326,18 +327,76 @@ impl Gateway {
     /// Leaves out of planning the copies a connected node does not report holding (it lost them,
     /// or came back with an empty disk, or has not reported yet): they must not count, and a
     /// surplus drop must never be chosen because of them. Failed copies stay, so they are dropped.
-    fn only_reported_copies(&self, objects: &mut [repair::ObjectState]) {
+    /// Returns the copies a node has left out of its reports for longer than `settle` since it
+    /// connected: copies it no longer has.
+    fn only_reported_copies(
+        &self,
+        objects: &mut [repair::ObjectState],
+        settle: Duration,
+    ) -> Vec<(String, NodeId)> {
         let reported = self.reported_sets();
+        let settled: HashSet<NodeId> = self
+            .inner
+            .hub
+            .connected()
+            .into_iter()
+            .filter(|c| c.connected_since.elapsed().is_ok_and(|d| d >= settle))
+            .map(|c| c.node)
+            .collect();
+        let mut gone = Vec::new();
         for s in objects.iter_mut().flat_map(|o| o.shards.iter_mut()) {
             s.copies.retain(|c| {
-                c.failed_audit
+                let keep = c.failed_audit
                     || match reported.get(&c.node) {
                         Some(Some(held)) => held.contains(&s.info_hash),
                         Some(None) => false,
                         // Disconnected: the grace period decides.
                         None => true,
-                    }
+                    };
+                if !keep
+                    && matches!(reported.get(&c.node), Some(Some(_)))
+                    && settled.contains(&c.node)
+                {
+                    gone.push((s.info_hash.clone(), c.node));
+                }
+                keep
             });
+        }
+        gone
+    }
+
+    /// Forgets copies their nodes no longer have (a node killed between deleting a shard and
+    /// saying so, or back with a wiped disk), once they were confirmed longer ago than `settle`
+    /// (so a report that is merely late never loses a copy), and tells the node to drop them in
+    /// case it does hold them after all: no copy stays on a node without being recorded.
+    async fn forget_vanished(&self, gone: Vec<(String, NodeId)>, settle: Duration) {
+        let before = unix_now() - settle.as_secs() as i64;
+        for (ih, node) in gone {
+            match self
+                .inner
+                .meta
+                .forget_copy_confirmed_before(&ih, node, before)
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(
+                        node,
+                        info_hash = ih,
+                        "node no longer has a recorded copy; forgotten"
+                    );
+                    if let Some(h) = raidtorrent_codec::InfoHash::from_hex(&ih) {
+                        let hub = self.inner.hub.clone();
+                        let timeout = self.inner.config.hold_timeout;
+                        tokio::spawn(async move {
+                            let _ = hub.drop_shard(node, h, timeout).await;
+                        });
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(node, info_hash = ih, error = %e, "vanished copy not forgotten")
+                }
+            }
         }
     }
 

@@ -123,6 +123,24 @@ impl Meta {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Forgets a copy if it was confirmed before `before`; returns whether it did.
+    pub async fn forget_copy_confirmed_before(
+        &self,
+        info_hash: &str,
+        node: NodeId,
+        before: i64,
+    ) -> Result<bool, GatewayError> {
+        let r = sqlx::query(
+            "DELETE FROM holdings WHERE info_hash = ? AND node_id = ? AND confirmed_at < ?",
+        )
+        .bind(info_hash)
+        .bind(node)
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Whether `node` holds a confirmed copy of a live shard.
     pub async fn holds_live(&self, info_hash: &str, node: NodeId) -> Result<bool, GatewayError> {
         let found: Option<i64> = sqlx::query_scalar(
