@@ -50,16 +50,35 @@ pub fn quick_health(audit_interval: Duration) -> impl FnOnce(&mut CloudSettings)
 /// Whether every shard of every stored object has exactly `copies` copies, all on connected nodes
 /// and none failed.
 pub async fn settled(t: &TestCloud, copies: usize) -> bool {
+    unsettled(t, copies).await.is_empty()
+}
+
+/// The shards that are not settled, each described for a failure message.
+pub async fn unsettled(t: &TestCloud, copies: usize) -> Vec<String> {
     let connected: HashSet<i64> = t.cloud.hub.connected().iter().map(|c| c.node).collect();
     let objects = t.cloud.gateway.meta().health_snapshot().await.unwrap();
-    objects.iter().all(|o| {
-        o.shards.iter().all(|s| {
-            s.copies.len() == copies
-                && s.copies
+    objects
+        .iter()
+        .flat_map(|o| o.shards.iter().map(move |s| (o.id, s)))
+        .filter(|(_, s)| {
+            s.copies.len() != copies
+                || s.copies
                     .iter()
-                    .all(|c| !c.failed_audit && connected.contains(&c.node))
+                    .any(|c| c.failed_audit || !connected.contains(&c.node))
         })
-    })
+        .map(|(o, s)| {
+            format!(
+                "object {o} shard {} {}: {:?} (connected: {:?})",
+                s.idx,
+                &s.info_hash[..8],
+                s.copies,
+                s.copies
+                    .iter()
+                    .map(|c| connected.contains(&c.node))
+                    .collect::<Vec<_>>()
+            )
+        })
+        .collect()
 }
 
 /// Copies recorded on `node`.
