@@ -9,7 +9,6 @@
 //!
 //! `cargo bench -p raidtorrent-integration --bench repair` (`-- --test` runs a small, quick version).
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use raidtorrent_integration::baseline::plain_transfer;
@@ -75,19 +74,7 @@ fn main() {
                 .await
         );
         wait_until(Duration::from_secs(900), "full redundancy again", || {
-            let t = &t;
-            async move {
-                let connected: HashSet<i64> =
-                    t.cloud.hub.connected().iter().map(|c| c.node).collect();
-                let objects = t.cloud.gateway.meta().health_snapshot().await.unwrap();
-                objects.iter().flat_map(|o| &o.shards).all(|s| {
-                    s.copies
-                        .iter()
-                        .filter(|c| connected.contains(&c.node))
-                        .count()
-                        >= 2
-                })
-            }
+            t.redundant(2)
         })
         .await;
         let repair = lost.elapsed().as_secs_f64();

@@ -7,6 +7,7 @@
 //! sleeps for a fixed time; [`loopback_bandwidth`] measures the plain-TCP baseline that transfer and
 //! repair times are compared with.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -229,6 +230,54 @@ pub struct TestCloud {
     pub cloud: Cloud,
     pub nodes: Vec<Node>,
     pub _dir: tempfile::TempDir,
+}
+
+impl TestCloud {
+    /// Whether every shard of every stored object has at least `copies` copies on connected
+    /// nodes (copies on nodes that are gone may still be recorded).
+    pub async fn redundant(&self, copies: usize) -> bool {
+        let connected: HashSet<NodeId> =
+            self.cloud.hub.connected().iter().map(|c| c.node).collect();
+        let objects = self.cloud.gateway.meta().health_snapshot().await.unwrap();
+        objects.iter().flat_map(|o| &o.shards).all(|s| {
+            s.copies
+                .iter()
+                .filter(|c| connected.contains(&c.node))
+                .count()
+                >= copies
+        })
+    }
+
+    /// The shards that do not have exactly `copies` copies, all on connected nodes and none
+    /// failed, each described for a failure message; empty once the cloud has settled.
+    pub async fn unsettled(&self, copies: usize) -> Vec<String> {
+        let connected: HashSet<NodeId> =
+            self.cloud.hub.connected().iter().map(|c| c.node).collect();
+        let objects = self.cloud.gateway.meta().health_snapshot().await.unwrap();
+        objects
+            .iter()
+            .flat_map(|o| o.shards.iter().map(move |s| (o.id, s)))
+            .filter(|(_, s)| {
+                s.copies.len() != copies
+                    || s.copies
+                        .iter()
+                        .any(|c| c.failed_audit || !connected.contains(&c.node))
+            })
+            .map(|(o, s)| {
+                let online: Vec<bool> = s
+                    .copies
+                    .iter()
+                    .map(|c| connected.contains(&c.node))
+                    .collect();
+                format!(
+                    "object {o} shard {} {}: {:?} (connected: {online:?})",
+                    s.idx,
+                    &s.info_hash[..8],
+                    s.copies
+                )
+            })
+            .collect()
+    }
 }
 
 impl TestCloud {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use raidtorrent_tracker::gateway::GatewayError;
 
-use super::healing::{collect, quick_health, unsettled};
+use super::healing::{collect, quick_health};
 use raidtorrent_integration::*;
 
 /// A tiny deterministic generator, so a failing run can be replayed with its seed.
@@ -165,7 +165,7 @@ async fn objects_survive_nodes_dying_and_returning_at_random() {
 
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let left = unsettled(&t, 2).await;
+        let left = t.unsettled(2).await;
         if left.is_empty() {
             break;
         }

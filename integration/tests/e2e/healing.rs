@@ -2,7 +2,6 @@
 //! that come back are trimmed, and a node that serves corrupted pieces is caught by audits,
 //! disqualified and drained, while clients keep getting their exact bytes.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use raidtorrent_tracker::cloud::CloudSettings;
@@ -50,35 +49,7 @@ pub fn quick_health(audit_interval: Duration) -> impl FnOnce(&mut CloudSettings)
 /// Whether every shard of every stored object has exactly `copies` copies, all on connected nodes
 /// and none failed.
 pub async fn settled(t: &TestCloud, copies: usize) -> bool {
-    unsettled(t, copies).await.is_empty()
-}
-
-/// The shards that are not settled, each described for a failure message.
-pub async fn unsettled(t: &TestCloud, copies: usize) -> Vec<String> {
-    let connected: HashSet<i64> = t.cloud.hub.connected().iter().map(|c| c.node).collect();
-    let objects = t.cloud.gateway.meta().health_snapshot().await.unwrap();
-    objects
-        .iter()
-        .flat_map(|o| o.shards.iter().map(move |s| (o.id, s)))
-        .filter(|(_, s)| {
-            s.copies.len() != copies
-                || s.copies
-                    .iter()
-                    .any(|c| c.failed_audit || !connected.contains(&c.node))
-        })
-        .map(|(o, s)| {
-            format!(
-                "object {o} shard {} {}: {:?} (connected: {:?})",
-                s.idx,
-                &s.info_hash[..8],
-                s.copies,
-                s.copies
-                    .iter()
-                    .map(|c| connected.contains(&c.node))
-                    .collect::<Vec<_>>()
-            )
-        })
-        .collect()
+    t.unsettled(copies).await.is_empty()
 }
 
 /// Copies recorded on `node`.
@@ -128,21 +99,7 @@ async fn a_lost_node_is_re_replicated_and_its_copies_trimmed_when_it_returns() {
     wait_until(
         Duration::from_secs(90),
         "the lost copies are re-made",
-        || {
-            let t = &t;
-            async move {
-                let connected: HashSet<i64> =
-                    t.cloud.hub.connected().iter().map(|c| c.node).collect();
-                let objects = t.cloud.gateway.meta().health_snapshot().await.unwrap();
-                objects.iter().flat_map(|o| &o.shards).all(|s| {
-                    s.copies
-                        .iter()
-                        .filter(|c| connected.contains(&c.node))
-                        .count()
-                        >= 2
-                })
-            }
-        },
+        || t.redundant(2),
     )
     .await;
     eprintln!(
