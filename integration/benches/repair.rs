@@ -25,7 +25,7 @@ fn main() {
         .unwrap();
     rt.block_on(async move {
         let mut t = TestCloud::start_with(7, 3, |s| {
-            s.health = HealthConfig {
+            s.gateway.health = HealthConfig {
                 interval: Duration::from_millis(100),
                 plan: PlanConfig {
                     grace_secs: 0,

@@ -16,13 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use raidtorrent_tracker::cloud::{Cloud, CloudSettings};
-use raidtorrent_tracker::config::Config;
-use raidtorrent_tracker::control::ControlConfig;
-use raidtorrent_tracker::gateway::{BucketPolicy, GatewayConfig, HealthConfig};
+use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
+use raidtorrent_tracker::config::{Config, ObjectConfig};
 use raidtorrent_tracker::registry::{NodeId, Registry};
-use raidtorrent_tracker::server::Listeners;
-use tokio::net::TcpListener;
 
 pub mod baseline;
 
@@ -272,7 +268,7 @@ impl TestCloud {
                 format!(
                     "object {o} shard {} {}: {:?} (connected: {online:?})",
                     s.idx,
-                    &s.info_hash[..8],
+                    &s.info_hash.to_hex()[..8],
                     s.copies
                 )
             })
@@ -293,52 +289,29 @@ impl TestCloud {
         tweak: impl FnOnce(&mut CloudSettings),
     ) -> TestCloud {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(&dir.path().join("gateway.db"))
-            .await
-            .unwrap();
         let config = Config {
             http_listen: "127.0.0.1:0".into(),
             udp_listen: "off".into(),
+            db: dir.path().join("gateway.db"),
+            objects: ObjectConfig {
+                api_listen: "127.0.0.1:0".into(),
+                control_listen: "127.0.0.1:0".into(),
+                data_dir: dir.path().join("gateway"),
+                max_object_size: 1 << 32,
+                hold_timeout_secs: 120,
+                segment_target: 8 << 20,
+                collect_interval_secs: 3600,
+                ..ObjectConfig::default()
+            },
             ..Config::default()
         };
-        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let control = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut settings = CloudSettings {
-            data_dir: dir.path().join("gateway"),
-            swarm_ip: "127.0.0.1".parse().unwrap(),
-            control: ControlConfig::default(),
-            gateway: GatewayConfig {
-                data_dir: dir.path().join("gateway"),
-                tracker_url: String::new(),
-                default_policy: BucketPolicy {
-                    k: 4,
-                    m: 2,
-                    copies: 2,
-                    high_share: 0.0,
-                    inline_max: 4096,
-                },
-                max_object_size: 1 << 32,
-                hold_timeout: Duration::from_secs(120),
-                fetch_timeout: Duration::from_secs(120),
-                read_hedge: 1,
-                segment_target: 8 << 20,
-            },
-            collect_interval: Duration::from_secs(3600),
-            health: HealthConfig::default(),
-        };
+        let registry = Registry::open(&config.db).await.unwrap();
+        let listeners = CloudListeners::bind(&config).await.unwrap();
+        let mut settings = CloudSettings::from_config(&config);
         tweak(&mut settings);
-        let cloud = Cloud::start(
-            &config,
-            registry.clone(),
-            Listeners {
-                http: Some(http),
-                udp: None,
-            },
-            control,
-            settings,
-        )
-        .await
-        .unwrap();
+        let cloud = Cloud::start(&config, registry.clone(), listeners, settings)
+            .await
+            .unwrap();
         let bin = peer_binary();
         let mut nodes = Vec::new();
         for i in 0..n {

@@ -1,9 +1,9 @@
-//! One running gateway: the tracker service, the control listener, the gateway's swarm session and
-//! the object path, started together and stopped in order. Used by `serve`, `devnet` and tests.
+//! One running gateway: the tracker service, the control listener, the gateway's session, the
+//! object path with its workers and the object API, started together and stopped in order. The
+//! only place a gateway is assembled: `serve`, `devnet`, the test harnesses and the benchmarks all
+//! start a [`Cloud`].
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use raidtorrent_codec::MasterKey;
@@ -12,26 +12,88 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api::{self, ApiAuth};
 use crate::config::Config;
 use crate::control::{ControlConfig, ControlHub};
-use crate::gateway::{Gateway, GatewayConfig, HealthConfig, Swarm};
-use crate::registry::{NodeId, Registry};
-use crate::server::{Listeners, Service};
+use crate::gateway::{Gateway, GatewayConfig, OwnNode, PeerSession};
+use crate::registry::Registry;
+use crate::server::{bind_tcp, bind_udp, Listeners, Service};
 
 /// Name under which the gateway registers its own seeder as a node.
 pub const GATEWAY_NODE_NAME: &str = "gateway";
 
-/// What a cloud needs beyond the tracker's own configuration.
+/// What a cloud runs with besides the tracker's own configuration: made from the configuration
+/// ([`CloudSettings::from_config`]), then adjusted by whoever starts it.
+#[derive(Clone)]
 pub struct CloudSettings {
-    pub data_dir: PathBuf,
     /// Address the gateway's BitTorrent session listens on (its port is chosen at start).
     pub swarm_ip: IpAddr,
     pub control: ControlConfig,
+    /// The object path; `tracker_url` is filled in from the HTTP tracker's address when empty.
     pub gateway: GatewayConfig,
-    /// How often the orphan collector runs on its own.
-    pub collect_interval: Duration,
-    /// Audits, repair and rebalance.
-    pub health: HealthConfig,
+    /// Who may call the object API.
+    pub auth: ApiAuth,
+}
+
+impl CloudSettings {
+    pub fn from_config(config: &Config) -> Self {
+        let objects = &config.objects;
+        CloudSettings {
+            swarm_ip: objects.swarm_ip,
+            control: ControlConfig::default(),
+            gateway: objects.gateway_config(&config.scoring),
+            auth: objects.auth(),
+        }
+    }
+}
+
+/// The sockets a cloud serves on, bound by its caller (tests bind port 0).
+pub struct CloudListeners {
+    /// The HTTP and UDP tracker.
+    pub tracker: Listeners,
+    /// Where nodes dial in.
+    pub control: TcpListener,
+    /// The object API.
+    pub api: TcpListener,
+}
+
+impl CloudListeners {
+    /// Binds the tracker's addresses the configuration names (for a tracker without objects).
+    pub async fn bind_tracker(config: &Config) -> anyhow::Result<Listeners> {
+        let http = match config.http_addr()? {
+            Some(a) => Some(bind_tcp(a).with_context(|| format!("binding HTTP on {a}"))?),
+            None => None,
+        };
+        let udp = match config.udp_addr()? {
+            Some(a) => Some(
+                bind_udp(a)
+                    .await
+                    .with_context(|| format!("binding UDP on {a}"))?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { http, udp })
+    }
+
+    /// Binds every address the configuration names.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let tracker = Self::bind_tracker(config).await?;
+        let objects = &config.objects;
+        let control = objects.control_addr().map_err(anyhow::Error::msg)?;
+        let api = objects
+            .api_addr()
+            .map_err(anyhow::Error::msg)?
+            .context("objects.api_listen is off")?;
+        Ok(CloudListeners {
+            tracker,
+            control: TcpListener::bind(control)
+                .await
+                .with_context(|| format!("binding the control listener on {control}"))?,
+            api: TcpListener::bind(api)
+                .await
+                .with_context(|| format!("binding the object API on {api}"))?,
+        })
+    }
 }
 
 /// A started cloud gateway.
@@ -39,103 +101,107 @@ pub struct Cloud {
     pub service: Service,
     pub hub: ControlHub,
     pub gateway: Gateway,
-    pub swarm: Swarm,
     pub control_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    session: PeerSession,
+    /// Stops the object API first, then everything else.
+    stop_api: watch::Sender<bool>,
+    api: JoinHandle<()>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
 impl Cloud {
-    /// Starts everything on already-bound listeners. `settings.gateway.tracker_url` is filled in
-    /// from the HTTP tracker's address when empty.
+    /// Starts everything on already-bound listeners.
     pub async fn start(
         config: &Config,
         registry: Registry,
-        listeners: Listeners,
-        control: TcpListener,
+        listeners: CloudListeners,
         mut settings: CloudSettings,
     ) -> anyhow::Result<Self> {
-        let service = Service::start(config, registry.clone(), listeners).await?;
-        let control_addr = control.local_addr()?;
+        let service = Service::start(config, registry.clone(), listeners.tracker).await?;
         if settings.gateway.tracker_url.is_empty() {
             let http = service
                 .http_addr
                 .context("the object path needs the HTTP tracker")?;
             settings.gateway.tracker_url = format!("http://{http}");
         }
+        let control_addr = listeners.control.local_addr()?;
+        let api_addr = listeners.api.local_addr()?;
         let hub = ControlHub::new(
             registry.clone(),
             service.recorder().clone(),
             settings.control,
         );
         let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
         let serving = hub.clone();
         let rx = stop_rx.clone();
-        tasks.push((
+        let control = listeners.control;
+        let mut tasks = vec![(
             "control",
             tokio::spawn(async move { serving.serve(control, stopped(rx)).await }),
-        ));
-
-        let swarm = Swarm::start(&settings.data_dir.join("swarm"), settings.swarm_ip).await?;
-        let master = master_key(&settings.data_dir)?;
-        let self_node = own_node(&registry).await?;
+        )];
+        let data_dir = settings.gateway.data_dir.clone();
+        let session = PeerSession::start(&data_dir.join("swarm"), settings.swarm_ip).await?;
         let gateway = Gateway::new(
             settings.gateway,
-            registry,
+            registry.clone(),
             hub.clone(),
-            swarm.clone(),
-            master,
-            self_node,
+            session.clone(),
+            master_key(&data_dir)?,
+            own_node(&registry).await?,
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let collector = gateway.clone();
-        let interval = settings.collect_interval;
-        let rx = stop_rx.clone();
-        tasks.push((
-            "collector",
-            tokio::spawn(async move { collector.run_collector(interval, stopped(rx)).await }),
-        ));
-        let health = gateway.clone();
-        let cfg = settings.health.clone();
-        let rx = stop_rx.clone();
-        tasks.push((
-            "health",
-            tokio::spawn(async move { health.run_health(cfg, stopped(rx)).await }),
-        ));
-        let auditor = gateway.clone();
-        let cfg = settings.health;
-        tasks.push((
-            "audits",
-            tokio::spawn(async move { auditor.run_audits(cfg, stopped(stop_rx)).await }),
-        ));
+        tasks.extend(gateway.spawn_workers(&stop_rx));
+        let (stop_api, api_rx) = watch::channel(false);
+        let api = tokio::spawn(
+            warp::serve(api::routes(gateway.clone(), settings.auth))
+                .incoming(listeners.api)
+                .graceful(stopped(api_rx))
+                .run(),
+        );
+        tracing::info!(api = %api_addr, control = %control_addr, "object API serving");
         Ok(Cloud {
             service,
             hub,
             gateway,
-            swarm,
             control_addr,
+            api_addr,
+            session,
+            stop_api,
+            api,
             stop,
             tasks,
         })
     }
 
-    /// Stops the workers, the control listener, the swarm session and the tracker, in that order.
+    /// Runs until `shutdown` resolves, then stops in order.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
+        shutdown.await;
+        self.shutdown().await;
+    }
+
+    /// Stops the object API, then the workers and the control listener, the session and the
+    /// tracker, in that order.
     pub async fn shutdown(self) {
+        let _ = self.stop_api.send(true);
+        if let Err(e) = self.api.await {
+            tracing::error!(task = "api", error = %e, "task failed while stopping");
+        }
         let _ = self.stop.send(true);
         for (name, task) in self.tasks {
             if let Err(e) = task.await {
                 tracing::error!(task = name, error = %e, "task failed while stopping");
             }
         }
-        self.swarm.stop().await;
+        self.session.stop().await;
         self.service.shutdown().await;
     }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// The gateway's master key, made on first start and kept in the data folder (mode 0600).
@@ -177,16 +243,19 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// The gateway's own node: registered once, reused after restarts.
-async fn own_node(registry: &Registry) -> anyhow::Result<(NodeId, String)> {
+async fn own_node(registry: &Registry) -> anyhow::Result<OwnNode> {
     let row: Option<(i64, String)> = sqlx::query_as(
         "SELECT id, passkey FROM nodes WHERE name = ? AND revoked_at IS NULL ORDER BY id LIMIT 1",
     )
     .bind(GATEWAY_NODE_NAME)
     .fetch_optional(registry.pool())
     .await?;
-    if let Some(row) = row {
-        return Ok(row);
+    if let Some((id, passkey)) = row {
+        return Ok(OwnNode { id, passkey });
     }
     let new = registry.create_node(GATEWAY_NODE_NAME).await?;
-    Ok((new.node.id, new.passkey))
+    Ok(OwnNode {
+        id: new.node.id,
+        passkey: new.passkey,
+    })
 }

@@ -13,15 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use raidtorrent_tracker::api::{self, ApiAuth};
-use raidtorrent_tracker::cloud::{Cloud, CloudSettings};
-use raidtorrent_tracker::config::Config;
-use raidtorrent_tracker::control::ControlConfig;
-use raidtorrent_tracker::gateway::{BucketPolicy, GatewayConfig, GatewayError};
+use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
+use raidtorrent_tracker::config::{Config, ObjectConfig};
+use raidtorrent_tracker::gateway::{BucketPolicy, GatewayError};
 use raidtorrent_tracker::registry::{NodeId, Registry};
 use raidtorrent_tracker::server::{bind_tcp, Listeners};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// The bucket the printed commands use.
 const DEMO_BUCKET: &str = "demo";
@@ -89,42 +86,31 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
         http_listen: "127.0.0.1:0".into(),
         udp_listen: "off".into(),
         db: dir.join("gateway.db"),
+        objects: ObjectConfig {
+            api_listen: args.api_listen.to_string(),
+            open_api: true,
+            control_listen: "127.0.0.1:0".into(),
+            swarm_ip: "127.0.0.1".parse()?,
+            data_dir: dir.join("gateway"),
+            default_policy: policy_for(args.nodes),
+            ..ObjectConfig::default()
+        },
         ..Config::default()
     };
     config.validate()?;
     let registry = Registry::open(&config.db)
         .await
         .with_context(|| format!("opening {}", config.db.display()))?;
-    let http = bind_tcp("127.0.0.1:0".parse()?)?;
-    let control = TcpListener::bind("127.0.0.1:0").await?;
-    let settings = CloudSettings {
-        data_dir: dir.join("gateway"),
-        swarm_ip: "127.0.0.1".parse()?,
-        control: ControlConfig::default(),
-        gateway: GatewayConfig {
-            data_dir: dir.join("gateway"),
-            tracker_url: String::new(),
-            default_policy: policy_for(args.nodes),
-            max_object_size: 64 << 30,
-            hold_timeout: Duration::from_secs(300),
-            fetch_timeout: Duration::from_secs(120),
-            read_hedge: 1,
-            segment_target: 32 << 20,
-        },
-        collect_interval: Duration::from_secs(60),
-        health: crate::api::HealthSection::default().to_config(&config.scoring),
-    };
-    let cloud = Cloud::start(
-        &config,
-        registry.clone(),
-        Listeners {
-            http: Some(http),
+    let listeners = CloudListeners {
+        tracker: Listeners {
+            http: Some(bind_tcp("127.0.0.1:0".parse()?)?),
             udp: None,
         },
-        control,
-        settings,
-    )
-    .await?;
+        control: TcpListener::bind("127.0.0.1:0").await?,
+        api: api_listener(args.api_listen).await?,
+    };
+    let settings = CloudSettings::from_config(&config);
+    let cloud = Cloud::start(&config, registry.clone(), listeners, settings).await?;
 
     let mut nodes = Vec::with_capacity(args.nodes);
     let started = async {
@@ -144,34 +130,28 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
         return Err(e);
     }
 
-    let listener = match TcpListener::bind(args.api_listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(addr = %args.api_listen, error = %e, "object API port taken; using a free one");
-            TcpListener::bind((args.api_listen.ip(), 0)).await?
-        }
-    };
-    let api_addr = listener.local_addr()?;
     match cloud.gateway.create_bucket(DEMO_BUCKET, None).await {
         Ok(_) | Err(GatewayError::BucketExists(_)) => {}
         Err(e) => bail!("creating the {DEMO_BUCKET} bucket: {e}"),
     }
-    let (stop_api, mut stop_rx) = watch::channel(false);
-    let routes = api::routes(cloud.gateway.clone(), ApiAuth::open());
-    let server = warp::serve(routes).incoming(listener).graceful(async move {
-        let _ = stop_rx.wait_for(|s| *s).await;
-    });
-    let server = tokio::spawn(server.run());
-
-    print_banner(&dir, api_addr, &cloud, &nodes, args.nodes);
+    print_banner(&dir, cloud.api_addr, &cloud, &nodes, args.nodes);
     shutdown.await;
 
     println!("stopping the devnet (data kept in {})", dir.display());
-    let _ = stop_api.send(true);
-    let _ = server.await;
     stop_nodes(&mut nodes).await;
     cloud.shutdown().await;
     Ok(())
+}
+
+/// The object API's listener: the address asked for, else a free port on its IP.
+async fn api_listener(addr: SocketAddr) -> Result<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "object API port taken; using a free one");
+            Ok(TcpListener::bind((addr.ip(), 0)).await?)
+        }
+    }
 }
 
 /// The node binary: the flag, else beside this executable (where cargo builds it), else PATH.

@@ -2,21 +2,23 @@
 //! peers, BEP 7 IPv6, BEP 48 scrape, BEP 15 UDP with BEP 41 URL data) for private swarms
 //! (BEP 27) of registered nodes, which records how every node behaves.
 //!
-//! Layers, bottom up:
-//! - [`protocol`]: wire formats, pure functions;
-//! - [`swarm`]: in-memory swarm state (the hot path);
-//! - [`registry`]: nodes, passkeys and reliability records in SQLite (off the hot path);
-//! - [`tracker`]: access control and interval policy over the two;
-//! - [`server`]: the HTTP and UDP fronts and the service's tasks;
-//! - [`config`]: the TOML configuration;
-//! - [`cloud`]: one running gateway, every part started together and stopped in order;
-//! - [`control`]: the control listener nodes dial (BEP RT-0002): authentication, directives, reports;
-//! - [`gateway`]: the object path: buckets, objects, the write and read pipelines over the swarm;
-//! - [`api`]: the object API over HTTP in front of the gateway (S3-style paths, JSON, API keys);
-//! - [`placement`]: which nodes take which copies of a shard (pure, simulated in tests);
-//! - [`scoring`]: each node's reliability score and tier, with reasons (pure);
-//! - [`audit`]: checking that a node really serves the pieces it holds, over the BitTorrent wire;
-//! - [`repair`]: which shards need copies and which copies move, riskiest first (pure).
+//! Layers, bottom up; a module imports only modules above it in this list (ARCHITECTURE.md at
+//! the top of the workspace has the picture; `tests/integration/architecture.rs` checks it):
+//! - pure cores, no I/O, no clock: [`ids`] (the node-id and info-hash types every layer shares),
+//!   [`protocol`] (tracker wire formats), [`scoring`] (each node's score, tier and reasons),
+//!   [`placement`] (which nodes take which copies of a shard), [`repair`] (which shards need
+//!   copies and which copies move, riskiest first), [`audit`] (the BEP 3 conversation an audit
+//!   speaks, pure, and the probe that speaks it over TCP);
+//! - state and storage: [`swarm`] (in-memory swarms, the hot path), [`registry`] (nodes,
+//!   passkeys and reliability records in SQLite, off the hot path);
+//! - [`control`]: the control listener nodes dial (BEP RT-0002): authentication, directives,
+//!   reports;
+//! - [`gateway`]: the object path (write and read pipelines, metadata, copies, workers) and
+//!   [`api`], its HTTP front;
+//! - [`config`]: the TOML configuration of every part;
+//! - the tracker service: [`tracker`] (access control and interval policy over swarms and
+//!   registry) and [`server`] (the HTTP and UDP fronts);
+//! - [`cloud`]: one running gateway, every part started together and stopped in order.
 //!
 //! ```
 //! use raidtorrent_tracker::protocol::http::AnnounceRequest;
@@ -33,6 +35,7 @@ pub mod cloud;
 pub mod config;
 pub mod control;
 pub mod gateway;
+pub mod ids;
 pub mod placement;
 pub mod protocol;
 pub mod registry;

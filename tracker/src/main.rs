@@ -5,11 +5,10 @@ mod devnet;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use raidtorrent_tracker::api;
-use raidtorrent_tracker::cloud::Cloud;
+use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
 use raidtorrent_tracker::config::{Config, DEFAULT_TOML};
 use raidtorrent_tracker::registry::{unix_now, Registry};
-use raidtorrent_tracker::server::{bind_tcp, bind_udp, Listeners, Service};
+use raidtorrent_tracker::server::Service;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -169,61 +168,26 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let registry = Registry::open(&config.db)
         .await
         .with_context(|| format!("opening {}", config.db.display()))?;
-    let http = match config.http_addr()? {
-        Some(a) => Some(bind_tcp(a).with_context(|| format!("binding HTTP on {a}"))?),
-        None => None,
-    };
-    let udp = match config.udp_addr()? {
-        Some(a) => Some(
-            bind_udp(a)
-                .await
-                .with_context(|| format!("binding UDP on {a}"))?,
-        ),
-        None => None,
-    };
-    let listeners = Listeners { http, udp };
-    match config.objects.api_addr().map_err(anyhow::Error::msg)? {
-        None => {
-            let service = Service::start(&config, registry, listeners).await?;
-            service.run_until(shutdown_signal()).await;
-        }
-        Some(api) => serve_objects(&config, registry, listeners, api).await?,
+    if config
+        .objects
+        .api_addr()
+        .map_err(anyhow::Error::msg)?
+        .is_none()
+    {
+        let listeners = CloudListeners::bind_tracker(&config).await?;
+        let service = Service::start(&config, registry, listeners).await?;
+        service.run_until(shutdown_signal()).await;
+        return Ok(());
     }
-    Ok(())
-}
-
-/// The tracker with the object service: control listener, object path and object API.
-async fn serve_objects(
-    config: &Config,
-    registry: Registry,
-    listeners: Listeners,
-    api: std::net::SocketAddr,
-) -> Result<()> {
-    let objects = &config.objects;
-    let control = objects.control_addr().map_err(anyhow::Error::msg)?;
-    let control = bind_tcp(control).with_context(|| format!("binding control on {control}"))?;
-    let api_listener = bind_tcp(api).with_context(|| format!("binding the object API on {api}"))?;
+    let listeners = CloudListeners::bind(&config).await?;
     let cloud = Cloud::start(
-        config,
+        &config,
         registry,
         listeners,
-        control,
-        objects.cloud_settings(&config.scoring),
+        CloudSettings::from_config(&config),
     )
     .await?;
-    let api = api_listener.local_addr()?;
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let server = warp::serve(api::routes(cloud.gateway.clone(), objects.auth()))
-        .incoming(api_listener)
-        .graceful(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        });
-    let server = tokio::spawn(server.run());
-    tracing::info!(%api, control = %cloud.control_addr, "object API serving");
-    shutdown_signal().await;
-    let _ = stop.send(true);
-    let _ = server.await;
-    cloud.shutdown().await;
+    cloud.run_until(shutdown_signal()).await;
     Ok(())
 }
 

@@ -25,7 +25,7 @@ pub fn quick_health(audit_interval: Duration) -> impl FnOnce(&mut CloudSettings)
     move |s: &mut CloudSettings| {
         s.gateway.hold_timeout = Duration::from_secs(30);
         s.gateway.fetch_timeout = Duration::from_secs(30);
-        s.health = HealthConfig {
+        s.gateway.health = HealthConfig {
             interval: Duration::from_millis(200),
             plan: PlanConfig {
                 grace_secs: 3,

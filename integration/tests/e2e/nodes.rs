@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use raidtorrent_codec::InfoHash;
 use raidtorrent_tracker::gateway::{Body, BucketPolicy, Gateway};
 use raidtorrent_tracker::registry::NodeId;
 
@@ -17,31 +18,28 @@ async fn read(gw: &Gateway, bucket: &str, key: &str) -> anyhow::Result<Vec<u8>> 
     Ok(out)
 }
 
-/// Shard index → info-hash (hex) and the nodes holding it, for one object.
+/// Shard index → info-hash and the nodes holding it, for one object.
 async fn placement(
     gw: &Gateway,
     bucket: &str,
     key: &str,
-) -> BTreeMap<usize, (String, BTreeSet<NodeId>)> {
+) -> BTreeMap<usize, (InfoHash, BTreeSet<NodeId>)> {
     let row = gw.meta().object(bucket, key).await.unwrap();
     let mut out = BTreeMap::new();
     for s in gw.meta().shards_of(row.id).await.unwrap() {
         let holders = gw.meta().holders(&s.info_hash).await.unwrap();
-        out.insert(
-            s.idx as usize,
-            (s.info_hash.clone(), holders.into_iter().collect()),
-        );
+        out.insert(s.idx as usize, (s.info_hash, holders.into_iter().collect()));
     }
     out
 }
 
 /// Whether the node's latest report (over its current control connection) lists `info_hash` held.
-fn reports_held(t: &TestCloud, node: NodeId, info_hash: &str) -> bool {
+fn reports_held(t: &TestCloud, node: NodeId, info_hash: &InfoHash) -> bool {
     t.cloud
         .hub
         .node(node)
         .and_then(|c| c.report)
-        .is_some_and(|r| r.held.iter().any(|ih| ih.to_hex() == info_hash))
+        .is_some_and(|r| r.held.contains(info_hash))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -22,8 +22,6 @@
 //! that breaks off mid-upload fails the PUT (400) and nothing becomes visible; a read that fails
 //! mid-download cuts the response short of its `Content-Length`, never completing it.
 
-mod config;
-mod health_section;
 mod parse;
 mod respond;
 
@@ -40,8 +38,6 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::gateway::{BucketPolicy, Gateway, GatewayError};
-pub use config::ObjectConfig;
-pub use health_section::HealthSection;
 use parse::{RangeAnswer, Target};
 
 /// Largest bucket policy body accepted.

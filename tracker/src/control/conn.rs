@@ -8,7 +8,6 @@
 
 use super::wire::{self, Reader, WireError};
 use super::{Command, ConnectedNode, ControlHub, Evict, Outcome, Registration, PRE_AUTH_MAX_FRAME};
-use crate::protocol::InfoHash as TrackerInfoHash;
 use crate::registry::control_records::NodePasskey;
 use crate::registry::records::Observation;
 use crate::registry::{unix_now, NodeId};
@@ -358,7 +357,7 @@ impl Authenticated {
         let ka = hub.inner.config.keepalive_interval_secs;
         hub.inner.recorder.observe(Observation {
             node: self.session.node,
-            info_hash: TrackerInfoHash(CONTROL_INFO_HASH),
+            info_hash: InfoHash(CONTROL_INFO_HASH),
             addr: self.session.data_addr,
             at: unix_now(),
             seeding: true,

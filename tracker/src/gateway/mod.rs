@@ -1,72 +1,70 @@
 //! The gateway's object path ("cloud car"): what turns a client's PUT into encrypted shards held by
-//! volunteer nodes, and a GET back into bytes.
+//! volunteer nodes, and a GET back into bytes; and the workers that keep them there.
 //!
-//! - [`api_types`]: the operations' types and errors (the HTTP front maps them to statuses);
-//! - [`meta`]: buckets, objects, shards and holdings in SQLite;
-//! - `swarm`: the gateway's own librqbit session, which seeds freshly encoded shards to the nodes
-//!   that will hold them and fetches shards back for reads;
-//! - `write` / `read`: the pipelines;
-//! - `health` (with `repair_exec`): the worker that scores nodes and repairs, rebalances and trims
-//!   copies; `audits`: the worker that checks copies over the BitTorrent wire.
+//! - [`model`], [`error`]: buckets, objects, policies and errors as clients see them;
+//! - [`config`]: the object path's settings and their defaults;
+//! - [`meta`]: buckets, objects, shards and copies in SQLite;
+//! - `nodes`: one snapshot of the nodes an operation may use; scores, back-off and load;
+//! - `local` (with `session` and `leases`): the gateway's own BitTorrent peer;
+//! - `staging`: a staging folder's life; `copies`: a copy's life on a node (hold and drop);
+//! - `rounds`, `fetch_plan`: pure state machines of the upload's placement rounds and of which
+//!   shards a read fetches next;
+//! - `write`, `read` (with `fetch`): the pipelines;
+//! - [`worker`]: the worker abstraction; `collect`, `health` (with `repair_exec`) and `audits`:
+//!   the orphan collector, the health worker that repairs, rebalances and trims, and the audit
+//!   worker.
 //!
 //! Small objects (up to the bucket's `inline_max`) skip the swarm and live in the metadata store, as
 //! k + m tiny torrents would cost more than they protect.
 
-pub mod api_types;
 mod audits;
 mod collect;
+pub mod config;
+mod copies;
+pub mod error;
+mod fetch;
+mod fetch_plan;
 mod health;
+mod leases;
+mod local;
 pub mod meta;
-mod meta_health;
-#[cfg(test)]
-mod meta_tests;
+pub mod model;
+mod nodes;
 mod read;
 mod repair_exec;
-mod swarm;
+mod rounds;
+mod session;
+mod staging;
+pub mod worker;
 mod write;
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use raidtorrent_codec::MasterKey;
+use raidtorrent_codec::{InfoHash, MasterKey};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-pub use api_types::{
-    check_bucket_name, check_key, Body, Bucket, BucketPolicy, GatewayError, Listing, ObjectInfo,
-};
-pub use health::{HealthConfig, HealthStatus, WorkerState};
+pub use config::{GatewayConfig, HealthConfig};
+pub use error::GatewayError;
+pub use health::HealthStatus;
+pub use local::OwnNode;
 pub use meta::Meta;
-pub use meta_health::AuditCandidate;
-pub use swarm::Swarm;
+pub use model::{check_bucket_name, check_key, Body, Bucket, BucketPolicy, Listing, ObjectInfo};
+pub use session::PeerSession;
+pub use worker::{WorkerState, WorkerStatus};
 
 use crate::control::ControlHub;
 use crate::registry::{unix_now, NodeId, Registry};
-
-/// Settings of the object path.
-#[derive(Debug, Clone)]
-pub struct GatewayConfig {
-    /// Where staged shards and read caches live.
-    pub data_dir: PathBuf,
-    /// The tracker's announce base URL as nodes reach it, e.g. `http://127.0.0.1:7070`.
-    pub tracker_url: String,
-    /// Policy of buckets created without one.
-    pub default_policy: BucketPolicy,
-    /// Largest object accepted.
-    pub max_object_size: u64,
-    /// How long a node may take to fetch and confirm a shard.
-    pub hold_timeout: Duration,
-    /// How long a read may wait for a shard.
-    pub fetch_timeout: Duration,
-    /// Extra shards a read starts beyond k, to not wait on the slowest node.
-    pub read_hedge: usize,
-    /// Target plaintext bytes per segment.
-    pub segment_target: u64,
-}
+use crate::scoring::Score;
+use local::{Announce, LocalPeer};
+use meta::{NewObject, StoredBody};
+use nodes::Nodes;
+use worker::WorkerHandle;
 
 /// The object path; cheap to clone.
 #[derive(Clone)]
@@ -77,52 +75,36 @@ pub struct Gateway {
 struct Inner {
     config: GatewayConfig,
     meta: Meta,
-    hub: ControlHub,
-    swarm: Swarm,
     master: MasterKey,
-    /// The gateway's own node id and passkey: its seeder announces like any node.
-    self_node: (NodeId, String),
-    /// Shards fetched for reads, shared by concurrent reads.
-    leases: read::Leases,
-    /// Wakes the orphan collector early.
-    collector: Arc<tokio::sync::Notify>,
-    /// Node registry and reliability records.
-    registry: Registry,
-    /// Scores as of the health worker's latest pass; placement and reads go by them.
-    scores: RwLock<Arc<HashMap<NodeId, crate::scoring::Score>>>,
-    /// The health worker's status, and its wake-up.
-    health: tokio::sync::watch::Sender<HealthStatus>,
-    health_wake: tokio::sync::Notify,
-    /// Nodes whose repair directives failed lately.
-    backoff: Mutex<health::Backoff>,
-    /// Transfers in flight per node (repair targets), so plans spread them.
-    load: Mutex<HashMap<NodeId, u32>>,
+    nodes: Arc<Nodes>,
+    copies: copies::Copies,
+    local: LocalPeer,
+    workers: Workers,
+    /// What the health worker found and did.
+    findings: watch::Sender<HealthStatus>,
     /// Copies a read found suspicious, audited first.
-    suspects: Mutex<Vec<(NodeId, String)>>,
-    audit_wake: tokio::sync::Notify,
+    suspects: Mutex<Vec<(NodeId, InfoHash)>>,
+}
+
+/// The handles of the background workers.
+struct Workers {
+    collector: WorkerHandle,
+    health: WorkerHandle,
+    audits: WorkerHandle,
 }
 
 impl Gateway {
     /// Sets up the object path over an open registry (whose database also holds the object
-    /// metadata), a running control hub and a started swarm session.
+    /// metadata), a running control hub and a started session. `config.tracker_url` must be set.
     pub async fn new(
         config: GatewayConfig,
         registry: Registry,
         hub: ControlHub,
-        swarm: Swarm,
+        session: PeerSession,
         master: MasterKey,
-        self_node: (NodeId, String),
+        own: OwnNode,
     ) -> Result<Self, GatewayError> {
-        // Staged uploads and rebuilds, and shards fetched for reads, do not outlive a run: the
-        // swarm session starts empty, so whatever a stop cut short is only disk space now.
-        for leftover in ["staging", "reads"] {
-            let dir = config.data_dir.join(leftover);
-            match tokio::fs::remove_dir_all(&dir).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "leftovers not removed"),
-            }
-        }
+        staging::wipe_leftovers(&config.data_dir).await;
         let meta = Meta::new(registry.pool().clone());
         let abandoned = meta.abandon_pending().await?;
         if abandoned > 0 {
@@ -131,52 +113,113 @@ impl Gateway {
                 "shards of uploads cut short by a restart will be collected"
             );
         }
+        let announce = Announce::new(&config.tracker_url);
+        let nodes = Arc::new(Nodes::new(hub, registry, own.id, &config.health));
+        let copies = copies::Copies::new(
+            nodes.clone(),
+            meta.clone(),
+            announce.clone(),
+            config.hold_timeout,
+            config.drop_timeout,
+        );
+        let local = LocalPeer {
+            session,
+            own: Arc::new(own),
+            announce,
+            leases: Arc::default(),
+        };
+        let workers = Workers {
+            collector: WorkerHandle::new("collector"),
+            health: WorkerHandle::new("health"),
+            audits: WorkerHandle::new("audits"),
+        };
         Ok(Gateway {
             inner: Arc::new(Inner {
                 config,
                 meta,
-                hub,
-                swarm,
                 master,
-                self_node,
-                leases: read::Leases::default(),
-                collector: Arc::new(tokio::sync::Notify::new()),
-                registry,
-                scores: RwLock::new(Arc::new(HashMap::new())),
-                health: tokio::sync::watch::channel(HealthStatus::default()).0,
-                health_wake: tokio::sync::Notify::new(),
-                backoff: Mutex::new(health::Backoff::default()),
-                load: Mutex::new(HashMap::new()),
+                nodes,
+                copies,
+                local,
+                workers,
+                findings: watch::channel(HealthStatus::default()).0,
                 suspects: Mutex::new(Vec::new()),
-                audit_wake: tokio::sync::Notify::new(),
             }),
         })
     }
 
-    /// The announce URL a node with `passkey` uses (BEP 27 private swarm, passkey in the path).
-    fn announce_url(&self, passkey: &str) -> String {
-        format!(
-            "{}/announce/{passkey}",
-            self.inner.config.tracker_url.trim_end_matches('/')
-        )
-    }
-
-    fn wake_collector(&self) {
-        self.inner.collector.notify_one();
-    }
-
-    /// Drops orphan shards (of deleted or replaced objects, and of failed uploads) from the nodes
-    /// that hold them, until `shutdown` resolves.
-    pub async fn run_collector(
+    /// Starts the collector, health and audit workers; each stops once `stop` turns true.
+    pub fn spawn_workers(
         &self,
-        interval: Duration,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) {
-        collect::run(self, interval, shutdown).await
+        stop: &watch::Receiver<bool>,
+    ) -> Vec<(&'static str, JoinHandle<()>)> {
+        let until = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let cfg = &self.inner.config;
+        let w = &self.inner.workers;
+        let collector = collect::Collector {
+            gw: self.clone(),
+            interval: cfg.collect_interval,
+        };
+        let health = health::HealthWorker {
+            gw: self.clone(),
+            cfg: cfg.health.clone(),
+            seen: nodes::Seen::new(),
+        };
+        let audits = audits::Auditor {
+            gw: self.clone(),
+            cfg: cfg.health.clone(),
+            round: 0,
+        };
+        vec![
+            (
+                "collector",
+                tokio::spawn(worker::run(
+                    collector,
+                    w.collector.clone(),
+                    until(stop.clone()),
+                )),
+            ),
+            (
+                "health",
+                tokio::spawn(worker::run(health, w.health.clone(), until(stop.clone()))),
+            ),
+            (
+                "audits",
+                tokio::spawn(worker::run(audits, w.audits.clone(), until(stop.clone()))),
+            ),
+        ]
     }
 
     pub fn meta(&self) -> &Meta {
         &self.inner.meta
+    }
+
+    /// What the health worker is doing and found last, with every worker's status.
+    pub fn health_status(&self) -> HealthStatus {
+        let w = &self.inner.workers;
+        let health = w.health.status();
+        HealthStatus {
+            state: health.state,
+            last_error: health.last_error.clone(),
+            workers: vec![w.collector.status(), health, w.audits.status()],
+            ..self.inner.findings.borrow().clone()
+        }
+    }
+
+    /// Scores of the nodes as of the health worker's latest pass (empty before the first).
+    pub fn scores(&self) -> Arc<HashMap<NodeId, Score>> {
+        self.inner.nodes.scores()
+    }
+
+    /// Wakes the health worker now (a copy failed an audit, a node left).
+    pub fn wake_health(&self) {
+        self.inner.workers.health.wake();
+    }
+
+    fn wake_collector(&self) {
+        self.inner.workers.collector.wake();
     }
 
     pub async fn create_bucket(
@@ -221,24 +264,23 @@ impl Gateway {
             .read_to_end(&mut head)
             .await
             .map_err(GatewayError::Upload)?;
-        if head.len() as u64 <= limit {
-            let sha: [u8; 32] = Sha256::digest(&head).into();
-            return self
-                .inner
-                .meta
-                .commit_object(
-                    bucket,
-                    key,
-                    head.len() as u64,
-                    &sha,
-                    Some(&head),
-                    None,
-                    &[],
-                    unix_now(),
-                )
-                .await;
+        if head.len() as u64 > limit {
+            let source = write::Source {
+                head,
+                body,
+                size_hint,
+            };
+            return write::put_swarm(self, &b, key, source).await;
         }
-        write::put_swarm(self, &b, key, head, body, size_hint).await
+        let sha: [u8; 32] = Sha256::digest(&head).into();
+        let object = NewObject {
+            bucket,
+            key,
+            size: head.len() as u64,
+            sha256: &sha,
+            body: StoredBody::Inline(&head),
+        };
+        self.inner.meta.commit_object(&object, unix_now()).await
     }
 
     pub async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, GatewayError> {

@@ -3,176 +3,85 @@
 //! copies dropped. A new copy counts only once its node confirms it; a drop happens only after the
 //! copies that make it safe are confirmed, and is checked again just before it is sent.
 
-use std::collections::HashMap;
-use std::io::BufWriter;
 use std::net::SocketAddr;
-use std::time::Instant;
 
-use raidtorrent_codec::{rebuild, InfoHash, Manifest, RebuildTarget, ShardInfo, ShardInput};
-use raidtorrent_proto::{Hold, MetainfoSource};
-use tokio::task::JoinSet;
+use raidtorrent_codec::{rebuild, RebuildTarget, ShardInfo};
 
-use super::health::HealthConfig;
+use super::copies::HoldJob;
+use super::fetch::{Fetched, ObjectShards};
+use super::nodes::Reported;
+use super::staging::Staging;
 use super::{Gateway, GatewayError};
-use crate::control::Outcome;
-use crate::registry::{unix_now, NodeId};
+use crate::registry::NodeId;
 use crate::repair::{Action, ShardRef, Task, Why};
 use crate::scoring::TransferKind;
 
 impl Gateway {
     /// Runs one task; returns the bytes of new copies confirmed.
-    pub(super) async fn run_task(&self, cfg: &HealthConfig, task: Task) -> Result<u64, String> {
+    pub(super) async fn run_task(&self, task: Task) -> Result<u64, String> {
         let what = format!("{:?} of object {}", task.why, task.object);
         let result = match task.action {
             Action::Copy {
                 shard,
                 sources,
                 targets,
-            } => {
-                let peers = self.data_addrs(&sources);
-                if peers.is_empty() {
-                    return Err(format!("{what}: no source is connected any more"));
-                }
-                self.swarm_repair(cfg, &shard, peers, &targets).await
-            }
-            Action::Rebuild { shards, .. } => self.rebuild_shards(cfg, task.object, &shards).await,
+            } => self.swarm_repair(&shard, &sources, &targets).await,
+            Action::Rebuild { shards, .. } => self.rebuild_shards(task.object, &shards).await,
             Action::Drop { shard, node } => self.drop_copy(task.why, &shard, node).await,
         };
         result.map_err(|e| format!("{what}: {e}"))
     }
 
-    fn data_addrs(&self, nodes: &[NodeId]) -> Vec<SocketAddr> {
-        let connected: HashMap<NodeId, SocketAddr> = self
-            .inner
-            .hub
-            .connected()
-            .into_iter()
-            .filter_map(|c| Some((c.node, c.data_addr?)))
-            .collect();
-        nodes
-            .iter()
-            .filter_map(|n| connected.get(n).copied())
-            .collect()
-    }
-
-    /// Tells each target to hold the shard, fetching it from `peers`, and records each outcome
-    /// against its node; returns the targets that confirmed. The caller records their copies.
-    async fn copy_to(
+    /// Copies a shard to `targets` from its surviving copies on `sources`.
+    async fn swarm_repair(
         &self,
-        cfg: &HealthConfig,
         shard: &ShardRef,
-        peers: Vec<SocketAddr>,
+        sources: &[NodeId],
         targets: &[NodeId],
-    ) -> Result<(Vec<NodeId>, Vec<String>), GatewayError> {
-        let inner = &self.inner;
-        let row = inner
+    ) -> Result<u64, GatewayError> {
+        let peers = self.inner.nodes.snapshot().data_addrs(sources);
+        if peers.is_empty() {
+            return Err(GatewayError::Unavailable(
+                "no source is connected any more".into(),
+            ));
+        }
+        let row = self
+            .inner
             .meta
             .live_shard(&shard.info_hash)
             .await?
             .ok_or_else(|| {
                 GatewayError::NoSuchKey(format!("shard {} is no longer stored", shard.info_hash))
             })?;
-        let info = row.shard_info()?;
-        // Everything that can fail before a directive leaves goes first: once one is sent, the
-        // answers are awaited to the end, so no copy is made on a node without being recorded.
-        let mut directives = Vec::with_capacity(targets.len());
-        for &node in targets {
-            let passkey = inner.meta.passkey(node).await?;
-            directives.push((
-                node,
-                Hold {
-                    ih: info.info_hash(),
-                    source: MetainfoSource::Torrent(
-                        info.to_torrent(&[vec![self.announce_url(&passkey)]]),
-                    ),
-                    peers: peers.clone(),
-                },
-            ));
-        }
-        let mut holds = JoinSet::new();
-        for (node, hold) in directives {
-            let hub = inner.hub.clone();
-            let timeout = inner.config.hold_timeout;
-            self.add_load(node, 1);
-            holds.spawn(async move {
-                let started = Instant::now();
-                let outcome = hub.hold_with(node, hold, timeout).await;
-                (node, outcome, started.elapsed())
-            });
-        }
-        let mut confirmed = Vec::new();
-        let mut failures = Vec::new();
-        while let Some(joined) = holds.join_next().await {
-            let Ok((node, outcome, took)) = joined else {
-                failures.push("a hold task failed".to_owned());
-                continue;
-            };
-            self.add_load(node, -1);
-            let ok = matches!(outcome, Ok(Outcome::Acked));
-            self.record_transfer(
-                node,
-                TransferKind::Repair,
-                &shard.info_hash,
-                ok,
-                shard.length,
-                took,
-            )
-            .await;
-            let mut backoff = inner.backoff.lock().expect("backoff lock");
-            if ok {
-                backoff.succeeded(node);
-                confirmed.push(node);
-            } else {
-                backoff.failed(node, cfg);
-                failures.push(format!("node {node}: {outcome:?}"));
-            }
-        }
-        Ok((confirmed, failures))
+        self.copy_to(&row.shard_info()?, &peers, targets, async {})
+            .await
     }
 
-    /// Records confirmed copies. A copy that cannot be recorded (its object was deleted meanwhile)
-    /// is dropped from its node again rather than left there untracked.
-    async fn record_copies(&self, shard: &ShardRef, nodes: &[NodeId]) -> Result<u64, GatewayError> {
-        let inner = &self.inner;
-        let mut bytes = 0;
-        for &node in nodes {
-            let live = inner.meta.live_shard(&shard.info_hash).await?.is_some();
-            let recorded = if live {
-                inner
-                    .meta
-                    .add_holding(&shard.info_hash, node, unix_now())
-                    .await
-            } else {
-                Err(GatewayError::NoSuchKey(shard.info_hash.clone()))
-            };
-            match recorded {
-                Ok(()) => bytes += shard.length,
-                Err(e) => {
-                    tracing::info!(node, info_hash = shard.info_hash, error = %e, "copy not recorded; dropping it");
-                    if let Some(ih) = InfoHash::from_hex(&shard.info_hash) {
-                        let _ = inner
-                            .hub
-                            .drop_shard(node, ih, inner.config.hold_timeout)
-                            .await;
-                    }
-                }
-            }
-        }
-        Ok(bytes)
-    }
-
-    /// Copies a shard to `targets` from its surviving copies and records the new copies.
-    async fn swarm_repair(
+    /// Holds a shard on `targets`, fetched from `peers`; `before_recording` runs once every
+    /// answer is in. Returns the bytes of the copies confirmed, or every failure.
+    async fn copy_to(
         &self,
-        cfg: &HealthConfig,
-        shard: &ShardRef,
-        peers: Vec<SocketAddr>,
+        info: &ShardInfo,
+        peers: &[SocketAddr],
         targets: &[NodeId],
+        before_recording: impl std::future::Future<Output = ()>,
     ) -> Result<u64, GatewayError> {
-        let (confirmed, failures) = self.copy_to(cfg, shard, peers, targets).await?;
-        let bytes = self.record_copies(shard, &confirmed).await?;
+        let jobs = targets
+            .iter()
+            .map(|&node| HoldJob {
+                shard: info.clone(),
+                node,
+            })
+            .collect();
+        let held = self
+            .inner
+            .copies
+            .hold_then(jobs, peers, TransferKind::Repair, before_recording)
+            .await?;
+        let confirmed = held.iter().filter(|h| h.outcome.is_ok()).count() as u64;
+        let failures: Vec<String> = held.into_iter().filter_map(|h| h.outcome.err()).collect();
         if failures.is_empty() {
-            Ok(bytes)
+            Ok(confirmed * info.length)
         } else {
             Err(GatewayError::InsufficientNodes(failures.join("; ")))
         }
@@ -182,129 +91,81 @@ impl Gateway {
     /// gateway's session, and gives each its targets.
     async fn rebuild_shards(
         &self,
-        cfg: &HealthConfig,
         object: i64,
         shards: &[(ShardRef, Vec<NodeId>)],
     ) -> Result<u64, GatewayError> {
-        let inner = &self.inner;
-        let row = inner.meta.object_by_id(object).await?;
-        let manifest_bytes = row
-            .manifest
-            .as_deref()
-            .ok_or_else(|| GatewayError::Internal(format!("object {object} has no manifest")))?;
-        let manifest = Manifest::parse(manifest_bytes)
-            .map_err(|e| GatewayError::Internal(format!("stored manifest: {e}")))?;
-        let rows = inner.meta.shards_of(object).await?;
-        let mut infos: Vec<Option<ShardInfo>> = vec![None; manifest.shards.len()];
-        for r in &rows {
-            if let Some(slot) = infos.get_mut(r.idx as usize) {
-                *slot = Some(r.shard_info()?);
-            }
-        }
+        let meta = &self.inner.meta;
+        let stored = ObjectShards::load(meta, &meta.object_by_id(object).await?).await?;
         let lost: Vec<usize> = shards.iter().map(|(s, _)| s.idx as usize).collect();
-        let fetched = self.fetch_k_except(&manifest, &infos, &lost).await?;
-        let dir = inner
-            .config
-            .data_dir
-            .join("staging")
-            .join(ShardInfo::random_name());
-        let result = async {
-            tokio::fs::create_dir_all(&dir)
-                .await
-                .map_err(|e| GatewayError::Internal(format!("staging folder: {e}")))?;
-            let targets_info: Vec<ShardInfo> = lost
-                .iter()
-                .map(|&i| {
-                    infos[i]
-                        .clone()
-                        .ok_or_else(|| GatewayError::Internal(format!("shard {i} unknown")))
-                })
-                .collect::<Result<_, _>>()?;
-            let paths: HashMap<usize, std::path::PathBuf> = fetched.clone();
-            let out_dir = dir.clone();
-            let all_infos = infos.clone();
-            let rebuilt_infos = targets_info.clone();
-            let lost_idx = lost.clone();
-            tokio::task::spawn_blocking(move || -> Result<(), GatewayError> {
-                let inputs = (0..manifest.shards.len())
-                    .map(|i| {
-                        let path = paths.get(&i)?;
-                        let file = std::fs::File::open(path).ok()?;
-                        Some(ShardInput {
-                            info: all_infos[i].as_ref()?,
-                            reader: file,
-                        })
-                    })
-                    .collect();
-                let targets: Vec<RebuildTarget> = lost_idx
-                    .iter()
-                    .zip(&rebuilt_infos)
-                    .map(|(&index, info)| RebuildTarget { index, info })
-                    .collect();
-                let mut outs = rebuilt_infos
-                    .iter()
-                    .map(|info| std::fs::File::create(out_dir.join(&info.name)).map(BufWriter::new))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| GatewayError::Internal(format!("staging file: {e}")))?;
-                rebuild(&manifest, inputs, &targets, &mut outs)
-                    .map_err(|e| GatewayError::Internal(format!("rebuild: {e}")))?;
-                for o in outs {
-                    o.into_inner()
-                        .map_err(|e| GatewayError::Internal(format!("staging file: {e}")))?;
-                }
-                Ok(())
+        let rebuilt = lost
+            .iter()
+            .map(|&i| {
+                let info = stored.infos.get(i).cloned().flatten();
+                info.ok_or_else(|| GatewayError::Internal(format!("shard {i} unknown")))
             })
-            .await
-            .map_err(|e| GatewayError::Internal(format!("rebuild task: {e}")))??;
-            let mut confirmed = 0;
-            let mut failures = Vec::new();
-            for ((shard, targets), info) in shards.iter().zip(&targets_info) {
-                let torrent = info.to_torrent(&[vec![self.announce_url(&inner.self_node.1)]]);
-                inner
-                    .swarm
-                    .seed(&dir, torrent, inner.config.hold_timeout)
-                    .await
-                    .map_err(|e| {
-                        GatewayError::Internal(format!("seeding a rebuilt shard: {e:#}"))
-                    })?;
-                let copied = self
-                    .copy_to(cfg, shard, vec![inner.swarm.data_addr()], targets)
-                    .await;
-                // The gateway stops seeding before the copies count, so a read of this shard
-                // never finds it in the session under the staging folder.
-                inner.swarm.forget(info.info_hash(), true).await;
-                match copied {
-                    Ok((nodes, failed)) => {
-                        confirmed += self.record_copies(shard, &nodes).await?;
-                        failures.extend(failed);
-                    }
-                    Err(e) => failures.push(e.to_string()),
-                }
-            }
-            if failures.is_empty() {
-                Ok(confirmed)
-            } else {
-                Err(GatewayError::InsufficientNodes(failures.join("; ")))
-            }
+            .collect::<Result<Vec<ShardInfo>, _>>()?;
+        let fetched = self.fetch_k(&stored, &lost).await?;
+        let result = async {
+            let local = &self.inner.local;
+            let mut staging = Staging::create(&self.inner.config.data_dir, local).await?;
+            let placed = self
+                .rebuild_and_place(&mut staging, stored, &fetched, shards, &rebuilt)
+                .await;
+            staging.finish().await;
+            placed
         }
         .await;
-        for info in infos
+        fetched.release(self).await;
+        result
+    }
+
+    async fn rebuild_and_place(
+        &self,
+        staging: &mut Staging,
+        stored: ObjectShards,
+        fetched: &Fetched,
+        shards: &[(ShardRef, Vec<NodeId>)],
+        rebuilt: &[ShardInfo],
+    ) -> Result<u64, GatewayError> {
+        let paths = fetched.paths.clone();
+        let targets: Vec<(usize, ShardInfo)> = shards
             .iter()
-            .enumerate()
-            .filter(|(i, _)| lost.contains(i))
-            .filter_map(|(_, i)| i.as_ref())
-        {
-            inner.swarm.forget(info.info_hash(), true).await;
-        }
-        for (i, _) in fetched {
-            if let Some(info) = &infos[i] {
-                inner.leases.release(&inner.swarm, info.info_hash()).await;
+            .map(|(s, _)| s.idx as usize)
+            .zip(rebuilt.iter().cloned())
+            .collect();
+        let names = rebuilt.iter().map(|i| i.name.clone()).collect();
+        staging
+            .write(names, move |outs| {
+                let targets: Vec<RebuildTarget> = targets
+                    .iter()
+                    .map(|(index, info)| RebuildTarget {
+                        index: *index,
+                        info,
+                    })
+                    .collect();
+                rebuild(&stored.manifest, stored.inputs(&paths), &targets, outs)
+                    .map(|_| ())
+                    .map_err(|e| GatewayError::Internal(format!("rebuild: {e}")))
+            })
+            .await?;
+        let mut bytes = 0;
+        let mut failures = Vec::new();
+        let source = [self.inner.local.data_addr()];
+        for ((_, targets), info) in shards.iter().zip(rebuilt) {
+            staging.seed(info, self.inner.config.hold_timeout).await?;
+            // The gateway stops seeding before the copies count, so a read of this shard never
+            // finds it in the session under the staging folder.
+            let unseed = staging.unseed(info.info_hash());
+            match self.copy_to(info, &source, targets, unseed).await {
+                Ok(b) => bytes += b,
+                Err(e) => failures.push(e.to_string()),
             }
         }
-        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
-            tracing::debug!(dir = %dir.display(), error = %e, "rebuild staging not removed");
+        if failures.is_empty() {
+            Ok(bytes)
+        } else {
+            Err(GatewayError::InsufficientNodes(failures.join("; ")))
         }
-        result
     }
 
     /// Drops one copy, checking first that what made it safe still holds.
@@ -314,79 +175,32 @@ impl Gateway {
         shard: &ShardRef,
         node: NodeId,
     ) -> Result<u64, GatewayError> {
-        let inner = &self.inner;
         if why == Why::Surplus {
-            // The plan saw more live copies than wanted; make sure enough are still connected.
-            // Count only copies that are recorded, not failed, and that their connected nodes
-            // report holding right now.
-            let holders = inner.meta.holders(&shard.info_hash).await?;
-            let failed = inner.meta.failed_copies(&shard.info_hash).await?;
-            let reported = self.reported_sets();
-            let others: Vec<NodeId> = holders
-                .into_iter()
-                .filter(|h| *h != node && !failed.contains(h))
-                .filter(|h| {
-                    matches!(reported.get(h), Some(Some(held)) if held.contains(&shard.info_hash))
-                })
-                .collect();
-            let connected = self.data_addrs(&others).len();
-            let want = inner.meta.copies_wanted(&shard.info_hash).await?;
-            if connected < want {
-                return Err(GatewayError::Unavailable(format!(
-                    "only {connected} other copies are connected now; keeping this one"
-                )));
-            }
+            self.check_surplus(shard, node).await?;
         }
-        let ih = InfoHash::from_hex(&shard.info_hash)
-            .ok_or_else(|| GatewayError::Internal(format!("bad info-hash {}", shard.info_hash)))?;
-        match inner
-            .hub
-            .drop_shard(node, ih, inner.config.hold_timeout)
-            .await
-        {
-            Ok(Outcome::Acked) => {
-                inner.meta.remove_holding(&shard.info_hash, node).await?;
-                Ok(0)
-            }
-            Ok(Outcome::Refused { code, reason }) => Err(GatewayError::Unavailable(format!(
-                "node {node} refused the drop: {code:?} {reason}"
-            ))),
-            Err(e) => Err(GatewayError::Unavailable(e.to_string())),
-        }
+        self.inner.copies.drop(node, &shard.info_hash).await?;
+        Ok(0)
     }
 
-    /// Counts a transfer in flight to or from `node` (negative to finish it).
-    pub(super) fn add_load(&self, node: NodeId, delta: i32) {
-        let mut load = self.inner.load.lock().expect("load lock");
-        let l = load.entry(node).or_default();
-        *l = l.saturating_add_signed(delta);
-    }
-
-    /// Adds a transfer outcome to the node's record; a failure to record is logged, not fatal.
-    pub(super) async fn record_transfer(
-        &self,
-        node: NodeId,
-        kind: TransferKind,
-        info_hash: &str,
-        ok: bool,
-        bytes: u64,
-        took: std::time::Duration,
-    ) {
-        if let Err(e) = self
-            .inner
-            .registry
-            .record_transfer(
-                node,
-                kind,
-                info_hash,
-                ok,
-                bytes,
-                took.as_millis() as u64,
-                unix_now(),
-            )
-            .await
-        {
-            tracing::warn!(node, error = %e, "transfer outcome not recorded");
+    /// The plan saw more live copies than wanted; make sure enough are still there without this
+    /// one: recorded, not failed, on connected nodes that report holding the shard right now.
+    async fn check_surplus(&self, shard: &ShardRef, node: NodeId) -> Result<(), GatewayError> {
+        let meta = &self.inner.meta;
+        let holders = meta.holders(&shard.info_hash).await?;
+        let failed = meta.failed_copies(&shard.info_hash).await?;
+        let snapshot = self.inner.nodes.snapshot();
+        let others = holders
+            .into_iter()
+            .filter(|h| *h != node && !failed.contains(h))
+            .filter(|h| snapshot.reported(*h, &shard.info_hash) == Reported::Holds)
+            .filter(|h| snapshot.data_addr(*h).is_some())
+            .count();
+        let want = meta.copies_wanted(&shard.info_hash).await?;
+        if others < want {
+            return Err(GatewayError::Unavailable(format!(
+                "only {others} other copies are connected now; keeping this one"
+            )));
         }
+        Ok(())
     }
 }

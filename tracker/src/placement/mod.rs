@@ -32,22 +32,18 @@ use std::collections::{BTreeSet, HashMap};
 #[cfg(test)]
 mod tests;
 
-pub type NodeId = i64;
+pub use crate::ids::NodeId;
 
-/// Reliability tier, from the node's score. Suspended and disqualified nodes are left out of the
-/// snapshot altogether.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Tier {
-    High,
-    Low,
-}
+pub use crate::scoring::NodeTier;
 
 /// What placement needs to know of one eligible node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeView {
     pub id: NodeId,
     pub zone: String,
-    pub tier: Tier,
+    /// The node's tier: a high-tier node counts towards the high-tier share, any other does not.
+    /// Callers leave suspended and disqualified nodes out, or give them no free space.
+    pub tier: NodeTier,
     /// Bytes the node can still take.
     pub free: u64,
     /// Bytes the node donates in all.
@@ -328,7 +324,7 @@ impl<'a> State<'a> {
     fn high_copies_of(&self, s: usize) -> usize {
         self.copies[s]
             .iter()
-            .filter(|&&i| self.nodes[i].tier == Tier::High)
+            .filter(|&&i| self.nodes[i].tier == NodeTier::High)
             .count()
     }
 
@@ -345,7 +341,7 @@ impl<'a> State<'a> {
     fn breaks(&self, s: usize, i: usize, r: Relaxation, needs_high: bool) -> bool {
         let node = &self.nodes[i];
         match r {
-            Relaxation::TierShare => needs_high && node.tier != Tier::High,
+            Relaxation::TierShare => needs_high && node.tier != NodeTier::High,
             Relaxation::NodeShared => self.per_node[i] > 0,
             Relaxation::ZoneSpread => {
                 let zone = node.zone.as_str();
@@ -372,7 +368,7 @@ impl<'a> State<'a> {
         let n = &self.nodes[i];
         let zone_load = self.per_zone.get(n.zone.as_str()).copied().unwrap_or(0);
         // Keep high-tier space for copies that need it.
-        let spends_high = !needs_high && n.tier == Tier::High;
+        let spends_high = !needs_high && n.tier == NodeTier::High;
         // Used share of capacity, in millionths (lower is better).
         let used = if n.capacity == 0 {
             u64::MAX

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn node(id: NodeId, zone: usize, tier: Tier, free: u64) -> NodeView {
+fn node(id: NodeId, zone: usize, tier: NodeTier, free: u64) -> NodeView {
     NodeView {
         id,
         zone: format!("z{zone}"),
@@ -102,7 +102,10 @@ fn broken_rules(
         if dz.len() == 1 && missing == 0 {
             *zone_bound.entry(dz[0]).or_default() += 1;
         }
-        let high = all.iter().filter(|id| by_id[id].tier == Tier::High).count();
+        let high = all
+            .iter()
+            .filter(|id| by_id[id].tier == NodeTier::High)
+            .count();
         if plan.targets[s].len() == need.want && high < policy.high_copies() {
             broken.insert(Relaxation::TierShare);
         }
@@ -122,7 +125,7 @@ fn broken_rules(
 #[test]
 fn devnet_of_six_nodes_in_three_zones_holds_4_2_with_two_copies() {
     let nodes: Vec<NodeView> = (0..6)
-        .map(|i| node(i, i as usize % 3, Tier::High, 1 << 30))
+        .map(|i| node(i, i as usize % 3, NodeTier::High, 1 << 30))
         .collect();
     let policy = Policy {
         k: 4,
@@ -153,7 +156,11 @@ fn a_large_cluster_needs_no_relaxation() {
             node(
                 i,
                 i as usize % 5,
-                if i % 3 == 0 { Tier::High } else { Tier::Low },
+                if i % 3 == 0 {
+                    NodeTier::High
+                } else {
+                    NodeTier::Low
+                },
                 1 << 30,
             )
         })
@@ -174,7 +181,7 @@ fn a_large_cluster_needs_no_relaxation() {
 #[test]
 fn single_copies_spread_so_a_zone_outage_leaves_k_shards() {
     let nodes: Vec<NodeView> = (0..12)
-        .map(|i| node(i, i as usize % 3, Tier::High, 1 << 30))
+        .map(|i| node(i, i as usize % 3, NodeTier::High, 1 << 30))
         .collect();
     let policy = Policy {
         k: 4,
@@ -198,7 +205,7 @@ fn single_copies_spread_so_a_zone_outage_leaves_k_shards() {
 #[test]
 fn repair_avoids_the_survivors_node_and_zone() {
     let nodes: Vec<NodeView> = (0..9)
-        .map(|i| node(i, i as usize % 3, Tier::High, 1 << 30))
+        .map(|i| node(i, i as usize % 3, NodeTier::High, 1 << 30))
         .collect();
     let policy = Policy {
         k: 2,
@@ -232,8 +239,8 @@ fn repair_avoids_the_survivors_node_and_zone() {
 #[test]
 fn not_enough_space_is_a_reported_shortfall() {
     let nodes = vec![
-        node(1, 0, Tier::High, 3 << 20),
-        node(2, 1, Tier::Low, 1 << 20),
+        node(1, 0, NodeTier::High, 3 << 20),
+        node(2, 1, NodeTier::Low, 1 << 20),
     ];
     let policy = Policy {
         k: 2,
@@ -310,7 +317,7 @@ fn small_cluster() -> impl Strategy<Value = (Vec<NodeView>, Policy)> {
                     node(
                         i as NodeId,
                         zone,
-                        if high { Tier::High } else { Tier::Low },
+                        if high { NodeTier::High } else { NodeTier::Low },
                         free << 20,
                     )
                 })
@@ -358,7 +365,11 @@ fn simulated_cluster_of_ten_thousand_nodes_stays_balanced() {
             NodeView {
                 id: i,
                 zone: format!("z{}", i % 20),
-                tier: if i % 4 == 0 { Tier::Low } else { Tier::High },
+                tier: if i % 4 == 0 {
+                    NodeTier::Low
+                } else {
+                    NodeTier::High
+                },
                 free: cap,
                 capacity: cap,
                 load: (i % 5) as u32,

@@ -13,25 +13,13 @@ pub mod udp;
 
 use std::fmt;
 
-/// A v1 info-hash (SHA-1 of the info dict), or the 20-byte truncation a v2 client announces.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InfoHash(pub [u8; 20]);
+/// A v1 info-hash (SHA-1 of the info dict), or the 20-byte truncation a v2 client announces: the
+/// workspace's one info-hash type.
+pub use raidtorrent_codec::InfoHash;
 
 /// The 20-byte id a client picks for itself.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(pub [u8; 20]);
-
-impl fmt::Debug for InfoHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InfoHash({})", hex::encode(self.0))
-    }
-}
-
-impl fmt::Display for InfoHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
 
 impl fmt::Debug for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Row id of a registered node.
-pub type NodeId = i64;
+pub use crate::ids::NodeId;
 
 /// The records format this build reads and writes.
 pub const RECORDS_FORMAT: i64 = 2;

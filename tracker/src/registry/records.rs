@@ -208,7 +208,7 @@ impl Recorder {
                 let gap = (o.at - live.last_seen).max(0);
                 let credit = gap.min(i64::from(o.allowance));
                 p.online_secs += credit;
-                p.hours[hour_of(o.at)] += credit;
+                p.hours[crate::scoring::hours::hour_of(o.at)] += credit;
                 if credit > 0 {
                     *p.days.entry(o.at.div_euclid(86_400)).or_default() += credit;
                 }
@@ -272,11 +272,6 @@ impl Recorder {
 
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// UTC hour of day of a Unix time.
-pub fn hour_of(unix: i64) -> usize {
-    (unix.rem_euclid(86_400) / 3600) as usize
 }
 
 /// Rows per multi-row INSERT (5 parameters each, far below SQLite's limit).

@@ -1,8 +1,8 @@
 //! Reliability reports for `GET /nodes` and `GET /nodes/<id>`, read from the records, with each
 //! node's score, tier and reasons (`crate::scoring`).
 
-use super::records::hour_of;
 use super::{Node, NodeId, Registry, RegistryError};
+use crate::scoring::hours::hour_exposure;
 use crate::scoring::{Score, ScoringConfig};
 use serde::Serialize;
 
@@ -65,39 +65,22 @@ pub struct AddressRecord {
     pub last_seen: i64,
 }
 
-type StatsRow = (
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-);
-
-/// Seconds of UTC hour-of-day `h` inside `[from, to)`.
-pub fn hour_exposure(from: i64, to: i64, h: usize) -> i64 {
-    if to <= from {
-        return 0;
-    }
-    let days = (to - from) / 86_400;
-    let mut total = days * 3600;
-    let mut t = from + days * 86_400;
-    while t < to {
-        let next = ((t / 3600) + 1) * 3600;
-        let end = next.min(to);
-        if hour_of(t) == h {
-            total += end - t;
-        }
-        t = end;
-    }
-    total
+/// A node's row of `node_stats`: running totals the records module keeps.
+#[derive(sqlx::FromRow)]
+struct NodeStats {
+    first_seen: i64,
+    last_seen: i64,
+    announces: i64,
+    online_secs: i64,
+    interval_samples: i64,
+    interval_observed_secs: i64,
+    interval_expected_secs: i64,
+    late_announces: i64,
+    bytes_up: i64,
+    bytes_down: i64,
+    completions: i64,
+    address_changes: i64,
+    last_addr: Option<String>,
 }
 
 impl Registry {
@@ -187,7 +170,7 @@ impl Registry {
         now: i64,
     ) -> Result<NodeReport, RegistryError> {
         let id = node.id;
-        let stats: Option<StatsRow> = sqlx::query_as(
+        let stats: Option<NodeStats> = sqlx::query_as(
             "SELECT first_seen, last_seen, announces, online_secs, interval_samples,
                     interval_observed_secs, interval_expected_secs, late_announces, bytes_up,
                     bytes_down, completions, address_changes, last_addr
@@ -208,61 +191,70 @@ impl Registry {
         .bind(id)
         .fetch_one(self.pool())
         .await?;
-        let Some(s) = stats else {
-            return Ok(NodeReport {
-                node,
-                score,
-                first_seen: None,
-                last_seen: None,
-                announces: 0,
-                online_secs: 0,
-                uptime_ratio: 0.0,
-                mean_announce_interval_secs: None,
-                expected_announce_interval_secs: None,
-                late_announces: 0,
-                bytes_up: 0,
-                bytes_down: 0,
-                completions: 0,
-                address_changes: 0,
-                last_addr: None,
-                hourly_availability: vec![0.0; 24],
-                torrents_seeding: seeding,
-                torrents_leeching: leeching,
-                torrents: None,
-                addresses: None,
-            });
+        let mut report = match stats {
+            Some(s) => NodeReport::from_stats(node, score, &s, &hours, now),
+            None => NodeReport::unseen(node, score),
         };
-        let (first, last, announces, online, samples, observed, expected, late) =
-            (s.0, s.1, s.2, s.3, s.4, s.5, s.6, s.7);
-        let span = (now.max(last) - first).max(1);
-        let mut hourly = vec![0.0; 24];
-        for (h, secs) in hours {
-            let h = h as usize;
-            let exposure = hour_exposure(first, now.max(last), h).max(1);
-            hourly[h] = (secs as f64 / exposure as f64).min(1.0);
-        }
-        let mean = |sum: i64| (samples > 0).then(|| sum as f64 / samples as f64);
-        Ok(NodeReport {
+        report.torrents_seeding = seeding;
+        report.torrents_leeching = leeching;
+        Ok(report)
+    }
+}
+
+impl NodeReport {
+    /// A node that never announced.
+    fn unseen(node: Node, score: Score) -> Self {
+        NodeReport {
             node,
             score,
-            first_seen: Some(first),
-            last_seen: Some(last),
-            announces,
-            online_secs: online,
-            uptime_ratio: (online as f64 / span as f64).min(1.0),
-            mean_announce_interval_secs: mean(observed),
-            expected_announce_interval_secs: mean(expected),
-            late_announces: late,
-            bytes_up: s.8,
-            bytes_down: s.9,
-            completions: s.10,
-            address_changes: s.11,
-            last_addr: s.12,
-            hourly_availability: hourly,
-            torrents_seeding: seeding,
-            torrents_leeching: leeching,
+            first_seen: None,
+            last_seen: None,
+            announces: 0,
+            online_secs: 0,
+            uptime_ratio: 0.0,
+            mean_announce_interval_secs: None,
+            expected_announce_interval_secs: None,
+            late_announces: 0,
+            bytes_up: 0,
+            bytes_down: 0,
+            completions: 0,
+            address_changes: 0,
+            last_addr: None,
+            hourly_availability: vec![0.0; 24],
+            torrents_seeding: 0,
+            torrents_leeching: 0,
             torrents: None,
             addresses: None,
-        })
+        }
+    }
+
+    /// A node's report from its running totals and its online seconds per hour of day.
+    fn from_stats(node: Node, score: Score, s: &NodeStats, hours: &[(i64, i64)], now: i64) -> Self {
+        let span = (now.max(s.last_seen) - s.first_seen).max(1);
+        let mut hourly = vec![0.0; 24];
+        for &(h, secs) in hours {
+            let h = h as usize % 24;
+            let exposure = hour_exposure(s.first_seen, now.max(s.last_seen), h).max(1);
+            hourly[h] = (secs as f64 / exposure as f64).min(1.0);
+        }
+        let mean =
+            |sum: i64| (s.interval_samples > 0).then(|| sum as f64 / s.interval_samples as f64);
+        NodeReport {
+            first_seen: Some(s.first_seen),
+            last_seen: Some(s.last_seen),
+            announces: s.announces,
+            online_secs: s.online_secs,
+            uptime_ratio: (s.online_secs as f64 / span as f64).min(1.0),
+            mean_announce_interval_secs: mean(s.interval_observed_secs),
+            expected_announce_interval_secs: mean(s.interval_expected_secs),
+            late_announces: s.late_announces,
+            bytes_up: s.bytes_up,
+            bytes_down: s.bytes_down,
+            completions: s.completions,
+            address_changes: s.address_changes,
+            last_addr: s.last_addr.clone(),
+            hourly_availability: hourly,
+            ..NodeReport::unseen(node, score)
+        }
     }
 }

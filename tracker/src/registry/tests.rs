@@ -151,17 +151,6 @@ async fn newer_format_is_refused() {
     );
 }
 
-#[test]
-fn hour_exposure_counts_partial_hours() {
-    use super::report::hour_exposure;
-    assert_eq!(hour_exposure(0, 3600, 0), 3600);
-    assert_eq!(hour_exposure(1800, 5400, 0), 1800);
-    assert_eq!(hour_exposure(1800, 5400, 1), 1800);
-    assert_eq!(hour_exposure(0, 86_400 * 2 + 10, 0), 7210);
-    assert_eq!(hour_exposure(0, 86_400 * 2 + 10, 5), 7200);
-    assert_eq!(hour_exposure(10, 5, 0), 0);
-}
-
 mod scoring {
     use super::*;
     use crate::scoring::{AuditOutcome, NodeTier, ScoringConfig, TransferKind};

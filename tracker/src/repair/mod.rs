@@ -31,8 +31,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::placement::{self, NodeView, Policy, ShardNeed, Tier};
+use crate::placement::{self, NodeView, Policy, ShardNeed};
 use crate::scoring::NodeTier;
+use raidtorrent_codec::InfoHash;
 
 mod moves;
 #[cfg(test)]
@@ -40,7 +41,16 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-pub type NodeId = i64;
+/// A distinct info-hash per (object, shard), for tests and simulations.
+#[cfg(test)]
+fn test_hash(object: u64, shard: u64) -> InfoHash {
+    let mut h = [0u8; 20];
+    h[..8].copy_from_slice(&object.to_be_bytes());
+    h[8..16].copy_from_slice(&shard.to_be_bytes());
+    InfoHash(h)
+}
+
+pub use crate::ids::NodeId;
 
 /// How the gateway sees a node when it plans.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +86,7 @@ pub struct CopyState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardState {
     pub idx: u32,
-    pub info_hash: String,
+    pub info_hash: InfoHash,
     pub length: u64,
     pub copies: Vec<CopyState>,
 }
@@ -119,7 +129,7 @@ impl Default for PlanConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardRef {
     pub idx: u32,
-    pub info_hash: String,
+    pub info_hash: InfoHash,
     pub length: u64,
 }
 
@@ -425,11 +435,7 @@ impl Planner<'_> {
                 Some(NodeView {
                     id: n.id,
                     zone: n.zone.clone(),
-                    tier: if n.tier == NodeTier::High {
-                        Tier::High
-                    } else {
-                        Tier::Low
-                    },
+                    tier: n.tier,
                     free: if eligible { self.free[&n.id] } else { 0 },
                     capacity: n.capacity,
                     load: self.load[&n.id],
@@ -457,7 +463,7 @@ impl Planner<'_> {
     fn shard_ref(s: &ShardState) -> ShardRef {
         ShardRef {
             idx: s.idx,
-            info_hash: s.info_hash.clone(),
+            info_hash: s.info_hash,
             length: s.length,
         }
     }

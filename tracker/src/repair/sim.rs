@@ -82,7 +82,7 @@ impl World {
                     }
                     ShardState {
                         idx: i as u32,
-                        info_hash: format!("{id}-{i}"),
+                        info_hash: test_hash(id as u64, i as u64),
                         length: MIB,
                         copies: t
                             .iter()
@@ -111,11 +111,7 @@ impl World {
             .map(|n| NodeView {
                 id: n.id,
                 zone: n.zone.clone(),
-                tier: if n.tier == NodeTier::High {
-                    Tier::High
-                } else {
-                    Tier::Low
-                },
+                tier: n.tier,
                 free: n.free,
                 capacity: n.capacity,
                 load: 0,

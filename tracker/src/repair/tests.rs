@@ -43,7 +43,7 @@ fn object(id: i64, p: Policy, holders: &[&[NodeId]]) -> ObjectState {
             .enumerate()
             .map(|(i, h)| ShardState {
                 idx: i as u32,
-                info_hash: format!("{id:04}{i:036}"),
+                info_hash: test_hash(id as u64, i as u64),
                 length: MIB,
                 copies: h
                     .iter()

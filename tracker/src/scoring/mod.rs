@@ -28,11 +28,12 @@
 //! `Disqualified` whatever its other figures.
 
 mod config;
+pub mod hours;
 mod reasons;
 
 pub use config::{ScoreWeights, ScoringConfig};
 
-use crate::registry::report::hour_exposure;
+use hours::hour_exposure;
 use reasons::{fmt_duration, fmt_speed, offline_hours, percent, Reasons};
 use serde::Serialize;
 

@@ -5,17 +5,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use raidtorrent_codec::MasterKey;
-use raidtorrent_tracker::api::{self, ApiAuth};
-use raidtorrent_tracker::control::{ControlConfig, ControlHub};
-use raidtorrent_tracker::gateway::{BucketPolicy, Gateway, GatewayConfig, Swarm};
-use raidtorrent_tracker::registry::records::recorder;
+use raidtorrent_tracker::api::ApiAuth;
+use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
+use raidtorrent_tracker::config::{Config, ObjectConfig};
+use raidtorrent_tracker::gateway::BucketPolicy;
 use raidtorrent_tracker::registry::Registry;
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpStream;
 
 mod errors;
 mod objects;
@@ -30,72 +28,52 @@ struct TestApi {
     addr: SocketAddr,
     client: reqwest::Client,
     key: Option<&'static str>,
-    stop: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
+    cloud: Cloud,
     _dir: tempfile::TempDir,
 }
 
 impl TestApi {
+    /// A whole gateway with no nodes, its object API on 127.0.0.1:0.
     async fn start(auth: ApiAuth) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(&dir.path().join("gateway.db"))
-            .await
-            .unwrap();
-        let (rec, handle) = recorder(registry.clone(), 1024, Duration::from_millis(50))
-            .await
-            .unwrap();
-        let (stop, stop_rx) = watch::channel(false);
-        let mut rec_stop = stop_rx.clone();
-        tokio::spawn(rec.run(async move {
-            let _ = rec_stop.wait_for(|s| *s).await;
-        }));
-        let hub = ControlHub::new(registry.clone(), handle, ControlConfig::default());
-        let swarm = Swarm::start(&dir.path().join("swarm"), "127.0.0.1".parse().unwrap())
-            .await
-            .unwrap();
-        let self_node = registry.create_node("gateway").await.unwrap();
-        let config = GatewayConfig {
-            data_dir: dir.path().join("data"),
-            tracker_url: "http://127.0.0.1:1".into(),
-            default_policy: BucketPolicy {
-                k: 2,
-                m: 1,
-                copies: 1,
-                high_share: 0.0,
-                inline_max: INLINE_MAX,
+        let config = Config {
+            http_listen: "127.0.0.1:0".into(),
+            udp_listen: "off".into(),
+            db: dir.path().join("gateway.db"),
+            objects: ObjectConfig {
+                api_listen: "127.0.0.1:0".into(),
+                control_listen: "127.0.0.1:0".into(),
+                data_dir: dir.path().join("data"),
+                default_policy: BucketPolicy {
+                    k: 2,
+                    m: 1,
+                    copies: 1,
+                    high_share: 0.0,
+                    inline_max: INLINE_MAX,
+                },
+                max_object_size: 1 << 30,
+                hold_timeout_secs: 10,
+                fetch_timeout_secs: 10,
+                read_hedge: 0,
+                segment_target: 1 << 20,
+                ..ObjectConfig::default()
             },
-            max_object_size: 1 << 30,
-            hold_timeout: Duration::from_secs(10),
-            fetch_timeout: Duration::from_secs(10),
-            read_hedge: 0,
-            segment_target: 1 << 20,
+            ..Config::default()
         };
-        let gateway = Gateway::new(
-            config,
-            registry,
-            hub,
-            swarm,
-            MasterKey::new("test", &[7; 32]).unwrap(),
-            (self_node.node.id, self_node.passkey),
-        )
-        .await
-        .unwrap();
-        let key = (!auth.is_open()).then_some(KEY);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut rx = stop_rx;
-        let server = warp::serve(api::routes(gateway, auth))
-            .incoming(listener)
-            .graceful(async move {
-                let _ = rx.wait_for(|s| *s).await;
-            });
-        let server = tokio::spawn(server.run());
+        let registry = Registry::open(&config.db).await.unwrap();
+        let listeners = CloudListeners::bind(&config).await.unwrap();
+        let settings = CloudSettings {
+            auth: auth.clone(),
+            ..CloudSettings::from_config(&config)
+        };
+        let cloud = Cloud::start(&config, registry, listeners, settings)
+            .await
+            .unwrap();
         TestApi {
-            addr,
+            addr: cloud.api_addr,
             client: reqwest::Client::new(),
-            key,
-            stop,
-            server,
+            key: (!auth.is_open()).then_some(KEY),
+            cloud,
             _dir: dir,
         }
     }
@@ -144,11 +122,9 @@ impl TestApi {
     }
 
     async fn stop(self) {
-        self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.server)
+        tokio::time::timeout(Duration::from_secs(10), self.cloud.shutdown())
             .await
-            .expect("server stops")
-            .unwrap();
+            .expect("the gateway stops");
     }
 }
 

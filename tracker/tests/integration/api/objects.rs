@@ -310,8 +310,23 @@ async fn listings_page_through_a_prefix() {
 #[tokio::test]
 async fn the_health_report_is_served_beside_the_buckets() {
     let t = TestApi::open().await;
-    let v = t.json(t.req(Method::GET, "/_health"), StatusCode::OK).await;
+    // Every worker steps once at start; once the health worker's first pass is over it idles.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let v = loop {
+        let v = t.json(t.req(Method::GET, "/_health"), StatusCode::OK).await;
+        if v["workers"][1]["steps"].as_u64() >= Some(1) || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(v["state"], "idle");
+    let workers: Vec<&str> = v["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers, ["collector", "health", "audits"]);
     assert_eq!(v["health"]["objects"], 0);
     assert_eq!(v["tasks_done"], 0);
     let (status, headers, _) = t.send(t.req(Method::PUT, "/_health")).await;

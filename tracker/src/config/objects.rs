@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::ApiAuth;
-use crate::cloud::CloudSettings;
-use crate::control::ControlConfig;
+use super::HealthSection;
+use crate::api::ApiAuth;
 use crate::gateway::{BucketPolicy, GatewayConfig};
+use crate::scoring::ScoringConfig;
 
 /// Settings of the object service.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +40,8 @@ pub struct ObjectConfig {
     pub max_object_size: u64,
     /// Seconds a node may take to fetch and confirm a shard.
     pub hold_timeout_secs: u64,
+    /// Seconds a node may take to confirm it dropped a shard.
+    pub drop_timeout_secs: u64,
     /// Seconds a read may wait for a shard.
     pub fetch_timeout_secs: u64,
     /// Shards a read starts beyond k, so the slowest node does not set the pace.
@@ -49,33 +51,29 @@ pub struct ObjectConfig {
     /// Seconds between runs of the collector that drops unreferenced shards from nodes.
     pub collect_interval_secs: u64,
     /// Audits, repair and rebalance.
-    pub health: super::HealthSection,
+    pub health: HealthSection,
 }
 
 impl Default for ObjectConfig {
     fn default() -> Self {
+        let g = GatewayConfig::default();
         ObjectConfig {
             api_listen: "off".into(),
             api_keys: Vec::new(),
             open_api: false,
             control_listen: "0.0.0.0:6970".into(),
-            tracker_url: String::new(),
+            tracker_url: g.tracker_url,
             swarm_ip: IpAddr::from([127, 0, 0, 1]),
-            data_dir: "raidtorrent-gateway".into(),
-            default_policy: BucketPolicy {
-                k: 4,
-                m: 2,
-                copies: 2,
-                high_share: 0.0,
-                inline_max: 4096,
-            },
-            max_object_size: 64 << 30,
-            hold_timeout_secs: 300,
-            fetch_timeout_secs: 120,
-            read_hedge: 1,
-            segment_target: 32 << 20,
-            collect_interval_secs: 60,
-            health: super::HealthSection::default(),
+            data_dir: g.data_dir,
+            default_policy: g.default_policy,
+            max_object_size: g.max_object_size,
+            hold_timeout_secs: g.hold_timeout.as_secs(),
+            drop_timeout_secs: g.drop_timeout.as_secs(),
+            fetch_timeout_secs: g.fetch_timeout.as_secs(),
+            read_hedge: g.read_hedge,
+            segment_target: g.segment_target,
+            collect_interval_secs: g.collect_interval.as_secs(),
+            health: HealthSection::from(&g.health),
         }
     }
 }
@@ -123,9 +121,14 @@ impl ObjectConfig {
         self.default_policy
             .validate()
             .map_err(|e| format!("objects.default_policy: {e}"))?;
-        if self.hold_timeout_secs == 0 || self.fetch_timeout_secs == 0 {
+        if self.hold_timeout_secs == 0
+            || self.drop_timeout_secs == 0
+            || self.fetch_timeout_secs == 0
+        {
             return Err(
-                "objects.hold_timeout_secs and fetch_timeout_secs must be at least 1".into(),
+                "objects.hold_timeout_secs, drop_timeout_secs and fetch_timeout_secs must be at \
+                 least 1"
+                    .into(),
             );
         }
         if !(64 << 10..=1 << 30).contains(&self.segment_target) {
@@ -146,22 +149,18 @@ impl ObjectConfig {
         }
     }
 
-    /// What [`crate::cloud::Cloud::start`] needs, with node scoring from the `[scoring]` section.
-    pub fn cloud_settings(&self, scoring: &crate::scoring::ScoringConfig) -> CloudSettings {
-        CloudSettings {
+    /// The object path's settings, with node scoring from the `[scoring]` section.
+    pub fn gateway_config(&self, scoring: &ScoringConfig) -> GatewayConfig {
+        GatewayConfig {
             data_dir: self.data_dir.clone(),
-            swarm_ip: self.swarm_ip,
-            control: ControlConfig::default(),
-            gateway: GatewayConfig {
-                data_dir: self.data_dir.clone(),
-                tracker_url: self.tracker_url.clone(),
-                default_policy: self.default_policy,
-                max_object_size: self.max_object_size,
-                hold_timeout: Duration::from_secs(self.hold_timeout_secs),
-                fetch_timeout: Duration::from_secs(self.fetch_timeout_secs),
-                read_hedge: self.read_hedge,
-                segment_target: self.segment_target,
-            },
+            tracker_url: self.tracker_url.clone(),
+            default_policy: self.default_policy,
+            max_object_size: self.max_object_size,
+            hold_timeout: Duration::from_secs(self.hold_timeout_secs),
+            drop_timeout: Duration::from_secs(self.drop_timeout_secs),
+            fetch_timeout: Duration::from_secs(self.fetch_timeout_secs),
+            read_hedge: self.read_hedge,
+            segment_target: self.segment_target,
             collect_interval: Duration::from_secs(self.collect_interval_secs),
             health: self.health.to_config(scoring),
         }
@@ -193,6 +192,10 @@ mod tests {
     fn printed_default_is_the_default() {
         let printed = crate::config::Config::from_toml(crate::config::DEFAULT_TOML).unwrap();
         assert_eq!(printed.objects, ObjectConfig::default());
+        assert_eq!(
+            ObjectConfig::default().gateway_config(&ScoringConfig::default()),
+            GatewayConfig::default()
+        );
         ObjectConfig::default().validate().unwrap();
         on().validate().unwrap();
         let text = toml::to_string(&on()).unwrap();

@@ -45,21 +45,27 @@ pub struct HealthSection {
 
 impl Default for HealthSection {
     fn default() -> Self {
+        HealthSection::from(&HealthConfig::default())
+    }
+}
+
+impl From<&HealthConfig> for HealthSection {
+    fn from(c: &HealthConfig) -> Self {
         HealthSection {
-            interval_ms: 30_000,
-            grace_secs: 900,
-            concurrency: 4,
-            bandwidth_bytes_per_sec: 0,
-            max_tasks: 64,
-            max_moves: 8,
-            quota_high_water: 0.95,
-            backoff_base_secs: 30,
-            backoff_max_secs: 1800,
-            audit_interval_ms: 10_000,
-            audits_per_round: 4,
-            audit_pieces: 2,
-            audit_timeout_secs: 30,
-            audit_settle_secs: 120,
+            interval_ms: c.interval.as_millis() as u64,
+            grace_secs: c.plan.grace_secs,
+            concurrency: c.concurrency,
+            bandwidth_bytes_per_sec: c.bandwidth,
+            max_tasks: c.plan.max_tasks,
+            max_moves: c.plan.max_moves,
+            quota_high_water: c.plan.quota_high_water,
+            backoff_base_secs: c.backoff_base.as_secs(),
+            backoff_max_secs: c.backoff_max.as_secs(),
+            audit_interval_ms: c.audit_interval.as_millis() as u64,
+            audits_per_round: c.audits_per_round,
+            audit_pieces: c.audit_pieces,
+            audit_timeout_secs: c.audit_timeout.as_secs(),
+            audit_settle_secs: c.audit_settle.as_secs(),
         }
     }
 }
@@ -127,8 +133,8 @@ mod tests {
         let text = toml::to_string(&d).unwrap();
         assert_eq!(toml::from_str::<HealthSection>(&text).unwrap(), d);
         let c = d.to_config(&ScoringConfig::default());
-        assert_eq!(c.plan.grace_secs, 900);
-        assert_eq!(c.interval, Duration::from_secs(30));
+        assert_eq!(c, HealthConfig::default());
+        assert_eq!(HealthSection::from(&c), d);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The metadata store's queries against a real (in-memory) SQLite with the real migrations.
 
-use super::api_types::{BucketPolicy, GatewayError};
-use super::meta::{Meta, ShardRow};
+use super::{Meta, NewObject, ShardRow, StoredBody};
+use crate::gateway::{BucketPolicy, GatewayError};
 use crate::registry::Registry;
 
 const POLICY: BucketPolicy = BucketPolicy {
@@ -20,7 +20,7 @@ async fn meta() -> (Registry, Meta) {
 
 fn shard(n: u8) -> ShardRow {
     ShardRow {
-        info_hash: hex::encode([n; 20]),
+        info_hash: raidtorrent_codec::InfoHash([n; 20]),
         idx: n.into(),
         length: 1000,
         info: vec![n; 10],
@@ -48,29 +48,31 @@ async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
     let node = registry.create_node("n1").await.unwrap().node.id;
     m.create_bucket("b-1", &POLICY, 1).await.unwrap();
     m.begin_shards(&[shard(1), shard(2)], 1).await.unwrap();
-    m.add_holding(&shard(1).info_hash, node, 1).await.unwrap();
+    assert!(m.add_holding(&shard(1).info_hash, node, 1).await.unwrap());
     let hashes = vec![shard(1).info_hash, shard(2).info_hash];
-    m.commit_object(
-        "b-1",
-        "k",
-        10,
-        &[7; 32],
-        None,
-        Some(b"manifest"),
-        &hashes,
-        2,
-    )
-    .await
-    .unwrap();
+    let swarm = |manifest, shards| NewObject {
+        bucket: "b-1",
+        key: "k",
+        size: 10,
+        sha256: &[7; 32],
+        body: StoredBody::Swarm { manifest, shards },
+    };
+    m.commit_object(&swarm(b"manifest", &hashes), 2)
+        .await
+        .unwrap();
     let row = m.object("b-1", "k").await.unwrap();
     assert_eq!(m.shards_of(row.id).await.unwrap().len(), 2);
     assert!(m.orphans(10).await.unwrap().is_empty());
 
     // An inline object replaces it: the two shards become orphans, with their holders.
-    let info = m
-        .commit_object("b-1", "k", 3, &[8; 32], Some(b"abc"), None, &[], 3)
-        .await
-        .unwrap();
+    let inline = NewObject {
+        bucket: "b-1",
+        key: "k",
+        size: 3,
+        sha256: &[8; 32],
+        body: StoredBody::Inline(b"abc"),
+    };
+    let info = m.commit_object(&inline, 3).await.unwrap();
     assert!(info.inline);
     let orphans = m.orphans(10).await.unwrap();
     assert_eq!(orphans.len(), 2);
@@ -83,24 +85,26 @@ async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
     m.forget_orphan(&shard(1).info_hash).await.unwrap();
     m.forget_orphan(&shard(2).info_hash).await.unwrap();
     assert!(m.orphans(10).await.unwrap().is_empty());
+    // A copy of a shard that went away is not recorded.
+    assert!(!m.add_holding(&shard(1).info_hash, node, 4).await.unwrap());
+    assert!(m.holders(&shard(1).info_hash).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn a_commit_of_shards_that_are_not_pending_changes_nothing() {
     let (_r, m) = meta().await;
     m.create_bucket("b-1", &POLICY, 1).await.unwrap();
-    let err = m
-        .commit_object(
-            "b-1",
-            "k",
-            10,
-            &[7; 32],
-            None,
-            Some(b"m"),
-            &[shard(9).info_hash],
-            2,
-        )
-        .await;
+    let object = NewObject {
+        bucket: "b-1",
+        key: "k",
+        size: 10,
+        sha256: &[7; 32],
+        body: StoredBody::Swarm {
+            manifest: b"m",
+            shards: &[shard(9).info_hash],
+        },
+    };
+    let err = m.commit_object(&object, 2).await;
     assert!(matches!(err, Err(GatewayError::Internal(_))));
     assert!(matches!(
         m.object("b-1", "k").await,
@@ -121,11 +125,17 @@ async fn listing_by_prefix_in_key_order() {
     let (_r, m) = meta().await;
     m.create_bucket("b-1", &POLICY, 1).await.unwrap();
     for key in ["a/1", "a/2", "a/3", "b/1", "a%", "a_"] {
-        m.commit_object("b-1", key, 1, &[0; 32], Some(b"x"), None, &[], 1)
-            .await
-            .unwrap();
+        let object = NewObject {
+            bucket: "b-1",
+            key,
+            size: 1,
+            sha256: &[0; 32],
+            body: StoredBody::Inline(b"x"),
+        };
+        m.commit_object(&object, 1).await.unwrap();
     }
-    let keys = |v: Vec<super::ObjectInfo>| v.into_iter().map(|o| o.key).collect::<Vec<_>>();
+    let keys =
+        |v: Vec<crate::gateway::ObjectInfo>| v.into_iter().map(|o| o.key).collect::<Vec<_>>();
     assert_eq!(
         keys(m.list("b-1", "a/", "", 10).await.unwrap()),
         ["a/1", "a/2", "a/3"]

@@ -1,5 +1,5 @@
-//! The gateway's own BitTorrent session (librqbit): it seeds freshly encoded shards until their
-//! nodes have them, and fetches shards back from nodes for reads.
+//! The gateway's own BitTorrent session (librqbit): it seeds freshly encoded and rebuilt shards
+//! until their nodes have them, and fetches shards back from nodes for reads and rebuilds.
 //!
 //! librqbit facts this relies on (measured; see DESIGN.md): a session without a listener cannot
 //! seed, and on loopback it announces port 4240 unless told its port, so the session listens on a
@@ -17,12 +17,12 @@ use raidtorrent_codec::InfoHash;
 
 /// The gateway's session; cheap to clone.
 #[derive(Clone)]
-pub struct Swarm {
+pub struct PeerSession {
     session: Arc<Session>,
     data_addr: SocketAddr,
 }
 
-impl Swarm {
+impl PeerSession {
     /// Starts a session that keeps its files under `dir` and takes peer connections on `ip`.
     pub async fn start(dir: &Path, ip: IpAddr) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
@@ -47,7 +47,7 @@ impl Swarm {
             },
         )
         .await?;
-        Ok(Swarm {
+        Ok(PeerSession {
             session,
             data_addr: (ip, port).into(),
         })

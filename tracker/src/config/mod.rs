@@ -1,6 +1,12 @@
 //! `raidtorrent-tracker serve` configuration: one TOML file, every field documented, checked by
 //! [`Config::validate`] before anything starts. Command-line flags override the common fields.
 
+mod health;
+mod objects;
+
+pub use health::HealthSection;
+pub use objects::ObjectConfig;
+
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,7 +32,7 @@ pub struct Config {
     /// Reliability records.
     pub records: RecordsConfig,
     /// The object service: object API, control listener and object path (off by default).
-    pub objects: crate::api::ObjectConfig,
+    pub objects: ObjectConfig,
     /// Node scores, tiers and their reasons (BEP RT-0003).
     pub scoring: crate::scoring::ScoringConfig,
 }
@@ -75,7 +81,7 @@ impl Default for Config {
             open: false,
             announce: AnnounceConfig::default(),
             records: RecordsConfig::default(),
-            objects: crate::api::ObjectConfig::default(),
+            objects: ObjectConfig::default(),
             scoring: crate::scoring::ScoringConfig::default(),
         }
     }
@@ -167,6 +173,8 @@ data_dir = "raidtorrent-gateway"
 max_object_size = 68719476736
 # Seconds a node may take to fetch and confirm a shard.
 hold_timeout_secs = 300
+# Seconds a node may take to confirm it dropped a shard.
+drop_timeout_secs = 30
 # Seconds a read may wait for a shard.
 fetch_timeout_secs = 120
 # Shards a read starts beyond k, so the slowest node does not set the pace.

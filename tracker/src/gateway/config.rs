@@ -1,0 +1,109 @@
+//! Settings of the object path and its workers, in the types the code uses. The defaults live
+//! here once; the TOML sections (`crate::config`) are made from them and back.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::model::BucketPolicy;
+use crate::repair::PlanConfig;
+use crate::scoring::ScoringConfig;
+
+/// Settings of the object path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayConfig {
+    /// Where staged shards, read caches and the master key live.
+    pub data_dir: PathBuf,
+    /// The tracker's announce base URL as nodes reach it, e.g. `http://127.0.0.1:7070`; empty
+    /// until the cloud fills it in from its HTTP tracker's address.
+    pub tracker_url: String,
+    /// Policy of buckets created without one.
+    pub default_policy: BucketPolicy,
+    /// Largest object accepted.
+    pub max_object_size: u64,
+    /// How long a node may take to fetch and confirm a shard.
+    pub hold_timeout: Duration,
+    /// How long a node may take to confirm it dropped a shard.
+    pub drop_timeout: Duration,
+    /// How long a read may wait for a shard.
+    pub fetch_timeout: Duration,
+    /// Extra shards a read starts beyond k, to not wait on the slowest node.
+    pub read_hedge: usize,
+    /// Target plaintext bytes per segment.
+    pub segment_target: u64,
+    /// How often the orphan collector runs on its own.
+    pub collect_interval: Duration,
+    /// Audits, repair and rebalance.
+    pub health: HealthConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            data_dir: "raidtorrent-gateway".into(),
+            tracker_url: String::new(),
+            default_policy: BucketPolicy {
+                k: 4,
+                m: 2,
+                copies: 2,
+                high_share: 0.0,
+                inline_max: 4096,
+            },
+            max_object_size: 64 << 30,
+            hold_timeout: Duration::from_secs(300),
+            drop_timeout: Duration::from_secs(30),
+            fetch_timeout: Duration::from_secs(120),
+            read_hedge: 1,
+            segment_target: 32 << 20,
+            collect_interval: Duration::from_secs(60),
+            health: HealthConfig::default(),
+        }
+    }
+}
+
+/// Settings of the health and audit workers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// Time between passes of the health worker.
+    pub interval: Duration,
+    /// The planner's knobs: grace period, quota high-water mark, task and move budgets.
+    pub plan: PlanConfig,
+    /// Repair tasks running at once.
+    pub concurrency: usize,
+    /// Repair traffic in bytes per second (copies × shard length); 0 for no limit.
+    pub bandwidth: u64,
+    /// First back-off after a failed directive; it doubles per failure up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Time between audit rounds.
+    pub audit_interval: Duration,
+    /// Copies audited per round.
+    pub audits_per_round: usize,
+    /// Pieces asked for per audit.
+    pub audit_pieces: usize,
+    /// Time an audit may take.
+    pub audit_timeout: Duration,
+    /// A node must have been connected this long before a shard it says it lacks counts as a
+    /// failed audit (a restarting node re-checks its files before it serves them).
+    pub audit_settle: Duration,
+    /// How scores and tiers are computed.
+    pub scoring: ScoringConfig,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            interval: Duration::from_secs(30),
+            plan: PlanConfig::default(),
+            concurrency: 4,
+            bandwidth: 0,
+            backoff_base: Duration::from_secs(30),
+            backoff_max: Duration::from_secs(1800),
+            audit_interval: Duration::from_secs(10),
+            audits_per_round: 4,
+            audit_pieces: 2,
+            audit_timeout: Duration::from_secs(30),
+            audit_settle: Duration::from_secs(120),
+            scoring: ScoringConfig::default(),
+        }
+    }
+}

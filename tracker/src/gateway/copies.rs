@@ -1,0 +1,193 @@
+//! A copy's life on a node: the one place that sends hold and drop directives.
+//!
+//! Hold: the node's passkey, the shard's torrent with the node's own announce URL, the directive
+//! naming the peers to fetch from, the node's answer awaited with the hold timeout; the transfer
+//! is recorded against the node, counted in its load while in flight, and backs it off when it
+//! fails. A confirmed copy is recorded while its shard is pending or live; a copy confirmed for a
+//! shard that went away meanwhile is dropped again, so no copy stays on a node unrecorded.
+//!
+//! Drop: the directive, awaited with the drop timeout; the copy is forgotten once the node
+//! confirms.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use raidtorrent_codec::{InfoHash, ShardInfo};
+use raidtorrent_proto::{Hold, MetainfoSource};
+use tokio::task::JoinSet;
+
+use super::local::Announce;
+use super::meta::Meta;
+use super::nodes::{Nodes, TransferRecord};
+use super::GatewayError;
+use crate::control::Outcome;
+use crate::registry::{unix_now, NodeId};
+use crate::scoring::TransferKind;
+
+/// Sends holds and drops; cheap to clone.
+#[derive(Clone)]
+pub(super) struct Copies {
+    nodes: Arc<Nodes>,
+    meta: Meta,
+    announce: Announce,
+    hold_timeout: Duration,
+    drop_timeout: Duration,
+}
+
+/// One node to take one copy of a shard.
+#[derive(Debug, Clone)]
+pub(super) struct HoldJob {
+    pub shard: ShardInfo,
+    pub node: NodeId,
+}
+
+/// How one hold went: `Ok` once the node confirmed and the copy is recorded.
+#[derive(Debug)]
+pub(super) struct Held {
+    /// Index of the job in the request.
+    pub job: usize,
+    pub node: NodeId,
+    pub outcome: Result<(), String>,
+}
+
+impl Copies {
+    pub(super) fn new(
+        nodes: Arc<Nodes>,
+        meta: Meta,
+        announce: Announce,
+        hold_timeout: Duration,
+        drop_timeout: Duration,
+    ) -> Self {
+        Copies {
+            nodes,
+            meta,
+            announce,
+            hold_timeout,
+            drop_timeout,
+        }
+    }
+
+    /// Sends every job's hold at once, each naming `peers` as sources, awaits every answer and
+    /// records the confirmed copies. What can fail before a directive leaves (a node's passkey)
+    /// fails the call before any is sent; after that, every answer is awaited and reported.
+    pub(super) async fn hold(
+        &self,
+        jobs: Vec<HoldJob>,
+        peers: &[SocketAddr],
+        kind: TransferKind,
+    ) -> Result<Vec<Held>, GatewayError> {
+        self.hold_then(jobs, peers, kind, async {}).await
+    }
+
+    /// [`hold`](Self::hold), running `before_recording` once every answer is in and before any
+    /// copy is recorded (and so can be read from).
+    pub(super) async fn hold_then(
+        &self,
+        jobs: Vec<HoldJob>,
+        peers: &[SocketAddr],
+        kind: TransferKind,
+        before_recording: impl std::future::Future<Output = ()>,
+    ) -> Result<Vec<Held>, GatewayError> {
+        let mut directives = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let passkey = self.meta.passkey(job.node).await?;
+            let hold = Hold {
+                ih: job.shard.info_hash(),
+                source: MetainfoSource::Torrent(self.announce.torrent(&job.shard, &passkey)),
+                peers: peers.to_vec(),
+            };
+            directives.push((job, hold));
+        }
+        let mut running = JoinSet::new();
+        for (i, (job, hold)) in directives.into_iter().enumerate() {
+            let copies = self.clone();
+            self.nodes.transfer_started(job.node);
+            running.spawn(async move {
+                let started = Instant::now();
+                let outcome = copies.hold_one(&job, hold).await;
+                (i, job, outcome, started.elapsed())
+            });
+        }
+        let mut answers = Vec::new();
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok(a) => answers.push(a),
+                Err(e) => tracing::error!(error = %e, "a hold task failed"),
+            }
+        }
+        before_recording.await;
+        let mut held = Vec::with_capacity(answers.len());
+        for (i, job, outcome, took) in answers {
+            let ih = job.shard.info_hash();
+            let transfer = TransferRecord {
+                node: job.node,
+                kind,
+                info_hash: &ih,
+                ok: outcome.is_ok(),
+                bytes: job.shard.length,
+                took,
+            };
+            self.nodes.record_transfer(transfer).await;
+            let outcome = match outcome {
+                Ok(()) => self.record(&ih, job.node).await,
+                Err(e) => Err(e),
+            };
+            held.push(Held {
+                job: i,
+                node: job.node,
+                outcome,
+            });
+        }
+        held.sort_by_key(|h| h.job);
+        Ok(held)
+    }
+
+    /// One hold directive and its answer; the node's load and back-off follow it.
+    async fn hold_one(&self, job: &HoldJob, hold: Hold) -> Result<(), String> {
+        let answer = self
+            .nodes
+            .hub()
+            .hold_with(job.node, hold, self.hold_timeout)
+            .await;
+        self.nodes
+            .transfer_ended(job.node, matches!(answer, Ok(Outcome::Acked)));
+        match answer {
+            Ok(Outcome::Acked) => Ok(()),
+            Ok(Outcome::Refused { code, reason }) => {
+                Err(format!("node {} refused: {code:?} {reason}", job.node))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Records a confirmed copy, or drops it again when its shard went away meanwhile.
+    async fn record(&self, ih: &InfoHash, node: NodeId) -> Result<(), String> {
+        let why = match self.meta.add_holding(ih, node, unix_now()).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => "its shard is no longer stored".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        tracing::info!(node, info_hash = %ih, why, "copy not recorded; dropping it");
+        if let Err(e) = self.drop(node, ih).await {
+            tracing::info!(node, info_hash = %ih, error = %e, "unrecorded copy not dropped yet");
+        }
+        Err(format!("node {node}: copy not recorded: {why}"))
+    }
+
+    /// Tells `node` to drop its copy and forgets the copy once the node confirms.
+    pub(super) async fn drop(&self, node: NodeId, ih: &InfoHash) -> Result<(), GatewayError> {
+        let answer = self
+            .nodes
+            .hub()
+            .drop_shard(node, *ih, self.drop_timeout)
+            .await;
+        match answer {
+            Ok(Outcome::Acked) => self.meta.remove_holding(ih, node).await,
+            Ok(Outcome::Refused { code, reason }) => Err(GatewayError::Unavailable(format!(
+                "node {node} refused the drop: {code:?} {reason}"
+            ))),
+            Err(e) => Err(GatewayError::Unavailable(e.to_string())),
+        }
+    }
+}

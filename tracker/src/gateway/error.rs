@@ -1,0 +1,90 @@
+//! The errors of the object path, each with the HTTP status and code the object API answers.
+
+use std::io;
+
+/// Every way the object path can fail, shaped by what the HTTP front answers.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no such bucket: {0}")]
+    NoSuchBucket(String),
+    #[error("bucket already exists: {0}")]
+    BucketExists(String),
+    #[error("no such key: {0}")]
+    NoSuchKey(String),
+    #[error("invalid bucket name {0:?}: 3 to 63 characters of a-z, 0-9, '-' and '.'")]
+    InvalidBucketName(String),
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
+    #[error("range not satisfiable for an object of {size} bytes")]
+    InvalidRange { size: u64 },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("object of {size} bytes is larger than the {max} allowed")]
+    TooLarge { size: u64, max: u64 },
+    #[error("the upload body failed: {0}")]
+    Upload(#[source] io::Error),
+    #[error("not enough nodes can hold the object now: {0}")]
+    InsufficientNodes(String),
+    #[error("the object cannot be read now: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    /// The HTTP status for this error: 4xx for what the client can fix, 5xx for the rest.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            GatewayError::NoSuchBucket(_) | GatewayError::NoSuchKey(_) => 404,
+            GatewayError::BucketExists(_) => 409,
+            GatewayError::InvalidBucketName(_)
+            | GatewayError::InvalidKey(_)
+            | GatewayError::BadRequest(_)
+            | GatewayError::Upload(_) => 400,
+            GatewayError::TooLarge { .. } => 413,
+            GatewayError::InvalidRange { .. } => 416,
+            GatewayError::InsufficientNodes(_) | GatewayError::Unavailable(_) => 503,
+            GatewayError::Internal(_) => 500,
+        }
+    }
+
+    /// A stable machine-readable code for the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::NoSuchBucket(_) => "NoSuchBucket",
+            GatewayError::BucketExists(_) => "BucketAlreadyExists",
+            GatewayError::NoSuchKey(_) => "NoSuchKey",
+            GatewayError::InvalidBucketName(_) => "InvalidBucketName",
+            GatewayError::InvalidKey(_) => "InvalidKey",
+            GatewayError::InvalidRange { .. } => "InvalidRange",
+            GatewayError::BadRequest(_) => "BadRequest",
+            GatewayError::TooLarge { .. } => "EntityTooLarge",
+            GatewayError::Upload(_) => "IncompleteBody",
+            GatewayError::InsufficientNodes(_) => "InsufficientNodes",
+            GatewayError::Unavailable(_) => "ServiceUnavailable",
+            GatewayError::Internal(_) => "InternalError",
+        }
+    }
+}
+
+impl From<sqlx::Error> for GatewayError {
+    fn from(e: sqlx::Error) -> Self {
+        GatewayError::Internal(format!("metadata store: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_who_can_fix_it() {
+        assert_eq!(GatewayError::NoSuchKey("k".into()).http_status(), 404);
+        assert_eq!(GatewayError::InvalidRange { size: 3 }.http_status(), 416);
+        assert_eq!(
+            GatewayError::InsufficientNodes("x".into()).http_status(),
+            503
+        );
+        assert_eq!(GatewayError::Internal("x".into()).http_status(), 500);
+    }
+}

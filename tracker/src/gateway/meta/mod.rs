@@ -1,0 +1,321 @@
+//! Object metadata in SQLite (sqlx): buckets, objects, shards and the copies nodes confirmed.
+//!
+//! Invariants:
+//! - an `objects` row exists only for a durable object, and is inserted (or replaced) in one
+//!   transaction with the shards it references: readers never see a partial object;
+//! - every shard the gateway ever handed to a node has a `shards` row from before the first hold
+//!   directive, so a failed or interrupted upload leaves orphans for the collector, never leaks;
+//! - replacing or deleting an object turns its shards into orphans in the same transaction;
+//! - a copy is recorded only while its shard is pending or live, so a copy confirmed after its
+//!   object went away is never left recorded (nor, since its holder drops it, on a node).
+//!
+//! Info-hashes are hex text and node ids integers in the database; they are converted to their
+//! types here, at the edge, and nowhere else.
+
+mod copies;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+pub use copies::{AuditCandidate, ShardRow};
+
+use super::model::{Bucket, BucketPolicy, ObjectInfo};
+use super::GatewayError;
+use crate::registry::NodeId;
+use raidtorrent_codec::InfoHash;
+
+/// Metadata access; cheap to clone.
+#[derive(Clone)]
+pub struct Meta {
+    pool: SqlitePool,
+}
+
+/// An object row.
+#[derive(Debug, Clone)]
+pub struct ObjectRow {
+    pub id: i64,
+    pub info: ObjectInfo,
+    pub inline_data: Option<Vec<u8>>,
+    pub manifest: Option<Vec<u8>>,
+}
+
+/// An object about to become visible, with where its bytes are.
+#[derive(Debug, Clone, Copy)]
+pub struct NewObject<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub size: u64,
+    pub sha256: &'a [u8; 32],
+    pub body: StoredBody<'a>,
+}
+
+/// Where an object's bytes live.
+#[derive(Debug, Clone, Copy)]
+pub enum StoredBody<'a> {
+    /// In the metadata store itself (small objects).
+    Inline(&'a [u8]),
+    /// In the swarm: the manifest, and the shards recorded with [`Meta::begin_shards`].
+    Swarm {
+        manifest: &'a [u8],
+        shards: &'a [InfoHash],
+    },
+}
+
+fn object_info(bucket: &str, r: &SqliteRow) -> ObjectInfo {
+    let sha: Vec<u8> = r.get("sha256");
+    let inline: Option<Vec<u8>> = r.get("inline_data");
+    ObjectInfo {
+        bucket: bucket.to_owned(),
+        key: r.get("key"),
+        size: r.get::<i64, _>("size") as u64,
+        sha256: hex::encode(sha),
+        created_at: r.get("created_at"),
+        inline: inline.is_some(),
+    }
+}
+
+/// An info-hash column, parsed.
+fn info_hash_col(r: &SqliteRow, col: &str) -> Result<InfoHash, GatewayError> {
+    let text: &str = r.get(col);
+    InfoHash::from_hex(text)
+        .ok_or_else(|| GatewayError::Internal(format!("stored info-hash {text:?} is not hex")))
+}
+
+/// A stored bucket policy, parsed.
+fn policy_col(r: &SqliteRow) -> Result<BucketPolicy, GatewayError> {
+    serde_json::from_str(r.get("policy"))
+        .map_err(|e| GatewayError::Internal(format!("stored policy: {e}")))
+}
+
+impl Meta {
+    pub fn new(pool: SqlitePool) -> Self {
+        Meta { pool }
+    }
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn create_bucket(
+        &self,
+        name: &str,
+        policy: &BucketPolicy,
+        now: i64,
+    ) -> Result<Bucket, GatewayError> {
+        let json = serde_json::to_string(policy).expect("policy serialises");
+        let r = sqlx::query(
+            "INSERT OR IGNORE INTO buckets (name, policy, created_at) VALUES (?, ?, ?)",
+        )
+        .bind(name)
+        .bind(json)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(GatewayError::BucketExists(name.to_owned()));
+        }
+        Ok(Bucket {
+            name: name.to_owned(),
+            policy: *policy,
+            created_at: now,
+        })
+    }
+
+    pub async fn bucket(&self, name: &str) -> Result<Bucket, GatewayError> {
+        let row = sqlx::query("SELECT policy, created_at FROM buckets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| GatewayError::NoSuchBucket(name.to_owned()))?;
+        Ok(Bucket {
+            name: name.to_owned(),
+            policy: policy_col(&row)?,
+            created_at: row.get("created_at"),
+        })
+    }
+
+    pub async fn buckets(&self) -> Result<Vec<Bucket>, GatewayError> {
+        let rows = sqlx::query("SELECT name, policy, created_at FROM buckets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Bucket {
+                    name: r.get("name"),
+                    policy: policy_col(r)?,
+                    created_at: r.get("created_at"),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn object(&self, bucket: &str, key: &str) -> Result<ObjectRow, GatewayError> {
+        let r = sqlx::query(
+            "SELECT id, key, size, sha256, created_at, inline_data, manifest FROM objects WHERE bucket = ? AND key = ?",
+        )
+        .bind(bucket)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| GatewayError::NoSuchKey(key.to_owned()))?;
+        Ok(ObjectRow {
+            id: r.get("id"),
+            info: object_info(bucket, &r),
+            inline_data: r.get("inline_data"),
+            manifest: r.get("manifest"),
+        })
+    }
+
+    /// An object row by id.
+    pub async fn object_by_id(&self, id: i64) -> Result<ObjectRow, GatewayError> {
+        let bucket: Option<(String, String)> =
+            sqlx::query_as("SELECT bucket, key FROM objects WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let (bucket, key) =
+            bucket.ok_or_else(|| GatewayError::NoSuchKey(format!("object {id}")))?;
+        self.object(&bucket, &key).await
+    }
+
+    /// Objects whose key starts with `prefix`, after `after`, in key order.
+    pub async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<ObjectInfo>, GatewayError> {
+        // Keys compare as UTF-8 bytes (BINARY collation); the prefix bound is the prefix followed by
+        // the largest code point, so no LIKE escaping is needed.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let rows = sqlx::query(
+            "SELECT key, size, sha256, created_at, inline_data IS NOT NULL AS is_inline, NULL AS inline_data
+             FROM objects WHERE bucket = ? AND key >= ? AND key < ? AND key > ?
+             ORDER BY key LIMIT ?",
+        )
+        .bind(bucket)
+        .bind(prefix)
+        .bind(upper)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ObjectInfo {
+                inline: r.get::<bool, _>("is_inline"),
+                ..object_info(bucket, r)
+            })
+            .collect())
+    }
+
+    /// Makes an object visible, replacing any object under the same key (whose shards become
+    /// orphans), in one transaction.
+    pub async fn commit_object(
+        &self,
+        o: &NewObject<'_>,
+        now: i64,
+    ) -> Result<ObjectInfo, GatewayError> {
+        let (inline_data, manifest, shards) = match o.body {
+            StoredBody::Inline(data) => (Some(data), None, &[][..]),
+            StoredBody::Swarm { manifest, shards } => (None, Some(manifest), shards),
+        };
+        let mut tx = self.pool.begin().await?;
+        orphan_object(&mut tx, o.bucket, o.key).await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO objects (bucket, key, size, sha256, created_at, inline_data, manifest)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(o.bucket)
+        .bind(o.key)
+        .bind(o.size as i64)
+        .bind(&o.sha256[..])
+        .bind(now)
+        .bind(inline_data)
+        .bind(manifest)
+        .fetch_one(&mut *tx)
+        .await?
+        .get("id");
+        for ih in shards {
+            let r = sqlx::query(
+                "UPDATE shards SET state = 'live', object_id = ? WHERE info_hash = ? AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(ih.to_hex())
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() != 1 {
+                return Err(GatewayError::Internal(format!(
+                    "shard {ih} was not pending"
+                )));
+            }
+        }
+        tx.commit().await?;
+        Ok(ObjectInfo {
+            bucket: o.bucket.to_owned(),
+            key: o.key.to_owned(),
+            size: o.size,
+            sha256: hex::encode(o.sha256),
+            created_at: now,
+            inline: inline_data.is_some(),
+        })
+    }
+
+    /// Removes an object; its shards become orphans.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), GatewayError> {
+        let mut tx = self.pool.begin().await?;
+        if !orphan_object(&mut tx, bucket, key).await? {
+            return Err(GatewayError::NoSuchKey(key.to_owned()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Notes that an object was read at UTC hour `hour` (0-23).
+    pub async fn note_read(&self, object: i64, hour: u32) -> Result<(), GatewayError> {
+        sqlx::query("UPDATE objects SET read_hours = read_hours | ? WHERE id = ?")
+            .bind(i64::from(1u32 << (hour % 24)))
+            .bind(object)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A node's passkey, for the announce URL in the torrents it is handed.
+    pub async fn passkey(&self, node: NodeId) -> Result<String, GatewayError> {
+        let row = sqlx::query("SELECT passkey FROM nodes WHERE id = ? AND revoked_at IS NULL")
+            .bind(node)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| GatewayError::Internal(format!("node {node} is not registered")))?;
+        Ok(row.get("passkey"))
+    }
+}
+
+/// Deletes the object row under (bucket, key), if any, and orphans its shards. Returns whether
+/// there was one. Writes come first in every transaction: in WAL mode a transaction that read
+/// before writing can fail with a stale snapshot when another writer got in between.
+async fn orphan_object(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    bucket: &str,
+    key: &str,
+) -> Result<bool, GatewayError> {
+    sqlx::query(
+        "UPDATE shards SET state = 'orphan', object_id = NULL
+         WHERE object_id IN (SELECT id FROM objects WHERE bucket = ? AND key = ?)",
+    )
+    .bind(bucket)
+    .bind(key)
+    .execute(&mut **tx)
+    .await?;
+    let deleted = sqlx::query("DELETE FROM objects WHERE bucket = ? AND key = ?")
+        .bind(bucket)
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(deleted.rows_affected() > 0)
+}

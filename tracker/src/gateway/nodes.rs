@@ -1,0 +1,378 @@
+//! The nodes an operation may use. [`Nodes`] keeps what the gateway learns about nodes between
+//! operations (scores as of the health worker's latest pass, per-node back-off after failed
+//! directives, transfers in flight); [`NodeSnapshot`] is one consistent view of it together with
+//! the control hub's connected nodes, taken once per operation. Placement, reads, repair and
+//! audits all judge nodes through a snapshot, so they apply the same rules to the same facts.
+//!
+//! Rules a snapshot applies:
+//! - a node serves (reads, repair sources, audits) only while connected with a data port and not
+//!   disqualified; trusted nodes are asked first;
+//! - a node takes new copies only while connected with a data port, high or low tier (a node
+//!   without a score yet is new, so low), and not excluded by the caller; nodes backing off
+//!   after failed directives are used only when the others cannot take the copies.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use raidtorrent_codec::InfoHash;
+
+use super::config::HealthConfig;
+use super::GatewayError;
+use crate::control::{ConnectedNode, ControlHub};
+use crate::placement::NodeView;
+use crate::registry::{unix_now, NodeId, Registry};
+use crate::repair::NodeStatus;
+use crate::scoring::{AuditOutcome, NodeTier, Score, ScoringConfig, TransferKind};
+
+/// What the gateway keeps about nodes between operations; shared by every part of it.
+pub(super) struct Nodes {
+    hub: ControlHub,
+    registry: Registry,
+    /// The gateway's own seeder, registered as a node: never a placement target or repair node.
+    own: NodeId,
+    scores: RwLock<Arc<HashMap<NodeId, Score>>>,
+    traffic: Mutex<Traffic>,
+    backoff_base: Duration,
+    backoff_max: Duration,
+}
+
+/// Back-off and load per node.
+#[derive(Default)]
+struct Traffic {
+    /// Failed directives in a row, and the end of the current back-off.
+    failures: HashMap<NodeId, (u32, Instant)>,
+    /// Transfers in flight to or from the node.
+    load: HashMap<NodeId, u32>,
+}
+
+impl Traffic {
+    fn backing_off(&self, node: NodeId, now: Instant) -> bool {
+        self.failures
+            .get(&node)
+            .is_some_and(|(_, until)| *until > now)
+    }
+}
+
+impl Nodes {
+    pub(super) fn new(
+        hub: ControlHub,
+        registry: Registry,
+        own: NodeId,
+        cfg: &HealthConfig,
+    ) -> Self {
+        Nodes {
+            hub,
+            registry,
+            own,
+            scores: RwLock::new(Arc::new(HashMap::new())),
+            traffic: Mutex::new(Traffic::default()),
+            backoff_base: cfg.backoff_base,
+            backoff_max: cfg.backoff_max,
+        }
+    }
+
+    pub(super) fn hub(&self) -> &ControlHub {
+        &self.hub
+    }
+
+    /// One view of every node, taken now.
+    pub(super) fn snapshot(&self) -> NodeSnapshot {
+        let connected = self
+            .hub
+            .connected()
+            .into_iter()
+            .map(|c| (c.node, c))
+            .collect();
+        let now = Instant::now();
+        let traffic = self.traffic.lock().expect("traffic lock");
+        let backing_off = traffic
+            .failures
+            .keys()
+            .copied()
+            .filter(|n| traffic.backing_off(*n, now))
+            .collect();
+        NodeSnapshot {
+            own: self.own,
+            connected,
+            scores: self.scores(),
+            backing_off,
+            load: traffic.load.clone(),
+        }
+    }
+
+    /// Scores as of the health worker's latest pass.
+    pub(crate) fn scores(&self) -> Arc<HashMap<NodeId, Score>> {
+        self.scores.read().expect("scores lock").clone()
+    }
+
+    /// Scores every node afresh from its records; every later snapshot sees them.
+    pub(super) async fn refresh_scores(
+        &self,
+        cfg: &ScoringConfig,
+    ) -> Result<Arc<HashMap<NodeId, Score>>, GatewayError> {
+        let scores = self
+            .registry
+            .scores(unix_now(), cfg)
+            .await
+            .map_err(|e| GatewayError::Internal(format!("scores: {e}")))?;
+        let scores = Arc::new(scores);
+        *self.scores.write().expect("scores lock") = scores.clone();
+        Ok(scores)
+    }
+
+    /// A directive to `node` starts a transfer.
+    pub(super) fn transfer_started(&self, node: NodeId) {
+        let mut t = self.traffic.lock().expect("traffic lock");
+        *t.load.entry(node).or_default() += 1;
+    }
+
+    /// The transfer ended: a failure backs the node off (doubling per failure in a row), a
+    /// success ends its back-off.
+    pub(super) fn transfer_ended(&self, node: NodeId, ok: bool) {
+        let mut t = self.traffic.lock().expect("traffic lock");
+        if let Some(l) = t.load.get_mut(&node) {
+            *l = l.saturating_sub(1);
+            if *l == 0 {
+                t.load.remove(&node);
+            }
+        }
+        if ok {
+            t.failures.remove(&node);
+            return;
+        }
+        let (base, max) = (self.backoff_base, self.backoff_max);
+        let e = t.failures.entry(node).or_insert((0, Instant::now()));
+        let delay = base.saturating_mul(1 << e.0.min(16)).min(max);
+        e.0 += 1;
+        e.1 = Instant::now() + delay;
+    }
+
+    /// Adds a transfer outcome to the node's record; a failure to record is logged, not fatal.
+    pub(super) async fn record_transfer(&self, t: TransferRecord<'_>) {
+        let recorded = self
+            .registry
+            .record_transfer(
+                t.node,
+                t.kind,
+                &t.info_hash.to_hex(),
+                t.ok,
+                t.bytes,
+                t.took.as_millis() as u64,
+                unix_now(),
+            )
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(node = t.node, error = %e, "transfer outcome not recorded");
+        }
+    }
+}
+
+impl Nodes {
+    /// Adds an audit's outcome to the node's record.
+    pub(super) async fn record_audit(
+        &self,
+        node: NodeId,
+        info_hash: &InfoHash,
+        outcome: AuditOutcome,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), GatewayError> {
+        self.registry
+            .record_audit(node, &info_hash.to_hex(), outcome, detail, now)
+            .await
+            .map_err(|e| GatewayError::Internal(format!("recording an audit: {e}")))
+    }
+}
+
+/// One transfer's outcome, for a node's record.
+pub(super) struct TransferRecord<'a> {
+    pub node: NodeId,
+    pub kind: TransferKind,
+    pub info_hash: &'a InfoHash,
+    pub ok: bool,
+    pub bytes: u64,
+    pub took: Duration,
+}
+
+/// Every node as one operation sees it.
+pub(super) struct NodeSnapshot {
+    own: NodeId,
+    connected: HashMap<NodeId, ConnectedNode>,
+    scores: Arc<HashMap<NodeId, Score>>,
+    backing_off: HashSet<NodeId>,
+    load: HashMap<NodeId, u32>,
+}
+
+/// What a connected node last reported about one shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reported {
+    /// The node is not connected: its copies are judged by the grace period.
+    Offline,
+    /// Connected, but no report yet.
+    NotYet,
+    Holds,
+    Lacks,
+}
+
+impl NodeSnapshot {
+    /// Where a connected node accepts BitTorrent connections.
+    pub(super) fn data_addr(&self, node: NodeId) -> Option<SocketAddr> {
+        self.connected.get(&node)?.data_addr
+    }
+
+    /// The data addresses of those of `nodes` that are connected.
+    pub(super) fn data_addrs(&self, nodes: &[NodeId]) -> Vec<SocketAddr> {
+        nodes.iter().filter_map(|n| self.data_addr(*n)).collect()
+    }
+
+    /// Which node listens at each data address.
+    pub(super) fn by_addr(&self) -> HashMap<SocketAddr, NodeId> {
+        self.connected
+            .values()
+            .filter_map(|c| Some((c.data_addr?, c.node)))
+            .collect()
+    }
+
+    pub(super) fn connected(&self, node: NodeId) -> Option<&ConnectedNode> {
+        self.connected.get(&node)
+    }
+
+    pub(super) fn scores(&self) -> &HashMap<NodeId, Score> {
+        &self.scores
+    }
+
+    fn tier(&self, node: NodeId) -> NodeTier {
+        // A node without a score yet (just registered) is new: low tier until vetted.
+        self.scores.get(&node).map_or(NodeTier::Low, |s| s.tier)
+    }
+
+    /// Whether a node's copies may serve reads, repairs and audits.
+    pub(super) fn may_serve(&self, node: NodeId) -> bool {
+        self.tier(node) != NodeTier::Disqualified
+    }
+
+    /// The data addresses of those `holders` that may serve, better-scored nodes first.
+    pub(super) fn sources(&self, holders: &[NodeId]) -> Vec<SocketAddr> {
+        let mut ranked: Vec<NodeId> = holders
+            .iter()
+            .copied()
+            .filter(|n| self.may_serve(*n))
+            .collect();
+        let value = |n: &NodeId| self.scores.get(n).map_or(0.0, |s| s.value);
+        ranked.sort_by(|a, b| value(b).total_cmp(&value(a)));
+        self.data_addrs(&ranked)
+    }
+
+    /// Nodes that may take new copies, leaving out `excluded` and, unless `with_backing_off`,
+    /// the nodes backing off.
+    pub(super) fn placement(&self, excluded: &[NodeId], with_backing_off: bool) -> Vec<NodeView> {
+        let mut views: Vec<NodeView> = self
+            .connected
+            .values()
+            .filter(|c| c.node != self.own && c.data_addr.is_some())
+            .filter(|c| !excluded.contains(&c.node))
+            .filter(|c| with_backing_off || !self.backing_off.contains(&c.node))
+            .filter(|c| matches!(self.tier(c.node), NodeTier::High | NodeTier::Low))
+            .map(|c| NodeView {
+                id: c.node,
+                tier: self.tier(c.node),
+                zone: c.zone.clone(),
+                free: c.free,
+                capacity: c.capacity,
+                load: self.load.get(&c.node).copied().unwrap_or(0),
+            })
+            .collect();
+        views.sort_by_key(|v| v.id);
+        views
+    }
+
+    /// Nodes backing off after failed directives.
+    pub(super) fn backing_off(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self.backing_off.iter().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// What `node` last reported about `info_hash`.
+    pub(super) fn reported(&self, node: NodeId, info_hash: &InfoHash) -> Reported {
+        match self.connected.get(&node).map(|c| &c.report) {
+            None => Reported::Offline,
+            Some(None) => Reported::NotYet,
+            Some(Some(r)) if r.held.contains(info_hash) => Reported::Holds,
+            Some(Some(_)) => Reported::Lacks,
+        }
+    }
+
+    /// The held sets connected nodes last reported (`None`: no report yet), for many lookups.
+    pub(super) fn held_sets(&self) -> HashMap<NodeId, Option<HashSet<InfoHash>>> {
+        self.connected
+            .values()
+            .map(|c| {
+                let set = c.report.as_ref().map(|r| r.held.iter().copied().collect());
+                (c.node, set)
+            })
+            .collect()
+    }
+
+    /// Whether `node` has been connected for at least `settle`.
+    pub(super) fn settled(&self, node: NodeId, settle: Duration) -> bool {
+        self.connected
+            .get(&node)
+            .is_some_and(|c| c.connected_since.elapsed().is_ok_and(|d| d >= settle))
+    }
+
+    /// Every scored node as the repair planner sees it; the gateway's own seeder is not a node.
+    /// `seen` remembers when each node was last connected with a data port (a connection without
+    /// one cannot serve, so its node counts as away), its zone and its capacity.
+    pub(super) fn statuses(&self, seen: &mut Seen) -> Vec<NodeStatus> {
+        let now = Instant::now();
+        for c in self.connected.values().filter(|c| c.data_addr.is_some()) {
+            seen.last.insert(c.node, (now, c.zone.clone(), c.capacity));
+        }
+        self.scores
+            .iter()
+            .filter(|(id, _)| **id != self.own)
+            .map(|(&id, score)| {
+                let online = self.connected.get(&id).filter(|c| c.data_addr.is_some());
+                let (last, zone, capacity) =
+                    seen.last
+                        .get(&id)
+                        .cloned()
+                        .unwrap_or((seen.started, String::new(), 0));
+                NodeStatus {
+                    id,
+                    zone,
+                    tier: score.tier,
+                    online: online.is_some(),
+                    offline_secs: match online {
+                        Some(_) => 0,
+                        None => now.duration_since(last).as_secs(),
+                    },
+                    free: online.map_or(0, |c| c.free),
+                    capacity: online.map_or(capacity, |c| c.capacity),
+                    load: self.load.get(&id).copied().unwrap_or(0),
+                    backing_off: self.backing_off.contains(&id),
+                    poor_hours: score.poor_hours_mask(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// When each node was last seen connected, with its zone and capacity then: what the planner
+/// knows of nodes that are gone.
+pub(super) struct Seen {
+    started: Instant,
+    last: HashMap<NodeId, (Instant, String, u64)>,
+}
+
+impl Seen {
+    pub(super) fn new() -> Self {
+        Seen {
+            started: Instant::now(),
+            last: HashMap::new(),
+        }
+    }
+}
