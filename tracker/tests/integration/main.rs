@@ -1,6 +1,7 @@
 //! Integration tests over real sockets on port 0: one binary, shared helpers in `common`.
 
 mod api;
+mod architecture;
 mod audit;
 mod binary;
 mod common;
