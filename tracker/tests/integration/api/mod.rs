@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use raidtorrent_codec::MasterKey;
+use raidtorrent_testkit::random_bytes;
 use raidtorrent_tracker::api::{self, ApiAuth};
 use raidtorrent_tracker::control::{ControlConfig, ControlHub};
 use raidtorrent_tracker::gateway::{BucketPolicy, Gateway, GatewayConfig, Swarm};
@@ -150,11 +151,6 @@ impl TestApi {
             .expect("server stops")
             .unwrap();
     }
-}
-
-/// Bytes whose every offset is distinguishable, so a misplaced range cannot pass.
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
