@@ -15,31 +15,20 @@ use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
 use raidtorrent_codec::*;
+use raidtorrent_testkit::random_bytes;
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
 
 const SIZE: usize = 256 << 20;
 const CODES: [(u16, u16); 2] = [(4, 2), (10, 4)];
 
-fn object() -> Vec<u8> {
-    // xorshift: incompressible enough, and fast to make.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..SIZE / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect()
-}
-
 fn output_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/criterion")
 }
 
 fn bench(c: &mut Criterion) {
-    let object = object();
+    // Incompressible enough, and fast to make.
+    let object = random_bytes(SIZE, 1);
     let key = DataKey::generate().unwrap();
     let mut group = c.benchmark_group("codec");
     group

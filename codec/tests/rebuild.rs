@@ -5,6 +5,7 @@ use std::io::Cursor;
 use proptest::prelude::*;
 use raidtorrent_codec::layout::MIN_PIECE_LENGTH;
 use raidtorrent_codec::*;
+use raidtorrent_testkit::random_bytes;
 use sha1::{Digest, Sha1};
 
 struct Stored {
@@ -70,12 +71,6 @@ impl Stored {
     }
 }
 
-fn object(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed) ^ (i >> 11) as u8)
-        .collect()
-}
-
 /// The SHA-1 of every piece of `bytes`, computed here rather than by the codec.
 fn piece_hashes(bytes: &[u8], piece_length: u64) -> Vec<[u8; 20]> {
     bytes
@@ -93,10 +88,10 @@ proptest! {
         k in 1u16..8,
         m in 1u16..5,
         target in prop_oneof![Just(64u64 * 1024), Just(128 * 1024), Just(300 * 1024)],
-        seed in any::<u8>(),
+        seed in any::<u64>(),
         lose in proptest::collection::vec(any::<prop::sample::Index>(), 1..5),
     ) {
-        let s = store(&object(len, seed), k, m, target);
+        let s = store(&random_bytes(len, seed), k, m, target);
         let n = usize::from(k + m);
         let mut lost: Vec<usize> = lose.iter().map(|i| i.index(n)).collect();
         lost.sort();
@@ -116,7 +111,7 @@ proptest! {
 
 #[test]
 fn a_parity_shard_and_a_data_shard_together() {
-    let s = store(&object(2_000_000, 1), 4, 2, 256 * 1024);
+    let s = store(&random_bytes(2_000_000, 1), 4, 2, 256 * 1024);
     assert!(s.manifest.layout.segment_count() > 2);
     for lost in [[0, 5], [5, 0], [4, 5], [1, 2]] {
         let (rebuilt, _) = s.rebuild(&lost).unwrap();
@@ -127,7 +122,7 @@ fn a_parity_shard_and_a_data_shard_together() {
 
 #[test]
 fn a_corrupted_input_piece_is_worked_around_when_enough_others_remain() {
-    let mut s = store(&object(1_500_000, 2), 4, 2, 256 * 1024);
+    let mut s = store(&random_bytes(1_500_000, 2), 4, 2, 256 * 1024);
     let piece = s.manifest.layout.geometry.piece_length;
     let at = 5 * MIN_PIECE_LENGTH as usize + 3;
     s.shards[1][at] ^= 0x40;
@@ -142,7 +137,7 @@ fn a_corrupted_input_piece_is_worked_around_when_enough_others_remain() {
 
 #[test]
 fn too_many_missing_is_named_with_the_segment() {
-    let s = store(&object(900_000, 3), 4, 2, 256 * 1024);
+    let s = store(&random_bytes(900_000, 3), 4, 2, 256 * 1024);
     match s.rebuild_from(s.inputs(&[0, 1, 2]), &[0, 1]) {
         Err(RebuildError::NotEnoughShards {
             segment: 0,
@@ -173,7 +168,7 @@ fn too_many_missing_is_named_with_the_segment() {
 
 #[test]
 fn a_targets_own_bytes_are_never_read() {
-    let mut s = store(&object(700_000, 4), 3, 2, 128 * 1024);
+    let mut s = store(&random_bytes(700_000, 4), 3, 2, 128 * 1024);
     let original = s.shards[4].clone();
     s.shards[4].iter_mut().for_each(|b| *b = !*b);
     let (rebuilt, report) = s.rebuild_from(s.inputs(&[]), &[4]).unwrap();
@@ -183,7 +178,7 @@ fn a_targets_own_bytes_are_never_read() {
 
 #[test]
 fn forward_only_sources_rebuild_too() {
-    let s = store(&object(1_100_000, 5), 3, 2, 128 * 1024);
+    let s = store(&random_bytes(1_100_000, 5), 3, 2, 128 * 1024);
     let inputs = (0..5)
         .map(|i| {
             (i != 1).then(|| ShardInput {
@@ -211,7 +206,7 @@ fn a_failing_reader_is_reported_and_replaced() {
             Cursor::new(self.bytes).read_at(o, b)
         }
     }
-    let s = store(&object(800_000, 6), 2, 2, 128 * 1024);
+    let s = store(&random_bytes(800_000, 6), 2, 2, 128 * 1024);
     let inputs = (0..4)
         .map(|i| {
             (i != 0).then(|| ShardInput {
@@ -234,7 +229,7 @@ fn a_failing_reader_is_reported_and_replaced() {
 fn shards_that_disagree_with_the_manifest_are_an_error_not_a_different_shard() {
     // Two encodings of the same bytes under different keys: each is self-consistent, but a manifest
     // that names shard 0 of the first and the rest of the second describes no real object.
-    let bytes = object(600_000, 7);
+    let bytes = random_bytes(600_000, 7);
     let a = store(&bytes, 3, 2, 128 * 1024);
     let mut b = store(&bytes, 3, 2, 128 * 1024);
     b.infos[0] = a.infos[0].clone();
@@ -247,7 +242,7 @@ fn shards_that_disagree_with_the_manifest_are_an_error_not_a_different_shard() {
 
 #[test]
 fn bad_requests_are_named() {
-    let s = store(&object(100_000, 8), 2, 1, 128 * 1024);
+    let s = store(&random_bytes(100_000, 8), 2, 1, 128 * 1024);
     let mut one = vec![Vec::new()];
     let mut two = vec![Vec::new(), Vec::new()];
     let wrong_target = [RebuildTarget {
@@ -306,7 +301,7 @@ fn a_failing_output_is_named() {
             Ok(())
         }
     }
-    let s = store(&object(100_000, 9), 2, 2, 128 * 1024);
+    let s = store(&random_bytes(100_000, 9), 2, 2, 128 * 1024);
     let mut outputs = [Full];
     assert!(matches!(
         rebuild(&s.manifest, s.inputs(&[3]), &s.targets(&[3]), &mut outputs),

@@ -5,6 +5,7 @@ use std::io::Cursor;
 use proptest::prelude::*;
 use raidtorrent_codec::layout::{CHUNK_PLAINTEXT, MIN_PIECE_LENGTH};
 use raidtorrent_codec::*;
+use raidtorrent_testkit::random_bytes;
 
 struct Stored {
     object: Vec<u8>,
@@ -54,12 +55,6 @@ impl Stored {
     }
 }
 
-fn object(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
-        .collect()
-}
-
 /// Sizes around the boundaries that matter: empty, one byte, chunk and segment edges.
 fn sizes(segment: u64) -> Vec<usize> {
     let c = CHUNK_PLAINTEXT as usize;
@@ -72,7 +67,7 @@ fn boundary_sizes_round_trip() {
     for (k, m) in [(1, 1), (4, 2), (3, 5)] {
         let g = Geometry::choose(k, m, 256 * 1024, None).unwrap();
         for len in sizes(g.segment_size) {
-            let s = store(object(len, 7), k, m, 256 * 1024);
+            let s = store(random_bytes(len, 7), k, m, 256 * 1024);
             assert_eq!(
                 s.manifest.layout.geometry, g,
                 "the hint must not change segment size here"
@@ -90,7 +85,7 @@ fn boundary_sizes_round_trip() {
 
 #[test]
 fn every_choice_of_m_missing_shards_rebuilds() {
-    let s = store(object(700_000, 3), 3, 3, 128 * 1024);
+    let s = store(random_bytes(700_000, 3), 3, 3, 128 * 1024);
     let n = 6;
     for a in 0..n {
         for b in a + 1..n {
@@ -115,7 +110,7 @@ fn every_choice_of_m_missing_shards_rebuilds() {
 
 #[test]
 fn a_flipped_bit_is_caught_by_its_piece_hash_and_the_shard_is_worked_around() {
-    let mut s = store(object(1_000_000, 9), 4, 2, 256 * 1024);
+    let mut s = store(random_bytes(1_000_000, 9), 4, 2, 256 * 1024);
     let at = 3 * MIN_PIECE_LENGTH as usize + 5;
     s.shards[1][at] ^= 0x10;
     let (back, report) = s.get(&[]).unwrap();
@@ -129,7 +124,7 @@ fn a_flipped_bit_is_caught_by_its_piece_hash_and_the_shard_is_worked_around() {
 
 #[test]
 fn tampered_ciphertext_with_forged_piece_hashes_is_an_error_not_wrong_bytes() {
-    let mut s = store(object(300_000, 1), 2, 1, 256 * 1024);
+    let mut s = store(random_bytes(300_000, 1), 2, 1, 256 * 1024);
     s.shards[0][100] ^= 1;
     // An attacker who also rewrites the piece hashes gets past the torrent layer...
     let piece_length = s.infos[0].piece_length as usize;
@@ -157,7 +152,7 @@ fn sha1_of(b: &[u8]) -> [u8; 20] {
 
 #[test]
 fn wrong_key_is_named() {
-    let s = store(object(10, 1), 2, 1, 256 * 1024);
+    let s = store(random_bytes(10, 1), 2, 1, 256 * 1024);
     let other = DataKey::generate().unwrap();
     let mut out = Vec::new();
     assert!(matches!(
@@ -186,7 +181,7 @@ fn a_failing_reader_counts_as_a_missing_shard() {
             }
         }
     }
-    let s = store(object(900_000, 2), 2, 2, 256 * 1024);
+    let s = store(random_bytes(900_000, 2), 2, 2, 256 * 1024);
     let inputs = (0..4)
         .map(|i| {
             Some(ShardInput {
@@ -208,7 +203,7 @@ fn a_failing_reader_counts_as_a_missing_shard() {
 
 #[test]
 fn sequential_sources_decode_too() {
-    let s = store(object(1_500_000, 4), 3, 2, 256 * 1024);
+    let s = store(random_bytes(1_500_000, 4), 3, 2, 256 * 1024);
     let inputs = (0..5)
         .map(|i| {
             (i != 0).then(|| ShardInput {
@@ -226,7 +221,7 @@ fn sequential_sources_decode_too() {
 fn truncating_the_object_by_whole_segments_is_detected() {
     // Drop the last segment from every shard and from the manifest's size: the new last chunk was not
     // sealed as last, so authentication fails.
-    let mut s = store(object(600_000, 5), 2, 1, 256 * 1024);
+    let mut s = store(random_bytes(600_000, 5), 2, 1, 256 * 1024);
     let g = s.manifest.layout.geometry;
     let keep = s.manifest.layout.block_offset(1);
     for sh in &mut s.shards {
@@ -269,10 +264,10 @@ proptest! {
         len in 0usize..1_200_000,
         k in 1u16..8,
         m in 1u16..5,
-        seed in any::<u8>(),
+        seed in any::<u64>(),
         lose in proptest::collection::vec(any::<prop::sample::Index>(), 0..5),
     ) {
-        let s = store(object(len, seed), k, m, 128 * 1024);
+        let s = store(random_bytes(len, seed), k, m, 128 * 1024);
         let n = usize::from(k + m);
         let mut missing: Vec<usize> = lose.iter().map(|i| i.index(n)).collect();
         missing.sort();
@@ -290,7 +285,7 @@ proptest! {
         b in any::<prop::sample::Index>(),
         lose_first in any::<bool>(),
     ) {
-        let s = store(object(len, 11), k, 2, 128 * 1024);
+        let s = store(random_bytes(len, 11), k, 2, 128 * 1024);
         let (x, y) = (a.index(len + 1), b.index(len + 1));
         let (start, end) = (x.min(y), x.max(y));
         let missing = if lose_first { vec![0] } else { vec![] };

@@ -8,22 +8,11 @@ use std::path::Path;
 use std::process::Command;
 
 use raidtorrent_codec::*;
-
-fn tool_available(probe: &mut Command, name: &str) -> bool {
-    let ok = probe.output().map(|o| o.status.success()).unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("RAIDTORRENT_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{name} is required (RAIDTORRENT_REQUIRE_TOOLS=1) but not available"
-        );
-        eprintln!("skipping: {name} is not installed");
-    }
-    ok
-}
+use raidtorrent_testkit::{python_libtorrent, random_bytes, tool_works};
 
 /// Encodes an object and writes each shard and its .torrent into `dir`.
 fn write_shards(dir: &Path, len: usize, k: u16, m: u16) -> Vec<ShardInfo> {
-    let object: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    let object = random_bytes(len, len as u64);
     let geometry = Geometry::choose(k, m, 1 << 20, Some(len as u64)).unwrap();
     let key = DataKey::generate().unwrap();
     let mut shards = vec![Vec::new(); geometry.shard_count()];
@@ -43,9 +32,9 @@ fn write_shards(dir: &Path, len: usize, k: u16, m: u16) -> Vec<ShardInfo> {
 
 #[test]
 fn transmission_show_reads_shard_torrents() {
-    if !tool_available(
-        Command::new("transmission-show").arg("--version"),
+    if !tool_works(
         "transmission-show",
+        Command::new("transmission-show").arg("--version"),
     ) {
         return;
     }
@@ -107,10 +96,7 @@ print("verified_pieces", h.status().num_pieces)
 
 #[test]
 fn libtorrent_reads_shard_torrents_and_verifies_shard_data() {
-    if !tool_available(
-        Command::new("/usr/bin/python3").args(["-c", "import libtorrent"]),
-        "python3-libtorrent",
-    ) {
+    if python_libtorrent().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

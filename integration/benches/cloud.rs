@@ -12,7 +12,8 @@
 use std::time::Instant;
 
 use raidtorrent_integration::baseline::plain_transfer;
-use raidtorrent_integration::{random_bytes, TestCloud};
+use raidtorrent_integration::TestCloud;
+use raidtorrent_testkit::random_bytes;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");

@@ -12,7 +12,8 @@
 use std::time::{Duration, Instant};
 
 use raidtorrent_integration::baseline::plain_transfer;
-use raidtorrent_integration::{loopback_bandwidth, random_bytes, wait_until, TestCloud};
+use raidtorrent_integration::{loopback_bandwidth, TestCloud};
+use raidtorrent_testkit::{random_bytes, wait_until};
 use raidtorrent_tracker::gateway::HealthConfig;
 use raidtorrent_tracker::repair::PlanConfig;
 

@@ -11,21 +11,7 @@ use raidtorrent_tracker::gateway::GatewayError;
 
 use super::healing::{collect, quick_health};
 use raidtorrent_integration::*;
-
-/// A tiny deterministic generator, so a failing run can be replayed with its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use raidtorrent_testkit::{random_bytes, Rng};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn objects_survive_nodes_dying_and_returning_at_random() {
@@ -90,7 +76,7 @@ async fn objects_survive_nodes_dying_and_returning_at_random() {
     let reader = {
         let (gw, stored, stop, stats) = (gw.clone(), stored.clone(), stop.clone(), stats.clone());
         tokio::spawn(async move {
-            let mut rng = Rng(seed.rotate_left(7) | 1);
+            let mut rng = Rng::new(seed.rotate_left(7));
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let pick = {
                     let s = stored.lock().unwrap();
@@ -121,7 +107,7 @@ async fn objects_survive_nodes_dying_and_returning_at_random() {
     };
 
     // Chaos: at most two nodes down at a time (m = 2), each for 1 to 8 s.
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut down: Vec<(usize, Instant)> = Vec::new();
     let (mut kills, mut restarts) = (0, 0);
     let end = Instant::now() + Duration::from_secs(secs);

@@ -10,6 +10,7 @@ use raidtorrent_tracker::repair::PlanConfig;
 use raidtorrent_tracker::scoring::{NodeTier, ScoringConfig};
 
 use raidtorrent_integration::*;
+use raidtorrent_testkit::{corrupt, random_bytes, wait_until};
 
 pub async fn collect(mut body: Body) -> Result<Vec<u8>, std::io::Error> {
     let mut out = Vec::new();

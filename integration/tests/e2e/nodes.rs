@@ -8,6 +8,7 @@ use raidtorrent_tracker::gateway::{Body, BucketPolicy, Gateway};
 use raidtorrent_tracker::registry::NodeId;
 
 use raidtorrent_integration::*;
+use raidtorrent_testkit::{corrupt, random_bytes, wait_until};
 
 async fn read(gw: &Gateway, bucket: &str, key: &str) -> anyhow::Result<Vec<u8>> {
     let (_, mut body): (_, Body) = gw.get(bucket, key, None).await?;

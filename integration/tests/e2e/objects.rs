@@ -5,6 +5,7 @@ use std::time::Duration;
 use raidtorrent_tracker::gateway::{Body, BucketPolicy, Gateway, GatewayError};
 
 use raidtorrent_integration::*;
+use raidtorrent_testkit::{files_under, random_bytes};
 
 async fn collect(mut body: Body) -> Result<Vec<u8>, std::io::Error> {
     let mut out = Vec::new();

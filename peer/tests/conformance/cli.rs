@@ -66,7 +66,7 @@ async fn status_shows_shards_space_gateways_and_directives() {
     let (mut conn, _) = gw.accept_welcomed().await;
     let seq = conn.send(hold(&s, vec![seeder.addr])).await;
     assert_eq!(conn.answer(seq).await, Message::Ack { re: seq, ih: s.ih });
-    let text = poll("status to show the shard", || {
+    let text = wait_for(DEADLINE, "status to show the shard", || {
         let dir = dir.path().to_owned();
         async move {
             let out = Command::new(BIN)

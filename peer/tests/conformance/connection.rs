@@ -191,7 +191,7 @@ async fn a_killed_control_connection_comes_back() {
     assert_eq!(conn.held().await, vec![]);
     let seq = conn.send(Message::Ping).await;
     assert_eq!(conn.recv().await.body, Message::Pong { re: seq });
-    let status = poll("the status file to count connects", || {
+    let status = wait_for(DEADLINE, "the status file to count connects", || {
         let path = dir.path().join("status.json");
         async move {
             let s = raidtorrent_peer::status::Status::read(&path).ok()?;

@@ -14,21 +14,6 @@ use raidtorrent_proto::Message;
 const PYTHON: &str = "/usr/bin/python3";
 const LT_PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/lt_peer.py");
 
-fn have_libtorrent() -> bool {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("RAIDTORRENT_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "python3-libtorrent is required (RAIDTORRENT_REQUIRE_TOOLS=1) but cannot be imported"
-        );
-        eprintln!("SKIPPED: python3-libtorrent cannot be imported under {PYTHON}");
-    }
-    ok
-}
-
 /// A libtorrent process, killed when dropped; its stdout lines arrive on `lines`.
 struct LtPeer {
     child: Child,
@@ -43,11 +28,7 @@ impl LtPeer {
         iface: &str,
         peers: &[std::net::SocketAddr],
     ) -> (Self, std::net::SocketAddr) {
-        let port = std::net::TcpListener::bind((iface, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port(iface);
         let mut cmd = Command::new(PYTHON);
         cmd.arg(LT_PEER)
             .arg("--torrent")
@@ -108,7 +89,7 @@ impl Drop for LtPeer {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn node_and_libtorrent_swap_a_shard_both_ways() {
-    if !have_libtorrent() {
+    if python_libtorrent().is_none() {
         return;
     }
     let s = shard(500_000, 9);
@@ -136,7 +117,7 @@ async fn node_and_libtorrent_swap_a_shard_both_ways() {
     let (leecher, _) = LtPeer::start(&torrent, &leech_dir, "127.0.0.6", &[node.listen_addr()]);
     leecher.wait_for("SEEDING").await;
     assert!(std::fs::read(leech_dir.join(&s.info.name)).unwrap() == s.data);
-    let report = poll("the node to count its upload", || {
+    let report = wait_for(DEADLINE, "the node to count its upload", || {
         let transfers = conn_transfers(&node, &s);
         async move { transfers }
     })

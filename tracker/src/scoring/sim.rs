@@ -3,6 +3,7 @@
 //! disqualified), and no honest node may ever be disqualified on the way.
 
 use super::*;
+use raidtorrent_testkit::Rng;
 use std::collections::HashMap;
 
 const DAY: i64 = 86_400;
@@ -14,25 +15,6 @@ enum Behaviour {
     New,
     Flaky,
     Corrupting,
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
 }
 
 /// The behaviour's parameters: (age range in days, uptime range, audit fail share, audit
@@ -152,7 +134,8 @@ fn life_tier(f: &NodeFacts, cfg: &ScoringConfig) -> NodeTier {
 #[test]
 fn tiers_sort_a_simulated_population() {
     let cfg = ScoringConfig::default();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Seed 1 starts at the state the thresholds below were checked with.
+    let mut rng = Rng::new(1);
     let mix = [
         (Behaviour::Honest, 2000),
         (Behaviour::New, 500),

@@ -4,14 +4,14 @@
 //! worker does.
 
 use crate::common::*;
-use librqbit::{AddTorrent, AddTorrentOptions, ListenerOptions, Session, SessionOptions};
+use librqbit::Session;
 use raidtorrent_codec::ShardInfo;
 use raidtorrent_proto::{Handshake, Parsed};
 use raidtorrent_tracker::audit::wire::{self, Message};
 use raidtorrent_tracker::audit::{pick_pieces, probe, Probe};
 use sha1::{Digest, Sha1};
 use std::io::{Seek, SeekFrom, Write};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ const GENEROUS: Duration = Duration::from_secs(30);
 
 /// A shard of 12 whole pieces and a short 13th, and its bytes.
 fn shard(seed: u64) -> (ShardInfo, Vec<u8>) {
-    let data = test_data(12 * PIECE as usize + 5_000, seed);
+    let data = random_bytes(12 * PIECE as usize + 5_000, seed);
     let pieces = data
         .chunks(PIECE as usize)
         .map(|c| Sha1::digest(c).into())
@@ -37,52 +37,11 @@ fn shard(seed: u64) -> (ShardInfo, Vec<u8>) {
     (s, data)
 }
 
-async fn session(dir: &Path) -> (Arc<Session>, SocketAddr) {
-    let port = free_port("127.0.0.1");
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let s = Session::new_with_opts(
-        dir.to_owned(),
-        SessionOptions {
-            dht: None,
-            disable_local_service_discovery: true,
-            persistence: None,
-            fastresume: false,
-            ipv4_only: true,
-            listen: Some(ListenerOptions {
-                listen_addr: addr,
-                announce_port: Some(port),
-                ipv4_only: true,
-                enable_upnp_port_forwarding: false,
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    (s, addr)
-}
-
 /// A session seeding `shard` from `dir`, once its initial check is done.
 async fn seeder(dir: &Path, shard: &ShardInfo, data: &[u8]) -> (Arc<Session>, SocketAddr) {
     std::fs::write(dir.join(&shard.name), data).unwrap();
-    let (s, addr) = session(dir).await;
-    let handle = s
-        .add_torrent(
-            AddTorrent::from_bytes(shard.to_torrent(&[])),
-            Some(AddTorrentOptions {
-                overwrite: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap()
-        .into_handle()
-        .unwrap();
-    tokio::time::timeout(GENEROUS, handle.wait_until_completed())
-        .await
-        .expect("the seeder checks its data")
-        .unwrap();
+    let (s, addr) = swarm::session(dir, Ipv4Addr::LOCALHOST).await;
+    swarm::seed(&s, &shard.to_torrent(&[]), GENEROUS).await;
     (s, addr)
 }
 
@@ -213,7 +172,8 @@ async fn a_session_without_the_torrent_or_a_closed_port_is_unreachable() {
     let (other, _) = shard(15);
     let dir = tempfile::tempdir().unwrap();
     // A live session seeding something else.
-    let (session, addr) = seeder(dir.path(), &other, &test_data(other.length as usize, 15)).await;
+    let (session, addr) =
+        seeder(dir.path(), &other, &random_bytes(other.length as usize, 15)).await;
     let p = probe(addr, &s, &[0], GENEROUS).await;
     // librqbit closes on a handshake for a torrent it lacks: as a full peer list would, so it is
     // no evidence about the data.
@@ -239,23 +199,16 @@ async fn a_partial_holder_is_missing_the_pieces_it_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let half = 6 * PIECE as usize;
     std::fs::write(dir.path().join(&s.name), &data[..half]).unwrap();
-    let (session, addr) = session(dir.path()).await;
-    let handle = session
-        .add_torrent(
-            AddTorrent::from_bytes(s.to_torrent(&[])),
-            Some(AddTorrentOptions {
-                overwrite: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap()
-        .into_handle()
-        .unwrap();
-    poll(30, "the initial check of the half shard", || {
-        let st = handle.stats();
-        async move { (st.live.is_some() && st.progress_bytes == half as u64).then_some(()) }
-    })
+    let (session, addr) = swarm::session(dir.path(), Ipv4Addr::LOCALHOST).await;
+    let handle = swarm::add_existing(&session, &s.to_torrent(&[])).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the initial check of the half shard is done",
+        || {
+            let st = handle.stats();
+            async move { st.live.is_some() && st.progress_bytes == half as u64 }
+        },
+    )
     .await;
     let p = probe(addr, &s, &[1, 4], GENEROUS).await;
     assert!(matches!(p, Probe::Pass { .. }), "{p:?}");

@@ -3,32 +3,11 @@
 //! stops every process it started on SIGINT.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use raidtorrent_testkit::peer_binary;
 use reqwest::{header, StatusCode};
-
-/// The node binary beside the tracker binary, built when missing (it is another crate's).
-fn peer_binary() -> PathBuf {
-    let tracker = PathBuf::from(env!("CARGO_BIN_EXE_raidtorrent-tracker"));
-    let bin = tracker.with_file_name("raidtorrent-peer");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "raidtorrent-peer",
-                "--bin",
-                "raidtorrent-peer",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building raidtorrent-peer failed");
-    }
-    bin
-}
 
 fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.

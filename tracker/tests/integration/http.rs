@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn private_announce_scrape_and_intervals() {
@@ -225,10 +226,14 @@ async fn admin_api_creates_nodes_and_reports_them() {
     let q = announce_query(&[3; 20], b"-rQ0910-abcdefghijkl", 6881, 0);
     let (_, body) = get(t.http, &format!("/announce/{key}?{q}&event=started")).await;
     assert_eq!(decode(&body).failure(), None);
-    let report = poll(10, "the announce to be recorded", || async {
-        let r = get_json(t.http, &format!("/nodes/{id}")).await;
-        (r["announces"] == 1).then_some(r)
-    })
+    let report = wait_for(
+        Duration::from_secs(10),
+        "the announce to be recorded",
+        || async {
+            let r = get_json(t.http, &format!("/nodes/{id}")).await;
+            (r["announces"] == 1).then_some(r)
+        },
+    )
     .await;
     assert_eq!(report["name"], "volunteer-1");
     assert_eq!(report["torrents_seeding"], 1);
@@ -372,10 +377,14 @@ async fn burst_of_ten_thousand_announces() {
     assert_eq!(ok, 10_000);
     eprintln!("10,000 announces in {:?}", started.elapsed());
     assert_eq!(t.service.tracker().swarms().size(), (10_000, 10_000));
-    let report = poll(20, "all announces recorded", || async {
-        let r = get_json(t.http, &format!("/nodes/{id}")).await;
-        (r["announces"] == 10_000).then_some(r)
-    })
+    let report = wait_for(
+        Duration::from_secs(20),
+        "all announces recorded",
+        || async {
+            let r = get_json(t.http, &format!("/nodes/{id}")).await;
+            (r["announces"] == 10_000).then_some(r)
+        },
+    )
     .await;
     assert_eq!(report["torrents_seeding"], 10_000);
     assert_eq!(t.service.recorder().dropped(), 0);

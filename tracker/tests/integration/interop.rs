@@ -92,25 +92,6 @@ fn libtorrent(torrent: &Path, save: &Path, iface: &str, until: &str) -> Proc {
     )
 }
 
-/// python3-libtorrent can be imported (Debian's binding, only under /usr/bin/python3).
-fn have_libtorrent() -> bool {
-    if tool("python3", PYTHON).is_none() {
-        return false;
-    }
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("RAIDTORRENT_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "python3-libtorrent is required (RAIDTORRENT_REQUIRE_TOOLS=1) but cannot be imported"
-        );
-        eprintln!("SKIPPED: python3-libtorrent cannot be imported");
-    }
-    ok
-}
-
 async fn scrape(t: &TestTracker, key: &str, ih: &[u8; 20]) -> (i64, i64, i64) {
     let (_, body) = get(t.http, &format!("/scrape/{key}?info_hash={}", enc(ih))).await;
     let v = decode(&body);
@@ -138,7 +119,7 @@ async fn libtorrent_seeds_aria2_downloads() {
     let Some(aria2) = tool("aria2c", "/usr/bin/aria2c") else {
         return;
     };
-    if !have_libtorrent() {
+    if python_libtorrent().is_none() {
         return;
     }
     let t = TestTracker::start(test_config(false)).await;
@@ -148,7 +129,7 @@ async fn libtorrent_seeds_aria2_downloads() {
     let (seed_dir, leech_dir) = (dir.path().join("seed"), dir.path().join("leech"));
     std::fs::create_dir_all(&seed_dir).unwrap();
     std::fs::create_dir_all(&leech_dir).unwrap();
-    let data = test_data(2 * 1024 * 1024 + 77, 11);
+    let data = random_bytes(2 * 1024 * 1024 + 77, 11);
     std::fs::write(seed_dir.join("object.bin"), &data).unwrap();
     let write_torrent = |name: &str, key: &str| {
         let (bytes, ih) = make_torrent("object.bin", &data, &t.announce_url(key), true);
@@ -163,10 +144,14 @@ async fn libtorrent_seeds_aria2_downloads() {
     let seeder = libtorrent(&lt_torrent, &seed_dir, "127.0.0.2", "forever");
     seeder.expect("TRACKER_REPLY", 60);
     let tracker = t.service.tracker().clone();
-    poll(60, "libtorrent seeding in the swarm", || {
-        let tracker = tracker.clone();
-        async move { (tracker.swarms().counts(&InfoHash(ih)).complete == 1).then_some(()) }
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "libtorrent seeds in the swarm",
+        || {
+            let tracker = tracker.clone();
+            async move { tracker.swarms().counts(&InfoHash(ih)).complete == 1 }
+        },
+    )
     .await;
 
     let mut aria = Proc::spawn(
@@ -194,10 +179,14 @@ async fn libtorrent_seeds_aria2_downloads() {
         "aria2c's copy differs"
     );
     // aria2 finished and left (stopped): one seeder remains, one completed download.
-    let counts = poll(30, "aria2's completion in scrape", || async {
-        let c = scrape(&t, &lt_key, &ih).await;
-        (c == (1, 0, 1)).then_some(c)
-    })
+    let counts = wait_for(
+        Duration::from_secs(30),
+        "aria2's completion in scrape",
+        || async {
+            let c = scrape(&t, &lt_key, &ih).await;
+            (c == (1, 0, 1)).then_some(c)
+        },
+    )
     .await;
     assert_eq!(counts, (1, 0, 1));
     t.service.recorder().flush().await.unwrap();
@@ -218,13 +207,13 @@ async fn libtorrent_seeds_aria2_downloads() {
 /// libtorrent announces over UDP with its passkey in BEP 41 URL data.
 #[tokio::test(flavor = "multi_thread")]
 async fn libtorrent_private_udp_announce() {
-    if !have_libtorrent() {
+    if python_libtorrent().is_none() {
         return;
     }
     let t = TestTracker::start(test_config(false)).await;
     let (id, key) = t.node("lt-udp").await;
     let dir = tempfile::tempdir().unwrap();
-    let data = test_data(300_000, 3);
+    let data = random_bytes(300_000, 3);
     std::fs::write(dir.path().join("o.bin"), &data).unwrap();
     let url = format!("udp://{}/announce/{key}", t.udp);
     let (bytes, ih) = make_torrent("o.bin", &data, &url, true);
@@ -233,10 +222,14 @@ async fn libtorrent_private_udp_announce() {
     let lt = libtorrent(&torrent, dir.path(), "127.0.0.6", "forever");
     lt.expect("TRACKER_REPLY", 60);
     let tracker = t.service.tracker().clone();
-    poll(60, "libtorrent's UDP announce as a seeder", || {
-        let tracker = tracker.clone();
-        async move { (tracker.swarms().counts(&InfoHash(ih)).complete == 1).then_some(()) }
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "libtorrent has announced over UDP as a seeder",
+        || {
+            let tracker = tracker.clone();
+            async move { tracker.swarms().counts(&InfoHash(ih)).complete == 1 }
+        },
+    )
     .await;
     t.service.recorder().flush().await.unwrap();
     let r = get_json(t.http, &format!("/nodes/{id}")).await;
@@ -272,7 +265,7 @@ async fn transmission_announces() {
         ),
     )
     .unwrap();
-    let data = test_data(100_000, 5);
+    let data = random_bytes(100_000, 5);
     let (bytes, ih) = make_torrent("t.bin", &data, &t.announce_url(&key), true);
     let torrent = dir.path().join("t.torrent");
     std::fs::write(&torrent, bytes).unwrap();
@@ -286,10 +279,14 @@ async fn transmission_announces() {
             .arg(&torrent),
     );
     let tracker = t.service.tracker().clone();
-    poll(90, "transmission's announce", || {
-        let tracker = tracker.clone();
-        async move { (tracker.swarms().counts(&InfoHash(ih)).incomplete == 1).then_some(()) }
-    })
+    wait_until(
+        Duration::from_secs(90),
+        "transmission has announced",
+        || {
+            let tracker = tracker.clone();
+            async move { tracker.swarms().counts(&InfoHash(ih)).incomplete == 1 }
+        },
+    )
     .await;
     t.service.recorder().flush().await.unwrap();
     let r = get_json(t.http, &format!("/nodes/{id}")).await;

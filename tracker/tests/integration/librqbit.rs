@@ -6,40 +6,14 @@
 //! run uses an open tracker; the private UDP path is covered with libtorrent in `interop`.
 
 use crate::common::*;
-use librqbit::{AddTorrent, AddTorrentOptions, ListenerOptions, Session, SessionOptions};
 use raidtorrent_tracker::protocol::InfoHash;
-use std::path::Path;
-use std::sync::Arc;
+use std::net::Ipv4Addr;
 use std::time::Duration;
-
-async fn session(dir: &Path) -> Arc<Session> {
-    let port = free_port("127.0.0.1");
-    Session::new_with_opts(
-        dir.to_owned(),
-        SessionOptions {
-            dht: None,
-            disable_local_service_discovery: true,
-            persistence: None,
-            fastresume: false,
-            ipv4_only: true,
-            listen: Some(ListenerOptions {
-                listen_addr: ([127, 0, 0, 1], port).into(),
-                announce_port: Some(port),
-                ipv4_only: true,
-                enable_upnp_port_forwarding: false,
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-}
 
 /// Seeds a file from one session and downloads it in another; each session gets the torrent
 /// with its own announce URL (same info dict, so the same info-hash).
 async fn transfer(t: &TestTracker, seed_announce: &str, leech_announce: &str) {
-    let data = test_data(3 * 1024 * 1024 + 123, 7);
+    let data = random_bytes(3 * 1024 * 1024 + 123, 7);
     let (torrent, ih) = make_torrent("shard-0007.bin", &data, seed_announce, true);
     let (leech_torrent, leech_ih) = make_torrent("shard-0007.bin", &data, leech_announce, true);
     assert_eq!(ih, leech_ih);
@@ -47,41 +21,18 @@ async fn transfer(t: &TestTracker, seed_announce: &str, leech_announce: &str) {
     let leech_dir = tempfile::tempdir().unwrap();
     std::fs::write(seed_dir.path().join("shard-0007.bin"), &data).unwrap();
 
-    let seeder = session(seed_dir.path()).await;
-    let handle = seeder
-        .add_torrent(
-            AddTorrent::from_bytes(torrent.clone()),
-            Some(AddTorrentOptions {
-                overwrite: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap()
-        .into_handle()
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(60), handle.wait_until_completed())
-        .await
-        .expect("seeder checks its data")
-        .unwrap();
+    let (seeder, _) = swarm::session(seed_dir.path(), Ipv4Addr::LOCALHOST).await;
+    swarm::seed(&seeder, &torrent, Duration::from_secs(60)).await;
     let tracker = t.service.tracker().clone();
-    poll(60, "the seeder's announce", || {
+    wait_until(Duration::from_secs(60), "the seeder has announced", || {
         let tracker = tracker.clone();
-        async move { (tracker.swarms().counts(&InfoHash(ih)).complete == 1).then_some(()) }
+        async move { tracker.swarms().counts(&InfoHash(ih)).complete == 1 }
     })
     .await;
 
-    let leecher = session(leech_dir.path()).await;
-    let handle = leecher
-        .add_torrent(AddTorrent::from_bytes(leech_torrent), None)
-        .await
-        .unwrap()
-        .into_handle()
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(120), handle.wait_until_completed())
-        .await
-        .expect("leecher downloads through the tracker's peer list")
-        .unwrap();
+    // No peers given: the leecher finds the seeder through the tracker's peer list alone.
+    let (leecher, _) = swarm::session(leech_dir.path(), Ipv4Addr::LOCALHOST).await;
+    swarm::fetch(&leecher, &leech_torrent, &[], Duration::from_secs(120)).await;
     let got = std::fs::read(leech_dir.path().join("shard-0007.bin")).unwrap();
     assert!(got == data, "downloaded bytes differ");
     seeder.stop().await;

@@ -1,14 +1,13 @@
 //! A raw peer-wire gateway written against RT-0002 with `raidtorrent-proto`, a librqbit seeder for
 //! shards made with `raidtorrent-codec`, and a node under test. Everything binds port 0 on its own
-//! loopback address; waits poll with deadlines.
+//! loopback address; every wait has a deadline ([`DEADLINE`], with `raidtorrent-testkit`'s waits).
 
-use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use librqbit::{AddTorrent, AddTorrentOptions, ListenerOptions, Session, SessionOptions};
+use librqbit::Session;
 use raidtorrent_codec::ShardInfo;
 use raidtorrent_peer::config::{Config, GatewayConfig, Limits};
 use raidtorrent_peer::size::ByteSize;
@@ -16,6 +15,9 @@ use raidtorrent_peer::RunningNode;
 use raidtorrent_proto::{
     auth, frame, Envelope, Frame, GatewayHello, Handshake, InfoHash, Message, NodeHello, Parsed,
     Welcome,
+};
+pub use raidtorrent_testkit::{
+    free_port, python_libtorrent, random_bytes, swarm, wait_for, within,
 };
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,31 +28,6 @@ pub const NODE_ID: u64 = 7;
 /// The extended id the test gateway receives placement messages on.
 pub const GATEWAY_EXT_ID: u8 = 3;
 pub const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Polls `f` until it yields a value or the deadline passes.
-pub async fn poll<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
 
 pub struct TestGateway {
     pub listener: TcpListener,
@@ -68,7 +45,7 @@ impl TestGateway {
     }
 
     pub async fn accept(&self) -> GatewayConn {
-        let (stream, _) = within("the node to dial", self.listener.accept())
+        let (stream, _) = within(DEADLINE, "the node to dial", self.listener.accept())
             .await
             .unwrap();
         GatewayConn {
@@ -107,7 +84,7 @@ impl GatewayConn {
 
     /// Reads the node's handshake and answers with ours and our extended handshake.
     pub async fn handshakes(&mut self) -> Handshake {
-        let h = within("the node's handshake", async {
+        let h = within(DEADLINE, "the node's handshake", async {
             loop {
                 if let Parsed::Done(h, used) = Handshake::parse(&self.buf).unwrap() {
                     self.buf.drain(..used);
@@ -134,7 +111,7 @@ impl GatewayConn {
 
     /// The next frame, or `None` when the node closed the connection.
     pub async fn frame(&mut self) -> Option<Frame> {
-        within("a frame from the node", async {
+        within(DEADLINE, "a frame from the node", async {
             loop {
                 if let Parsed::Done(f, used) = frame::decode(&self.buf).unwrap() {
                     self.buf.drain(..used);
@@ -230,7 +207,7 @@ impl GatewayConn {
 
     /// Skips messages until `pick` accepts one (the node's pings alone do not keep this waiting).
     pub async fn recv_until<T>(&mut self, mut pick: impl FnMut(&Message) -> Option<T>) -> T {
-        within("an expected message", async {
+        within(DEADLINE, "an expected message", async {
             loop {
                 let env = self.recv().await;
                 if let Some(v) = pick(&env.body) {
@@ -300,15 +277,8 @@ pub struct TestShard {
     pub ih: InfoHash,
 }
 
-pub fn shard(len: usize, seed: u8) -> TestShard {
-    let data: Vec<u8> = (0..len)
-        .map(|i| {
-            (i as u32)
-                .wrapping_mul(2_654_435_761)
-                .wrapping_add(seed as u32)
-                .to_le_bytes()[1]
-        })
-        .collect();
+pub fn shard(len: usize, seed: u64) -> TestShard {
+    let data = random_bytes(len, seed);
     let piece_length = 16 * 1024;
     let info = ShardInfo {
         name: ShardInfo::random_name(),
@@ -330,14 +300,6 @@ pub fn shard(len: usize, seed: u8) -> TestShard {
     }
 }
 
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A librqbit session on 127.0.0.2 seeding shards from its own directory.
 pub struct Seeder {
     pub session: Arc<Session>,
@@ -348,52 +310,13 @@ pub struct Seeder {
 impl Seeder {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let addr: SocketAddr = (
-            "127.0.0.2".parse::<std::net::IpAddr>().unwrap(),
-            free_port("127.0.0.2"),
-        )
-            .into();
-        let session = Session::new_with_opts(
-            dir.path().to_owned(),
-            SessionOptions {
-                dht: None,
-                disable_local_service_discovery: true,
-                persistence: None,
-                fastresume: false,
-                ipv4_only: true,
-                listen: Some(ListenerOptions {
-                    listen_addr: addr,
-                    announce_port: Some(addr.port()),
-                    ipv4_only: true,
-                    enable_upnp_port_forwarding: false,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let (session, addr) = swarm::session(dir.path(), Ipv4Addr::new(127, 0, 0, 2)).await;
         Seeder { session, addr, dir }
     }
 
     pub async fn seed(&self, shard: &TestShard) {
         std::fs::write(self.dir.path().join(&shard.info.name), &shard.data).unwrap();
-        let handle = self
-            .session
-            .add_torrent(
-                AddTorrent::from_bytes(shard.torrent.clone()),
-                Some(AddTorrentOptions {
-                    overwrite: true,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .unwrap()
-            .into_handle()
-            .unwrap();
-        within("the seeder's hash check", handle.wait_until_completed())
-            .await
-            .unwrap();
+        swarm::seed(&self.session, &shard.torrent, DEADLINE).await;
     }
 
     pub async fn stop(self) {
@@ -427,14 +350,14 @@ pub async fn start_node(config: Config) -> RunningNode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    within("the node to start", RunningNode::start(config))
+    within(DEADLINE, "the node to start", RunningNode::start(config))
         .await
         .unwrap()
 }
 
 /// Stops a node and checks that every task it spawned has ended.
 pub async fn stop_node(node: RunningNode) {
-    let left = within("the node to stop", node.shutdown()).await;
+    let left = within(DEADLINE, "the node to stop", node.shutdown()).await;
     assert!(left.is_empty(), "tasks still running: {left:?}");
 }
 

@@ -108,7 +108,7 @@ async fn an_upload_cut_short_stores_nothing() {
             t.addr
         );
         s.write_all(head.as_bytes()).await.unwrap();
-        s.write_all(&pattern(200_000)).await.unwrap();
+        s.write_all(&random_bytes(200_000, 1)).await.unwrap();
         s.shutdown().await.unwrap();
         let mut resp = Vec::new();
         let _ = s.read_to_end(&mut resp).await;

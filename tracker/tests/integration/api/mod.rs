@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use raidtorrent_testkit::random_bytes;
 use raidtorrent_tracker::api::ApiAuth;
 use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
 use raidtorrent_tracker::config::{Config, ObjectConfig};
@@ -126,11 +127,6 @@ impl TestApi {
             .await
             .expect("the gateway stops");
     }
-}
-
-/// Bytes whose every offset is distinguishable, so a misplaced range cannot pass.
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

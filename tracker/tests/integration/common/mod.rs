@@ -1,5 +1,6 @@
-//! Shared helpers: an in-process tracker on port 0, raw HTTP and UDP clients, a bencode reader,
-//! a .torrent builder, and the stock-tool gate.
+//! Shared helpers: an in-process tracker on port 0, raw HTTP and UDP clients, a bencode reader and
+//! a .torrent builder. Waiting, seeded data, librqbit sessions, ports and the stock-tool gate come
+//! from `raidtorrent-testkit`, re-exported here for the suite.
 
 use bendy::decoding::{Decoder, Object};
 use raidtorrent_tracker::config::Config;
@@ -8,12 +9,15 @@ use raidtorrent_tracker::registry::Registry;
 use raidtorrent_tracker::server::{bind_tcp, bind_udp, Listeners, Service};
 use sha1::{Digest, Sha1};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+
+pub use raidtorrent_testkit::{
+    free_port, python_libtorrent, random_bytes, swarm, tool, wait_for, wait_until,
+};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -84,22 +88,6 @@ impl TestTracker {
 
     pub fn announce_url(&self, passkey: &str) -> String {
         format!("http://{}/announce/{passkey}", self.http)
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing after `secs`.
-pub async fn poll<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -317,40 +305,4 @@ pub fn make_torrent(name: &str, data: &[u8], announce: &str, private: bool) -> (
     t.extend_from_slice(&info);
     t.push(b'e');
     (t, hash)
-}
-
-/// Deterministic pseudo-random bytes.
-pub fn test_data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// The path of a stock tool, or `None` (with a message) when it is missing. With
-/// `RAIDTORRENT_REQUIRE_TOOLS=1` a missing tool fails the test instead.
-pub fn tool(name: &str, path: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(path);
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("RAIDTORRENT_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("{name} ({path}) is required (RAIDTORRENT_REQUIRE_TOOLS=1) but missing");
-    }
-    eprintln!("SKIPPED: {name} not found at {path}");
-    None
-}
-
-/// A free TCP port on `ip` (bound then released).
-pub fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -326,7 +326,7 @@ async fn garbage_and_wrong_handshakes_are_closed_cleanly() {
             "http",
             b"GET /announce HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         ),
-        ("random", test_data(4096, 3)),
+        ("random", random_bytes(4096, 3)),
         ("bad protocol", b"\x13BitTorrent protocoX........".to_vec()),
         ("wrong info-hash", wrong_hash.to_bytes().to_vec()),
         ("no extension bit", no_ext.to_bytes().to_vec()),
