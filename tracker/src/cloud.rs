@@ -86,12 +86,9 @@ impl CloudListeners {
             .context("objects.api_listen is off")?;
         Ok(CloudListeners {
             tracker,
-            control: TcpListener::bind(control)
-                .await
+            control: bind_tcp(control)
                 .with_context(|| format!("binding the control listener on {control}"))?,
-            api: TcpListener::bind(api)
-                .await
-                .with_context(|| format!("binding the object API on {api}"))?,
+            api: bind_tcp(api).with_context(|| format!("binding the object API on {api}"))?,
         })
     }
 }
@@ -106,7 +103,7 @@ pub struct Cloud {
     session: PeerSession,
     /// Stops the object API first, then everything else.
     stop_api: watch::Sender<bool>,
-    api: JoinHandle<()>,
+    api: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
@@ -170,7 +167,7 @@ impl Cloud {
             api_addr,
             session,
             stop_api,
-            api,
+            api: Some(api),
             stop,
             tasks,
         })
@@ -182,13 +179,20 @@ impl Cloud {
         self.shutdown().await;
     }
 
+    /// Stops taking object API requests and waits for those in flight.
+    pub async fn stop_api(&mut self) {
+        let _ = self.stop_api.send(true);
+        if let Some(api) = self.api.take() {
+            if let Err(e) = api.await {
+                tracing::error!(task = "api", error = %e, "task failed while stopping");
+            }
+        }
+    }
+
     /// Stops the object API, then the workers and the control listener, the session and the
     /// tracker, in that order.
-    pub async fn shutdown(self) {
-        let _ = self.stop_api.send(true);
-        if let Err(e) = self.api.await {
-            tracing::error!(task = "api", error = %e, "task failed while stopping");
-        }
+    pub async fn shutdown(mut self) {
+        self.stop_api().await;
         let _ = self.stop.send(true);
         for (name, task) in self.tasks {
             if let Err(e) = task.await {

@@ -110,7 +110,7 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
         api: api_listener(args.api_listen).await?,
     };
     let settings = CloudSettings::from_config(&config);
-    let cloud = Cloud::start(&config, registry.clone(), listeners, settings).await?;
+    let mut cloud = Cloud::start(&config, registry.clone(), listeners, settings).await?;
 
     let mut nodes = Vec::with_capacity(args.nodes);
     let started = async {
@@ -138,6 +138,7 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
     shutdown.await;
 
     println!("stopping the devnet (data kept in {})", dir.display());
+    cloud.stop_api().await;
     stop_nodes(&mut nodes).await;
     cloud.shutdown().await;
     Ok(())

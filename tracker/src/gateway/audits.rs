@@ -72,7 +72,7 @@ impl Gateway {
         queue.extend(self.draw(cfg, &snapshot, seed).await?);
         let mut ran = 0;
         for (n, (node, ih)) in queue.into_iter().enumerate() {
-            if snapshot.data_addr(node).is_none() || !snapshot.may_serve(node) {
+            if !snapshot.auditable(node) {
                 continue;
             }
             // One audit's trouble (a shard dropped meanwhile, a database hiccup) ends only that
@@ -100,7 +100,7 @@ impl Gateway {
             .audit_candidates()
             .await?
             .into_iter()
-            .filter(|c| snapshot.data_addr(c.node).is_some() && snapshot.may_serve(c.node))
+            .filter(|c| snapshot.auditable(c.node))
             .map(|c| Candidate {
                 node: c.node,
                 info_hash: c.info_hash,

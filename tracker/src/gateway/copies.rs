@@ -4,11 +4,12 @@
 //! naming the peers to fetch from, the node's answer awaited with the hold timeout; the transfer
 //! is recorded against the node, counted in its load while in flight, and backs it off when it
 //! fails. A confirmed copy is recorded while its shard is pending or live; a copy confirmed for a
-//! shard that went away meanwhile is dropped again, so no copy stays on a node unrecorded.
+//! shard that went away meanwhile is recorded against the orphan, so the collector drops it.
 //!
 //! Drop: the directive, awaited with the drop timeout; the copy is forgotten once the node
 //! confirms.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +34,38 @@ pub(super) struct Copies {
     announce: Announce,
     hold_timeout: Duration,
     drop_timeout: Duration,
+}
+
+/// A transfer counted in its node's load until it ends, or until its task is cancelled.
+struct InFlight<'a> {
+    nodes: &'a Nodes,
+    node: NodeId,
+    ended: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(nodes: &'a Nodes, node: NodeId) -> Self {
+        nodes.transfer_started(node);
+        InFlight {
+            nodes,
+            node,
+            ended: false,
+        }
+    }
+
+    /// The node answered: its load goes down, and a failure backs it off.
+    fn end(&mut self, ok: bool) {
+        self.ended = true;
+        self.nodes.transfer_ended(self.node, Some(ok));
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.nodes.transfer_ended(self.node, None);
+        }
+    }
 }
 
 /// One node to take one copy of a shard.
@@ -70,7 +103,8 @@ impl Copies {
 
     /// Sends every job's hold at once, each naming `peers` as sources, awaits every answer and
     /// records the confirmed copies. What can fail before a directive leaves (a node's passkey)
-    /// fails the call before any is sent; after that, every answer is awaited and reported.
+    /// fails the call before any is sent; after that, every job is reported, a hold task that
+    /// panicked as a failure.
     pub(super) async fn hold(
         &self,
         jobs: Vec<HoldJob>,
@@ -100,20 +134,23 @@ impl Copies {
             directives.push((job, hold));
         }
         let mut running = JoinSet::new();
+        let mut tasks = HashMap::new();
         for (i, (job, hold)) in directives.into_iter().enumerate() {
             let copies = self.clone();
-            self.nodes.transfer_started(job.node);
-            running.spawn(async move {
+            let node = job.node;
+            let task = running.spawn(async move {
                 let started = Instant::now();
                 let outcome = copies.hold_one(&job, hold).await;
                 (i, job, outcome, started.elapsed())
             });
+            tasks.insert(task.id(), (i, node));
         }
         let mut answers = Vec::new();
-        while let Some(joined) = running.join_next().await {
+        let mut lost = Vec::new();
+        while let Some(joined) = running.join_next_with_id().await {
             match joined {
-                Ok(a) => answers.push(a),
-                Err(e) => tracing::error!(error = %e, "a hold task failed"),
+                Ok((_, a)) => answers.push(a),
+                Err(e) => lost.push((tasks[&e.id()], format!("hold task: {e}"))),
             }
         }
         before_recording.await;
@@ -139,19 +176,27 @@ impl Copies {
                 outcome,
             });
         }
+        for ((job, node), why) in lost {
+            tracing::error!(node, why, "a hold task failed");
+            held.push(Held {
+                job,
+                node,
+                outcome: Err(why),
+            });
+        }
         held.sort_by_key(|h| h.job);
         Ok(held)
     }
 
     /// One hold directive and its answer; the node's load and back-off follow it.
     async fn hold_one(&self, job: &HoldJob, hold: Hold) -> Result<(), String> {
+        let mut transfer = InFlight::start(&self.nodes, job.node);
         let answer = self
             .nodes
             .hub()
             .hold_with(job.node, hold, self.hold_timeout)
             .await;
-        self.nodes
-            .transfer_ended(job.node, matches!(answer, Ok(Outcome::Acked)));
+        transfer.end(matches!(answer, Ok(Outcome::Acked)));
         match answer {
             Ok(Outcome::Acked) => Ok(()),
             Ok(Outcome::Refused { code, reason }) => {
@@ -161,18 +206,27 @@ impl Copies {
         }
     }
 
-    /// Records a confirmed copy, or drops it again when its shard went away meanwhile.
+    /// Records a confirmed copy. A copy of a shard that went away meanwhile is recorded against
+    /// the orphan, so the collector drops it (and retries until the node confirms); only when
+    /// even the orphan is gone is it dropped here, once.
     async fn record(&self, ih: &InfoHash, node: NodeId) -> Result<(), String> {
-        let why = match self.meta.add_holding(ih, node, unix_now()).await {
+        let now = unix_now();
+        let why = match self.meta.add_holding(ih, node, now).await {
             Ok(true) => return Ok(()),
-            Ok(false) => "its shard is no longer stored".to_owned(),
-            Err(e) => e.to_string(),
+            Ok(false) => "its shard is no longer stored",
+            Err(e) => return Err(format!("node {node}: copy not recorded: {e}")),
         };
-        tracing::info!(node, info_hash = %ih, why, "copy not recorded; dropping it");
-        if let Err(e) = self.drop(node, ih).await {
-            tracing::info!(node, info_hash = %ih, error = %e, "unrecorded copy not dropped yet");
+        match self.meta.add_orphan_holding(ih, node, now).await {
+            Ok(true) => {
+                tracing::info!(node, info_hash = %ih, "copy of an orphan; the collector drops it")
+            }
+            _ => {
+                if let Err(e) = self.drop(node, ih).await {
+                    tracing::warn!(node, info_hash = %ih, error = %e, "copy of a forgotten shard not dropped");
+                }
+            }
         }
-        Err(format!("node {node}: copy not recorded: {why}"))
+        Err(format!("node {node}: copy not counted: {why}"))
     }
 
     /// Tells `node` to drop its copy and forgets the copy once the node confirms.

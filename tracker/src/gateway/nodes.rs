@@ -1,8 +1,9 @@
 //! The nodes an operation may use. [`Nodes`] keeps what the gateway learns about nodes between
 //! operations (scores as of the health worker's latest pass, per-node back-off after failed
 //! directives, transfers in flight); [`NodeSnapshot`] is one consistent view of it together with
-//! the control hub's connected nodes, taken once per operation. Placement, reads, repair and
-//! audits all judge nodes through a snapshot, so they apply the same rules to the same facts.
+//! the control hub's connected nodes, taken once per operation. Uploads, reads, repair and
+//! audits all see nodes through a snapshot, so they judge the same facts; the repair planner
+//! applies its own placement rules (`crate::repair`) to the statuses a snapshot gives it.
 //!
 //! Rules a snapshot applies:
 //! - a node serves (reads, repair sources, audits) only while connected with a data port and not
@@ -129,8 +130,8 @@ impl Nodes {
     }
 
     /// The transfer ended: a failure backs the node off (doubling per failure in a row), a
-    /// success ends its back-off.
-    pub(super) fn transfer_ended(&self, node: NodeId, ok: bool) {
+    /// success ends its back-off; `None` (cancelled before an answer) only ends the load.
+    pub(super) fn transfer_ended(&self, node: NodeId, ok: Option<bool>) {
         let mut t = self.traffic.lock().expect("traffic lock");
         if let Some(l) = t.load.get_mut(&node) {
             *l = l.saturating_sub(1);
@@ -138,6 +139,7 @@ impl Nodes {
                 t.load.remove(&node);
             }
         }
+        let Some(ok) = ok else { return };
         if ok {
             t.failures.remove(&node);
             return;
@@ -314,6 +316,11 @@ impl NodeSnapshot {
                 (c.node, set)
             })
             .collect()
+    }
+
+    /// Whether `node` can be audited: connected with a data port and not disqualified.
+    pub(super) fn auditable(&self, node: NodeId) -> bool {
+        self.data_addr(node).is_some() && self.may_serve(node)
     }
 
     /// Whether `node` has been connected for at least `settle`.

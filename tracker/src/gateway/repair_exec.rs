@@ -151,7 +151,17 @@ impl Gateway {
         let mut bytes = 0;
         let mut failures = Vec::new();
         let source = [self.inner.local.data_addr()];
-        for ((_, targets), info) in shards.iter().zip(rebuilt) {
+        for ((shard, targets), info) in shards.iter().zip(rebuilt) {
+            if self
+                .inner
+                .meta
+                .live_shard(&shard.info_hash)
+                .await?
+                .is_none()
+            {
+                failures.push(format!("shard {} is no longer stored", shard.info_hash));
+                continue;
+            }
             staging.seed(info, self.inner.config.hold_timeout).await?;
             // The gateway stops seeding before the copies count, so a read of this shard never
             // finds it in the session under the staging folder.

@@ -4,8 +4,8 @@
 //!
 //! States: busy (a step) → idle (waiting for its interval or a wake-up) → busy …; a step may mark
 //! its worker throttled while it waits for a budget (repair bandwidth); done once shut down. A
-//! worker steps once at start, so what an earlier run left (orphans, lost copies) is handled at
-//! once rather than an interval later.
+//! worker steps once at start (so the health worker scores the nodes at once), then once per
+//! interval or wake-up.
 
 use std::future::Future;
 use std::sync::Arc;

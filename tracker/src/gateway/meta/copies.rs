@@ -188,6 +188,29 @@ impl Meta {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Records a copy of an orphan shard, so the collector drops it from its node. Returns
+    /// false when the shard is not recorded at all any more.
+    pub async fn add_orphan_holding(
+        &self,
+        info_hash: &InfoHash,
+        node: NodeId,
+        now: i64,
+    ) -> Result<bool, GatewayError> {
+        let ih = info_hash.to_hex();
+        let r = sqlx::query(
+            "INSERT OR REPLACE INTO holdings (info_hash, node_id, confirmed_at)
+             SELECT ?, ?, ? WHERE EXISTS
+               (SELECT 1 FROM shards WHERE info_hash = ? AND state = 'orphan')",
+        )
+        .bind(&ih)
+        .bind(node)
+        .bind(now)
+        .bind(&ih)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     pub async fn remove_holding(
         &self,
         info_hash: &InfoHash,

@@ -6,8 +6,8 @@
 //! - every shard the gateway ever handed to a node has a `shards` row from before the first hold
 //!   directive, so a failed or interrupted upload leaves orphans for the collector, never leaks;
 //! - replacing or deleting an object turns its shards into orphans in the same transaction;
-//! - a copy is recorded only while its shard is pending or live, so a copy confirmed after its
-//!   object went away is never left recorded (nor, since its holder drops it, on a node).
+//! - a copy counts only while its shard is pending or live; a copy confirmed after its object
+//!   went away is recorded against the orphan, so the collector drops it from its node.
 //!
 //! Info-hashes are hex text and node ids integers in the database; they are converted to their
 //! types here, at the edge, and nowhere else.

@@ -77,6 +77,18 @@ async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
     let orphans = m.orphans(10).await.unwrap();
     assert_eq!(orphans.len(), 2);
     assert!(orphans.contains(&(shard(1).info_hash, vec![node])));
+    // A copy confirmed now, for an orphan, does not count but is recorded for the collector.
+    assert!(!m.add_holding(&shard(2).info_hash, node, 3).await.unwrap());
+    assert!(m
+        .add_orphan_holding(&shard(2).info_hash, node, 3)
+        .await
+        .unwrap());
+    assert!(m
+        .orphans(10)
+        .await
+        .unwrap()
+        .contains(&(shard(2).info_hash, vec![node])));
+    m.remove_holding(&shard(2).info_hash, node).await.unwrap();
 
     // An orphan is forgotten only once no node holds it.
     m.forget_orphan(&shard(1).info_hash).await.unwrap();
@@ -85,8 +97,12 @@ async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
     m.forget_orphan(&shard(1).info_hash).await.unwrap();
     m.forget_orphan(&shard(2).info_hash).await.unwrap();
     assert!(m.orphans(10).await.unwrap().is_empty());
-    // A copy of a shard that went away is not recorded.
+    // A copy of a shard that is not recorded at all is not recorded either.
     assert!(!m.add_holding(&shard(1).info_hash, node, 4).await.unwrap());
+    assert!(!m
+        .add_orphan_holding(&shard(1).info_hash, node, 4)
+        .await
+        .unwrap());
     assert!(m.holders(&shard(1).info_hash).await.unwrap().is_empty());
 }
 
