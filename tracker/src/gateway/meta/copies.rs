@@ -38,6 +38,14 @@ fn shard_row(r: &sqlx::sqlite::SqliteRow) -> Result<ShardRow, GatewayError> {
     })
 }
 
+/// Which shards a copy may be recorded for.
+enum HoldingOf {
+    /// Pending or live: the copy counts.
+    CountedShard,
+    /// Orphan: the copy is recorded only so the collector drops it.
+    Orphan,
+}
+
 /// A copy the audit worker may pick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditCandidate {
@@ -173,19 +181,8 @@ impl Meta {
         node: NodeId,
         now: i64,
     ) -> Result<bool, GatewayError> {
-        let ih = info_hash.to_hex();
-        let r = sqlx::query(
-            "INSERT OR REPLACE INTO holdings (info_hash, node_id, confirmed_at)
-             SELECT ?, ?, ? WHERE EXISTS
-               (SELECT 1 FROM shards WHERE info_hash = ? AND state IN ('pending', 'live'))",
-        )
-        .bind(&ih)
-        .bind(node)
-        .bind(now)
-        .bind(&ih)
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected() > 0)
+        self.insert_holding(info_hash, node, now, HoldingOf::CountedShard)
+            .await
     }
 
     /// Records a copy of an orphan shard, so the collector drops it from its node. Returns
@@ -196,18 +193,34 @@ impl Meta {
         node: NodeId,
         now: i64,
     ) -> Result<bool, GatewayError> {
+        self.insert_holding(info_hash, node, now, HoldingOf::Orphan)
+            .await
+    }
+
+    async fn insert_holding(
+        &self,
+        info_hash: &InfoHash,
+        node: NodeId,
+        now: i64,
+        of: HoldingOf,
+    ) -> Result<bool, GatewayError> {
         let ih = info_hash.to_hex();
-        let r = sqlx::query(
+        let states = match of {
+            HoldingOf::CountedShard => "('pending', 'live')",
+            HoldingOf::Orphan => "('orphan')",
+        };
+        let sql = format!(
             "INSERT OR REPLACE INTO holdings (info_hash, node_id, confirmed_at)
              SELECT ?, ?, ? WHERE EXISTS
-               (SELECT 1 FROM shards WHERE info_hash = ? AND state = 'orphan')",
-        )
-        .bind(&ih)
-        .bind(node)
-        .bind(now)
-        .bind(&ih)
-        .execute(self.pool())
-        .await?;
+               (SELECT 1 FROM shards WHERE info_hash = ? AND state IN {states})"
+        );
+        let r = sqlx::query(&sql)
+            .bind(&ih)
+            .bind(node)
+            .bind(now)
+            .bind(&ih)
+            .execute(self.pool())
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
