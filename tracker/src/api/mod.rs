@@ -10,7 +10,7 @@
 //! | `GET /<bucket>/<key>` (optional `Range: bytes=a-b`, `a-` or `-n`) | 200, or 206 with `Content-Range`; 416 with `Content-Range: bytes */size` |
 //! | `HEAD /<bucket>/<key>` | 200 with `Content-Length`, `ETag` (SHA-256), `Last-Modified` |
 //! | `DELETE /<bucket>/<key>` | 204 |
-//! | `GET /_health` | 200, the health worker's `HealthStatus`: its state, what its latest plan found, repairs done |
+//! | `GET /_health` | 200, the health worker's `HealthStatus`: its state, what its latest plan found, repairs done, and every worker's state (`workers`) |
 //!
 //! Every request carries `Authorization: Bearer <key>` unless the API is open (see [`ApiAuth`]).
 //! Errors are JSON, `{"error": code, "message": text}`, with the status the gateway gives the
