@@ -1,4 +1,5 @@
-//! Streaming encoder: plaintext `Read` in, k + m shard `Write`rs out, memory bounded by one segment.
+//! Streaming encoder: plaintext `Read` (or segments, [`SegmentEncoder`]) in, k + m shard
+//! `Write`rs out, memory bounded by one segment.
 
 use std::io::{self, Read, Write};
 
@@ -19,6 +20,8 @@ pub enum EncodeError {
     WriterCount { expected: usize, actual: usize },
     #[error("reading the object failed: {0}")]
     Read(#[source] io::Error),
+    #[error("segments pushed out of order: {0}")]
+    Order(&'static str),
     #[error("writing shard {index} failed: {source}")]
     Write {
         index: usize,
@@ -77,34 +80,93 @@ pub fn encode<R: Read, W: Write>(
     input: R,
     shards: &mut [W],
 ) -> Result<Encoded, EncodeError> {
-    geometry.validate()?;
-    let (k, n) = (usize::from(geometry.k), geometry.shard_count());
-    if shards.len() != n {
-        return Err(EncodeError::WriterCount {
-            expected: n,
-            actual: shards.len(),
-        });
-    }
-    let rs = ReedSolomon::new(k, usize::from(geometry.m)).expect("geometry validated k and m");
-    let block = geometry.block_size as usize;
-    let mut plain = vec![0u8; geometry.segment_size as usize];
-    let mut area = vec![0u8; k * block];
-    let mut parity: Vec<Vec<u8>> = (k..n).map(|_| vec![0u8; block]).collect();
-    let mut sha = Sha256::new();
-    let mut pieces: Vec<Vec<[u8; 20]>> = vec![Vec::new(); n];
+    let mut encoder = SegmentEncoder::new(geometry, key)?;
+    let mut plain = vec![0u8; encoder.segment_size()];
     let mut input = Lookahead::new(input);
-    let mut size = 0u64;
-
-    for s in 0.. {
+    loop {
         let len = input.fill(&mut plain).map_err(EncodeError::Read)?;
         let last = input.at_end().map_err(EncodeError::Read)?;
-        size += len as u64;
-        let plain = &plain[..len];
-        let sealed_len = Layout::new(geometry, len as u64)?.sealed_len(0) as usize;
-        let block_len = sealed_len.div_ceil(k);
+        encoder.push(&plain[..len], last, shards)?;
+        if last {
+            return encoder.finish();
+        }
+    }
+}
 
+/// Encodes an object one segment at a time, for callers that receive the plaintext in parts
+/// (an upload arriving over the network reads a segment without holding a thread, then hands
+/// it over). [`encode`] is this over a `Read`.
+pub struct SegmentEncoder {
+    geometry: Geometry,
+    key: DataKey,
+    rs: ReedSolomon,
+    area: Vec<u8>,
+    parity: Vec<Vec<u8>>,
+    sha: Sha256,
+    pieces: Vec<Vec<[u8; 20]>>,
+    size: u64,
+    segment: u64,
+    ended: bool,
+}
+
+impl SegmentEncoder {
+    pub fn new(geometry: Geometry, key: &DataKey) -> Result<Self, EncodeError> {
+        geometry.validate()?;
+        let (k, n) = (usize::from(geometry.k), geometry.shard_count());
+        let block = geometry.block_size as usize;
+        Ok(SegmentEncoder {
+            geometry,
+            key: key.clone(),
+            rs: ReedSolomon::new(k, usize::from(geometry.m)).expect("geometry validated k and m"),
+            area: vec![0u8; k * block],
+            parity: (k..n).map(|_| vec![0u8; block]).collect(),
+            sha: Sha256::new(),
+            pieces: vec![Vec::new(); n],
+            size: 0,
+            segment: 0,
+            ended: false,
+        })
+    }
+
+    /// Plaintext bytes of every segment but the last.
+    pub fn segment_size(&self) -> usize {
+        self.geometry.segment_size as usize
+    }
+
+    /// Encodes the next segment, `plain`: a whole segment unless it is the `last` (which may be
+    /// shorter, or empty for an empty object), and writes its block of each shard to `shards`.
+    pub fn push<W: Write>(
+        &mut self,
+        plain: &[u8],
+        last: bool,
+        shards: &mut [W],
+    ) -> Result<(), EncodeError> {
+        let (k, n) = (usize::from(self.geometry.k), self.geometry.shard_count());
+        if shards.len() != n {
+            return Err(EncodeError::WriterCount {
+                expected: n,
+                actual: shards.len(),
+            });
+        }
+        if self.ended {
+            return Err(EncodeError::Order("a segment after the last one"));
+        }
+        if plain.len() > self.segment_size() || (!last && plain.len() < self.segment_size()) {
+            return Err(EncodeError::Order(
+                "every segment but the last must be exactly the segment size",
+            ));
+        }
+        self.size += plain.len() as u64;
+        let sealed_len = Layout::new(self.geometry, plain.len() as u64)?.sealed_len(0) as usize;
+        let block_len = sealed_len.div_ceil(k);
+        let (s, key, rs) = (self.segment, &self.key, &self.rs);
+        let piece_length = self.geometry.piece_length as usize;
         // The content hash is sequential: run it beside all the parallel work of the segment.
-        let (area, parity) = (&mut area[..k * block_len], &mut parity);
+        let (area, parity, sha) = (
+            &mut self.area[..k * block_len],
+            &mut self.parity,
+            &mut self.sha,
+        );
         let ((), hashes) = rayon::join(
             || sha.update(plain),
             || {
@@ -112,17 +174,17 @@ pub fn encode<R: Read, W: Write>(
                 let data: Vec<&[u8]> = area.chunks(block_len).collect();
                 let mut par: Vec<&mut [u8]> =
                     parity.iter_mut().map(|p| &mut p[..block_len]).collect();
-                segment::encode_parity(&rs, &data, &mut par);
+                segment::encode_parity(rs, &data, &mut par);
                 let all: Vec<&[u8]> = data
                     .iter()
                     .copied()
                     .chain(par.iter().map(|p| &**p))
                     .collect();
-                segment::hash_pieces(&all, geometry.piece_length as usize)
+                segment::hash_pieces(&all, piece_length)
             },
         );
         for (i, h) in hashes.into_iter().enumerate() {
-            pieces[i].extend(h);
+            self.pieces[i].extend(h);
         }
         let all = area
             .chunks(block_len)
@@ -131,15 +193,22 @@ pub fn encode<R: Read, W: Write>(
             w.write_all(bytes)
                 .map_err(|source| EncodeError::Write { index, source })?;
         }
-        if last {
-            break;
-        }
+        self.segment += 1;
+        self.ended = last;
+        Ok(())
     }
-    Ok(Encoded {
-        layout: Layout::new(geometry, size)?,
-        sha256: sha.finalize().into(),
-        pieces,
-    })
+
+    /// What encoding produced, once the last segment was pushed.
+    pub fn finish(self) -> Result<Encoded, EncodeError> {
+        if !self.ended {
+            return Err(EncodeError::Order("finished before the last segment"));
+        }
+        Ok(Encoded {
+            layout: Layout::new(self.geometry, self.size)?,
+            sha256: self.sha.finalize().into(),
+            pieces: self.pieces,
+        })
+    }
 }
 
 /// A reader that can tell whether it is exhausted before the caller asks for more, so the encoder

@@ -42,7 +42,7 @@ pub use crypto::{CryptoError, DataKey, MasterKey, WrappedKey};
 pub use decode::{
     decode, decode_range, DecodeError, DecodeReport, Sequential, ShardInput, ShardReader,
 };
-pub use encode::{encode, EncodeError, Encoded};
+pub use encode::{encode, EncodeError, Encoded, SegmentEncoder};
 pub use layout::{Geometry, Layout, LayoutError, RangePlan, DEFAULT_SEGMENT_TARGET};
 pub use manifest::{KeyRef, Manifest, ManifestError, ShardRef};
 pub use metainfo::{InfoHash, Metainfo, MetainfoError, ShardInfo};

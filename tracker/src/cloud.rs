@@ -16,6 +16,7 @@ use crate::api::{self, ApiAuth};
 use crate::config::Config;
 use crate::control::{ControlConfig, ControlHub};
 use crate::gateway::{Gateway, GatewayConfig, OwnNode, PeerSession};
+use crate::net::{self, Gate, HttpLimits};
 use crate::registry::Registry;
 use crate::server::{bind_tcp, bind_udp, Listeners, Service};
 
@@ -33,6 +34,8 @@ pub struct CloudSettings {
     pub gateway: GatewayConfig,
     /// Who may call the object API.
     pub auth: ApiAuth,
+    /// Connection caps and timeouts of the object API.
+    pub api_limits: HttpLimits,
 }
 
 impl CloudSettings {
@@ -40,9 +43,13 @@ impl CloudSettings {
         let objects = &config.objects;
         CloudSettings {
             swarm_ip: objects.swarm_ip,
-            control: ControlConfig::default(),
+            control: ControlConfig {
+                handshakes: config.limits.control(),
+                ..ControlConfig::default()
+            },
             gateway: objects.gateway_config(&config.scoring),
             auth: objects.auth(),
+            api_limits: config.limits.api_http(),
         }
     }
 }
@@ -140,24 +147,27 @@ impl Cloud {
         )];
         let data_dir = settings.gateway.data_dir.clone();
         let session = PeerSession::start(&data_dir.join("swarm"), settings.swarm_ip).await?;
+        let own = own_node(&registry).await?;
+        service.tracker().record_nothing_of(own.id);
         let gateway = Gateway::new(
             settings.gateway,
             registry.clone(),
             hub.clone(),
             session.clone(),
             master_key(&data_dir)?,
-            own_node(&registry).await?,
+            own,
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         tasks.extend(gateway.spawn_workers(&stop_rx));
         let (stop_api, api_rx) = watch::channel(false);
-        let api = tokio::spawn(
-            warp::serve(api::routes(gateway.clone(), settings.auth))
-                .incoming(listeners.api)
-                .graceful(stopped(api_rx))
-                .run(),
-        );
+        let api = tokio::spawn(net::serve(
+            listeners.api,
+            warp::service(api::routes(gateway.clone(), settings.auth)),
+            settings.api_limits,
+            Gate::new(settings.api_limits.caps),
+            stopped(api_rx),
+        ));
         tracing::info!(api = %api_addr, control = %control_addr, "object API serving");
         Ok(Cloud {
             service,

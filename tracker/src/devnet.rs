@@ -84,6 +84,7 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
 
     let config = Config {
         http_listen: "127.0.0.1:0".into(),
+        admin_token: Some(admin_token()?),
         udp_listen: "off".into(),
         db: dir.join("gateway.db"),
         objects: ObjectConfig {
@@ -134,7 +135,8 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
         Ok(_) | Err(GatewayError::BucketExists(_)) => {}
         Err(e) => bail!("creating the {DEMO_BUCKET} bucket: {e}"),
     }
-    print_banner(&dir, cloud.api_addr, &cloud, &nodes, args.nodes);
+    let admin = config.admin_token.as_deref().unwrap_or_default();
+    print_banner(&dir, cloud.api_addr, &cloud, &nodes, args.nodes, admin);
     shutdown.await;
 
     println!("stopping the devnet (data kept in {})", dir.display());
@@ -313,7 +315,22 @@ async fn stop_nodes(nodes: &mut [NodeProcess]) {
     }
 }
 
-fn print_banner(dir: &Path, api: SocketAddr, cloud: &Cloud, nodes: &[NodeProcess], n: usize) {
+/// A fresh admin token for this run: the node reports name every node's addresses.
+fn admin_token() -> Result<String> {
+    let mut raw = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
+        .map_err(|_| anyhow::anyhow!("no system randomness for the admin token"))?;
+    Ok(hex::encode(raw))
+}
+
+fn print_banner(
+    dir: &Path,
+    api: SocketAddr,
+    cloud: &Cloud,
+    nodes: &[NodeProcess],
+    n: usize,
+    admin: &str,
+) {
     let p = policy_for(n);
     let tracker = cloud
         .service
@@ -353,7 +370,7 @@ fn print_banner(dir: &Path, api: SocketAddr, cloud: &Cloud, nodes: &[NodeProcess
     println!("  curl -fsS '{url}/{DEMO_BUCKET}?prefix=sample&limit=10'");
     println!("  curl -fsS -X PUT {url}/photos -d '{{\"k\":2,\"m\":1,\"copies\":2,\"high_share\":0.0,\"inline_max\":4096}}'");
     println!("  curl -fsS -X DELETE {url}/{DEMO_BUCKET}/sample.bin");
-    println!("  curl -fsS http://{tracker}/nodes");
+    println!("  curl -fsS -H 'Authorization: Bearer {admin}' http://{tracker}/admin/nodes");
     println!();
     println!("Ctrl-C stops the gateway and the nodes.");
 }

@@ -165,6 +165,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         config.objects.data_dir = v;
     }
     config.validate()?;
+    fit_to_open_files(&mut config);
     let registry = Registry::open(&config.db)
         .await
         .with_context(|| format!("opening {}", config.db.display()))?;
@@ -189,6 +190,24 @@ async fn serve(args: ServeArgs) -> Result<()> {
     .await?;
     cloud.run_until(shutdown_signal()).await;
     Ok(())
+}
+
+/// Raises the open-file limit and lowers the connection caps to fit under it.
+fn fit_to_open_files(config: &mut Config) {
+    match raidtorrent_tracker::net::raise_open_file_limit() {
+        Ok(open_files) => {
+            if config.limits.fit_to(open_files) {
+                tracing::warn!(
+                    open_files,
+                    limits = ?config.limits,
+                    "connection caps lowered to fit the open-file limit"
+                );
+            } else {
+                tracing::info!(open_files, "open-file limit");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the open-file limit could not be read or raised"),
+    }
 }
 
 async fn shutdown_signal() {

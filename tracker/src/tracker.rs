@@ -22,6 +22,7 @@ use crate::registry::{unix_now, NodeId, PasskeyStatus, Registry};
 use crate::scoring::ScoringConfig;
 use crate::swarm::{Announce, Family, Swarms};
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Why an announce or scrape was refused; the text is the `failure reason`.
@@ -68,6 +69,9 @@ pub struct Tracker {
     open: bool,
     scoring: ScoringConfig,
     started: Instant,
+    /// The gateway's own seeder: its announces name the shards of an upload all at once, so
+    /// nothing of them is recorded.
+    unrecorded: OnceLock<NodeId>,
 }
 
 impl Tracker {
@@ -85,6 +89,7 @@ impl Tracker {
             open,
             scoring: ScoringConfig::default(),
             started: Instant::now(),
+            unrecorded: OnceLock::new(),
         }
     }
 
@@ -92,6 +97,11 @@ impl Tracker {
     pub fn with_scoring(mut self, scoring: ScoringConfig) -> Self {
         self.scoring = scoring;
         self
+    }
+
+    /// Keeps no records of `node`'s announces (the gateway's own seeder). Set once.
+    pub fn record_nothing_of(&self, node: NodeId) {
+        let _ = self.unrecorded.set(node);
     }
 
     /// How node scores are computed for the reports.
@@ -169,7 +179,7 @@ impl Tracker {
             },
             out,
         );
-        if let Some(node) = node {
+        if let Some(node) = node.filter(|n| self.unrecorded.get() != Some(n)) {
             let prev = outcome.previous;
             // The first announce of a peer only sets the baseline: librqbit reports bytes held
             // as `downloaded`, so a seeder's first figure is not a transfer.

@@ -44,8 +44,12 @@ pub fn gateway_error(e: &GatewayError) -> Response {
         tracing::warn!(error = %e, code = e.code(), "object API request failed");
     }
     let mut res = error(status, e.code(), &e.to_string());
-    if let GatewayError::InvalidRange { size } = e {
-        set(&mut res, header::CONTENT_RANGE, format!("bytes */{size}"));
+    match e {
+        GatewayError::InvalidRange { size } => {
+            set(&mut res, header::CONTENT_RANGE, format!("bytes */{size}"))
+        }
+        GatewayError::Busy(_) => set(&mut res, header::RETRY_AFTER, "1".to_owned()),
+        _ => {}
     }
     res
 }

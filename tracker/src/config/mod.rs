@@ -2,9 +2,11 @@
 //! [`Config::validate`] before anything starts. Command-line flags override the common fields.
 
 mod health;
+mod limits;
 mod objects;
 
 pub use health::HealthSection;
+pub use limits::LimitsConfig;
 pub use objects::ObjectConfig;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +37,8 @@ pub struct Config {
     pub objects: ObjectConfig,
     /// Node scores, tiers and their reasons (BEP RT-0003).
     pub scoring: crate::scoring::ScoringConfig,
+    /// Connection caps and timeouts of the listeners.
+    pub limits: LimitsConfig,
 }
 
 /// How often clients announce and how many peers they get.
@@ -83,6 +87,7 @@ impl Default for Config {
             records: RecordsConfig::default(),
             objects: ObjectConfig::default(),
             scoring: crate::scoring::ScoringConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -151,6 +156,25 @@ flush_interval_ms = 1000
 # counted), never waited on.
 channel_capacity = 262144
 
+[limits]
+# Seconds a client has to send a request's head on an HTTP listener; also how long an idle
+# keep-alive connection stays open.
+header_timeout_secs = 10
+# Seconds a response may wait on a client that stopped reading it.
+send_timeout_secs = 30
+# Connections the object API holds at once, and from one address (IPv6: one /64). Over a cap a
+# connection is closed as soon as it is accepted. Caps are lowered at start to fit the open-file
+# limit.
+api_connections = 4096
+api_connections_per_ip = 256
+# Connections the tracker's HTTP listener holds at once, and from one address (a node starting
+# with thousands of torrents announces them all at once).
+tracker_connections = 16384
+tracker_connections_per_ip = 4096
+# Control connections that have not authenticated yet, at once and from one address.
+control_handshakes = 1024
+control_handshakes_per_ip = 64
+
 [objects]
 # Address of the object API, or "off" (the service is then a tracker only).
 api_listen = "off"
@@ -183,6 +207,15 @@ read_hedge = 1
 segment_target = 33554432
 # Seconds between runs of the collector that drops unreferenced shards from nodes.
 collect_interval_secs = 60
+# Uploads served at once; more wait up to queue_timeout_secs, then get 503 SlowDown. Each
+# upload holds about segment_target x (k + m) / k bytes of memory while it encodes.
+max_puts = 16
+# Swarm reads served at once.
+max_gets = 64
+# Seconds a request waits for an upload's or read's turn.
+queue_timeout_secs = 10
+# Seconds an upload may go without sending a byte before it fails.
+body_timeout_secs = 30
 
 [objects.default_policy]
 # Policy of buckets created without one: any k of k + m shards rebuild an object, every shard
@@ -193,6 +226,14 @@ m = 2
 copies = 2
 high_share = 0.0
 inline_max = 4096
+
+[objects.policy_limits]
+# The bucket policies clients may ask for (the default policy above is the operator's own):
+# at most max_shards shards (k + m), max_copies copies of each, and max_expansion bytes stored
+# per byte of object ((k + m) / k x copies).
+max_shards = 64
+max_copies = 4
+max_expansion = 6.0
 
 [scoring]
 # Node scores, tiers (high, low, suspended, disqualified) and their reasons; see
@@ -328,8 +369,17 @@ impl Config {
         }
         self.objects.validate().map_err(ConfigError)?;
         self.scoring.validate().map_err(ConfigError)?;
-        if self.objects.api_addr().map_err(ConfigError)?.is_some() && self.http_addr()?.is_none() {
+        self.limits.validate().map_err(ConfigError)?;
+        let objects_on = self.objects.api_addr().map_err(ConfigError)?.is_some();
+        if objects_on && self.http_addr()?.is_none() {
             return err("objects.api_listen needs http_listen: nodes announce over HTTP".into());
+        }
+        if objects_on && self.open {
+            return err(
+                "open = true (a public tracker) and the object service (objects.api_listen) \
+                 cannot run together: strangers' announces would mix into the nodes' swarms"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -400,5 +450,18 @@ mod tests {
         );
         check(|c| c.scoring.audit_lambda = 0.0, "scoring.audit_lambda");
         check(|c| c.scoring.high_at_least = 1.5, "scoring.high_at_least");
+        check(
+            |c| c.limits.api_connections_per_ip = 0,
+            "api_connections_per_ip",
+        );
+        check(|c| c.limits.header_timeout_secs = 0, "header_timeout_secs");
+        check(
+            |c| {
+                c.open = true;
+                c.objects.api_listen = "127.0.0.1:9000".into();
+                c.objects.api_keys = vec!["0123456789abcdef0123".into()];
+            },
+            "cannot run together",
+        );
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::HealthSection;
 use crate::api::ApiAuth;
-use crate::gateway::{BucketPolicy, GatewayConfig};
+use crate::gateway::{BucketPolicy, GatewayConfig, PolicyLimits};
 use crate::scoring::ScoringConfig;
 
 /// Settings of the object service.
@@ -50,6 +50,16 @@ pub struct ObjectConfig {
     pub segment_target: u64,
     /// Seconds between runs of the collector that drops unreferenced shards from nodes.
     pub collect_interval_secs: u64,
+    /// Uploads served at once; more wait up to `queue_timeout_secs`, then get 503 SlowDown.
+    pub max_puts: usize,
+    /// Swarm reads served at once.
+    pub max_gets: usize,
+    /// Seconds a request waits for an upload's or read's turn.
+    pub queue_timeout_secs: u64,
+    /// Seconds an upload may go without sending a byte before it fails.
+    pub body_timeout_secs: u64,
+    /// The bucket policies clients may ask for.
+    pub policy_limits: PolicyLimits,
     /// Audits, repair and rebalance.
     pub health: HealthSection,
 }
@@ -73,6 +83,11 @@ impl Default for ObjectConfig {
             read_hedge: g.read_hedge,
             segment_target: g.segment_target,
             collect_interval_secs: g.collect_interval.as_secs(),
+            max_puts: g.max_puts,
+            max_gets: g.max_gets,
+            queue_timeout_secs: g.queue_timeout.as_secs(),
+            body_timeout_secs: g.body_timeout.as_secs(),
+            policy_limits: g.policy_limits,
             health: HealthSection::from(&g.health),
         }
     }
@@ -95,6 +110,13 @@ impl ObjectConfig {
             return Ok(());
         }
         self.control_addr()?;
+        let api = self.api_addr()?.expect("checked above");
+        if self.open_api && !api.ip().is_loopback() {
+            return Err(format!(
+                "objects.open_api serves every bucket to anyone who reaches {api}: an open API \
+                 listens only on a loopback address (127.0.0.1); give the clients keys instead"
+            ));
+        }
         if self.api_keys.is_empty() && !self.open_api {
             return Err(
                 "objects.api_keys is empty: add keys, or set objects.open_api = true for a local \
@@ -137,6 +159,20 @@ impl ObjectConfig {
         if self.collect_interval_secs == 0 {
             return Err("objects.collect_interval_secs must be at least 1".into());
         }
+        if self.max_puts == 0
+            || self.max_gets == 0
+            || self.queue_timeout_secs == 0
+            || self.body_timeout_secs == 0
+        {
+            return Err(
+                "objects.max_puts, max_gets, queue_timeout_secs and body_timeout_secs must be at \
+                 least 1"
+                    .into(),
+            );
+        }
+        self.policy_limits
+            .validate()
+            .map_err(|e| format!("objects.policy_limits: {e}"))?;
         self.health.validate()
     }
 
@@ -162,6 +198,11 @@ impl ObjectConfig {
             read_hedge: self.read_hedge,
             segment_target: self.segment_target,
             collect_interval: Duration::from_secs(self.collect_interval_secs),
+            max_puts: self.max_puts,
+            max_gets: self.max_gets,
+            queue_timeout: Duration::from_secs(self.queue_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            policy_limits: self.policy_limits,
             health: self.health.to_config(scoring),
         }
     }
@@ -220,11 +261,16 @@ mod tests {
         check(|c| c.swarm_ip = IpAddr::from([0, 0, 0, 0]), "swarm_ip");
         check(|c| c.default_policy.k = 0, "default_policy");
         check(|c| c.segment_target = 1, "segment_target");
+        check(|c| c.max_puts = 0, "max_puts");
+        check(|c| c.policy_limits.max_expansion = 0.5, "policy_limits");
         check(|c| c.tracker_url = "udp://x".into(), "tracker_url");
         let mut open = on();
         open.api_keys.clear();
         open.open_api = true;
         open.validate().unwrap();
+        let mut exposed = open.clone();
+        exposed.api_listen = "0.0.0.0:9000".into();
+        assert!(exposed.validate().unwrap_err().contains("loopback"));
         assert!(open.auth().is_open());
         assert!(!on().auth().is_open());
     }

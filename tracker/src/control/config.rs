@@ -1,6 +1,7 @@
 //! Settings of the control listener (the `[control]` table of the gateway's configuration).
 
 use super::PRE_AUTH_MAX_FRAME;
+use crate::net::ConnCaps;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ pub struct ControlConfig {
     pub queue_depth: usize,
     /// Reports buffered per subscriber before a slow subscriber starts missing some.
     pub report_buffer: usize,
+    /// Connections that have not authenticated yet, at once and from one address; over a cap a
+    /// connection is closed as soon as it is accepted.
+    pub handshakes: ConnCaps,
 }
 
 impl Default for ControlConfig {
@@ -36,6 +40,10 @@ impl Default for ControlConfig {
             ext_id: 3,
             queue_depth: 256,
             report_buffer: 1024,
+            handshakes: ConnCaps {
+                max: 1024,
+                per_ip: 64,
+            },
         }
     }
 }

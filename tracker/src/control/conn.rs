@@ -8,6 +8,7 @@
 
 use super::wire::{self, Reader, WireError};
 use super::{Command, ConnectedNode, ControlHub, Evict, Outcome, Registration, PRE_AUTH_MAX_FRAME};
+use crate::net::Permit;
 use crate::registry::control_records::NodePasskey;
 use crate::registry::records::Observation;
 use crate::registry::{unix_now, NodeId};
@@ -33,6 +34,7 @@ pub(super) async fn run(
     hub: ControlHub,
     stream: TcpStream,
     peer: SocketAddr,
+    handshake: Permit,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -54,6 +56,8 @@ pub(super) async fn run(
         },
         _ = stopped(&mut stop) => None,
     };
+    // Authenticated or not, this connection no longer counts against the handshake caps.
+    drop(handshake);
     if let Some((session, info)) = authenticated {
         conn.serve(session, info, stop).await;
     }

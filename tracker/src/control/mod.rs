@@ -55,6 +55,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+use crate::net::Gate;
 use crate::registry::records::RecorderHandle;
 use crate::registry::{NodeId, Registry};
 use std::collections::HashMap;
@@ -181,6 +182,7 @@ impl ControlHub {
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let gate = Gate::new(self.inner.config.handshakes);
         tokio::pin!(shutdown);
         tracing::info!(addr = ?listener.local_addr().ok(), "control listener serving");
         loop {
@@ -188,8 +190,12 @@ impl ControlHub {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let Ok(handshake) = gate.admit(peer.ip()) else {
+                            tracing::debug!(%peer, "too many control handshakes; closed");
+                            continue;
+                        };
                         let span = tracing::info_span!("control", %peer);
-                        let task = conn::run(self.clone(), stream, peer, stop_rx.clone());
+                        let task = conn::run(self.clone(), stream, peer, handshake, stop_rx.clone());
                         tasks.spawn(task.instrument(span));
                     }
                     Err(e) => {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::model::BucketPolicy;
+use super::model::{BucketPolicy, PolicyLimits};
 use crate::repair::PlanConfig;
 use crate::scoring::ScoringConfig;
 
@@ -34,6 +34,16 @@ pub struct GatewayConfig {
     pub collect_interval: Duration,
     /// Audits, repair and rebalance.
     pub health: HealthConfig,
+    /// What bucket policies clients may ask for.
+    pub policy_limits: PolicyLimits,
+    /// Uploads served at once.
+    pub max_puts: usize,
+    /// Swarm reads served at once.
+    pub max_gets: usize,
+    /// How long a request waits for an upload's or read's turn before 503 SlowDown.
+    pub queue_timeout: Duration,
+    /// How long an upload may go without sending a byte.
+    pub body_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -56,6 +66,11 @@ impl Default for GatewayConfig {
             segment_target: 32 << 20,
             collect_interval: Duration::from_secs(60),
             health: HealthConfig::default(),
+            policy_limits: PolicyLimits::default(),
+            max_puts: 16,
+            max_gets: 64,
+            queue_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }

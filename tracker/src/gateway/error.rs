@@ -27,6 +27,12 @@ pub enum GatewayError {
     InsufficientNodes(String),
     #[error("the object cannot be read now: {0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("bucket policy not allowed: {0}")]
+    PolicyNotAllowed(String),
+    #[error("not enough space on the gateway: {0}")]
+    InsufficientStorage(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -41,9 +47,13 @@ impl GatewayError {
             | GatewayError::InvalidKey(_)
             | GatewayError::BadRequest(_)
             | GatewayError::Upload(_) => 400,
+            GatewayError::PolicyNotAllowed(_) => 403,
             GatewayError::TooLarge { .. } => 413,
             GatewayError::InvalidRange { .. } => 416,
-            GatewayError::InsufficientNodes(_) | GatewayError::Unavailable(_) => 503,
+            GatewayError::InsufficientNodes(_)
+            | GatewayError::Unavailable(_)
+            | GatewayError::Busy(_) => 503,
+            GatewayError::InsufficientStorage(_) => 507,
             GatewayError::Internal(_) => 500,
         }
     }
@@ -62,6 +72,9 @@ impl GatewayError {
             GatewayError::Upload(_) => "IncompleteBody",
             GatewayError::InsufficientNodes(_) => "InsufficientNodes",
             GatewayError::Unavailable(_) => "ServiceUnavailable",
+            GatewayError::Busy(_) => "SlowDown",
+            GatewayError::PolicyNotAllowed(_) => "PolicyNotAllowed",
+            GatewayError::InsufficientStorage(_) => "InsufficientStorage",
             GatewayError::Internal(_) => "InternalError",
         }
     }

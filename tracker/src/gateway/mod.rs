@@ -17,6 +17,7 @@
 //! Small objects (up to the bucket's `inline_max`) skip the swarm and live in the metadata store, as
 //! k + m tiny torrents would cost more than they protect.
 
+mod admission;
 mod audits;
 mod collect;
 pub mod config;
@@ -35,6 +36,7 @@ mod repair_exec;
 mod rounds;
 mod session;
 mod staging;
+mod upload;
 pub mod worker;
 mod write;
 
@@ -54,7 +56,9 @@ pub use error::GatewayError;
 pub use health::HealthStatus;
 pub use local::OwnNode;
 pub use meta::Meta;
-pub use model::{check_bucket_name, check_key, Body, Bucket, BucketPolicy, Listing, ObjectInfo};
+pub use model::{
+    check_bucket_name, check_key, Body, Bucket, BucketPolicy, Listing, ObjectInfo, PolicyLimits,
+};
 pub use session::PeerSession;
 pub use worker::{WorkerState, WorkerStatus};
 
@@ -84,6 +88,8 @@ struct Inner {
     findings: watch::Sender<HealthStatus>,
     /// Copies a read found suspicious, audited first.
     suspects: Mutex<Vec<(NodeId, InfoHash)>>,
+    /// Turns for uploads and reads, and the data disk's space.
+    admission: admission::Admission,
 }
 
 /// The handles of the background workers.
@@ -135,6 +141,7 @@ impl Gateway {
         };
         Ok(Gateway {
             inner: Arc::new(Inner {
+                admission: admission::Admission::new(&config),
                 config,
                 meta,
                 master,
@@ -228,6 +235,11 @@ impl Gateway {
         policy: Option<BucketPolicy>,
     ) -> Result<Bucket, GatewayError> {
         check_bucket_name(name)?;
+        // The operator's default is trusted; what a client asks for stays within the limits.
+        if let Some(p) = &policy {
+            p.validate()?;
+            p.within(&self.inner.config.policy_limits)?;
+        }
         let policy = policy.unwrap_or(self.inner.config.default_policy);
         policy.validate()?;
         self.inner
@@ -252,6 +264,7 @@ impl Gateway {
     ) -> Result<ObjectInfo, GatewayError> {
         let b = self.inner.meta.bucket(bucket).await?;
         check_key(key)?;
+        let _turn = self.inner.admission.put().await?;
         let max = self.inner.config.max_object_size;
         if let Some(size) = size_hint.filter(|s| *s > max) {
             return Err(GatewayError::TooLarge { size, max });

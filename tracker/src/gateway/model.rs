@@ -34,6 +34,36 @@ impl BucketPolicy {
         }
     }
 
+    /// Bytes stored per byte of object: (k + m) / k x copies.
+    pub fn expansion(&self) -> f64 {
+        (f64::from(self.k) + f64::from(self.m)) / f64::from(self.k) * f64::from(self.copies)
+    }
+
+    /// Checks the policy against the operator's `limits` (after [`BucketPolicy::validate`]).
+    pub fn within(&self, limits: &PolicyLimits) -> Result<(), GatewayError> {
+        let shards = self.k + self.m;
+        let why = if shards > limits.max_shards {
+            format!(
+                "k + m = {shards}; this gateway allows at most {}",
+                limits.max_shards
+            )
+        } else if self.copies > limits.max_copies {
+            format!(
+                "copies = {}; this gateway allows at most {}",
+                self.copies, limits.max_copies
+            )
+        } else if self.expansion() > limits.max_expansion {
+            format!(
+                "(k + m) / k x copies = {:.2}; this gateway allows at most {:.2}",
+                self.expansion(),
+                limits.max_expansion
+            )
+        } else {
+            return Ok(());
+        };
+        Err(GatewayError::PolicyNotAllowed(why))
+    }
+
     pub fn validate(&self) -> Result<(), GatewayError> {
         let bad = |why: &str| Err(GatewayError::BadRequest(format!("bucket policy: {why}")));
         if self.k == 0 || self.m == 0 || usize::from(self.k) + usize::from(self.m) > 256 {
@@ -47,6 +77,44 @@ impl BucketPolicy {
         }
         if self.inline_max > 1 << 20 {
             return bad("inline_max must be at most 1 MiB");
+        }
+        Ok(())
+    }
+}
+
+/// The bucket policies clients may ask for: the operator's bounds on what one bucket makes the
+/// cloud store and the gateway compute per byte.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyLimits {
+    /// Most shards per object, k + m.
+    pub max_shards: u16,
+    /// Most copies of a shard.
+    pub max_copies: u16,
+    /// Most bytes stored per byte of object, (k + m) / k x copies.
+    pub max_expansion: f64,
+}
+
+impl Default for PolicyLimits {
+    fn default() -> Self {
+        PolicyLimits {
+            max_shards: 64,
+            max_copies: 4,
+            max_expansion: 6.0,
+        }
+    }
+}
+
+impl PolicyLimits {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_shards < 2
+            || self.max_copies == 0
+            || self.max_expansion.is_nan()
+            || self.max_expansion < 1.0
+        {
+            return Err("max_shards must be at least 2, max_copies at least 1 and \
+                        max_expansion at least 1.0"
+                .into());
         }
         Ok(())
     }

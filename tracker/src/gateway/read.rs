@@ -29,6 +29,9 @@ pub(super) async fn get_swarm(
     if range.is_empty() {
         return Ok(rx);
     }
+    // The read's turn and the disk its fetched shards take are held until it is streamed.
+    let turn = gw.inner.admission.get().await?;
+    let space = gw.inner.admission.reserve(fetch_bytes(gw, &shards))?;
     let fetched = gw.fetch_k(&shards, &[]).await?;
     let gw = gw.clone();
     tokio::spawn(async move {
@@ -39,8 +42,17 @@ pub(super) async fn get_swarm(
             tracing::error!(error = %e, "decoder task failed");
         }
         fetched.release(&gw).await;
+        drop((turn, space));
     });
     Ok(rx)
+}
+
+/// Disk a read may fill: k shards plus the hedged ones, at the longest shard's length.
+fn fetch_bytes(gw: &Gateway, shards: &ObjectShards) -> u64 {
+    let longest = shards.infos.iter().flatten().map(|i| i.length).max();
+    let k = usize::from(shards.manifest.layout.geometry.k);
+    let fetched = (k + gw.inner.config.read_hedge).min(shards.infos.len());
+    longest.unwrap_or(0).saturating_mul(fetched as u64)
 }
 
 /// The object's data key, unwrapped with the gateway's master key.

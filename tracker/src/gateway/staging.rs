@@ -65,22 +65,39 @@ impl Staging {
         T: Send + 'static,
         F: FnOnce(&mut [BufWriter<File>]) -> Result<T, GatewayError> + Send + 'static,
     {
+        let mut outs = self.open_files(&names).await?;
+        let (made, outs) = blocking(move || Ok((fill(&mut outs)?, outs))).await?;
+        self.close_files(outs).await?;
+        Ok(made)
+    }
+
+    /// Creates files `names` in the folder, each behind a buffered writer, for a caller that
+    /// fills them in several blocking steps and then hands them to [`Staging::close_files`].
+    pub(super) async fn open_files(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<BufWriter<File>>, GatewayError> {
         let paths: Vec<PathBuf> = names.iter().map(|n| self.dir.join(n)).collect();
-        tokio::task::spawn_blocking(move || {
-            let mut outs = paths
+        blocking(move || {
+            paths
                 .iter()
                 .map(|p| File::create(p).map(BufWriter::new))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(staging_err("staging file"))?;
-            let made = fill(&mut outs)?;
+                .map_err(staging_err("staging file"))
+        })
+        .await
+    }
+
+    /// Flushes writers from [`Staging::open_files`].
+    pub(super) async fn close_files(&self, outs: Vec<BufWriter<File>>) -> Result<(), GatewayError> {
+        blocking(move || {
             for o in outs {
                 o.into_inner()
                     .map_err(|e| staging_err("staging file")(e.into_error()))?;
             }
-            Ok(made)
+            Ok(())
         })
         .await
-        .map_err(|e| GatewayError::Internal(format!("staging task: {e}")))?
     }
 
     /// Renames a file of the folder.
@@ -125,4 +142,15 @@ impl Staging {
             }
         }
     }
+}
+
+/// Runs `f` on a blocking thread.
+pub(super) async fn blocking<T, F>(f: F) -> Result<T, GatewayError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, GatewayError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| GatewayError::Internal(format!("staging task: {e}")))?
 }

@@ -2,17 +2,18 @@
 //! rounds (`rounds`), hold them (`copies`), and make the object visible once every shard has all
 //! its copies confirmed.
 
-use std::io::Read;
+use raidtorrent_codec::{
+    DataKey, EncodeError, Encoded, Geometry, KeyRef, Layout, SegmentEncoder, ShardInfo,
+};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-use raidtorrent_codec::{encode, DataKey, EncodeError, Encoded, Geometry, KeyRef, ShardInfo};
-use tokio::io::AsyncRead;
-use tokio_util::io::SyncIoBridge;
-
+use super::admission::Reserved;
 use super::copies::HoldJob;
 use super::meta::{NewObject, ShardRow, StoredBody};
 use super::model::{Bucket, ObjectInfo};
 use super::rounds::{Next, Rounds};
-use super::staging::Staging;
+use super::staging::{blocking, Staging};
+use super::upload::Upload;
 use super::{Gateway, GatewayError};
 use crate::placement::{self, Policy, ShardNeed};
 use crate::registry::unix_now;
@@ -102,6 +103,8 @@ where
 }
 
 /// Encodes the body into the staging folder, one file per shard named as its torrent names it.
+/// Segments are read on the runtime and encoded on a blocking thread one at a time, so a slow
+/// client holds no thread; the shards' disk space is reserved first.
 async fn encode_staged<B>(
     gw: &Gateway,
     staging: &Staging,
@@ -116,34 +119,72 @@ where
     let p = bucket.policy;
     let geometry = Geometry::choose(p.k, p.m, config.segment_target, source.size_hint)
         .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
-    let max = config.max_object_size;
-    // Encode on a blocking thread, reading the body through a bridge.
-    let reader = std::io::Cursor::new(source.head)
-        .chain(SyncIoBridge::new(source.body))
-        .take(max + 1);
+    let (limit, over, _space) = reserve_staging(gw, geometry, source.size_hint)?;
+    let body = std::io::Cursor::new(source.head).chain(source.body);
+    let mut upload = Upload::new(body, config.body_timeout, limit, over);
     let parts: Vec<String> = (0..geometry.shard_count())
         .map(|i| format!("{i}.part"))
         .collect();
-    let key = data_key.clone();
-    let encoded = staging
-        .write(parts.clone(), move |outs| {
-            encode(geometry, &key, reader, outs).map_err(|e| match e {
-                EncodeError::Read(io) => GatewayError::Upload(io),
-                other => GatewayError::Internal(other.to_string()),
-            })
+    let mut outs = staging.open_files(&parts).await?;
+    let mut encoder = SegmentEncoder::new(geometry, data_key).map_err(internal)?;
+    let mut plain = vec![0u8; encoder.segment_size()];
+    loop {
+        let (len, last) = upload.segment(&mut plain).await?;
+        (encoder, outs, plain) = blocking(move || {
+            encoder
+                .push(&plain[..len], last, &mut outs)
+                .map_err(internal)?;
+            Ok((encoder, outs, plain))
         })
         .await?;
-    if encoded.layout.size > max {
-        return Err(GatewayError::TooLarge {
-            size: encoded.layout.size,
-            max,
-        });
+        if last {
+            break;
+        }
     }
+    staging.close_files(outs).await?;
+    let encoded = encoder.finish().map_err(internal)?;
     let infos = encoded.shard_infos();
     for (part, info) in parts.iter().zip(&infos) {
         staging.rename(part, &info.name).await?;
     }
     Ok((encoded, infos))
+}
+
+fn internal(e: EncodeError) -> GatewayError {
+    GatewayError::Internal(e.to_string())
+}
+
+/// Reserves the staging space of an upload: its shards' bytes when its size is known, else
+/// room for the largest object that fits in half of the free space. Returns the most bytes the
+/// upload may have, the error past them, and the reservation.
+fn reserve_staging(
+    gw: &Gateway,
+    geometry: Geometry,
+    size: Option<u64>,
+) -> Result<(u64, fn(u64) -> GatewayError, Reserved), GatewayError> {
+    let max = gw.inner.config.max_object_size;
+    let admission = &gw.inner.admission;
+    let staged = |plain: u64| {
+        Layout::new(geometry, plain)
+            .map(|l| l.shard_len().saturating_mul(geometry.shard_count() as u64))
+            .map_err(|e| GatewayError::BadRequest(e.to_string()))
+    };
+    let too_large: fn(u64) -> GatewayError = |max| GatewayError::TooLarge { size: max + 1, max };
+    if let Some(size) = size {
+        return Ok((size, too_large, admission.reserve(staged(size)?)?));
+    }
+    let (k, n) = (u64::from(geometry.k), geometry.shard_count() as u64);
+    let fits = (admission.available()? / 2 / n * k).saturating_sub(geometry.segment_size);
+    if fits >= max {
+        return Ok((max, too_large, admission.reserve(staged(max)?)?));
+    }
+    let no_room: fn(u64) -> GatewayError = |fits| {
+        GatewayError::InsufficientStorage(format!(
+            "an upload of unknown length may take at most {fits} bytes now; send its \
+             Content-Length"
+        ))
+    };
+    Ok((fits, no_room, admission.reserve(staged(fits)?)?))
 }
 
 /// Seeds every staged shard, then gets every shard its copies, confirmed by the nodes.

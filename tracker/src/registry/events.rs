@@ -98,14 +98,18 @@ impl Registry {
         Ok(())
     }
 
-    /// Deletes audit and transfer events before `before`, and per-day online records of days
-    /// that ended by then. Returns the rows deleted.
+    /// Deletes audit and transfer events before `before`, per-day online records of days that
+    /// ended by then, and the torrents and addresses a node was last seen with before then (who
+    /// held what, and from where, is kept no longer than the scores need). Returns the rows
+    /// deleted.
     pub async fn prune_events(&self, before: i64) -> Result<u64, RegistryError> {
         let mut tx = self.pool().begin().await?;
         let mut n = 0;
         for sql in [
             "DELETE FROM audit_events WHERE at < ?",
             "DELETE FROM transfer_events WHERE at < ?",
+            "DELETE FROM node_torrents WHERE last_seen < ?",
+            "DELETE FROM node_addresses WHERE last_seen < ?",
         ] {
             n += sqlx::query(sql)
                 .bind(before)

@@ -1,5 +1,5 @@
-//! Reliability reports for `GET /nodes` and `GET /nodes/<id>`, read from the records, with each
-//! node's score, tier and reasons (`crate::scoring`).
+//! Reliability reports for `GET /admin/nodes` and `GET /admin/nodes/<id>`, read from the
+//! records, with each node's score, tier and reasons (`crate::scoring`).
 
 use super::{Node, NodeId, Registry, RegistryError};
 use crate::scoring::hours::hour_exposure;

@@ -293,8 +293,40 @@ mod scoring {
         .execute(r.pool())
         .await
         .unwrap();
-        assert_eq!(r.prune_events(now - cfg.history_secs).await.unwrap(), 7);
+        // One stale and one recent torrent and address each.
+        for (hash, addr, last_seen) in [("aa", "192.0.2.1:1", old), ("bb", "192.0.2.1:2", now)] {
+            sqlx::query(
+                "INSERT INTO node_torrents (node_id, info_hash, seeding, first_seen, last_seen)
+                 VALUES (?, ?, 1, ?, ?)",
+            )
+            .bind(id)
+            .bind(hash)
+            .bind(last_seen)
+            .bind(last_seen)
+            .execute(r.pool())
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO node_addresses (node_id, addr, first_seen, last_seen)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(addr)
+            .bind(last_seen)
+            .bind(last_seen)
+            .execute(r.pool())
+            .await
+            .unwrap();
+        }
+        assert_eq!(r.prune_events(now - cfg.history_secs).await.unwrap(), 9);
         assert_eq!(r.prune_events(now - cfg.history_secs).await.unwrap(), 0);
+        let left: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM node_torrents) + (SELECT count(*) FROM node_addresses)",
+        )
+        .fetch_one(r.pool())
+        .await
+        .unwrap();
+        assert_eq!(left, 2, "what was seen within the window stays");
         let s = r.score(id, now, &cfg).await.unwrap();
         assert_eq!(s.audits, 5);
         assert_eq!(s.audit_reputation, 1.0);

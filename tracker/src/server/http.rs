@@ -1,12 +1,14 @@
-//! HTTP front: announce and scrape (bencoded, always `200 OK`, errors as `failure reason`), the
-//! node reports (`GET /nodes`, `GET /nodes/<id>`, JSON) and the admin API
-//! (`POST /admin/nodes`, `POST /admin/nodes/<id>/revoke`, `POST /admin/nodes/<id>/requalify`,
-//! `Authorization: Bearer <token>`). Node reports carry each node's score, tier and reasons,
+//! HTTP front: announce and scrape (bencoded, always `200 OK`, errors as `failure reason`) and
+//! the admin API, `Authorization: Bearer <admin token>`: the node reports (`GET /admin/nodes`,
+//! `GET /admin/nodes/<id>`, JSON; they name every volunteer's addresses and held shards, so
+//! nothing of them is public), `POST /admin/nodes`, `POST /admin/nodes/<id>/revoke`,
+//! `POST /admin/nodes/<id>/requalify`. Node reports carry each node's score, tier and reasons,
 //! computed with the tracker's scoring configuration.
 //!
 //! Routing is done by hand on the path so announce (the hot path) costs one match and no
 //! allocation beyond the answer buffer.
 
+use crate::net::PeerAddr;
 use crate::protocol::bencode_out::{write_failure, write_scrape, AnnounceResponse};
 use crate::protocol::http::{parse_scrape, AnnounceRequest};
 use crate::protocol::udp::passkey_from_path;
@@ -52,16 +54,28 @@ pub fn routes(
     tracker: Arc<Tracker>,
     admin_token: Option<String>,
 ) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
-    let t = tracker.clone();
+    let admin_token: Arc<Option<String>> = Arc::new(admin_token);
+    let (t, token) = (tracker.clone(), admin_token.clone());
     let get = warp::get()
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::addr::remote())
-        .then(move |path: warp::path::FullPath, query: String, remote| {
-            let t = t.clone();
-            async move { get_route(&t, path.as_str(), query.as_bytes(), remote).await }
-        });
-    let admin_token: Arc<Option<String>> = Arc::new(admin_token);
+        .and(warp::ext::optional::<PeerAddr>().map(|p: Option<PeerAddr>| p.map(|p| p.0)))
+        .and(warp::header::optional::<String>("authorization"))
+        .then(
+            move |path: warp::path::FullPath, query: String, remote, auth| {
+                let (t, token) = (t.clone(), token.clone());
+                async move {
+                    let path = path.as_str();
+                    if path.starts_with("/admin/") {
+                        return match admin_allowed(token.as_deref(), auth) {
+                            Ok(()) => reports(&t, path).await,
+                            Err(refused) => refused,
+                        };
+                    }
+                    get_route(&t, path, query.as_bytes(), remote)
+                }
+            },
+        );
     let post = warp::post()
         .and(warp::path::full())
         .and(warp::header::optional::<String>("authorization"))
@@ -75,9 +89,8 @@ pub fn routes(
     get.or(post).unify()
 }
 
-async fn get_route(t: &Tracker, path: &str, query: &[u8], remote: Option<SocketAddr>) -> Reply {
-    let mut segments = path.split('/').filter(|s| !s.is_empty());
-    let first = segments.next();
+fn get_route(t: &Tracker, path: &str, query: &[u8], remote: Option<SocketAddr>) -> Reply {
+    let first = path.split('/').find(|s| !s.is_empty());
     if matches!(first, Some("announce" | "scrape")) {
         let passkey = passkey_from_path(path.as_bytes());
         if !path_is_tracker(path.as_bytes(), passkey) {
@@ -92,28 +105,53 @@ async fn get_route(t: &Tracker, path: &str, query: &[u8], remote: Option<SocketA
             announce(t, passkey_from_path(path.as_bytes()), query, remote)
         }
         Some("scrape") => scrape(t, passkey_from_path(path.as_bytes()), query),
-        Some("nodes") => match (segments.next(), segments.next()) {
-            (None, _) => match t.registry().reports_scored(unix_now(), t.scoring()).await {
+        _ => not_found(),
+    }
+}
+
+/// The node reports, `/admin/nodes` and `/admin/nodes/<id>`: addresses, presence and held
+/// shards of every volunteer, so only for the holder of the admin token.
+async fn reports(t: &Tracker, path: &str) -> Reply {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments[1..] {
+        ["nodes"] => match t.registry().reports_scored(unix_now(), t.scoring()).await {
+            Ok(r) => json(StatusCode::OK, &r),
+            Err(e) => internal(e),
+        },
+        ["nodes", id] => match id.parse::<NodeId>() {
+            Ok(id) => match t
+                .registry()
+                .report_scored(id, unix_now(), t.scoring())
+                .await
+            {
                 Ok(r) => json(StatusCode::OK, &r),
+                Err(e @ RegistryError::NoSuchNode(_)) => {
+                    json_error(StatusCode::NOT_FOUND, &e.to_string())
+                }
                 Err(e) => internal(e),
             },
-            (Some(id), None) => match id.parse::<NodeId>() {
-                Ok(id) => match t
-                    .registry()
-                    .report_scored(id, unix_now(), t.scoring())
-                    .await
-                {
-                    Ok(r) => json(StatusCode::OK, &r),
-                    Err(e @ RegistryError::NoSuchNode(_)) => {
-                        json_error(StatusCode::NOT_FOUND, &e.to_string())
-                    }
-                    Err(e) => internal(e),
-                },
-                Err(_) => json_error(StatusCode::BAD_REQUEST, "node id must be an integer"),
-            },
-            _ => not_found(),
+            Err(_) => json_error(StatusCode::BAD_REQUEST, "node id must be an integer"),
         },
         _ => not_found(),
+    }
+}
+
+/// Lets a request through only with `Authorization: Bearer <admin token>`.
+fn admin_allowed(token: Option<&str>, auth: Option<String>) -> Result<(), Reply> {
+    let Some(token) = token else {
+        return Err(json_error(
+            StatusCode::NOT_FOUND,
+            "the admin API is disabled (no admin_token)",
+        ));
+    };
+    let given = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+    if given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
+        Ok(())
+    } else {
+        Err(json_error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token",
+        ))
     }
 }
 
@@ -210,15 +248,8 @@ async fn admin_route(
     if segments.first() != Some(&"admin") {
         return not_found();
     }
-    let Some(token) = token else {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            "the admin API is disabled (no admin_token)",
-        );
-    };
-    let given = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
-        return json_error(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
+    if let Err(refused) = admin_allowed(token, auth) {
+        return refused;
     }
     match segments[1..] {
         ["nodes"] => {

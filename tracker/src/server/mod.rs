@@ -10,6 +10,7 @@ pub mod http;
 pub mod udp;
 
 use crate::config::Config;
+use crate::net::{self, Gate};
 use crate::registry::records::{recorder, RecorderHandle};
 use crate::registry::{Registry, RegistryError};
 use crate::tracker::Tracker;
@@ -92,9 +93,15 @@ impl Service {
         if let Some(listener) = listeners.http {
             http_addr = Some(listener.local_addr().map_err(sqlx::Error::Io)?);
             let routes = http::routes(tracker.clone(), config.admin_token.clone());
-            let rx = stop_rx.clone();
-            let server = warp::serve(routes).incoming(listener).graceful(stopped(rx));
-            servers.push(("http", tokio::spawn(server.run())));
+            let limits = config.limits.tracker_http();
+            let server = net::serve(
+                listener,
+                warp::service(routes),
+                limits,
+                Gate::new(limits.caps),
+                stopped(stop_rx.clone()),
+            );
+            servers.push(("http", tokio::spawn(server)));
         }
         let mut udp_addr = None;
         let udp_stop = Arc::new(AtomicBool::new(false));

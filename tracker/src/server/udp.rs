@@ -63,6 +63,10 @@ impl ConnectionIds {
 }
 
 /// Answers one datagram into `out`; returns false when nothing should be sent.
+///
+/// UDP source addresses can be forged, so a datagram without a valid connection id (which
+/// proves its sender receives at that address) never gets an answer longer than itself: error
+/// messages are cut to fit, and the tracker cannot be used to amplify traffic at a victim.
 pub fn handle(
     t: &Tracker,
     ids: &ConnectionIds,
@@ -72,6 +76,31 @@ pub fn handle(
     peers: &mut Vec<PeerEntry>,
     out: &mut Vec<u8>,
 ) -> bool {
+    let proven = answer(t, ids, private, packet, from, peers, out);
+    match proven {
+        None => false,
+        Some(true) => true,
+        Some(false) if out.len() <= packet.len() => true,
+        // Shorter than an error header: nothing useful fits.
+        Some(false) if packet.len() < 8 => false,
+        Some(false) => {
+            out.truncate(packet.len());
+            true
+        }
+    }
+}
+
+/// Writes the answer into `out`: `None` when there is none, else whether the sender proved its
+/// address with a valid connection id.
+fn answer(
+    t: &Tracker,
+    ids: &ConnectionIds,
+    private: bool,
+    packet: &[u8],
+    from: SocketAddr,
+    peers: &mut Vec<PeerEntry>,
+    out: &mut Vec<u8>,
+) -> Option<bool> {
     let now = t.now();
     let error = |transaction_id, message: &str, out: &mut Vec<u8>| {
         Response::Error {
@@ -81,7 +110,7 @@ pub fn handle(
         .write(out)
     };
     match Request::parse(packet) {
-        Err(ParseError::NoHeader(_)) => return false,
+        Err(ParseError::NoHeader(_)) => return None,
         Err(ParseError::Invalid {
             transaction_id,
             kind,
@@ -94,7 +123,7 @@ pub fn handle(
         Ok(Request::Announce(a)) => {
             if !ids.check(a.connection_id, &from, now) {
                 error(a.transaction_id, "connection id expired or invalid", out);
-                return true;
+                return Some(false);
             }
             let ip = from.ip().to_canonical();
             let family = if ip.is_ipv4() { Family::V4 } else { Family::V6 };
@@ -128,6 +157,7 @@ pub fn handle(
                 }
                 Err(e) => error(a.transaction_id, &e.to_string(), out),
             }
+            return Some(true);
         }
         Ok(Request::Scrape {
             connection_id,
@@ -136,6 +166,7 @@ pub fn handle(
         }) => {
             if !ids.check(connection_id, &from, now) {
                 error(transaction_id, "connection id expired or invalid", out);
+                return Some(false);
             } else if private {
                 error(
                     transaction_id,
@@ -152,9 +183,10 @@ pub fn handle(
                     Err(e) => error(transaction_id, &e.to_string(), out),
                 }
             }
+            return Some(true);
         }
     }
-    true
+    Some(false)
 }
 
 /// How often a blocked receive wakes up to check for shutdown.

@@ -16,6 +16,8 @@ const LAYERS: &[&str] = &[
     "audit",
     // State and storage.
     "swarm",
+    // Connections from strangers: admission caps and the HTTP server.
+    "net",
     "registry",
     // The link to nodes.
     "control",

@@ -230,7 +230,7 @@ async fn admin_api_creates_nodes_and_reports_them() {
         Duration::from_secs(10),
         "the announce to be recorded",
         || async {
-            let r = get_json(t.http, &format!("/nodes/{id}")).await;
+            let r = admin_json(t.http, &format!("/admin/nodes/{id}")).await;
             (r["announces"] == 1).then_some(r)
         },
     )
@@ -243,10 +243,30 @@ async fn admin_api_creates_nodes_and_reports_them() {
         report.get("passkey").is_none(),
         "reports never show passkeys"
     );
-    let all = get_json(t.http, "/nodes").await;
+    let all = admin_json(t.http, "/admin/nodes").await;
     assert_eq!(all.as_array().unwrap().len(), 1);
-    let (s, _) = get(t.http, "/nodes/999").await;
+    let (s, _) = admin_get(t.http, "/admin/nodes/999").await;
     assert_eq!(s, 404);
+    // Nothing about the volunteers is public: not without the token, not with a wrong one, not
+    // on the old paths.
+    for (target, headers, want) in [
+        ("/admin/nodes", &[][..], 401),
+        (&format!("/admin/nodes/{id}")[..], &[][..], 401),
+        (
+            "/admin/nodes",
+            &[("Authorization", "Bearer not-the-admin-token")][..],
+            401,
+        ),
+        ("/nodes", &[][..], 404),
+        (&format!("/nodes/{id}")[..], &[][..], 404),
+    ] {
+        let (s, body) = http(t.http, "GET", target, headers, b"").await;
+        assert_eq!(s, want, "{target}");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("127.0.0.1"),
+            "{target}"
+        );
+    }
     t.service.shutdown().await;
 }
 
@@ -283,7 +303,7 @@ async fn node_reports_show_tier_and_reasons() {
             .await
             .unwrap();
     }
-    let all = get_json(t.http, "/nodes").await;
+    let all = admin_json(t.http, "/admin/nodes").await;
     let all = all.as_array().unwrap();
     let by_name = |n: &str| all.iter().find(|r| r["name"] == n).unwrap().clone();
     let f = by_name("fresh");
@@ -321,7 +341,7 @@ async fn node_reports_show_tier_and_reasons() {
         "{c}"
     );
     // The single-node report says the same.
-    let one = get_json(t.http, &format!("/nodes/{cheat}")).await;
+    let one = admin_json(t.http, &format!("/admin/nodes/{cheat}")).await;
     assert_eq!(one["tier"], "disqualified");
 
     // Only an operator can requalify.
@@ -381,7 +401,7 @@ async fn burst_of_ten_thousand_announces() {
         Duration::from_secs(20),
         "all announces recorded",
         || async {
-            let r = get_json(t.http, &format!("/nodes/{id}")).await;
+            let r = admin_json(t.http, &format!("/admin/nodes/{id}")).await;
             (r["announces"] == 10_000).then_some(r)
         },
     )

@@ -190,7 +190,7 @@ async fn libtorrent_seeds_aria2_downloads() {
     .await;
     assert_eq!(counts, (1, 0, 1));
     t.service.recorder().flush().await.unwrap();
-    let r = get_json(t.http, &format!("/nodes/{aria_id}")).await;
+    let r = admin_json(t.http, &format!("/admin/nodes/{aria_id}")).await;
     assert!(r["announces"].as_i64().unwrap() >= 2, "{r}");
     assert_eq!(
         r["last_addr"].as_str().unwrap().split(':').next(),
@@ -232,7 +232,7 @@ async fn libtorrent_private_udp_announce() {
     )
     .await;
     t.service.recorder().flush().await.unwrap();
-    let r = get_json(t.http, &format!("/nodes/{id}")).await;
+    let r = admin_json(t.http, &format!("/admin/nodes/{id}")).await;
     assert!(r["announces"].as_i64().unwrap() >= 1, "{r}");
     assert_eq!(
         r["last_addr"].as_str().unwrap().split(':').next(),
@@ -289,7 +289,7 @@ async fn transmission_announces() {
     )
     .await;
     t.service.recorder().flush().await.unwrap();
-    let r = get_json(t.http, &format!("/nodes/{id}")).await;
+    let r = admin_json(t.http, &format!("/admin/nodes/{id}")).await;
     assert!(r["announces"].as_i64().unwrap() >= 1, "{r}");
     assert_eq!(r["torrents_leeching"], 1, "{r}");
     t.service.shutdown().await;

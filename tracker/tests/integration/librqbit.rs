@@ -47,10 +47,10 @@ async fn librqbit_sessions_meet_over_http() {
     transfer(&t, &t.announce_url(&seed_key), &t.announce_url(&leech_key)).await;
     // Each node's record shows its role in the swarm.
     t.service.recorder().flush().await.unwrap();
-    let r = get_json(t.http, &format!("/nodes/{seed_id}")).await;
+    let r = admin_json(t.http, &format!("/admin/nodes/{seed_id}")).await;
     assert!(r["announces"].as_i64().unwrap() >= 1, "{r}");
     assert_eq!(r["torrents_seeding"], 1, "{r}");
-    let r = get_json(t.http, &format!("/nodes/{leech_id}")).await;
+    let r = admin_json(t.http, &format!("/admin/nodes/{leech_id}")).await;
     assert!(r["announces"].as_i64().unwrap() >= 1, "{r}");
     assert_eq!(r["torrents_leeching"], 1, "{r}");
     t.service.shutdown().await;

@@ -19,7 +19,7 @@ async fn records_survive_restart() {
     let mut config = test_config(false);
     config.records.flush_interval_ms = 3_600_000;
     let t = TestTracker::start_on(config, &db).await;
-    let r = get_json(t.http, &format!("/nodes/{id}")).await;
+    let r = admin_json(t.http, &format!("/admin/nodes/{id}")).await;
     assert_eq!(r["announces"], 3);
     assert_eq!(r["torrents_seeding"], 2);
     assert_eq!(r["address_changes"], 1);
@@ -39,7 +39,7 @@ async fn records_survive_restart() {
     assert_eq!(v.failure(), None);
     assert_eq!(v.int("complete"), 1);
     t.service.recorder().flush().await.unwrap();
-    let r = get_json(t.http, &format!("/nodes/{id}")).await;
+    let r = admin_json(t.http, &format!("/admin/nodes/{id}")).await;
     assert_eq!(r["announces"], 4);
     t.service.shutdown().await;
 }

@@ -137,7 +137,9 @@ async fn open_udp_scrape_and_garbage() {
             ]
         }
     );
-    // Every malformed packet of the corpus gets its exact error packet, or no answer.
+    // Every malformed packet of the corpus gets its error packet, or no answer. None carries a
+    // valid connection id, so no answer is longer than its packet (no amplification of forged
+    // datagrams): the message is cut to fit.
     let corpus = include_str!("../corpus/udp.txt");
     for line in corpus
         .lines()
@@ -157,15 +159,47 @@ async fn open_udp_scrape_and_garbage() {
             );
         } else {
             let tid = u32::from_be_bytes(bytes[12..16].try_into().unwrap());
+            let fits = want.len().min(bytes.len() - 8);
             assert_eq!(
                 c.recv().await,
                 OwnedResponse::Error {
                     transaction_id: tid,
-                    message: want.to_owned()
+                    message: want[..fits].to_owned()
                 },
                 "packet {packet}"
             );
         }
+    }
+    t.service.shutdown().await;
+}
+
+/// A forged source address gets no more bytes back than were sent from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn unproven_senders_get_no_larger_answers() {
+    let t = TestTracker::start(test_config(false)).await;
+    let c = UdpClient::new("127.0.0.5:0", t.udp).await;
+    let forged_cid = 0x0123_4567_89ab_cdef;
+    let scrape = Request::Scrape {
+        connection_id: forged_cid,
+        transaction_id: 5,
+        info_hashes: vec![InfoHash([1; 20])],
+    };
+    let packets = [
+        scrape,
+        announce(forged_cid, 9, b"-xx0000-cccccccccccc", 7003, 0, ""),
+        Request::Connect { transaction_id: 6 },
+    ];
+    for r in packets {
+        let mut sent = Vec::new();
+        r.write(&mut sent);
+        c.send_raw(&sent).await;
+        let got = c.recv_raw().await;
+        assert!(
+            got.len() <= sent.len(),
+            "{} bytes answered {} bytes: {r:?}",
+            got.len(),
+            sent.len()
+        );
     }
     t.service.shutdown().await;
 }

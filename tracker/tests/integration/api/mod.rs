@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod errors;
+mod hostile;
 mod objects;
 mod service;
 
@@ -36,6 +37,11 @@ struct TestApi {
 impl TestApi {
     /// A whole gateway with no nodes, its object API on 127.0.0.1:0.
     async fn start(auth: ApiAuth) -> Self {
+        Self::start_with(auth, |_| {}).await
+    }
+
+    /// The same, with `edit` applied to its configuration first.
+    async fn start_with(auth: ApiAuth, edit: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             http_listen: "127.0.0.1:0".into(),
@@ -61,6 +67,8 @@ impl TestApi {
             },
             ..Config::default()
         };
+        let mut config = config;
+        edit(&mut config);
         let registry = Registry::open(&config.db).await.unwrap();
         let listeners = CloudListeners::bind(&config).await.unwrap();
         let settings = CloudSettings {

@@ -129,8 +129,15 @@ pub async fn get(addr: SocketAddr, target: &str) -> (u16, Vec<u8>) {
     http(addr, "GET", target, &[], b"").await
 }
 
-pub async fn get_json(addr: SocketAddr, target: &str) -> serde_json::Value {
-    let (status, body) = get(addr, target).await;
+/// A GET of the admin API with the test's admin token.
+pub async fn admin_get(addr: SocketAddr, target: &str) -> (u16, Vec<u8>) {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    http(addr, "GET", target, &[("Authorization", &auth)], b"").await
+}
+
+/// A node report (`/admin/nodes...`), read with the admin token.
+pub async fn admin_json(addr: SocketAddr, target: &str) -> serde_json::Value {
+    let (status, body) = admin_get(addr, target).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     serde_json::from_slice(&body).unwrap()
 }
@@ -245,12 +252,19 @@ impl UdpClient {
     }
 
     pub async fn recv(&self) -> OwnedResponse {
+        let raw = self.recv_raw().await;
+        OwnedResponse::parse(&raw, false).expect("well-formed answer")
+    }
+
+    /// The next datagram's bytes.
+    pub async fn recv_raw(&self) -> Vec<u8> {
         let mut buf = vec![0u8; 2048];
         let (n, _) = tokio::time::timeout(Duration::from_secs(10), self.sock.recv_from(&mut buf))
             .await
             .expect("UDP answer within 10 s")
             .unwrap();
-        OwnedResponse::parse(&buf[..n], false).expect("well-formed answer")
+        buf.truncate(n);
+        buf
     }
 
     pub async fn request(&self, r: &Request) -> OwnedResponse {
