@@ -17,7 +17,7 @@ use raidtorrent_proto::{
 };
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -137,29 +137,10 @@ impl Conn {
                         break "revoked".to_owned();
                     }
                 }
-                f = self.reader.frame() => match f {
-                    Ok(Frame::Extended { id, payload }) => {
-                        let opened = match self.open(id, &payload) {
-                            Ok(opened) => opened,
-                            Err(why) => {
-                                let _ = self.bye(ByeCode::Malformed, &why).await;
-                                break why;
-                            }
-                        };
-                        deadline = Instant::now() + silence;
-                        heard.store(self.hub.now_ms(), Ordering::Relaxed);
-                        state.heard(&self.hub, keepalive);
-                        if let Err(why) = self.on_message(&mut state, id, opened).await {
-                            break why;
-                        }
-                    }
-                    // Keep-alives and other ids carry no tag, so they prove nothing and mean nothing.
-                    Ok(_) => {}
-                    Err(WireError::Frame(e)) => {
-                        let _ = self.bye(ByeCode::Malformed, &e.to_string()).await;
-                        break e.to_string();
-                    }
-                    Err(e) => break e.to_string(),
+                f = self.reader.frame() => match self.on_frame(&mut state, f, &heard).await {
+                    Ok(true) => deadline = Instant::now() + silence,
+                    Ok(false) => {}
+                    Err(why) => break why,
                 },
                 Some(cmd) = commands.recv() => {
                     if let Err(why) = self.on_command(&mut state, cmd).await {
@@ -180,6 +161,38 @@ impl Conn {
         state.outstanding.clear();
         state.last_observed = None;
         state.observe(&self.hub);
+    }
+
+    /// One frame read (or the reason reading failed): true if it was an authenticated message,
+    /// which counts as hearing from the node.
+    async fn on_frame(
+        &mut self,
+        state: &mut Authenticated,
+        f: Result<Frame, WireError>,
+        heard: &AtomicU64,
+    ) -> Result<bool, Why> {
+        match f {
+            Ok(Frame::Extended { id, payload }) => {
+                let opened = match self.open(id, &payload) {
+                    Ok(opened) => opened,
+                    Err(why) => {
+                        let _ = self.bye(ByeCode::Malformed, &why).await;
+                        return Err(why);
+                    }
+                };
+                heard.store(self.hub.now_ms(), Ordering::Relaxed);
+                state.heard(&self.hub, self.hub.inner.config.keepalive());
+                self.on_message(state, id, opened).await?;
+                Ok(true)
+            }
+            // Keep-alives and other ids carry no tag, so they prove nothing and mean nothing.
+            Ok(_) => Ok(false),
+            Err(WireError::Frame(e)) => {
+                let _ = self.bye(ByeCode::Malformed, &e.to_string()).await;
+                Err(e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Checks a received extended message's tag; the payload without it.
