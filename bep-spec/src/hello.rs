@@ -1,10 +1,15 @@
 //! The BEP 10 extended handshakes (extended id 0) of a control connection. The gateway speaks first
 //! ([`GatewayHello`], with the nonce the node signs); the node answers with its facts and proof
 //! ([`NodeHello`]). Keys other than those below, and other extensions in `m`, are ignored.
+//!
+//! The node's proof covers its whole extended handshake as sent: it is computed over the payload
+//! with the proof's own 32 bytes set to zero ([`NodeHello::sign`]), and the gateway checks it over
+//! the bytes it received with those 32 bytes zeroed ([`NodeHello::unsigned_payload`]), so no
+//! re-encoding is involved and keys the gateway does not know are covered too.
 
-use raidtorrent_codec::bencode::{self, BencodeError, Dict};
+use raidtorrent_codec::bencode::{self, BencodeError, Dict, Value};
 
-use crate::auth::{Nonce, Proof};
+use crate::auth::{self, Nonce, Proof, Transcript};
 use crate::bencode_out::{DictOut, Out};
 use crate::fields::{self, FieldError};
 use crate::EXTENSION_NAME;
@@ -125,6 +130,45 @@ impl GatewayHello {
 }
 
 impl NodeHello {
+    /// Fills `facts.proof` for the gateway's hello (`gateway_payload`: its bytes as received) and
+    /// returns the transcript both sides derive the session keys from. Send `to_payload()` after.
+    pub fn sign(
+        &mut self,
+        passkey: &str,
+        gateway_nonce: &Nonce,
+        gateway_payload: &[u8],
+    ) -> Transcript {
+        self.facts.proof = [0; auth::PROOF_LEN];
+        let t = Transcript::new(
+            gateway_nonce,
+            &self.facts.nonce,
+            gateway_payload,
+            &self.to_payload(),
+        );
+        self.facts.proof = auth::node_proof(passkey, &t);
+        t
+    }
+
+    /// A received node hello with the 32 bytes of its `rt.proof` set to zero: what the proof was
+    /// computed over.
+    pub fn unsigned_payload(payload: &[u8]) -> Result<Vec<u8>, HelloError> {
+        let v = top(payload)?;
+        let d = fields::as_dict(&v).ok_or(HelloError::NotADict)?;
+        let rt = facts(d)?;
+        fields::fixed::<{ auth::PROOF_LEN }>(rt, "proof")?;
+        let Some(Value::Bytes(proof)) = rt.get("proof") else {
+            return Err(FieldError::Missing("proof").into());
+        };
+        // The decoder borrows every byte string from `payload`, so this is the proof's offset.
+        let at = (proof.as_ptr() as usize)
+            .checked_sub(payload.as_ptr() as usize)
+            .filter(|at| at + auth::PROOF_LEN <= payload.len())
+            .ok_or(FieldError::Missing("proof"))?;
+        let mut out = payload.to_vec();
+        out[at..at + auth::PROOF_LEN].fill(0);
+        Ok(out)
+    }
+
     pub fn parse(payload: &[u8]) -> Result<Self, HelloError> {
         let v = top(payload)?;
         let d = fields::as_dict(&v).ok_or(HelloError::NotADict)?;
@@ -245,6 +289,25 @@ mod tests {
         #[test]
         fn node_hellos_round_trip(h in any_node_hello()) {
             prop_assert_eq!(NodeHello::parse(&h.to_payload()), Ok(h));
+        }
+
+        /// The gateway's view of what the node signed is exactly what the node signed, whatever
+        /// the other fields hold (even bytes that look like a proof).
+        #[test]
+        fn signing_covers_the_hello_as_sent(mut h in any_node_hello(), g in any::<[u8; 32]>()) {
+            h.client = Some(format!("5:proof32:{}", "x".repeat(32)));
+            let t = h.sign("0123456789abcdef0123456789abcdef", &g, b"gateway hello");
+            let sent = h.to_payload();
+            let unsigned = NodeHello::unsigned_payload(&sent).unwrap();
+            let again = Transcript::new(&g, &h.facts.nonce, b"gateway hello", &unsigned);
+            prop_assert_eq!(again, t);
+            prop_assert!(auth::verify_node_proof("0123456789abcdef0123456789abcdef", &t, &h.facts.proof));
+            // Another zone in the same bytes no longer verifies.
+            let mut other = h.clone();
+            other.facts.zone.push('!');
+            let unsigned = NodeHello::unsigned_payload(&other.to_payload()).unwrap();
+            let forged = Transcript::new(&g, &h.facts.nonce, b"gateway hello", &unsigned);
+            prop_assert!(!auth::verify_node_proof("0123456789abcdef0123456789abcdef", &forged, &h.facts.proof));
         }
 
         #[test]

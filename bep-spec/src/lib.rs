@@ -6,8 +6,10 @@
 //!
 //! 1. [`Handshake`]: the 68-byte BEP 3 handshake on [`CONTROL_INFO_HASH`] with the BEP 10 bit;
 //! 2. [`frame::decode`]: length-prefixed peer-wire frames from a byte buffer (fits a tokio `Decoder`);
-//! 3. [`GatewayHello`] / [`NodeHello`]: the BEP 10 extended handshakes, with [`auth`] proofs;
-//! 4. [`Envelope`] of a [`Message`]: every placement message, with [`Message::Unknown`] for types a
+//! 3. [`GatewayHello`] / [`NodeHello`]: the BEP 10 extended handshakes, with [`auth`] proofs over
+//!    the handshake transcript and the session keys derived from it;
+//! 4. [`session::FrameAuth`]: the tag every extended message carries after the handshake;
+//! 5. [`Envelope`] of a [`Message`]: every placement message, with [`Message::Unknown`] for types a
 //!    newer peer may send.
 //!
 //! Invariants: every parser accepts any byte string without panicking and with bounded allocation
@@ -34,6 +36,7 @@ pub mod frame;
 mod handshake;
 mod hello;
 mod message;
+pub mod session;
 
 pub use fields::FieldError;
 pub use frame::{Frame, FrameError};
@@ -54,8 +57,10 @@ pub const CONTROL_INFO_HASH: [u8; 20] = [
 /// The BEP 10 extension name both sides advertise in `m`.
 pub const EXTENSION_NAME: &str = "rt_placement";
 
-/// The placement protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u64 = 1;
+/// The placement protocol version this crate speaks: 2, with proofs over the handshake
+/// transcript and authenticated frames. Version 1 (proofs over the nonces alone, frames in the
+/// clear) is no longer spoken.
+pub const PROTOCOL_VERSION: u64 = 2;
 
 /// Largest frame (length prefix value) accepted: a 32 MiB shard metainfo plus the envelope.
 pub const MAX_FRAME: usize = 34 << 20;

@@ -165,6 +165,8 @@ string_codes!(
         Version = "version",
         Shutdown = "shutdown",
         Malformed = "malformed",
+        Duplicate = "duplicate",
+        Facts = "facts",
     }
 );
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use raidtorrent_testkit::{self as testkit, peer_binary, random_bytes};
 use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
 use raidtorrent_tracker::config::{Config, ObjectConfig};
-use raidtorrent_tracker::registry::{NodeId, Registry};
+use raidtorrent_tracker::registry::{NodeId, Registration, Registry};
 
 pub mod baseline;
 
@@ -189,8 +189,16 @@ impl TestCloud {
         let bin = peer_binary();
         let mut nodes = Vec::new();
         for i in 0..n {
-            let new = registry.create_node(&format!("node-{i}")).await.unwrap();
             let zone = format!("zone-{}", i % zones);
+            // The zone is the operator's to assign; the node's --zone only has to agree.
+            let facts = Registration {
+                zone: Some(zone.clone()),
+                capacity_limit: None,
+            };
+            let new = registry
+                .register_node(&format!("node-{i}"), &facts)
+                .await
+                .unwrap();
             let node_dir = dir.path().join(format!("node-{i}"));
             let args: Vec<OsString> = vec![
                 "run".into(),

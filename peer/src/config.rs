@@ -16,7 +16,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Disk space donated to the cloud, e.g. "10GiB". Holds beyond it are refused.
     pub quota: ByteSize,
-    /// Location label gateways use to spread copies, e.g. "eu-west/paris/home-3". May be empty.
+    /// Location label, e.g. "eu-west/paris/home-3". Gateways spread copies by the zone their
+    /// operator registered for this node and refuse a node that claims another; empty takes it.
     #[serde(default)]
     pub zone: String,
     /// Address the BitTorrent data listener binds. Give every node on one machine its own address

@@ -1,13 +1,17 @@
 //! The control connection to one gateway (RT-0002 sections 2-6): dial, BEP 3 handshake on the control
-//! info-hash, extended handshakes with mutual proof of the passkey, then directives in and answers,
-//! reports and pings out; on any failure, reconnect after an exponential delay with full jitter.
+//! info-hash, extended handshakes with mutual proof of the passkey over the whole handshake, then
+//! directives in and answers, reports and pings out, every extended message tagged with the
+//! session keys both ways; on any failure (a frame that fails its tag included), reconnect after an
+//! exponential delay with full jitter.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use raidtorrent_proto::auth::{self, SessionKeys, Transcript};
+use raidtorrent_proto::session::{FrameAuth, Role};
 use raidtorrent_proto::{
-    auth, frame, ByeCode, Envelope, Frame, GatewayHello, Handshake, Message, NodeFacts, NodeHello,
+    frame, ByeCode, Envelope, Frame, GatewayHello, Handshake, Message, NodeFacts, NodeHello,
     Parsed, RefuseCode, Welcome, PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -127,10 +131,12 @@ impl Reader {
     }
 }
 
+/// The sending half, with the connection's frame authentication (both directions' counters).
 struct Writer {
     wr: OwnedWriteHalf,
     gateway_ext_id: u8,
     seq: u64,
+    auth: FrameAuth,
 }
 
 impl Writer {
@@ -138,7 +144,7 @@ impl Writer {
         self.seq += 1;
         tracing::debug!(seq = self.seq, t = body.type_name(), "sending");
         let payload = Envelope::new(self.seq, body).to_payload();
-        let bytes = frame::extended(self.gateway_ext_id, &payload);
+        let bytes = self.auth.seal(self.gateway_ext_id, &payload);
         tokio::time::timeout(Duration::from_secs(30), self.wr.write_all(&bytes))
             .await
             .context("the gateway does not read")??;
@@ -165,7 +171,7 @@ async fn session(
         r = tokio::time::timeout(timeout, open(node, gw)) => r.context("connect, handshake and welcome took too long")??,
     };
     let (welcome, mut reader, mut writer) = match opened {
-        Opened::Welcome(w, r, wr) => (w, r, wr),
+        Opened::Welcome(welcomed) => *welcomed,
         Opened::Bye(end) => return Ok(end),
     };
     *welcomed = Some(Instant::now());
@@ -187,7 +193,7 @@ async fn session(
 }
 
 enum Opened {
-    Welcome(Welcome, Reader, Writer),
+    Welcome(Box<(Welcome, Reader, Writer)>),
     Bye(End),
 }
 
@@ -205,47 +211,73 @@ async fn open(node: &Node, gw: &GatewayConfig) -> anyhow::Result<Opened> {
         buf: Vec::new(),
     };
     reader.handshake().await?.check_control()?;
-    let hello = GatewayHello::parse(&reader.extended(0).await?)?;
-    let nonce = auth::fresh_nonce();
+    let gateway_payload = reader.extended(0).await?;
+    let hello = GatewayHello::parse(&gateway_payload)?;
+    let mut ours = our_hello(node, gw);
+    let transcript = ours.sign(&gw.passkey, &hello.nonce, &gateway_payload);
+    wr.write_all(&frame::extended(0, &ours.to_payload()))
+        .await?;
+    let keys = SessionKeys::derive(&gw.passkey, &transcript);
+    let mut writer = Writer {
+        wr,
+        gateway_ext_id: hello.ext_id,
+        seq: 0,
+        auth: FrameAuth::new(&keys, Role::Node),
+    };
+    loop {
+        let payload = reader.extended(NODE_EXT_ID).await?;
+        // `welcome` is the gateway's first tagged frame; a refusal comes untagged, as the gateway
+        // may not know our passkey.
+        let tagged = writer.auth.open(NODE_EXT_ID, &payload).map(<[u8]>::to_vec);
+        match (tagged, Envelope::parse(&payload).map(|e| e.body)) {
+            (Ok(body), _) => {
+                if let Ok(Message::Welcome(w)) = Envelope::parse(&body).map(|e| e.body) {
+                    check_welcome(gw, &transcript, &w)?;
+                    return Ok(Opened::Welcome(Box::new((w, reader, writer))));
+                }
+            }
+            (Err(_), Ok(Message::Bye { code, text })) => {
+                return Ok(Opened::Bye(End::Bye(code, text)))
+            }
+            // Nothing else counts before welcome.
+            (Err(_), _) => continue,
+        }
+    }
+}
+
+/// Our extended handshake, its proof still to be signed.
+fn our_hello(node: &Node, gw: &GatewayConfig) -> NodeHello {
     let (capacity, free) = {
         let ledger = lock(&node.ledger);
         (ledger.capacity(), ledger.free())
     };
-    let ours = NodeHello {
+    NodeHello {
         ext_id: NODE_EXT_ID,
         client: Some(format!("raidtorrent-peer {}", env!("CARGO_PKG_VERSION"))),
         data_port: Some(node.engine.listen_addr().port()),
         facts: NodeFacts {
             ver: PROTOCOL_VERSION,
             node: gw.node_id,
-            nonce,
-            proof: auth::node_proof(&gw.passkey, &hello.nonce, &nonce),
+            nonce: auth::fresh_nonce(),
+            proof: [0; auth::PROOF_LEN],
             zone: node.config.zone.clone(),
             capacity,
             free,
         },
-    };
-    wr.write_all(&frame::extended(0, &ours.to_payload()))
-        .await?;
-    let writer = Writer {
-        wr,
-        gateway_ext_id: hello.ext_id,
-        seq: 0,
-    };
-    loop {
-        let payload = reader.extended(NODE_EXT_ID).await?;
-        match Envelope::parse(&payload).map(|e| e.body) {
-            Ok(Message::Welcome(w)) => {
-                if !auth::verify_gateway_proof(&gw.passkey, &nonce, &hello.nonce, &w.proof) {
-                    bail!("the gateway's proof does not match our passkey: not our gateway");
-                }
-                return Ok(Opened::Welcome(w, reader, writer));
-            }
-            Ok(Message::Bye { code, text }) => return Ok(Opened::Bye(End::Bye(code, text))),
-            // Nothing else counts before welcome.
-            _ => continue,
-        }
     }
+}
+
+fn check_welcome(gw: &GatewayConfig, t: &Transcript, w: &Welcome) -> anyhow::Result<()> {
+    if !auth::verify_gateway_proof(&gw.passkey, t, &w.proof) {
+        bail!("the gateway's proof does not match our passkey: not our gateway");
+    }
+    if w.ver < PROTOCOL_VERSION {
+        bail!(
+            "the gateway agreed on version {}, we speak {PROTOCOL_VERSION}",
+            w.ver
+        );
+    }
+    Ok(())
 }
 
 async fn established(
@@ -274,9 +306,16 @@ async fn established(
             _ = token.cancelled() => return Ok(End::Shutdown),
             r = reader.fill() => {
                 r?;
-                last_heard = Instant::now();
                 while let Some(f) = reader.next_frame()? {
-                    if let Some(end) = on_frame(node, gw, conn, writer, f).await? {
+                    // Keep-alives and other ids carry no tag: they prove nothing and mean nothing.
+                    let Frame::Extended { id, payload } = f else { continue };
+                    let body = writer
+                        .auth
+                        .open(id, &payload)
+                        .context("a frame from the gateway failed authentication")?
+                        .to_vec();
+                    last_heard = Instant::now();
+                    if let Some(end) = on_message(node, gw, conn, writer, id, body).await? {
                         return Ok(end);
                     }
                 }
@@ -297,27 +336,25 @@ async fn established(
     }
 }
 
-async fn on_frame(
+async fn on_message(
     node: &Arc<Node>,
     gw: &GatewayConfig,
     conn: u64,
     writer: &mut Writer,
-    f: Frame,
+    id: u8,
+    payload: Vec<u8>,
 ) -> anyhow::Result<Option<End>> {
-    let payload = match f {
-        Frame::Extended { id: 0, payload } => {
+    match id {
+        0 => {
             // A renewed extended handshake may move the gateway's id; nothing else in it counts now.
             if let Ok(h) = GatewayHello::parse(&payload) {
                 writer.gateway_ext_id = h.ext_id;
             }
             return Ok(None);
         }
-        Frame::Extended {
-            id: NODE_EXT_ID,
-            payload,
-        } => payload,
+        NODE_EXT_ID => {}
         _ => return Ok(None),
-    };
+    }
     let env = match Envelope::parse(&payload) {
         Ok(env) => env,
         Err(e) => {

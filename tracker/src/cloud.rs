@@ -258,18 +258,21 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// The gateway's own node: registered once, reused after restarts.
 async fn own_node(registry: &Registry) -> anyhow::Result<OwnNode> {
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT id, passkey FROM nodes WHERE name = ? AND revoked_at IS NULL ORDER BY id LIMIT 1",
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM nodes WHERE name = ? AND revoked_at IS NULL ORDER BY id LIMIT 1",
     )
     .bind(GATEWAY_NODE_NAME)
     .fetch_optional(registry.pool())
     .await?;
-    if let Some((id, passkey)) = row {
-        return Ok(OwnNode { id, passkey });
+    if let Some(token) = row.and_then(|(id,)| Some((id, registry.announce_token(id)?))) {
+        return Ok(OwnNode {
+            id: token.0,
+            announce_token: token.1,
+        });
     }
     let new = registry.create_node(GATEWAY_NODE_NAME).await?;
     Ok(OwnNode {
         id: new.node.id,
-        passkey: new.passkey,
+        announce_token: new.announce_token,
     })
 }

@@ -16,7 +16,8 @@ use anyhow::{bail, Context, Result};
 use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
 use raidtorrent_tracker::config::{Config, ObjectConfig};
 use raidtorrent_tracker::gateway::{BucketPolicy, GatewayError};
-use raidtorrent_tracker::registry::{NodeId, Registry};
+use raidtorrent_tracker::registry::control_records::NodePasskey;
+use raidtorrent_tracker::registry::{NodeId, Registration, Registry};
 use raidtorrent_tracker::server::{bind_tcp, Listeners};
 use tokio::net::TcpListener;
 
@@ -194,14 +195,25 @@ async fn start_node(
         .await?
         .into_iter()
         .find(|n| n.name == name && n.revoked_at.is_none());
+    let zone = ZONES[i % ZONES.len()];
+    let facts = Registration {
+        zone: Some(zone.into()),
+        capacity_limit: None,
+    };
     let (id, passkey) = match existing {
-        Some(n) => (n.id, cloud.gateway.meta().passkey(n.id).await?),
+        Some(n) => match registry.passkey_of(n.id).await? {
+            NodePasskey::Valid(passkey, _) => {
+                // A folder from before zones were registered gets them now.
+                registry.set_registration(n.id, &facts).await?;
+                (n.id, passkey)
+            }
+            other => bail!("node {name} cannot be restarted: {other:?}"),
+        },
         None => {
-            let new = registry.create_node(&name).await?;
+            let new = registry.register_node(&name, &facts).await?;
             (new.node.id, new.passkey)
         }
     };
-    let zone = ZONES[i % ZONES.len()];
     let node_dir = dir.join(&name);
     std::fs::create_dir_all(&node_dir)?;
     let log = node_dir.join("node.log");

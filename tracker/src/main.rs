@@ -90,10 +90,17 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum NodeAction {
-    /// Register a node and print its id and passkey.
+    /// Register a node and print its id, passkey (give it to the node) and announce token.
     Add {
         /// A name for operators.
         name: String,
+        /// The node's zone: placement trusts this, not the node's claim (a node claiming
+        /// another zone is refused). Without it the node counts as in no zone.
+        #[arg(long)]
+        zone: Option<String>,
+        /// Most bytes the node may offer; a larger claim is cut to it.
+        #[arg(long)]
+        capacity_limit: Option<u64>,
     },
     /// Revoke a node's passkey.
     Revoke { id: i64 },
@@ -224,8 +231,16 @@ async fn node(db: PathBuf, action: NodeAction) -> Result<()> {
         .await
         .with_context(|| format!("opening {}", db.display()))?;
     match action {
-        NodeAction::Add { name } => {
-            let n = registry.create_node(&name).await?;
+        NodeAction::Add {
+            name,
+            zone,
+            capacity_limit,
+        } => {
+            let facts = raidtorrent_tracker::registry::Registration {
+                zone,
+                capacity_limit,
+            };
+            let n = registry.register_node(&name, &facts).await?;
             println!("{}", serde_json::to_string_pretty(&n)?);
         }
         NodeAction::Revoke { id } => {

@@ -1,16 +1,17 @@
 //! The transport-independent tracker: access control, interval policy, swarm update and the
 //! reliability observation, shared by the HTTP and UDP servers.
 //!
-//! Access (BEP 27): with `open = false` every announce and scrape must carry the passkey of a
-//! registered, unrevoked node (HTTP: `/announce/<passkey>`; UDP: BEP 41 URL data with the same
+//! Access (BEP 27): with `open = false` every announce and scrape must carry the announce token of
+//! a registered, unrevoked node (HTTP: `/announce/<token>`; UDP: BEP 41 URL data with the same
 //! path), so every swarm holds only registered nodes — the gateway's own seeder is one of them.
-//! With `open = true` announces without a passkey are served too (a public tracker), and a
-//! passkey, when given, must still be valid.
+//! The token is derived from the node's passkey (RT-0002 "Tracker additions"); the passkey itself,
+//! the control credential, is never accepted here. With `open = true` announces without a token
+//! are served too (a public tracker), and a token, when given, must still be valid.
 //!
-//! Interval: a client counts as one of our nodes when its passkey is valid *and* its peer id
+//! Interval: a client counts as one of our nodes when its token is valid *and* its peer id
 //! starts with one of `announce.node_peer_id_prefixes` (librqbit's "-rQ"); it is asked for
-//! `node_interval_secs`. Everyone else — a stock client, even with a valid passkey — gets
-//! `interval_secs`. Both rules are needed: the passkey proves membership, the peer-id prefix says
+//! `node_interval_secs`. Everyone else — a stock client, even with a valid token — gets
+//! `interval_secs`. Both rules are needed: the token proves membership, the peer-id prefix says
 //! the software follows our liveness protocol; a volunteer testing with another client keeps
 //! normal re-announces.
 
@@ -18,7 +19,7 @@ use crate::config::AnnounceConfig;
 use crate::protocol::bencode_out::PeerEntry;
 use crate::protocol::{Event, InfoHash, PeerId, SwarmCounts};
 use crate::registry::records::{Observation, RecorderHandle};
-use crate::registry::{unix_now, NodeId, PasskeyStatus, Registry};
+use crate::registry::{unix_now, NodeId, Registry, TokenStatus};
 use crate::scoring::ScoringConfig;
 use crate::swarm::{Announce, Family, Swarms};
 use std::net::SocketAddr;
@@ -28,17 +29,20 @@ use std::time::Instant;
 /// Why an announce or scrape was refused; the text is the `failure reason`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("this tracker is private: announce to /announce/<passkey> with your node's passkey")]
-    PasskeyRequired,
-    #[error("unknown passkey")]
-    UnknownPasskey,
-    #[error("passkey has been revoked")]
-    RevokedPasskey,
+    #[error(
+        "this tracker is private: announce to /announce/<token> with your node's announce token"
+    )]
+    TokenRequired,
+    #[error("unknown announce token")]
+    UnknownToken,
+    #[error("announce token has been revoked")]
+    RevokedToken,
 }
 
 /// An announce from either transport.
 #[derive(Clone, Debug)]
 pub struct AnnounceInput<'a> {
+    /// The announce token from the URL path (the field keeps the name BitTorrent trackers use).
     pub passkey: Option<&'a [u8]>,
     pub info_hash: InfoHash,
     pub peer_id: PeerId,
@@ -126,16 +130,17 @@ impl Tracker {
         &self.swarms
     }
 
-    /// Resolves the passkey of a request into the node it belongs to (or none, in open mode).
-    pub fn authorize(&self, passkey: Option<&[u8]>) -> Result<Option<NodeId>, Refusal> {
-        match passkey {
-            Some(key) => match self.registry.check_passkey(key) {
-                PasskeyStatus::Valid(id) => Ok(Some(id)),
-                PasskeyStatus::Revoked => Err(Refusal::RevokedPasskey),
-                PasskeyStatus::Unknown => Err(Refusal::UnknownPasskey),
+    /// Resolves the announce token of a request into the node it belongs to (or none, in open
+    /// mode).
+    pub fn authorize(&self, token: Option<&[u8]>) -> Result<Option<NodeId>, Refusal> {
+        match token {
+            Some(token) => match self.registry.check_token(token) {
+                TokenStatus::Valid(id) => Ok(Some(id)),
+                TokenStatus::Revoked => Err(Refusal::RevokedToken),
+                TokenStatus::Unknown => Err(Refusal::UnknownToken),
             },
             None if self.open => Ok(None),
-            None => Err(Refusal::PasskeyRequired),
+            None => Err(Refusal::TokenRequired),
         }
     }
 

@@ -209,3 +209,43 @@ async fn corrupted_pieces_are_refused_and_the_read_uses_the_good_copy() {
         "read beside a corrupted copy differs"
     );
 }
+
+/// Revoking a node with a live control session closes the session at once, its process (still
+/// running) is not let back in, and uploads go to the other nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_node_is_cut_off_at_once_and_uploads_go_to_the_others() {
+    let mut t = TestCloud::start(5, 3).await;
+    let gw = t.cloud.gateway.clone();
+    let revoked = t.nodes[0].id;
+    let registry = t.cloud.service.tracker().registry().clone();
+    registry.revoke(revoked).await.unwrap();
+    assert!(
+        t.cloud
+            .hub
+            .wait_disconnected(revoked, Duration::from_secs(10))
+            .await,
+        "the revoked node's session is still up"
+    );
+    let policy = BucketPolicy {
+        k: 2,
+        m: 2,
+        copies: 1,
+        high_share: 0.0,
+        inline_max: 0,
+    };
+    gw.create_bucket("after", Some(policy)).await.unwrap();
+    let object = random_bytes(6 << 20, 33);
+    gw.put("after", "o", std::io::Cursor::new(object.clone()), None)
+        .await
+        .unwrap();
+    let holders: BTreeSet<NodeId> = placement(&gw, "after", "o")
+        .await
+        .into_values()
+        .flat_map(|(_, h)| h)
+        .collect();
+    assert_eq!(holders.len(), 4, "one shard on each of the other nodes");
+    assert!(!holders.contains(&revoked), "{holders:?}");
+    assert_eq!(read(&gw, "after", "o").await.unwrap(), object);
+    assert!(t.nodes[0].is_running());
+    assert!(t.cloud.hub.node(revoked).is_none(), "let back in");
+}

@@ -1,9 +1,7 @@
 //! Handshake, mutual authentication, malformed input and reconnection.
 
 use crate::common::*;
-use raidtorrent_proto::{
-    auth, frame, ByeCode, Frame, Message, RefuseCode, Welcome, CONTROL_INFO_HASH,
-};
+use raidtorrent_proto::{auth, frame, ByeCode, Frame, Message, RefuseCode, CONTROL_INFO_HASH};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn node_handshakes_proves_its_passkey_and_reports_first() {
@@ -21,29 +19,17 @@ async fn node_handshakes_proves_its_passkey_and_reports_first() {
     let f = &hello.facts;
     assert_eq!(
         (f.ver, f.node, f.zone.as_str(), f.capacity, f.free),
-        (1, NODE_ID, "test/loopback", 5 << 20, 5 << 20)
+        (2, NODE_ID, "test/loopback", 5 << 20, 5 << 20)
     );
-    assert!(auth::verify_node_proof(
-        PASSKEY,
-        &conn.nonce,
-        &f.nonce,
-        &f.proof
-    ));
+    let t = conn.transcript.unwrap();
+    assert!(auth::verify_node_proof(PASSKEY, &t, &f.proof));
     assert!(!auth::verify_node_proof(
         "fedcba9876543210fedcba9876543210",
-        &conn.nonce,
-        &f.nonce,
+        &t,
         &f.proof
     ));
     // Nothing but the extended handshake before welcome.
-    let proof = auth::gateway_proof(PASSKEY, &f.nonce, &conn.nonce);
-    conn.send(Message::Welcome(Welcome {
-        proof,
-        ver: 1,
-        report_interval: 3600,
-        keepalive_interval: 30,
-    }))
-    .await;
+    conn.welcome(auth::gateway_proof(PASSKEY, &t)).await;
     let first = conn.recv().await;
     assert_eq!(first.seq, 1, "the node's first placement message");
     let Message::Report(r) = first.body else {
@@ -74,19 +60,13 @@ async fn a_gateway_without_the_passkey_is_not_believed() {
     let node = start_node(node_config(dir.path(), gw.addr(), 1 << 20)).await;
     let mut conn = gw.accept().await;
     conn.handshakes().await;
-    let hello = conn.node_hello().await;
+    conn.node_hello().await;
+    // Tagged right, but its proof is made with another passkey.
     let forged = auth::gateway_proof(
         "fedcba9876543210fedcba9876543210",
-        &hello.facts.nonce,
-        &conn.nonce,
+        &conn.transcript.unwrap(),
     );
-    conn.send(Message::Welcome(Welcome {
-        proof: forged,
-        ver: 1,
-        report_interval: 3600,
-        keepalive_interval: 30,
-    }))
-    .await;
+    conn.welcome(forged).await;
     // A directive after a forged welcome is not obeyed: the node hangs up.
     let shard = shard(20_000, 1);
     conn.send(hold(&shard, vec![])).await;
@@ -146,8 +126,7 @@ async fn malformed_and_unknown_messages_are_answered_or_ignored_as_the_bep_says(
     let s = conn.next_seq();
     conn.send_raw(format!("d4:freei1e3:seqi{s}e1:t7:migratee").as_bytes())
         .await;
-    conn.write(&frame::extended(9, b"d3:seqi1e1:t4:pinge"))
-        .await;
+    conn.send_on(9, b"d3:seqi1e1:t4:pinge").await;
     conn.write(&Frame::Other { id: 5, len: 3 }.to_bytes()).await;
     // A ping with an unknown key is still a ping: the pong proves everything above was skipped.
     let s = conn.next_seq();
@@ -207,5 +186,37 @@ async fn a_killed_control_connection_comes_back() {
             .contains("maintenance"),
         "{status:?}"
     );
+    stop_node(node).await;
+}
+
+/// A directive injected into the connection without the session key (untagged, or tagged for
+/// another position in the stream) is not obeyed: the node hangs up and dials again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untagged_or_replayed_directive_is_not_obeyed() {
+    let gw = TestGateway::bind().await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(node_config(dir.path(), gw.addr(), 1 << 20)).await;
+    let shard = shard(20_000, 2);
+    let (mut conn, _) = gw.accept_welcomed().await;
+    assert_eq!(conn.held().await, vec![]);
+    let payload = raidtorrent_proto::Envelope::new(conn.next_seq(), hold(&shard, vec![]));
+    conn.write(&frame::extended(
+        raidtorrent_peer::NODE_EXT_ID,
+        &payload.to_payload(),
+    ))
+    .await;
+    assert!(conn.closed_by_node().await);
+    // A ping sent twice with the same bytes: the first is answered, the copy ends the session.
+    let (mut conn, _) = gw.accept_welcomed().await;
+    assert_eq!(conn.held().await, vec![]);
+    let ping = raidtorrent_proto::Envelope::new(conn.next_seq(), Message::Ping);
+    let bytes = conn.sealed(&ping);
+    conn.write(&[bytes.clone(), bytes].concat()).await;
+    assert!(conn.closed_by_node().await);
+    assert!(!dir
+        .path()
+        .join("torrents")
+        .join(format!("{}.torrent", shard.ih))
+        .exists());
     stop_node(node).await;
 }

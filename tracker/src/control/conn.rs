@@ -1,33 +1,30 @@
 //! One control connection, from the BEP 3 handshake to the close.
 //!
 //! States: *handshake* (BEP 3, then our handshake and extended handshake, then the node's
-//! extended handshake and proof, all within `handshake_timeout_ms`) → *authenticated* (in the
-//! hub's map: directives out, answers and reports in) → *closing* (out of the map, outstanding
-//! directives dropped so their callers see `Disconnected`, FIN sent). Any state may go straight
-//! to closing; nothing a peer sends makes the task panic.
+//! extended handshake and proof, all within `handshake_timeout_ms`; `handshake.rs`) →
+//! *authenticated* (in the hub's map: directives out, answers and reports in, every extended
+//! message tagged both ways) → *closing* (out of the map, outstanding directives dropped so their
+//! callers see `Disconnected`, FIN sent). Any state may go straight to closing; nothing a peer
+//! sends makes the task panic.
 
 use super::wire::{self, Reader, WireError};
-use super::{Command, ConnectedNode, ControlHub, Evict, Outcome, Registration, PRE_AUTH_MAX_FRAME};
+use super::{Command, ControlHub, Evict, Joined, Outcome, PRE_AUTH_MAX_FRAME};
 use crate::net::Permit;
-use crate::registry::control_records::NodePasskey;
 use crate::registry::records::Observation;
 use crate::registry::{unix_now, NodeId};
+use raidtorrent_proto::session::FrameAuth;
 use raidtorrent_proto::{
-    auth, frame, ByeCode, Envelope, Frame, GatewayHello, Handshake, InfoHash, Message, NodeHello,
-    Report, Welcome, CONTROL_INFO_HASH, EXTENSION_NAME, PROTOCOL_VERSION,
+    frame, ByeCode, Envelope, Frame, InfoHash, Message, Report, CONTROL_INFO_HASH, EXTENSION_NAME,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
-
-/// The lowest placement protocol version this gateway speaks.
-const MIN_VERSION: u64 = 1;
-const CLIENT: &str = concat!("raidtorrent-tracker ", env!("CARGO_PKG_VERSION"));
 
 /// Serves one accepted connection until it closes or `stop` turns true.
 pub(super) async fn run(
@@ -39,6 +36,8 @@ pub(super) async fn run(
 ) {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
+    // Watched from the start, so a revocation while this node authenticates is not missed.
+    let revocations = hub.inner.registry.revocations();
     let mut conn = Conn {
         hub,
         peer,
@@ -46,6 +45,7 @@ pub(super) async fn run(
         writer: write,
         seq: 0,
         node_ext: 0,
+        auth: None,
     };
     let limit = Duration::from_millis(conn.hub.inner.config.handshake_timeout_ms);
     let authenticated = tokio::select! {
@@ -58,8 +58,8 @@ pub(super) async fn run(
     };
     // Authenticated or not, this connection no longer counts against the handshake caps.
     drop(handshake);
-    if let Some((session, info)) = authenticated {
-        conn.serve(session, info, stop).await;
+    if let Some((session, registration)) = authenticated {
+        conn.serve(session, registration, revocations, stop).await;
     }
     wire::close(conn.reader, conn.writer).await;
 }
@@ -70,115 +70,42 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// The authenticated facts of a connection.
-struct Session {
-    node: NodeId,
-    data_addr: SocketAddr,
+pub(super) struct Session {
+    pub(super) node: NodeId,
+    pub(super) data_addr: SocketAddr,
 }
 
-struct Conn {
-    hub: ControlHub,
-    peer: SocketAddr,
-    reader: Reader,
+pub(super) struct Conn {
+    pub(super) hub: ControlHub,
+    pub(super) peer: SocketAddr,
+    pub(super) reader: Reader,
     writer: OwnedWriteHalf,
     /// Our last placement sequence number on this connection.
     seq: u64,
     /// The extended id the node receives placement messages on.
-    node_ext: u8,
+    pub(super) node_ext: u8,
+    /// Frame authentication, from our `welcome` on.
+    pub(super) auth: Option<FrameAuth>,
 }
 
-impl Conn {
-    async fn authenticate(&mut self) -> Result<(Session, ConnectedNode), String> {
-        let theirs = self.reader.handshake().await.map_err(|e| e.to_string())?;
-        theirs.check_control().map_err(|e| e.to_string())?;
-        let nonce = auth::fresh_nonce();
-        let mut peer_id = *b"-RG0100-............";
-        peer_id[8..].copy_from_slice(&auth::fresh_nonce()[..12]);
-        let hello = GatewayHello {
-            ext_id: self.hub.inner.config.ext_id,
-            client: Some(CLIENT.into()),
-            ver: PROTOCOL_VERSION,
-            nonce,
-        };
-        let mut out = Handshake::control(peer_id).to_bytes().to_vec();
-        out.extend(frame::extended(0, &hello.to_payload()));
-        self.write(&out).await?;
-        // Until the node's extended handshake, everything else is ignored (a stock client may send
-        // its bitfield first).
-        let payload = loop {
-            match self.reader.frame().await.map_err(|e| e.to_string())? {
-                Frame::Extended { id: 0, payload } => break payload,
-                _ => continue,
-            }
-        };
-        // A peer that does not speak rt_placement must not be sent our messages: just close.
-        let theirs = NodeHello::parse(&payload).map_err(|e| e.to_string())?;
-        self.node_ext = theirs.ext_id;
-        let f = &theirs.facts;
-        let node = NodeId::try_from(f.node).unwrap_or(0);
-        let standing = self.hub.inner.registry.passkey_of(node).await;
-        // A database fault is ours, not the node's: close without `bye auth`, which would make
-        // the node pause for ten minutes.
-        let standing = standing.map_err(|e| format!("looking node {node} up failed: {e}"))?;
-        let passkey = match standing {
-            NodePasskey::Valid(k) if auth::verify_node_proof(&k, &nonce, &f.nonce, &f.proof) => k,
-            standing => {
-                tracing::warn!(node = f.node, ?standing, "control authentication failed");
-                self.bye(
-                    ByeCode::Auth,
-                    "unknown node, revoked passkey or wrong proof",
-                )
-                .await?;
-                return Err(format!("node {} failed authentication", f.node));
-            }
-        };
-        if f.ver < MIN_VERSION {
-            self.bye(
-                ByeCode::Version,
-                &format!("this gateway speaks versions {MIN_VERSION} to {PROTOCOL_VERSION}"),
-            )
-            .await?;
-            return Err(format!("node {node} speaks version {}", f.ver));
-        }
-        let config = self.hub.inner.config.clone();
-        let version = f.ver.min(PROTOCOL_VERSION);
-        let welcome = Message::Welcome(Welcome {
-            proof: auth::gateway_proof(&passkey, &f.nonce, &nonce),
-            ver: version,
-            report_interval: config.report_interval_secs,
-            keepalive_interval: config.keepalive_interval_secs,
-        });
-        self.send(welcome).await?;
-        self.reader.set_max_frame(config.max_frame);
-        let data_addr = SocketAddr::new(self.peer.ip(), theirs.data_port.unwrap_or(0));
-        let info = ConnectedNode {
-            node,
-            peer_addr: self.peer,
-            data_addr: theirs.data_port.map(|_| data_addr),
-            zone: f.zone.clone(),
-            capacity: f.capacity,
-            free: f.free,
-            client: theirs.client.clone(),
-            version,
-            connected_since: SystemTime::now(),
-            last_report_at: None,
-            report: None,
-        };
-        tracing::info!(node, zone = %info.zone, data = ?info.data_addr, "node connected");
-        Ok((Session { node, data_addr }, info))
-    }
+/// Why the authenticated life of a connection ended, for the log.
+type Why = String;
 
+impl Conn {
     /// The authenticated life of the connection.
     async fn serve(
         &mut self,
         session: Session,
-        info: ConnectedNode,
+        registration: Joined,
+        mut revocations: watch::Receiver<u64>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let Registration {
+        let Joined {
             conn,
+            heard,
             mut commands,
             mut evicted,
-        } = self.hub.register(info);
+        } = registration;
         let node = session.node;
         let keepalive = self.hub.inner.config.keepalive();
         let silence = keepalive * 3;
@@ -192,7 +119,9 @@ impl Conn {
         state.observe(&self.hub);
         let mut deadline = Instant::now() + silence;
         let mut ticks = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
-        let why = loop {
+        // A revocation between the lookup and now counts too.
+        revocations.mark_changed();
+        let why: Why = loop {
             tokio::select! {
                 _ = stopped(&mut stop) => {
                     let _ = self.bye(ByeCode::Shutdown, "the gateway is stopping").await;
@@ -206,19 +135,16 @@ impl Conn {
                     let _ = self.bye(code, text).await;
                     break text.to_owned();
                 }
-                f = self.reader.frame() => match f {
-                    Ok(f) => {
-                        deadline = Instant::now() + silence;
-                        state.heard(&self.hub, keepalive);
-                        if let Err(why) = self.on_frame(&mut state, f).await {
-                            break why;
-                        }
+                Ok(()) = revocations.changed() => {
+                    if self.hub.inner.registry.announce_token(node).is_none() {
+                        let _ = self.bye(ByeCode::Auth, "this node's passkey was revoked").await;
+                        break "revoked".to_owned();
                     }
-                    Err(WireError::Frame(e)) => {
-                        let _ = self.bye(ByeCode::Malformed, &e.to_string()).await;
-                        break e.to_string();
-                    }
-                    Err(e) => break e.to_string(),
+                }
+                f = self.reader.frame() => match self.on_frame(&mut state, f, &heard).await {
+                    Ok(true) => deadline = Instant::now() + silence,
+                    Ok(false) => {}
+                    Err(why) => break why,
                 },
                 Some(cmd) = commands.recv() => {
                     if let Err(why) = self.on_command(&mut state, cmd).await {
@@ -241,6 +167,46 @@ impl Conn {
         state.observe(&self.hub);
     }
 
+    /// One frame read (or the reason reading failed): true if it was an authenticated message,
+    /// which counts as hearing from the node.
+    async fn on_frame(
+        &mut self,
+        state: &mut Authenticated,
+        f: Result<Frame, WireError>,
+        heard: &AtomicU64,
+    ) -> Result<bool, Why> {
+        match f {
+            Ok(Frame::Extended { id, payload }) => {
+                let opened = match self.open(id, &payload) {
+                    Ok(opened) => opened,
+                    Err(why) => {
+                        let _ = self.bye(ByeCode::Malformed, &why).await;
+                        return Err(why);
+                    }
+                };
+                heard.store(self.hub.now_ms(), Ordering::Relaxed);
+                state.heard(&self.hub, self.hub.inner.config.keepalive());
+                self.on_message(state, id, opened).await?;
+                Ok(true)
+            }
+            // Keep-alives and other ids carry no tag, so they prove nothing and mean nothing.
+            Ok(_) => Ok(false),
+            Err(WireError::Frame(e)) => {
+                let _ = self.bye(ByeCode::Malformed, &e.to_string()).await;
+                Err(e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Checks a received extended message's tag; the payload without it.
+    fn open(&mut self, id: u8, payload: &[u8]) -> Result<Vec<u8>, Why> {
+        let auth = self.auth.as_mut().ok_or("no session keys")?;
+        auth.open(id, payload)
+            .map(<[u8]>::to_vec)
+            .map_err(|e| format!("frame authentication failed: {e}"))
+    }
+
     async fn on_command(&mut self, state: &mut Authenticated, cmd: Command) -> Result<(), String> {
         if cmd.answer.is_closed() {
             return Ok(()); // the caller gave up before we sent it
@@ -252,22 +218,26 @@ impl Conn {
         Ok(())
     }
 
-    async fn on_frame(&mut self, state: &mut Authenticated, f: Frame) -> Result<(), String> {
-        let payload = match f {
-            Frame::Extended { id: 0, payload } => {
-                // A later extended handshake: only `m` is taken from it (BEP 10).
-                return match placement_id(&payload) {
-                    Some(0) => Err("the node disabled rt_placement".into()),
-                    Some(id) => {
-                        self.node_ext = id;
-                        Ok(())
-                    }
-                    None => Ok(()),
-                };
-            }
-            Frame::Extended { id, payload } if id == self.hub.inner.config.ext_id => payload,
-            _ => return Ok(()),
-        };
+    async fn on_message(
+        &mut self,
+        state: &mut Authenticated,
+        id: u8,
+        payload: Vec<u8>,
+    ) -> Result<(), String> {
+        if id == 0 {
+            // A later extended handshake: only `m` is taken from it (BEP 10).
+            return match placement_id(&payload) {
+                Some(0) => Err("the node disabled rt_placement".into()),
+                Some(id) => {
+                    self.node_ext = id;
+                    Ok(())
+                }
+                None => Ok(()),
+            };
+        }
+        if id != self.hub.inner.config.ext_id {
+            return Ok(());
+        }
         let env = match Envelope::parse(&payload) {
             Ok(env) => env,
             Err(e) => {
@@ -298,22 +268,26 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends a placement message with our next sequence number; returns it.
-    async fn send(&mut self, body: Message) -> Result<u64, String> {
+    /// Sends a placement message with our next sequence number, tagged once the session keys
+    /// are known (from `welcome` on); returns it.
+    pub(super) async fn send(&mut self, body: Message) -> Result<u64, String> {
         self.seq += 1;
-        let env = Envelope::new(self.seq, body);
-        let bytes = frame::extended(self.node_ext, &env.to_payload());
+        let payload = Envelope::new(self.seq, body).to_payload();
+        let bytes = match self.auth.as_mut() {
+            Some(auth) => auth.seal(self.node_ext, &payload),
+            None => frame::extended(self.node_ext, &payload),
+        };
         self.write(&bytes).await?;
         Ok(self.seq)
     }
 
-    async fn bye(&mut self, code: ByeCode, text: &str) -> Result<(), String> {
+    pub(super) async fn bye(&mut self, code: ByeCode, text: &str) -> Result<(), String> {
         let text = text.to_owned();
         self.send(Message::Bye { code, text }).await.map(|_| ())
     }
 
     /// Writes, giving up when the peer stops reading for as long as it may stay silent.
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         let limit = self.hub.inner.config.keepalive() * 3;
         match tokio::time::timeout(limit, self.writer.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),

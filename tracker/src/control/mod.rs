@@ -2,13 +2,23 @@
 //! nodes dial in, prove they know their passkey, and then take directives (hold a shard, drop a
 //! shard) and send reports. [`ControlHub`] is what the rest of the gateway talks to.
 //!
-//! One task per connection (`conn.rs`) owns the socket; the hub keeps the live map of
-//! authenticated nodes and hands each directive to its node's task through a channel, with a
-//! oneshot for the answer.
+//! One task per connection (`conn.rs`, authentication in `handshake.rs`) owns the socket; the hub
+//! keeps the live map of authenticated nodes and hands each directive to its node's task through
+//! a channel, with a oneshot for the answer.
 //!
 //! Invariants:
-//! - At most one connection per node is in the map: a node that connects again replaces its old
-//!   connection, which is told `bye` and closed.
+//! - At most one connection per node is in the map. A new authenticated connection of a node
+//!   whose current one has carried an authenticated message within the last two keep-alive
+//!   intervals is refused with `bye duplicate` (a live session is never evicted by a newcomer);
+//!   otherwise the old connection is told `bye replaced` and closed, and the new one takes over.
+//! - Every frame after the handshake is authenticated (`raidtorrent_proto::session`); a frame
+//!   that fails its tag ends the connection. Only authenticated messages count as hearing from
+//!   the node.
+//! - A node revoked through the registry loses its connection at once (`bye auth`), and is never
+//!   in the map again.
+//! - The facts in the map are the registry's where it has them: the zone registered for the node
+//!   (a node that claims another is refused with `bye facts`), a capacity no larger than the
+//!   registered limit, and the IP address the connection comes from.
 //! - Every directive resolves exactly once: with the node's `ack` or `refuse`, or
 //!   [`ControlError::Disconnected`] when its connection ends first (the answers owed on a
 //!   connection die with it, RT-0002 section 6), or [`ControlError::TimedOut`]. Resending after a
@@ -50,6 +60,7 @@
 
 mod config;
 mod conn;
+mod handshake;
 mod wire;
 
 #[cfg(test)]
@@ -67,6 +78,7 @@ use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 pub use config::ControlConfig;
@@ -135,6 +147,11 @@ enum Evict {
 /// A connection in the live map.
 struct Live {
     conn: u64,
+    /// When the connection last carried an authenticated message, in milliseconds since the
+    /// hub's epoch; written by its task.
+    heard: Arc<AtomicU64>,
+    /// The registered capacity limit its reports are held to.
+    capacity_limit: Option<u64>,
     commands: mpsc::Sender<Command>,
     /// Sent on to close the connection; dropped (so its receiver wakes too) when a newer
     /// connection of the node takes over.
@@ -151,6 +168,8 @@ struct Inner {
     changes: watch::Sender<u64>,
     reports: broadcast::Sender<(NodeId, Report)>,
     next_conn: AtomicU64,
+    /// The zero of every `heard` time.
+    epoch: Instant,
 }
 
 /// The control listener and the live map of connected nodes; cheap to clone.
@@ -172,6 +191,7 @@ impl ControlHub {
                 changes: watch::channel(0).0,
                 reports,
                 next_conn: AtomicU64::new(1),
+                epoch: Instant::now(),
             }),
         }
     }
@@ -350,32 +370,58 @@ impl ControlHub {
         self.inner.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Puts an authenticated connection in the map, replacing (and so closing) an older one of
-    /// the same node.
-    fn register(&self, info: ConnectedNode) -> Registration {
+    /// Milliseconds since the hub's epoch: the clock of `heard`.
+    fn now_ms(&self) -> u64 {
+        self.inner.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Puts an authenticated connection in the map. An older connection of the same node is
+    /// replaced (and so closed) only if it has been silent for two keep-alive intervals;
+    /// otherwise the newcomer is refused.
+    fn register(
+        &self,
+        info: ConnectedNode,
+        capacity_limit: Option<u64>,
+    ) -> Result<Joined, Duplicate> {
         let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let (commands, command_rx) = mpsc::channel(self.inner.config.queue_depth);
         let (evict, evicted) = oneshot::channel();
         let node = info.node;
-        let old = self.nodes().insert(
-            node,
-            Live {
+        let now = self.now_ms();
+        let quiet_ms = 2 * self.inner.config.keepalive().as_millis() as u64;
+        let heard = Arc::new(AtomicU64::new(now));
+        let old = {
+            let mut nodes = self.nodes();
+            if let Some(live) = nodes.get(&node) {
+                let silent_ms = now.saturating_sub(live.heard.load(Ordering::Relaxed));
+                if silent_ms < quiet_ms {
+                    return Err(Duplicate { silent_ms });
+                }
+            }
+            let live = Live {
                 conn,
+                heard: heard.clone(),
+                capacity_limit,
                 commands,
                 evict,
                 info,
-            },
-        );
+            };
+            nodes.insert(node, live)
+        };
         if old.is_some() {
-            tracing::info!(node, "node reconnected; its older connection is closed");
+            tracing::info!(
+                node,
+                "node reconnected; its silent older connection is closed"
+            );
         }
         drop(old);
         self.inner.changes.send_modify(|n| *n += 1);
-        Registration {
+        Ok(Joined {
             conn,
+            heard,
             commands: command_rx,
             evicted,
-        }
+        })
     }
 
     /// Removes the connection from the map if it is still the node's current one.
@@ -399,8 +445,12 @@ impl ControlHub {
             let Some(l) = nodes.get_mut(&node).filter(|l| l.conn == conn) else {
                 return;
             };
-            l.info.free = report.capacity.saturating_sub(report.used).min(report.free);
-            l.info.capacity = report.capacity;
+            // A report claims capacity as the hello did: never above the registered limit.
+            let capacity = l
+                .capacity_limit
+                .map_or(report.capacity, |c| report.capacity.min(c));
+            l.info.free = capacity.saturating_sub(report.used).min(report.free);
+            l.info.capacity = capacity;
             l.info.last_report_at = Some(SystemTime::now());
             l.info.report = Some(Arc::new(report.clone()));
         }
@@ -410,10 +460,19 @@ impl ControlHub {
 }
 
 /// What a connection task gets back when it joins the map.
-struct Registration {
+struct Joined {
     conn: u64,
+    /// Its entry's `heard` time, to move on every authenticated message.
+    heard: Arc<AtomicU64>,
     commands: mpsc::Receiver<Command>,
     evicted: oneshot::Receiver<Evict>,
+}
+
+/// Why a node's new connection was refused: its current one is live.
+#[derive(Debug)]
+struct Duplicate {
+    /// How long the live connection has been silent.
+    silent_ms: u64,
 }
 
 fn log_join(done: Result<(), tokio::task::JoinError>) {

@@ -1,9 +1,11 @@
 //! A copy's life on a node: the one place that sends hold and drop directives.
 //!
-//! Hold: the node's passkey, the shard's torrent with the node's own announce URL, the directive
+//! Hold: the node's announce token, the shard's torrent with the node's own announce URL, the directive
 //! naming the peers to fetch from, the node's answer awaited with the hold timeout; the transfer
 //! is recorded against the node, counted in its load while in flight, and backs it off when it
-//! fails. A confirmed copy is recorded while its shard is pending or live; a copy confirmed for a
+//! fails. A node whose token cannot be had (revoked since the snapshot was taken) fails its own
+//! jobs before any directive is sent, so the caller places those copies elsewhere; it never fails
+//! the others. A confirmed copy is recorded while its shard is pending or live; a copy confirmed for a
 //! shard that went away meanwhile is recorded against the orphan, so the collector drops it.
 //!
 //! Drop: the directive, awaited with the drop timeout; the copy is forgotten once the node
@@ -102,9 +104,8 @@ impl Copies {
     }
 
     /// Sends every job's hold at once, each naming `peers` as sources, awaits every answer and
-    /// records the confirmed copies. What can fail before a directive leaves (a node's passkey)
-    /// fails the call before any is sent; after that, every job is reported, a hold task that
-    /// panicked as a failure.
+    /// records the confirmed copies. Every job is reported: a node without an announce token
+    /// (revoked) and a hold task that panicked as failures of their own jobs.
     pub(super) async fn hold(
         &self,
         jobs: Vec<HoldJob>,
@@ -123,19 +124,20 @@ impl Copies {
         kind: TransferKind,
         before_recording: impl std::future::Future<Output = ()>,
     ) -> Result<Vec<Held>, GatewayError> {
-        let mut directives = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let passkey = self.meta.passkey(job.node).await?;
-            let hold = Hold {
-                ih: job.shard.info_hash(),
-                source: MetainfoSource::Torrent(self.announce.torrent(&job.shard, &passkey)),
-                peers: peers.to_vec(),
-            };
-            directives.push((job, hold));
-        }
         let mut running = JoinSet::new();
         let mut tasks = HashMap::new();
-        for (i, (job, hold)) in directives.into_iter().enumerate() {
+        let mut lost = Vec::new();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let Some(token) = self.nodes.announce_token(job.node) else {
+                let why = format!("node {} is revoked or unregistered", job.node);
+                lost.push(((i, job.node), why));
+                continue;
+            };
+            let hold = Hold {
+                ih: job.shard.info_hash(),
+                source: MetainfoSource::Torrent(self.announce.torrent(&job.shard, &token)),
+                peers: peers.to_vec(),
+            };
             let copies = self.clone();
             let node = job.node;
             let task = running.spawn(async move {
@@ -146,7 +148,6 @@ impl Copies {
             tasks.insert(task.id(), (i, node));
         }
         let mut answers = Vec::new();
-        let mut lost = Vec::new();
         while let Some(joined) = running.join_next_with_id().await {
             match joined {
                 Ok((_, a)) => answers.push(a),
@@ -177,7 +178,7 @@ impl Copies {
             });
         }
         for ((job, node), why) in lost {
-            tracing::error!(node, why, "a hold task failed");
+            tracing::warn!(node, why, "a hold was not made");
             held.push(Held {
                 job,
                 node,

@@ -15,11 +15,13 @@ use crate::registry::NodeId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnNode {
     pub id: NodeId,
-    pub passkey: String,
+    /// What its announce URLs carry.
+    pub announce_token: String,
 }
 
 /// Announce URLs: every torrent the gateway hands out carries its holder's own (BEP 27 private
-/// swarm, passkey in the path), so the tracker knows which node announces.
+/// swarm, the node's announce token in the path, never its passkey), so the tracker knows which
+/// node announces.
 #[derive(Clone)]
 pub(super) struct Announce {
     base: Arc<str>,
@@ -33,14 +35,14 @@ impl Announce {
         }
     }
 
-    /// The announce URL of the node with `passkey`.
-    pub(super) fn url(&self, passkey: &str) -> String {
-        format!("{}/announce/{passkey}", self.base)
+    /// The announce URL of the node with announce token `token`.
+    pub(super) fn url(&self, token: &str) -> String {
+        format!("{}/announce/{token}", self.base)
     }
 
-    /// A shard's torrent as the node with `passkey` gets it.
-    pub(super) fn torrent(&self, info: &ShardInfo, passkey: &str) -> Vec<u8> {
-        info.to_torrent(&[vec![self.url(passkey)]])
+    /// A shard's torrent as the node with announce token `token` gets it.
+    pub(super) fn torrent(&self, info: &ShardInfo, token: &str) -> Vec<u8> {
+        info.to_torrent(&[vec![self.url(token)]])
     }
 }
 
@@ -56,7 +58,7 @@ pub(super) struct LocalPeer {
 impl LocalPeer {
     /// A shard's torrent as the gateway's own session seeds or fetches it.
     pub(super) fn torrent(&self, info: &ShardInfo) -> Vec<u8> {
-        self.announce.torrent(info, &self.own.passkey)
+        self.announce.torrent(info, &self.own.announce_token)
     }
 
     /// Where nodes reach the gateway's session.

@@ -8,9 +8,10 @@
 //! Rules a snapshot applies:
 //! - a node serves (reads, repair sources, audits) only while connected with a data port and not
 //!   disqualified; trusted nodes are asked first;
-//! - a node takes new copies only while connected with a data port, high or low tier (a node
-//!   without a score yet is new, so low), and not excluded by the caller; nodes backing off
-//!   after failed directives are used only when the others cannot take the copies.
+//! - a node takes new copies only while connected with a data port, registered and not revoked
+//!   (a revoked node's connection is closing), high or low tier (a node without a score yet is
+//!   new, so low), and not excluded by the caller; nodes backing off after failed directives are
+//!   used only when the others cannot take the copies.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use raidtorrent_codec::InfoHash;
 use super::config::HealthConfig;
 use super::GatewayError;
 use crate::control::{ConnectedNode, ControlHub};
-use crate::placement::NodeView;
+use crate::placement::{network_of, NodeView};
 use crate::registry::{unix_now, NodeId, Registry};
 use crate::repair::NodeStatus;
 use crate::scoring::{AuditOutcome, NodeTier, Score, ScoringConfig, TransferKind};
@@ -78,12 +79,18 @@ impl Nodes {
         &self.hub
     }
 
+    /// The announce token for the torrents `node` is handed; `None` once it is revoked.
+    pub(super) fn announce_token(&self, node: NodeId) -> Option<String> {
+        self.registry.announce_token(node)
+    }
+
     /// One view of every node, taken now.
     pub(super) fn snapshot(&self) -> NodeSnapshot {
         let connected = self
             .hub
             .connected()
             .into_iter()
+            .filter(|c| self.registry.is_valid(c.node))
             .map(|c| (c.node, c))
             .collect();
         let now = Instant::now();
@@ -284,6 +291,8 @@ impl NodeSnapshot {
                 free: c.free,
                 capacity: c.capacity,
                 load: self.load.get(&c.node).copied().unwrap_or(0),
+                // Where the connection comes from, not what the node says.
+                network: network_of(c.peer_addr.ip()),
             })
             .collect();
         views.sort_by_key(|v| v.id);

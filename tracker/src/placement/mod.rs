@@ -13,13 +13,16 @@
 //!    costs an object at most one shard;
 //! 4. [`Relaxation::ZoneSpread`] — copies of a shard sit in different zones, and no zone holds every
 //!    copy of more than `m` shards, so losing a whole zone leaves at least `k` shards;
-//! 5. [`Relaxation::TierShare`] — each shard has at least `ceil(high_share * copies)` copies on
+//! 5. [`Relaxation::PrefixSpread`] — copies of a shard sit in different networks (the /24 of an
+//!    IPv4 address, the /48 of an IPv6 one, [`network_of`]), so one household or one provider's
+//!    subnet never holds every copy, whatever zones its nodes were registered in;
+//! 6. [`Relaxation::TierShare`] — each shard has at least `ceil(high_share * copies)` copies on
 //!    high-tier nodes.
 //!
 //! When a copy cannot be placed without breaking a rule, the planner tries the combinations of
-//! relaxations in order of cost (tier share first, zone spread next, node sharing last, then their
-//! combinations), and takes the first that works. When nothing works, the copy is reported as a
-//! [`Plan::shortfall`].
+//! relaxations in order of cost (tier share first, then prefix spread, zone spread, node sharing
+//! last, then their combinations), and takes the first that works. When nothing works, the copy
+//! is reported as a [`Plan::shortfall`].
 //!
 //! Among the nodes that satisfy the rules, the planner prefers, in order: zones with fewer copies of
 //! this object; nodes with fewer shards of this object; nodes with a smaller share of their capacity
@@ -28,6 +31,7 @@
 //! plans are reproducible.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 
 #[cfg(test)]
 mod tests;
@@ -50,6 +54,26 @@ pub struct NodeView {
     pub capacity: u64,
     /// Transfers the node has in flight (lower is better).
     pub load: u32,
+    /// The network the node connects from ([`network_of`] its address); `None` puts it under no
+    /// prefix rule (loopback: a cloud on one machine).
+    pub network: Option<IpAddr>,
+}
+
+/// The network an address belongs to for [`Relaxation::PrefixSpread`]: its /24 (IPv4, also
+/// IPv4-mapped IPv6) or /48 (IPv6), as the address with the host bits cleared. `None` for
+/// loopback and unspecified addresses, which say nothing about where a node is.
+pub fn network_of(ip: IpAddr) -> Option<IpAddr> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    if ip.is_loopback() || ip.is_unspecified() {
+        return None;
+    }
+    Some(match ip {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & 0xffff_ff00).into()),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into()),
+    })
 }
 
 /// A bucket's redundancy policy for one object.
@@ -85,13 +109,16 @@ pub struct ShardNeed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Relaxation {
     TierShare,
+    PrefixSpread,
     ZoneSpread,
     NodeShared,
 }
 
 impl Relaxation {
-    const ALL: [Relaxation; 3] = [
+    /// In order of cost: the planner gives up the earlier ones first.
+    const ALL: [Relaxation; 4] = [
         Relaxation::TierShare,
+        Relaxation::PrefixSpread,
         Relaxation::ZoneSpread,
         Relaxation::NodeShared,
     ];
@@ -100,6 +127,7 @@ impl Relaxation {
     pub fn explain(&self) -> &'static str {
         match self {
             Relaxation::TierShare => "not enough high-tier nodes with space: some copies went to low-tier nodes",
+            Relaxation::PrefixSpread => "not enough networks: some copies of a shard share an IP prefix (/24 or /48)",
             Relaxation::ZoneSpread => "not enough zones: some copies share a zone, so a zone outage may cost more than m shards",
             Relaxation::NodeShared => "not enough nodes: some nodes hold more than one shard of the object",
         }
@@ -250,7 +278,7 @@ impl<'a> State<'a> {
 
     /// The best node for the next copy of shard `s`, and the rules given up to take it.
     fn pick(&self, s: usize) -> Option<(usize, Vec<Relaxation>)> {
-        for mask in 0u8..8 {
+        for mask in 0u8..1 << Relaxation::ALL.len() {
             let relaxed: Vec<Relaxation> = Relaxation::ALL
                 .iter()
                 .enumerate()
@@ -343,6 +371,11 @@ impl<'a> State<'a> {
         match r {
             Relaxation::TierShare => needs_high && node.tier != NodeTier::High,
             Relaxation::NodeShared => self.per_node[i] > 0,
+            Relaxation::PrefixSpread => node.network.is_some_and(|net| {
+                self.copies[s]
+                    .iter()
+                    .any(|&c| self.nodes[c].network == Some(net))
+            }),
             Relaxation::ZoneSpread => {
                 let zone = node.zone.as_str();
                 if self.copies[s].iter().any(|&c| self.nodes[c].zone == zone) {

@@ -15,6 +15,15 @@ fn node(id: NodeId, zone: usize, tier: NodeTier, free: u64) -> NodeView {
         free,
         capacity: free,
         load: 0,
+        network: None,
+    }
+}
+
+/// A node in network 10.0.`net`.0/24.
+fn node_in(id: NodeId, zone: usize, net: u8, free: u64) -> NodeView {
+    NodeView {
+        network: network_of(std::net::Ipv4Addr::new(10, 0, net, 1 + id as u8).into()),
+        ..node(id, zone, NodeTier::High, free)
     }
 }
 
@@ -97,6 +106,13 @@ fn broken_rules(
         dz.dedup();
         if dz.len() < zones.len() {
             broken.insert(Relaxation::ZoneSpread);
+        }
+        let mut nets: Vec<_> = all.iter().filter_map(|id| by_id[id].network).collect();
+        let known = nets.len();
+        nets.sort();
+        nets.dedup();
+        if nets.len() < known {
+            broken.insert(Relaxation::PrefixSpread);
         }
         // A shard short of copies is already reported as a shortfall; zone binding counts complete ones.
         if dz.len() == 1 && missing == 0 {
@@ -257,6 +273,62 @@ fn not_enough_space_is_a_reported_shortfall() {
     audit(&nodes, &policy, 1 << 20, &shards, &plan);
 }
 
+#[test]
+fn networks_are_the_24_or_48_and_loopback_has_none() {
+    let net = |s: &str| network_of(s.parse().unwrap()).map(|n| n.to_string());
+    assert_eq!(net("203.0.113.77").as_deref(), Some("203.0.113.0"));
+    assert_eq!(net("::ffff:203.0.113.77").as_deref(), Some("203.0.113.0"));
+    assert_eq!(
+        net("2001:db8:1234:5678::9").as_deref(),
+        Some("2001:db8:1234::")
+    );
+    assert_eq!(net("127.0.0.2"), None);
+    assert_eq!(net("::1"), None);
+    assert_eq!(net("0.0.0.0"), None);
+}
+
+/// One house with three nodes registered in three zones, and two other networks: each shard's
+/// two copies go to two networks, never both into the house.
+#[test]
+fn copies_of_a_shard_spread_over_networks_not_only_zones() {
+    let nodes = vec![
+        node_in(0, 0, 7, 1 << 30),
+        node_in(1, 1, 7, 1 << 30),
+        node_in(2, 2, 7, 1 << 30),
+        node_in(3, 0, 8, 1 << 30),
+        node_in(4, 1, 9, 1 << 30),
+        node_in(5, 2, 9, 1 << 30),
+    ];
+    let policy = Policy {
+        k: 2,
+        m: 1,
+        copies: 2,
+        high_share: 0.0,
+    };
+    let shards = new_object(&policy);
+    let plan = place(&nodes, &policy, 1 << 20, &shards);
+    assert!(plan.is_complete());
+    assert!(
+        !audit(&nodes, &policy, 1 << 20, &shards, &plan).contains(&Relaxation::PrefixSpread),
+        "{plan:?}"
+    );
+    for targets in &plan.targets {
+        let in_house = targets.iter().filter(|&&t| t < 3).count();
+        assert!(in_house <= 1, "{plan:?}");
+    }
+    // With every node in one network the rule is given up, and said so.
+    let one_net: Vec<NodeView> = (0..6)
+        .map(|i| node_in(i, i as usize % 3, 7, 1 << 30))
+        .collect();
+    let plan = place(&one_net, &policy, 1 << 20, &shards);
+    assert!(plan.is_complete());
+    assert!(plan.relaxed.contains(&Relaxation::PrefixSpread), "{plan:?}");
+    assert_eq!(
+        audit(&one_net, &policy, 1 << 20, &shards, &plan),
+        plan.relaxed
+    );
+}
+
 /// Exhaustive search: is there a placement of every copy that keeps every rule?
 fn oracle_feasible(nodes: &[NodeView], policy: &Policy, len: u64, shards: &[ShardNeed]) -> bool {
     fn go(
@@ -303,7 +375,15 @@ fn oracle_feasible(nodes: &[NodeView], policy: &Policy, len: u64, shards: &[Shar
 
 fn small_cluster() -> impl Strategy<Value = (Vec<NodeView>, Policy)> {
     (
-        proptest::collection::vec((0usize..3, any::<bool>(), 1u64..4), 2..7),
+        proptest::collection::vec(
+            (
+                0usize..3,
+                any::<bool>(),
+                1u64..4,
+                proptest::option::of(0u8..3),
+            ),
+            2..7,
+        ),
         1usize..3,
         1usize..3,
         1usize..3,
@@ -313,8 +393,11 @@ fn small_cluster() -> impl Strategy<Value = (Vec<NodeView>, Policy)> {
             let nodes = spec
                 .into_iter()
                 .enumerate()
-                .map(|(i, (zone, high, free))| {
-                    node(
+                .map(|(i, (zone, high, free, net))| NodeView {
+                    network: net.and_then(|n| {
+                        network_of(std::net::Ipv4Addr::new(10, 0, n, 1 + i as u8).into())
+                    }),
+                    ..node(
                         i as NodeId,
                         zone,
                         if high { NodeTier::High } else { NodeTier::Low },
@@ -373,6 +456,7 @@ fn simulated_cluster_of_ten_thousand_nodes_stays_balanced() {
                 free: cap,
                 capacity: cap,
                 load: (i % 5) as u32,
+                network: None,
             }
         })
         .collect();

@@ -4,21 +4,24 @@
 //! - The schema comes from `tracker/migrations` (`sqlx::migrate!`); the `format` table carries the
 //!   version of the records format, and a database written by a newer format is refused rather
 //!   than misread.
-//! - The announce path never waits on the database: passkeys are checked against an in-memory map
-//!   kept in step with the `nodes` table (every create/revoke goes through [`Registry`]), and
-//!   observations go to the [`records::Recorder`] task through a bounded channel.
-//! - A passkey is 32 lowercase hex characters (128 random bits). Revoked passkeys stay in the map
-//!   so the client is told it was revoked rather than unknown.
+//! - The announce path never waits on the database: announce tokens are checked against an
+//!   in-memory map ([`tokens`]) kept in step with the `nodes` table (every create/revoke goes
+//!   through [`Registry`]), and observations go to the [`records::Recorder`] task through a
+//!   bounded channel.
+//! - A passkey is 32 lowercase hex characters (128 random bits): the node's control credential.
+//!   It leaves the registry only for the control listener's proof check; announce URLs and
+//!   torrents carry the announce token derived from it.
 
 pub mod control_records;
 pub mod events;
 pub mod records;
+pub mod registration;
 pub mod report;
+pub mod tokens;
 
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,7 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use crate::ids::NodeId;
 
 /// The records format this build reads and writes.
-pub const RECORDS_FORMAT: i64 = 2;
+pub const RECORDS_FORMAT: i64 = 3;
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,8 @@ pub enum RegistryError {
     NoSuchNode(NodeId),
     #[error("node name must be 1 to 64 printable characters")]
     BadName,
+    #[error("{0}")]
+    BadRegistration(String),
     #[error("could not draw random bytes for a passkey")]
     Random,
 }
@@ -53,6 +58,9 @@ pub struct Node {
     pub name: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// What the operator assigned: the node's zone and the most capacity it may offer.
+    #[serde(flatten)]
+    pub registration: Registration,
 }
 
 /// A freshly created node and the passkey to give to it.
@@ -60,25 +68,24 @@ pub struct Node {
 pub struct NewNode {
     #[serde(flatten)]
     pub node: Node,
+    /// The node's control credential: given to the node, never put in a URL.
     pub passkey: String,
+    /// What the node's announce URLs carry (derived from the passkey); a stock client given this
+    /// node's identity announces with it.
+    pub announce_token: String,
 }
 
-/// What a passkey says about an announce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PasskeyStatus {
-    Valid(NodeId),
-    Revoked,
-    Unknown,
-}
-
-/// Passkey → (node, revoked).
-type PasskeyMap = HashMap<Box<[u8]>, (NodeId, bool)>;
+pub use registration::Registration;
+use registration::{NodeRow, NODE_COLUMNS};
+pub use tokens::TokenStatus;
 
 /// Handle to the node registry; cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
     pool: SqlitePool,
-    passkeys: Arc<RwLock<PasskeyMap>>,
+    tokens: Arc<RwLock<tokens::Tokens>>,
+    /// Bumped after every revocation, so live control sessions close at once.
+    revocations: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Current Unix time in seconds.
@@ -130,13 +137,14 @@ impl Registry {
             sqlx::query_as("SELECT passkey, id, revoked_at FROM nodes")
                 .fetch_all(&pool)
                 .await?;
-        let passkeys = rows
-            .into_iter()
-            .map(|(k, id, revoked)| (k.into_bytes().into_boxed_slice(), (id, revoked.is_some())))
-            .collect();
+        let mut tokens = tokens::Tokens::default();
+        for (passkey, id, revoked) in rows {
+            tokens.insert(id, &passkey, revoked.is_some());
+        }
         Ok(Registry {
             pool,
-            passkeys: Arc::new(RwLock::new(passkeys)),
+            tokens: Arc::new(RwLock::new(tokens)),
+            revocations: Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 
@@ -145,98 +153,73 @@ impl Registry {
         &self.pool
     }
 
-    /// Looks a passkey up without touching the database.
-    pub fn check_passkey(&self, passkey: &[u8]) -> PasskeyStatus {
-        let map = self.passkeys.read().unwrap_or_else(|e| e.into_inner());
-        match map.get(passkey) {
-            Some(&(id, false)) => PasskeyStatus::Valid(id),
-            Some(&(_, true)) => PasskeyStatus::Revoked,
-            None => PasskeyStatus::Unknown,
-        }
+    fn tokens(&self) -> std::sync::RwLockReadGuard<'_, tokens::Tokens> {
+        self.tokens.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a node and returns it with a new random passkey.
+    fn tokens_mut(&self) -> std::sync::RwLockWriteGuard<'_, tokens::Tokens> {
+        self.tokens.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Looks an announce token up without touching the database.
+    pub fn check_token(&self, token: &[u8]) -> TokenStatus {
+        self.tokens().check(token)
+    }
+
+    /// The announce token of a registered, unrevoked node (for the torrents it is handed), from
+    /// memory; `None` for an unknown or revoked node.
+    pub fn announce_token(&self, id: NodeId) -> Option<String> {
+        self.tokens().token_of(id)
+    }
+
+    /// Whether node `id` is registered and not revoked, from memory.
+    pub fn is_valid(&self, id: NodeId) -> bool {
+        self.tokens().token_of(id).is_some()
+    }
+
+    /// Changes after every revocation made through this registry (the admin API, tests): a
+    /// control session watches it and closes when its node is no longer valid.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+
+    /// Registers a node with no zone or capacity limit assigned and returns it with a new random
+    /// passkey ([`Registry::register_node`] assigns them).
     pub async fn create_node(&self, name: &str) -> Result<NewNode, RegistryError> {
-        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-            return Err(RegistryError::BadName);
-        }
-        let mut raw = [0u8; 16];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw)
-            .map_err(|_| RegistryError::Random)?;
-        let passkey = hex::encode(raw);
-        let created_at = unix_now();
-        let id: NodeId = sqlx::query_scalar(
-            "INSERT INTO nodes (name, passkey, created_at) VALUES (?, ?, ?) RETURNING id",
-        )
-        .bind(name)
-        .bind(&passkey)
-        .bind(created_at)
-        .fetch_one(&self.pool)
-        .await?;
-        self.passkeys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(passkey.clone().into_bytes().into_boxed_slice(), (id, false));
-        Ok(NewNode {
-            node: Node {
-                id,
-                name: name.to_owned(),
-                created_at,
-                revoked_at: None,
-            },
-            passkey,
-        })
+        self.register_node(name, &Registration::default()).await
     }
 
     /// Revokes a node's passkey; revoking twice keeps the first time. Returns the node.
     pub async fn revoke(&self, id: NodeId) -> Result<Node, RegistryError> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "UPDATE nodes SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? RETURNING passkey",
+        let row: Option<(NodeId,)> = sqlx::query_as(
+            "UPDATE nodes SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? RETURNING id",
         )
         .bind(unix_now())
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        let (passkey,) = row.ok_or(RegistryError::NoSuchNode(id))?;
-        self.passkeys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(passkey.into_bytes().into_boxed_slice(), (id, true));
+        row.ok_or(RegistryError::NoSuchNode(id))?;
+        self.tokens_mut().revoke(id);
+        self.revocations.send_modify(|n| *n += 1);
         self.node(id).await
     }
 
     /// One node.
     pub async fn node(&self, id: NodeId) -> Result<Node, RegistryError> {
-        sqlx::query_as::<_, (NodeId, String, i64, Option<i64>)>(
-            "SELECT id, name, created_at, revoked_at FROM nodes WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|(id, name, created_at, revoked_at)| Node {
-            id,
-            name,
-            created_at,
-            revoked_at,
-        })
-        .ok_or(RegistryError::NoSuchNode(id))
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?");
+        sqlx::query_as::<_, NodeRow>(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Node::from)
+            .ok_or(RegistryError::NoSuchNode(id))
     }
 
     /// All nodes, oldest first.
     pub async fn nodes(&self) -> Result<Vec<Node>, RegistryError> {
-        let rows: Vec<(NodeId, String, i64, Option<i64>)> =
-            sqlx::query_as("SELECT id, name, created_at, revoked_at FROM nodes ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name, created_at, revoked_at)| Node {
-                id,
-                name,
-                created_at,
-                revoked_at,
-            })
-            .collect())
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY id");
+        let rows: Vec<NodeRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(Node::from).collect())
     }
 
     /// Closes the pool, waiting for connections to finish (checkpointing the WAL).

@@ -28,19 +28,26 @@ async fn create_check_revoke() {
     let b = r.create_node("beta").await.unwrap();
     assert_ne!(a.passkey, b.passkey);
     assert_eq!(
-        r.check_passkey(a.passkey.as_bytes()),
-        PasskeyStatus::Valid(a.node.id)
+        r.check_token(a.announce_token.as_bytes()),
+        TokenStatus::Valid(a.node.id)
     );
-    assert_eq!(r.check_passkey(b"nope"), PasskeyStatus::Unknown);
+    assert_eq!(
+        r.announce_token(a.node.id).as_deref(),
+        Some(a.announce_token.as_str())
+    );
+    // The passkey is the control credential, not an announce token.
+    assert_eq!(r.check_token(a.passkey.as_bytes()), TokenStatus::Unknown);
+    assert_eq!(r.check_token(b"nope"), TokenStatus::Unknown);
     let revoked = r.revoke(a.node.id).await.unwrap();
     assert!(revoked.revoked_at.is_some());
     assert_eq!(
-        r.check_passkey(a.passkey.as_bytes()),
-        PasskeyStatus::Revoked
+        r.check_token(a.announce_token.as_bytes()),
+        TokenStatus::Revoked
     );
+    assert_eq!(r.announce_token(a.node.id), None);
     assert_eq!(
-        r.check_passkey(b.passkey.as_bytes()),
-        PasskeyStatus::Valid(b.node.id)
+        r.check_token(b.announce_token.as_bytes()),
+        TokenStatus::Valid(b.node.id)
     );
     assert!(matches!(
         r.revoke(999).await,
@@ -147,7 +154,7 @@ async fn newer_format_is_refused() {
     let e = Registry::open(&path).await.err().expect("must refuse");
     assert_eq!(
         e.to_string(),
-        "records format 99 is newer than this tracker understands (2)"
+        "records format 99 is newer than this tracker understands (3)"
     );
 }
 

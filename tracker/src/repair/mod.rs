@@ -439,6 +439,8 @@ impl Planner<'_> {
                     free: if eligible { self.free[&n.id] } else { 0 },
                     capacity: n.capacity,
                     load: self.load[&n.id],
+                    // The repair planner spreads by node and zone; networks are the upload's.
+                    network: None,
                 })
             })
             .collect()

@@ -115,6 +115,7 @@ impl World {
                 free: n.free,
                 capacity: n.capacity,
                 load: 0,
+                network: None,
             })
             .collect()
     }

@@ -235,6 +235,11 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 #[serde(deny_unknown_fields)]
 struct CreateNode {
     name: String,
+    /// The node's zone and capacity limit (optional).
+    #[serde(default)]
+    zone: Option<String>,
+    #[serde(default)]
+    capacity_limit: Option<u64>,
 }
 
 async fn admin_route(
@@ -259,12 +264,16 @@ async fn admin_route(
                     return json_error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}"))
                 }
             };
-            match t.registry().create_node(&req.name).await {
+            let facts = crate::registry::Registration {
+                zone: req.zone,
+                capacity_limit: req.capacity_limit,
+            };
+            match t.registry().register_node(&req.name, &facts).await {
                 Ok(n) => {
                     tracing::info!(node = n.node.id, name = %n.node.name, "node registered");
                     json(StatusCode::CREATED, &n)
                 }
-                Err(e @ RegistryError::BadName) => {
+                Err(e @ (RegistryError::BadName | RegistryError::BadRegistration(_))) => {
                     json_error(StatusCode::BAD_REQUEST, &e.to_string())
                 }
                 Err(e) => internal(e),

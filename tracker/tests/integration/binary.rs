@@ -53,7 +53,7 @@ async fn operator_commands_and_sigterm_flush() {
     let db_s = db.to_str().unwrap();
     let added = run(&["node", "add", "alpha", "--db", db_s]);
     let id = added["id"].as_i64().unwrap();
-    let key = added["passkey"].as_str().unwrap().to_owned();
+    let key = added["announce_token"].as_str().unwrap().to_owned();
 
     // Records are flushed only at shutdown in this run: the SIGTERM path must write them.
     let cfg = dir.path().join("c.toml");

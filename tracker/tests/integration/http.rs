@@ -121,18 +121,18 @@ async fn refusals_are_bencoded_failure_reasons() {
     assert_eq!(s, 200);
     assert_eq!(
         reason(body),
-        "this tracker is private: announce to /announce/<passkey> with your node's passkey"
+        "this tracker is private: announce to /announce/<token> with your node's announce token"
     );
     let (_, body) = get(
         t.http,
         &format!("/announce/0123456789abcdef0123456789abcdef?{q}"),
     )
     .await;
-    assert_eq!(reason(body), "unknown passkey");
+    assert_eq!(reason(body), "unknown announce token");
     let (_, body) = get(t.http, &format!("/scrape?info_hash={}", enc(&[1; 20]))).await;
     assert_eq!(
         reason(body),
-        "this tracker is private: announce to /announce/<passkey> with your node's passkey"
+        "this tracker is private: announce to /announce/<token> with your node's announce token"
     );
     let (_, body) = get(t.http, &format!("/announce/{key}/extra?{q}")).await;
     assert_eq!(
@@ -140,7 +140,7 @@ async fn refusals_are_bencoded_failure_reasons() {
         "tracker paths are /announce/<passkey> and /scrape/<passkey>"
     );
 
-    // Revoke through the admin API: the passkey stops working at once.
+    // Revoke through the admin API: the announce token stops working at once.
     let (s, _) = http(
         t.http,
         "POST",
@@ -161,7 +161,7 @@ async fn refusals_are_bencoded_failure_reasons() {
     .await;
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
     let (_, body) = get(t.http, &format!("/announce/{key}?{q}")).await;
-    assert_eq!(reason(body), "passkey has been revoked");
+    assert_eq!(reason(body), "announce token has been revoked");
 
     // Every malformed query of the corpus gets its exact reason from the real server.
     let corpus = include_str!("../corpus/http_announce.txt");
@@ -220,10 +220,19 @@ async fn admin_api_creates_nodes_and_reports_them() {
     assert_eq!(s, 201);
     let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let id = created["id"].as_i64().unwrap();
-    let key = created["passkey"].as_str().unwrap().to_owned();
+    let key = created["announce_token"].as_str().unwrap().to_owned();
+    assert_eq!(created["passkey"].as_str().unwrap().len(), 32);
+    assert_ne!(created["passkey"], created["announce_token"]);
     assert_eq!(created["name"], "volunteer-1");
 
     let q = announce_query(&[3; 20], b"-rQ0910-abcdefghijkl", 6881, 0);
+    // The passkey is the node's control credential: it opens no announce.
+    let passkey = created["passkey"].as_str().unwrap();
+    let (_, body) = get(t.http, &format!("/announce/{passkey}?{q}")).await;
+    assert_eq!(
+        decode(&body).failure().as_deref(),
+        Some("unknown announce token")
+    );
     let (_, body) = get(t.http, &format!("/announce/{key}?{q}&event=started")).await;
     assert_eq!(decode(&body).failure(), None);
     let report = wait_for(
@@ -421,7 +430,7 @@ async fn ipv6_peers_go_in_peers6() {
         return;
     };
     let registry = Registry::open_in_memory().await.unwrap();
-    let key = registry.create_node("dual").await.unwrap().passkey;
+    let key = registry.create_node("dual").await.unwrap().announce_token;
     let config = test_config(false);
     let listeners = Listeners {
         http: Some(v6),

@@ -113,7 +113,7 @@ async fn scrape(t: &TestTracker, key: &str, ih: &[u8; 20]) -> (i64, i64, i64) {
 }
 
 /// libtorrent seeds, aria2c downloads through the tracker; scrape counts follow; a client with
-/// a wrong passkey is refused.
+/// a wrong announce token is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn libtorrent_seeds_aria2_downloads() {
     let Some(aria2) = tool("aria2c", "/usr/bin/aria2c") else {
@@ -199,12 +199,12 @@ async fn libtorrent_seeds_aria2_downloads() {
 
     let refused = libtorrent(&bad_torrent, &leech_dir, "127.0.0.5", "error");
     let line = refused.expect("TRACKER_ERROR", 60);
-    assert!(line.contains("unknown passkey"), "{line}");
+    assert!(line.contains("unknown announce token"), "{line}");
     drop(seeder);
     t.service.shutdown().await;
 }
 
-/// libtorrent announces over UDP with its passkey in BEP 41 URL data.
+/// libtorrent announces over UDP with its announce token in BEP 41 URL data.
 #[tokio::test(flavor = "multi_thread")]
 async fn libtorrent_private_udp_announce() {
     if python_libtorrent().is_none() {
@@ -242,7 +242,7 @@ async fn libtorrent_private_udp_announce() {
     t.service.shutdown().await;
 }
 
-/// transmission-cli announces with its passkey and is recorded.
+/// transmission-cli announces with its announce token and is recorded.
 #[tokio::test(flavor = "multi_thread")]
 async fn transmission_announces() {
     let Some(transmission) = tool("transmission-cli", "/usr/bin/transmission-cli") else {

@@ -32,7 +32,7 @@ async fn records_survive_restart() {
         .as_str()
         .unwrap()
         .starts_with("new node: 0 of 10 audits passed")));
-    // The passkey still works after the restart, and swarms rebuild from new announces.
+    // The announce token still works after the restart, and swarms rebuild from new announces.
     let q = announce_query(&[1; 20], b"-rQ0910-steadysteady", 7002, 0);
     let (_, body) = get(t.http, &format!("/announce/{key}?{q}")).await;
     let v = decode(&body);

@@ -1,11 +1,11 @@
-//! BEP 15 over a real socket: connect, announce with the BEP 41 passkey, scrape, errors.
+//! BEP 15 over a real socket: connect, announce with the BEP 41 announce token, scrape, errors.
 
 use crate::common::*;
 use raidtorrent_tracker::protocol::udp::{AnnounceRequest, OwnedResponse, Request};
 use raidtorrent_tracker::protocol::{Event, InfoHash, PeerId, SwarmCounts};
 use std::net::Ipv4Addr;
 
-fn announce(cid: u64, ih: u8, pid: &[u8; 20], port: u16, left: u64, passkey: &str) -> Request {
+fn announce(cid: u64, ih: u8, pid: &[u8; 20], port: u16, left: u64, token: &str) -> Request {
     Request::Announce(AnnounceRequest {
         connection_id: cid,
         transaction_id: u32::from(port),
@@ -19,10 +19,10 @@ fn announce(cid: u64, ih: u8, pid: &[u8; 20], port: u16, left: u64, passkey: &st
         key: 42,
         num_want: None,
         port,
-        url_data: if passkey.is_empty() {
+        url_data: if token.is_empty() {
             Vec::new()
         } else {
-            format!("/announce/{passkey}").into_bytes()
+            format!("/announce/{token}").into_bytes()
         },
     })
 }
@@ -72,7 +72,7 @@ async fn private_udp_announce_with_bep41_passkey() {
             peers: vec!["127.0.0.2:7001".parse().unwrap()]
         }
     );
-    // No passkey, a wrong one: refused with an error packet.
+    // No token, a wrong one: refused with an error packet.
     let r = leecher
         .request(&announce(cid2, 5, b"-lt20800-udpleecher0", 7003, 9, ""))
         .await;
@@ -81,14 +81,16 @@ async fn private_udp_announce_with_bep41_passkey() {
         OwnedResponse::Error {
             transaction_id: 7003,
             message:
-                "this tracker is private: announce to /announce/<passkey> with your node's passkey"
+                "this tracker is private: announce to /announce/<token> with your node's announce token"
                     .into()
         }
     );
     let r = leecher
         .request(&announce(cid2, 5, b"-lt20800-udpleecher0", 7004, 9, "bad"))
         .await;
-    assert!(matches!(r, OwnedResponse::Error { message, .. } if message == "unknown passkey"));
+    assert!(
+        matches!(r, OwnedResponse::Error { message, .. } if message == "unknown announce token")
+    );
     // Scrape has no room for a passkey: refused on a private tracker.
     let r = leecher
         .request(&Request::Scrape {

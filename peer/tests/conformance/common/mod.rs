@@ -12,9 +12,10 @@ use raidtorrent_codec::ShardInfo;
 use raidtorrent_peer::config::{Config, GatewayConfig, Limits};
 use raidtorrent_peer::size::ByteSize;
 use raidtorrent_peer::RunningNode;
+use raidtorrent_proto::auth::{self, SessionKeys, Transcript};
+use raidtorrent_proto::session::{FrameAuth, Role};
 use raidtorrent_proto::{
-    auth, frame, Envelope, Frame, GatewayHello, Handshake, InfoHash, Message, NodeHello, Parsed,
-    Welcome,
+    frame, Envelope, Frame, GatewayHello, Handshake, InfoHash, Message, NodeHello, Parsed, Welcome,
 };
 pub use raidtorrent_testkit::{
     free_port, python_libtorrent, random_bytes, swarm, wait_for, within,
@@ -53,6 +54,9 @@ impl TestGateway {
             buf: Vec::new(),
             seq: 0,
             nonce: auth::fresh_nonce(),
+            hello: Vec::new(),
+            transcript: None,
+            auth: None,
             last_report: None,
         }
     }
@@ -70,6 +74,12 @@ pub struct GatewayConn {
     buf: Vec<u8>,
     seq: u64,
     pub nonce: auth::Nonce,
+    /// Our extended handshake as sent.
+    hello: Vec<u8>,
+    /// The handshake transcript, once the node's extended handshake is in.
+    pub transcript: Option<Transcript>,
+    /// Frame authentication, from our `welcome` on.
+    auth: Option<FrameAuth>,
     /// The newest report seen so far (reports are full, so it is the node's latest word).
     pub last_report: Option<raidtorrent_proto::Report>,
 }
@@ -102,10 +112,11 @@ impl GatewayConn {
         let hello = GatewayHello {
             ext_id: GATEWAY_EXT_ID,
             client: Some("test gateway".into()),
-            ver: 1,
+            ver: 2,
             nonce: self.nonce,
         };
-        self.write(&frame::extended(0, &hello.to_payload())).await;
+        self.hello = hello.to_payload();
+        self.write(&frame::extended(0, &self.hello.clone())).await;
         h
     }
 
@@ -131,10 +142,19 @@ impl GatewayConn {
         true
     }
 
+    /// The node's extended handshake; its transcript is kept.
     pub async fn node_hello(&mut self) -> NodeHello {
         loop {
             if let Some(Frame::Extended { id: 0, payload }) = self.frame().await {
-                return NodeHello::parse(&payload).unwrap();
+                let hello = NodeHello::parse(&payload).unwrap();
+                let unsigned = NodeHello::unsigned_payload(&payload).unwrap();
+                self.transcript = Some(Transcript::new(
+                    &self.nonce,
+                    &hello.facts.nonce,
+                    &self.hello,
+                    &unsigned,
+                ));
+                return hello;
             }
         }
     }
@@ -143,19 +163,27 @@ impl GatewayConn {
     pub async fn authenticate(&mut self) -> NodeHello {
         self.handshakes().await;
         let hello = self.node_hello().await;
+        let t = self.transcript.unwrap();
         assert!(
-            auth::verify_node_proof(PASSKEY, &self.nonce, &hello.facts.nonce, &hello.facts.proof),
+            auth::verify_node_proof(PASSKEY, &t, &hello.facts.proof),
             "the node's proof does not verify"
         );
-        let proof = auth::gateway_proof(PASSKEY, &hello.facts.nonce, &self.nonce);
+        self.welcome(auth::gateway_proof(PASSKEY, &t)).await;
+        hello
+    }
+
+    /// Sends `welcome` with `proof`, tagged with the keys of the node's passkey: from here on
+    /// every extended message is tagged both ways.
+    pub async fn welcome(&mut self, proof: auth::Proof) {
+        let keys = SessionKeys::derive(PASSKEY, &self.transcript.expect("the node's hello"));
+        self.auth = Some(FrameAuth::new(&keys, Role::Gateway));
         self.send(Message::Welcome(Welcome {
             proof,
-            ver: 1,
+            ver: 2,
             report_interval: 3600,
             keepalive_interval: 30,
         }))
         .await;
-        hello
     }
 
     pub async fn write(&mut self, bytes: &[u8]) {
@@ -166,15 +194,28 @@ impl GatewayConn {
     pub async fn send(&mut self, body: Message) -> u64 {
         self.seq += 1;
         let payload = Envelope::new(self.seq, body).to_payload();
-        self.write(&frame::extended(raidtorrent_peer::NODE_EXT_ID, &payload))
-            .await;
+        self.send_raw(&payload).await;
         self.seq
     }
 
-    /// Sends a raw payload as a placement message.
+    /// Sends a raw payload as a placement message (tagged once `welcome` is out).
     pub async fn send_raw(&mut self, payload: &[u8]) {
-        self.write(&frame::extended(raidtorrent_peer::NODE_EXT_ID, payload))
-            .await;
+        self.send_on(raidtorrent_peer::NODE_EXT_ID, payload).await;
+    }
+
+    /// The tagged frame of a placement message on the node's id, not sent.
+    pub fn sealed(&mut self, env: &Envelope) -> Vec<u8> {
+        let auth = self.auth.as_mut().expect("welcomed");
+        auth.seal(raidtorrent_peer::NODE_EXT_ID, &env.to_payload())
+    }
+
+    /// Sends a raw payload on extended id `id` (tagged once `welcome` is out).
+    pub async fn send_on(&mut self, id: u8, payload: &[u8]) {
+        let bytes = match self.auth.as_mut() {
+            Some(auth) => auth.seal(id, payload),
+            None => frame::extended(id, payload),
+        };
+        self.write(&bytes).await;
     }
 
     pub fn next_seq(&mut self) -> u64 {
@@ -190,7 +231,9 @@ impl GatewayConn {
                     id: GATEWAY_EXT_ID,
                     payload,
                 } => {
-                    let env = Envelope::parse(&payload).unwrap();
+                    let auth = self.auth.as_mut().expect("welcomed");
+                    let env =
+                        Envelope::parse(auth.open(GATEWAY_EXT_ID, &payload).unwrap()).unwrap();
                     if let Message::Report(r) = &env.body {
                         self.last_report = Some(r.clone());
                     }

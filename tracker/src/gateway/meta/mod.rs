@@ -24,7 +24,6 @@ pub use copies::{AuditCandidate, ShardRow};
 
 use super::model::{Bucket, BucketPolicy, ObjectInfo};
 use super::GatewayError;
-use crate::registry::NodeId;
 use raidtorrent_codec::InfoHash;
 
 /// Metadata access; cheap to clone.
@@ -283,16 +282,6 @@ impl Meta {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// A node's passkey, for the announce URL in the torrents it is handed.
-    pub async fn passkey(&self, node: NodeId) -> Result<String, GatewayError> {
-        let row = sqlx::query("SELECT passkey FROM nodes WHERE id = ? AND revoked_at IS NULL")
-            .bind(node)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| GatewayError::Internal(format!("node {node} is not registered")))?;
-        Ok(row.get("passkey"))
     }
 }
 

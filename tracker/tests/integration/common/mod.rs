@@ -80,14 +80,15 @@ impl TestTracker {
         self.service.tracker().registry()
     }
 
-    /// Registers a node; returns (id, passkey).
+    /// Registers a node; returns (id, announce token): what its announce URLs carry (the
+    /// passkey, its control credential, never goes in a URL).
     pub async fn node(&self, name: &str) -> (i64, String) {
         let n = self.registry().create_node(name).await.unwrap();
-        (n.node.id, n.passkey)
+        (n.node.id, n.announce_token)
     }
 
-    pub fn announce_url(&self, passkey: &str) -> String {
-        format!("http://{}/announce/{passkey}", self.http)
+    pub fn announce_url(&self, token: &str) -> String {
+        format!("http://{}/announce/{token}", self.http)
     }
 }
 

@@ -3,15 +3,25 @@
 //! BitTorrent client (python3-libtorrent) dialling the control port.
 
 mod node;
+mod security;
 mod stock;
 
 use crate::common::*;
 use node::*;
 use raidtorrent_proto::{frame, ByeCode, Envelope, Frame, Handshake, Message, CONTROL_INFO_HASH};
 use raidtorrent_tracker::control::{ControlError, InfoHash, Outcome, RefuseCode, Report};
+use raidtorrent_tracker::registry::Registration;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// Registered in the zone test nodes claim.
+fn paris(capacity_limit: Option<u64>) -> Registration {
+    Registration {
+        zone: Some("eu/paris".into()),
+        capacity_limit,
+    }
+}
 
 fn report(held: &[u8], full: bool, gone: &[u8]) -> Report {
     Report {
@@ -28,7 +38,7 @@ fn report(held: &[u8], full: bool, gone: &[u8]) -> Report {
 #[tokio::test]
 async fn a_node_authenticates_reports_and_is_listed() {
     let gw = Gateway::start(quick()).await;
-    let (id, key) = gw.node("alpha").await;
+    let (id, key) = gw.node_with("alpha", paris(None)).await;
     let mut reports = gw.hub.subscribe_reports();
     let mut node = RawNode::connect(gw.addr, id, &key).await;
     let w = node.welcome.clone().unwrap();
@@ -115,9 +125,10 @@ async fn a_revoked_node_is_disconnected_and_cannot_come_back() {
         node.message().await.unwrap().body,
         Message::Hold(_)
     ));
+    // Revoking in the registry (as the admin API does) closes the live session by itself.
     gw.registry.revoke(id).await.unwrap();
-    assert!(gw.hub.disconnect(id));
     assert_eq!(node.expect_closed().await, Some(ByeCode::Auth));
+    assert!(gw.hub.wait_disconnected(id, WAIT).await);
     assert_eq!(hold.await.unwrap(), Err(ControlError::Disconnected(id)));
     assert!(!gw.hub.disconnect(id), "no longer connected");
     let mut again = RawNode::dial(gw.addr).await;
@@ -230,8 +241,11 @@ async fn a_lost_connection_resolves_outstanding_directives_as_disconnected() {
     gw.shutdown().await;
 }
 
+/// A live session is never evicted by a newcomer with the same credentials: the newcomer gets
+/// `bye duplicate`. Once the old session has carried nothing authenticated for two keep-alive
+/// intervals (a node whose connection died without a FIN), a new one takes over.
 #[tokio::test]
-async fn a_reconnecting_node_replaces_its_old_connection() {
+async fn a_live_session_refuses_a_second_and_a_silent_one_is_replaced() {
     let gw = Gateway::start(quick()).await;
     let (id, key) = gw.node("alpha").await;
     let mut first = RawNode::connect(gw.addr, id, &key).await;
@@ -242,8 +256,36 @@ async fn a_reconnecting_node_replaces_its_old_connection() {
         first.message().await.unwrap().body,
         Message::Hold(_)
     ));
+    first.ping().await;
+    let mut refused = RawNode::dial(gw.addr).await;
+    assert_eq!(
+        refused.authenticate(id, &key, &key).await,
+        Err(Refused::Bye(ByeCode::Duplicate))
+    );
+    first.ping().await;
+    assert_eq!(
+        gw.hub.node(id).unwrap().peer_addr,
+        first.stream.local_addr().unwrap()
+    );
 
-    let mut second = RawNode::connect(gw.addr, id, &key).await;
+    // The first goes quiet; after two keep-alive intervals (2 s here) of its silence, and before
+    // the three that close it, a new connection takes over.
+    let started = Instant::now();
+    let addr = gw.addr;
+    let mut second = wait_for(WAIT, "a new connection to take over", || {
+        let key = key.clone();
+        async move {
+            let mut n = RawNode::dial(addr).await;
+            match n.authenticate(id, &key, &key).await {
+                Ok(()) => Some(n),
+                Err(Refused::Bye(ByeCode::Duplicate)) => None,
+                Err(other) => panic!("refused: {other:?}"),
+            }
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1_900), "{took:?}");
     assert_eq!(
         first.expect_closed().await,
         Some(ByeCode::Other("replaced".into()))
@@ -278,15 +320,12 @@ async fn unknown_and_malformed_messages_are_ignored_as_the_bep_says() {
     })
     .await;
     let ext = node.gateway_ext;
-    node.write(&frame::extended(ext, b"d5:extrai1e3:seqi9e1:t4:pinge"))
+    node.write_tagged(ext, b"d5:extrai1e3:seqi9e1:t4:pinge")
         .await;
-    node.write(&frame::extended(ext, b"not bencode")).await;
-    node.write(&frame::extended(ext, b"d1:t4:pinge")).await;
-    node.write(&frame::extended(
-        ext.wrapping_add(1),
-        b"d1:t4:ping3:seqi1ee",
-    ))
-    .await;
+    node.write_tagged(ext, b"not bencode").await;
+    node.write_tagged(ext, b"d1:t4:pinge").await;
+    node.write_tagged(ext.wrapping_add(1), b"d1:t4:ping3:seqi1ee")
+        .await;
     node.write(&Frame::Other { id: 2, len: 1 }.to_bytes()).await;
     node.write(&frame::keep_alive()).await;
     node.send(Message::Ack {
@@ -299,14 +338,14 @@ async fn unknown_and_malformed_messages_are_ignored_as_the_bep_says() {
     assert_eq!(env.body, Message::Pong { re: 9 });
     node.ping().await;
     // A later extended handshake moves the id the gateway sends on.
-    node.write(&frame::extended(0, b"d1:md12:rt_placementi9eee"))
-        .await;
+    node.write_tagged(0, b"d1:md12:rt_placementi9eee").await;
     let seq = node.send(Message::Ping).await;
     let Some(Frame::Extended { id: 9, payload }) = node.frame().await else {
         panic!("expected the pong on id 9")
     };
+    let body = node.auth.as_mut().unwrap().open(9, &payload).unwrap();
     assert_eq!(
-        Envelope::parse(&payload).unwrap().body,
+        Envelope::parse(body).unwrap().body,
         Message::Pong { re: seq }
     );
     assert!(gw.hub.node(id).is_some());

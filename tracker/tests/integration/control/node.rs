@@ -1,13 +1,15 @@
 //! The harness of the control tests: a control listener on 127.0.0.1:0, and a node written from
 //! the wire crate alone.
 
+use raidtorrent_proto::auth::{self, SessionKeys};
+use raidtorrent_proto::session::{FrameAuth, Role};
 use raidtorrent_proto::{
-    auth, frame, ByeCode, Envelope, Frame, GatewayHello, Handshake, Message, NodeFacts, NodeHello,
+    frame, ByeCode, Envelope, Frame, GatewayHello, Handshake, Message, NodeFacts, NodeHello,
     Parsed, Welcome,
 };
 use raidtorrent_tracker::control::{ControlConfig, ControlHub};
 use raidtorrent_tracker::registry::records::{recorder, RecorderHandle};
-use raidtorrent_tracker::registry::Registry;
+use raidtorrent_tracker::registry::{Registration, Registry};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,9 +78,14 @@ impl Gateway {
         self.recorder_task.await.unwrap();
     }
 
-    /// A registered node: (id, passkey).
+    /// A registered node with no zone or capacity limit assigned: (id, passkey).
     pub async fn node(&self, name: &str) -> (i64, String) {
-        let n = self.registry.create_node(name).await.unwrap();
+        self.node_with(name, Registration::default()).await
+    }
+
+    /// A registered node with the facts its operator assigned: (id, passkey).
+    pub async fn node_with(&self, name: &str, facts: Registration) -> (i64, String) {
+        let n = self.registry.register_node(name, &facts).await.unwrap();
         (n.node.id, n.passkey)
     }
 }
@@ -107,6 +114,12 @@ pub struct RawNode {
     pub gateway_ext: u8,
     pub seq: u64,
     pub welcome: Option<Welcome>,
+    /// The zone its extended handshake claims.
+    pub zone: String,
+    /// Frame authentication once the handshake is done.
+    pub auth: Option<FrameAuth>,
+    /// Every byte it wrote, in order (to replay them elsewhere).
+    pub sent: Vec<u8>,
 }
 
 /// The extended id the test node receives on.
@@ -120,6 +133,9 @@ impl RawNode {
             gateway_ext: 0,
             seq: 0,
             welcome: None,
+            zone: "eu/paris".into(),
+            auth: None,
+            sent: Vec::new(),
         }
     }
 
@@ -139,40 +155,39 @@ impl RawNode {
         signing_key: &str,
     ) -> Result<(), Refused> {
         let ours = Handshake::control(*b"-RT0100-test-node-01");
-        self.stream.write_all(&ours.to_bytes()).await.unwrap();
+        self.write(&ours.to_bytes()).await;
         let theirs = self.handshake().await.ok_or(Refused::Closed)?;
         assert_eq!(theirs.check_control(), Ok(()));
-        let hello = match self.frame().await.ok_or(Refused::Closed)? {
-            Frame::Extended { id: 0, payload } => GatewayHello::parse(&payload).unwrap(),
+        let (hello, gateway_payload) = match self.frame().await.ok_or(Refused::Closed)? {
+            Frame::Extended { id: 0, payload } => (GatewayHello::parse(&payload).unwrap(), payload),
             other => panic!("expected the gateway's extended handshake, got {other:?}"),
         };
-        assert_eq!(hello.ver, 1);
+        assert_eq!(hello.ver, 2);
         self.gateway_ext = hello.ext_id;
-        let nonce = auth::fresh_nonce();
-        let mine = NodeHello {
+        let mut mine = NodeHello {
             ext_id: NODE_EXT,
             client: Some("test-node 0.1.0".into()),
             data_port: Some(6881),
             facts: NodeFacts {
-                ver: 1,
+                ver: 2,
                 node: node as u64,
-                nonce,
-                proof: auth::node_proof(signing_key, &hello.nonce, &nonce),
-                zone: "eu/paris".into(),
+                nonce: auth::fresh_nonce(),
+                proof: [0; 32],
+                zone: self.zone.clone(),
                 capacity: 10 << 30,
                 free: 9 << 30,
             },
         };
+        let transcript = mine.sign(signing_key, &hello.nonce, &gateway_payload);
         self.write(&frame::extended(0, &mine.to_payload())).await;
+        self.auth = Some(FrameAuth::new(
+            &SessionKeys::derive(passkey, &transcript),
+            Role::Node,
+        ));
         match self.message().await.ok_or(Refused::Closed)?.body {
             Message::Welcome(w) => {
-                assert!(auth::verify_gateway_proof(
-                    passkey,
-                    &nonce,
-                    &hello.nonce,
-                    &w.proof
-                ));
-                assert_eq!(w.ver, 1);
+                assert!(auth::verify_gateway_proof(passkey, &transcript, &w.proof));
+                assert_eq!(w.ver, 2);
                 self.welcome = Some(w);
                 Ok(())
             }
@@ -185,7 +200,19 @@ impl RawNode {
     }
 
     pub async fn write(&mut self, b: &[u8]) {
+        self.sent.extend_from_slice(b);
         self.stream.write_all(b).await.unwrap();
+    }
+
+    /// A tagged extended message on `id`, as the gateway expects it after the handshake.
+    pub async fn write_tagged(&mut self, id: u8, payload: &[u8]) {
+        let bytes = self.seal(id, payload);
+        self.write(&bytes).await;
+    }
+
+    /// The frame bytes of a tagged extended message (the tag counter moves on).
+    pub fn seal(&mut self, id: u8, payload: &[u8]) -> Vec<u8> {
+        self.auth.as_mut().expect("authenticated").seal(id, payload)
     }
 
     /// Reads more bytes; false at end of stream (or reset).
@@ -226,13 +253,28 @@ impl RawNode {
         }
     }
 
+    /// The payload of a message from the gateway: tagged once the keys are known, except the
+    /// untagged `bye` that refuses a handshake.
+    fn opened(&mut self, id: u8, payload: &[u8]) -> Vec<u8> {
+        if let Some(Ok(body)) = self.auth.as_mut().map(|a| a.open(id, payload)) {
+            return body.to_vec();
+        }
+        let env = Envelope::parse(payload).expect("untagged frames are refusals");
+        assert!(
+            self.welcome.is_none() && matches!(env.body, Message::Bye { .. }),
+            "an untagged {env:?}"
+        );
+        payload.to_vec()
+    }
+
     /// The next placement message (keep-alives skipped), or `None` once the gateway closed.
     pub async fn message(&mut self) -> Option<Envelope> {
         loop {
             match self.frame().await? {
                 Frame::Extended { id, payload } => {
                     assert_eq!(id, NODE_EXT, "sent on the id we advertised");
-                    return Some(Envelope::parse(&payload).unwrap());
+                    let body = self.opened(id, &payload);
+                    return Some(Envelope::parse(&body).unwrap());
                 }
                 Frame::KeepAlive => continue,
                 other => panic!("unexpected frame {other:?}"),
@@ -243,8 +285,7 @@ impl RawNode {
     pub async fn send(&mut self, body: Message) -> u64 {
         self.seq += 1;
         let env = Envelope::new(self.seq, body);
-        let bytes = frame::extended(self.gateway_ext, &env.to_payload());
-        self.write(&bytes).await;
+        self.write_tagged(self.gateway_ext, &env.to_payload()).await;
         self.seq
     }
 
@@ -254,10 +295,12 @@ impl RawNode {
         while let Some(f) = self.frame().await {
             match f {
                 Frame::KeepAlive => {}
-                Frame::Extended { payload, .. } => match Envelope::parse(&payload).unwrap().body {
-                    Message::Bye { code, .. } => bye = Some(code),
-                    other => panic!("expected the connection to close, got {other:?}"),
-                },
+                Frame::Extended { id, payload } => {
+                    match Envelope::parse(&self.opened(id, &payload)).unwrap().body {
+                        Message::Bye { code, .. } => bye = Some(code),
+                        other => panic!("expected the connection to close, got {other:?}"),
+                    }
+                }
                 other => panic!("unexpected frame {other:?}"),
             }
         }
