@@ -252,7 +252,7 @@ async fn own_node(registry: &Registry) -> anyhow::Result<OwnNode> {
         "SELECT id, passkey FROM nodes WHERE name = ? AND revoked_at IS NULL ORDER BY id LIMIT 1",
     )
     .bind(GATEWAY_NODE_NAME)
-    .fetch_optional(registry.pool())
+    .fetch_optional(registry.reader())
     .await?;
     if let Some((id, passkey)) = row {
         return Ok(OwnNode { id, passkey });

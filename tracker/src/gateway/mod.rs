@@ -105,7 +105,7 @@ impl Gateway {
         own: OwnNode,
     ) -> Result<Self, GatewayError> {
         staging::wipe_leftovers(&config.data_dir).await;
-        let meta = Meta::new(registry.pool().clone());
+        let meta = Meta::new(registry.db().clone());
         let abandoned = meta.abandon_pending().await?;
         if abandoned > 0 {
             tracing::warn!(

@@ -30,7 +30,7 @@ impl Registry {
         let row: Option<(String, Option<i64>)> =
             sqlx::query_as("SELECT passkey, revoked_at FROM nodes WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.reader())
                 .await?;
         Ok(match row {
             None => NodePasskey::Unknown,

@@ -11,12 +11,14 @@
 //!   so the client is told it was revoked rather than unknown.
 
 pub mod control_records;
+pub mod db;
 pub mod events;
 pub mod records;
 pub mod report;
 
+pub use db::Db;
+
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::collections::HashMap;
 use std::path::Path;
@@ -77,7 +79,7 @@ type PasskeyMap = HashMap<Box<[u8]>, (NodeId, bool)>;
 /// Handle to the node registry; cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
-    pool: SqlitePool,
+    db: Db,
     passkeys: Arc<RwLock<PasskeyMap>>,
 }
 
@@ -89,60 +91,51 @@ pub fn unix_now() -> i64 {
 }
 
 impl Registry {
-    /// Opens (creating if needed) the database at `path` in WAL mode and migrates it.
+    /// Opens (creating if needed) the database at `path` and migrates it (see [`db`]).
     pub async fn open(path: &Path) -> Result<Self, RegistryError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        Self::from_pool(pool).await
+        Self::from_db(Db::open(path).await?).await
     }
 
     /// An in-memory database (one connection, gone when dropped), for tests and trials.
     pub async fn open_in_memory() -> Result<Self, RegistryError> {
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        Self::from_pool(pool).await
+        Self::from_db(Db::open_in_memory().await?).await
     }
 
-    async fn from_pool(pool: SqlitePool) -> Result<Self, RegistryError> {
-        sqlx::migrate!("./migrations").run(&pool).await?;
+    async fn from_db(db: Db) -> Result<Self, RegistryError> {
+        sqlx::migrate!("./migrations").run(db.writer()).await?;
         let found: i64 = sqlx::query_scalar("SELECT version FROM format WHERE name = 'records'")
-            .fetch_one(&pool)
+            .fetch_one(db.reader())
             .await?;
         if found > RECORDS_FORMAT {
             return Err(RegistryError::NewerFormat { found });
         }
         let rows: Vec<(String, NodeId, Option<i64>)> =
             sqlx::query_as("SELECT passkey, id, revoked_at FROM nodes")
-                .fetch_all(&pool)
+                .fetch_all(db.reader())
                 .await?;
         let passkeys = rows
             .into_iter()
             .map(|(k, id, revoked)| (k.into_bytes().into_boxed_slice(), (id, revoked.is_some())))
             .collect();
         Ok(Registry {
-            pool,
+            db,
             passkeys: Arc::new(RwLock::new(passkeys)),
         })
     }
 
-    /// The connection pool (for the recorder and reports).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The database (the gateway's metadata shares it).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Connections for queries that only read.
+    pub fn reader(&self) -> &SqlitePool {
+        self.db.reader()
+    }
+
+    /// The one connection every write goes through.
+    pub fn writer(&self) -> &SqlitePool {
+        self.db.writer()
     }
 
     /// Looks a passkey up without touching the database.
@@ -171,7 +164,7 @@ impl Registry {
         .bind(name)
         .bind(&passkey)
         .bind(created_at)
-        .fetch_one(&self.pool)
+        .fetch_one(self.writer())
         .await?;
         self.passkeys
             .write()
@@ -195,7 +188,7 @@ impl Registry {
         )
         .bind(unix_now())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.writer())
         .await?;
         let (passkey,) = row.ok_or(RegistryError::NoSuchNode(id))?;
         self.passkeys
@@ -211,7 +204,7 @@ impl Registry {
             "SELECT id, name, created_at, revoked_at FROM nodes WHERE id = ?",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?
         .map(|(id, name, created_at, revoked_at)| Node {
             id,
@@ -226,7 +219,7 @@ impl Registry {
     pub async fn nodes(&self) -> Result<Vec<Node>, RegistryError> {
         let rows: Vec<(NodeId, String, i64, Option<i64>)> =
             sqlx::query_as("SELECT id, name, created_at, revoked_at FROM nodes ORDER BY id")
-                .fetch_all(&self.pool)
+                .fetch_all(self.reader())
                 .await?;
         Ok(rows
             .into_iter()
@@ -239,9 +232,9 @@ impl Registry {
             .collect())
     }
 
-    /// Closes the pool, waiting for connections to finish (checkpointing the WAL).
+    /// Closes the database, waiting for connections to finish (checkpointing the WAL).
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
 }
 

@@ -20,6 +20,8 @@ mod tests;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
+use crate::registry::Db;
+
 pub use copies::{AuditCandidate, ShardRow};
 
 use super::model::{Bucket, BucketPolicy, ObjectInfo};
@@ -30,7 +32,7 @@ use raidtorrent_codec::InfoHash;
 /// Metadata access; cheap to clone.
 #[derive(Clone)]
 pub struct Meta {
-    pool: SqlitePool,
+    db: Db,
 }
 
 /// An object row.
@@ -91,12 +93,17 @@ fn policy_col(r: &SqliteRow) -> Result<BucketPolicy, GatewayError> {
 }
 
 impl Meta {
-    pub fn new(pool: SqlitePool) -> Self {
-        Meta { pool }
+    pub fn new(db: Db) -> Self {
+        Meta { db }
     }
 
-    fn pool(&self) -> &SqlitePool {
-        &self.pool
+    fn reader(&self) -> &SqlitePool {
+        self.db.reader()
+    }
+
+    /// Every write goes here (see [`Db`]: one writer, each commit on disk when it returns).
+    fn writer(&self) -> &SqlitePool {
+        self.db.writer()
     }
 
     pub async fn create_bucket(
@@ -112,7 +119,7 @@ impl Meta {
         .bind(name)
         .bind(json)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         if r.rows_affected() == 0 {
             return Err(GatewayError::BucketExists(name.to_owned()));
@@ -127,7 +134,7 @@ impl Meta {
     pub async fn bucket(&self, name: &str) -> Result<Bucket, GatewayError> {
         let row = sqlx::query("SELECT policy, created_at FROM buckets WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?
             .ok_or_else(|| GatewayError::NoSuchBucket(name.to_owned()))?;
         Ok(Bucket {
@@ -139,7 +146,7 @@ impl Meta {
 
     pub async fn buckets(&self) -> Result<Vec<Bucket>, GatewayError> {
         let rows = sqlx::query("SELECT name, policy, created_at FROM buckets ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.reader())
             .await?;
         rows.iter()
             .map(|r| {
@@ -158,7 +165,7 @@ impl Meta {
         )
         .bind(bucket)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?
         .ok_or_else(|| GatewayError::NoSuchKey(key.to_owned()))?;
         Ok(ObjectRow {
@@ -174,7 +181,7 @@ impl Meta {
         let bucket: Option<(String, String)> =
             sqlx::query_as("SELECT bucket, key FROM objects WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.reader())
                 .await?;
         let (bucket, key) =
             bucket.ok_or_else(|| GatewayError::NoSuchKey(format!("object {id}")))?;
@@ -202,7 +209,7 @@ impl Meta {
         .bind(upper)
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         Ok(rows
             .iter()
@@ -224,7 +231,7 @@ impl Meta {
             StoredBody::Inline(data) => (Some(data), None, &[][..]),
             StoredBody::Swarm { manifest, shards } => (None, Some(manifest), shards),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer().begin().await?;
         orphan_object(&mut tx, o.bucket, o.key).await?;
         let id: i64 = sqlx::query(
             "INSERT INTO objects (bucket, key, size, sha256, created_at, inline_data, manifest)
@@ -267,7 +274,7 @@ impl Meta {
 
     /// Removes an object; its shards become orphans.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), GatewayError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer().begin().await?;
         if !orphan_object(&mut tx, bucket, key).await? {
             return Err(GatewayError::NoSuchKey(key.to_owned()));
         }
@@ -275,13 +282,16 @@ impl Meta {
         Ok(())
     }
 
-    /// Notes that an object was read at UTC hour `hour` (0-23).
+    /// Notes that an object was read at UTC hour `hour` (0-23). Only the first read in an hour
+    /// writes: the others match no row and commit nothing.
     pub async fn note_read(&self, object: i64, hour: u32) -> Result<(), GatewayError> {
-        sqlx::query("UPDATE objects SET read_hours = read_hours | ? WHERE id = ?")
-            .bind(i64::from(1u32 << (hour % 24)))
-            .bind(object)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE objects SET read_hours = read_hours | ?1 WHERE id = ?2 AND read_hours & ?1 = 0",
+        )
+        .bind(i64::from(1u32 << (hour % 24)))
+        .bind(object)
+        .execute(self.writer())
+        .await?;
         Ok(())
     }
 
@@ -289,7 +299,7 @@ impl Meta {
     pub async fn passkey(&self, node: NodeId) -> Result<String, GatewayError> {
         let row = sqlx::query("SELECT passkey FROM nodes WHERE id = ? AND revoked_at IS NULL")
             .bind(node)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?
             .ok_or_else(|| GatewayError::Internal(format!("node {node} is not registered")))?;
         Ok(row.get("passkey"))

@@ -14,7 +14,7 @@ const POLICY: BucketPolicy = BucketPolicy {
 
 async fn meta() -> (Registry, Meta) {
     let registry = Registry::open_in_memory().await.unwrap();
-    let meta = Meta::new(registry.pool().clone());
+    let meta = Meta::new(registry.db().clone());
     (registry, meta)
 }
 
