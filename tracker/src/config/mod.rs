@@ -3,9 +3,11 @@
 
 mod health;
 mod objects;
+mod secrets;
 
 pub use health::HealthSection;
 pub use objects::ObjectConfig;
+pub use secrets::{read_secret, read_secrets};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

@@ -13,6 +13,7 @@
 //! types here, at the edge, and nowhere else.
 
 mod copies;
+mod keys;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,8 @@ pub struct ObjectRow {
     pub id: i64,
     pub info: ObjectInfo,
     pub inline_data: Option<Vec<u8>>,
+    /// Whether `inline_data` is sealed under the master key (always, once the gateway started).
+    pub inline_sealed: bool,
     pub manifest: Option<Vec<u8>>,
 }
 
@@ -57,7 +60,8 @@ pub struct NewObject<'a> {
 /// Where an object's bytes live.
 #[derive(Debug, Clone, Copy)]
 pub enum StoredBody<'a> {
-    /// In the metadata store itself (small objects).
+    /// In the metadata store itself (small objects), sealed under the master key
+    /// (`raidtorrent_codec::sealed`).
     Inline(&'a [u8]),
     /// In the swarm: the manifest, and the shards recorded with [`Meta::begin_shards`].
     Swarm {
@@ -161,7 +165,8 @@ impl Meta {
 
     pub async fn object(&self, bucket: &str, key: &str) -> Result<ObjectRow, GatewayError> {
         let r = sqlx::query(
-            "SELECT id, key, size, sha256, created_at, inline_data, manifest FROM objects WHERE bucket = ? AND key = ?",
+            "SELECT id, key, size, sha256, created_at, inline_data, inline_sealed, manifest
+             FROM objects WHERE bucket = ? AND key = ?",
         )
         .bind(bucket)
         .bind(key)
@@ -172,6 +177,7 @@ impl Meta {
             id: r.get("id"),
             info: object_info(bucket, &r),
             inline_data: r.get("inline_data"),
+            inline_sealed: r.get("inline_sealed"),
             manifest: r.get("manifest"),
         })
     }
@@ -234,8 +240,9 @@ impl Meta {
         let mut tx = self.writer().begin().await?;
         orphan_object(&mut tx, o.bucket, o.key).await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO objects (bucket, key, size, sha256, created_at, inline_data, manifest)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO objects
+                 (bucket, key, size, sha256, created_at, inline_data, inline_sealed, manifest)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(o.bucket)
         .bind(o.key)
@@ -243,6 +250,7 @@ impl Meta {
         .bind(&o.sha256[..])
         .bind(now)
         .bind(inline_data)
+        .bind(inline_data.is_some())
         .bind(manifest)
         .fetch_one(&mut *tx)
         .await?
