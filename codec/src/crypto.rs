@@ -18,6 +18,7 @@ const CHUNK_AAD_MIDDLE: &[u8] = b"raidtorrent chunk v1";
 const CHUNK_AAD_LAST: &[u8] = b"raidtorrent chunk v1 last";
 const WRAP_AAD: &[u8] = b"raidtorrent key wrap v1:";
 const FINGERPRINT_DOMAIN: &[u8] = b"raidtorrent key fingerprint v1";
+const CHECK_DOMAIN: &[u8] = b"raidtorrent key check v1";
 
 /// Why a key operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +136,7 @@ fn chunk_aad(last: bool) -> Aad<&'static [u8]> {
 pub struct MasterKey {
     id: String,
     key: LessSafeKey,
+    check: [u8; 32],
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -157,14 +159,25 @@ impl MasterKey {
     pub fn new(id: impl Into<String>, bytes: &[u8]) -> Result<Self, CryptoError> {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| CryptoError::KeyLength(bytes.len()))?;
+        let check = ring::hmac::sign(
+            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes),
+            CHECK_DOMAIN,
+        );
         Ok(MasterKey {
             id: id.into(),
             key: LessSafeKey::new(unbound),
+            check: check.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes"),
         })
     }
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// HMAC-SHA256 of a fixed text under the key: stored beside what the key sealed, it tells
+    /// the right key from a wrong one before anything is unsealed, and reveals nothing of it.
+    pub fn check_value(&self) -> [u8; 32] {
+        self.check
     }
 
     pub fn wrap(&self, data: &DataKey) -> Result<WrappedKey, CryptoError> {
@@ -254,6 +267,9 @@ mod tests {
             other.unwrap(&wrapped).unwrap_err(),
             CryptoError::Unauthentic
         );
+        assert_ne!(other.check_value(), master.check_value());
+        let again = MasterKey::new("gw-2026", &[9u8; 32]).unwrap();
+        assert_eq!(again.check_value(), master.check_value());
         let mut renamed = wrapped.clone();
         renamed.kek_id = "other".into();
         assert!(master.unwrap(&renamed).is_err());

@@ -36,6 +36,7 @@ pub mod layout;
 pub mod manifest;
 pub mod metainfo;
 pub mod rebuild;
+pub mod sealed;
 mod segment;
 
 pub use crypto::{CryptoError, DataKey, MasterKey, WrappedKey};
@@ -47,3 +48,4 @@ pub use layout::{Geometry, Layout, LayoutError, RangePlan, DEFAULT_SEGMENT_TARGE
 pub use manifest::{KeyRef, Manifest, ManifestError, ShardRef};
 pub use metainfo::{InfoHash, Metainfo, MetainfoError, ShardInfo};
 pub use rebuild::{rebuild, RebuildError, RebuildReport, RebuildTarget};
+pub use sealed::SealedError;

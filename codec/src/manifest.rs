@@ -107,20 +107,7 @@ impl Manifest {
             d.emit_pair(b"block size", g.block_size)?;
             d.emit_pair(b"cipher", CIPHER)?;
             d.emit_pair(b"k", g.k)?;
-            d.emit_pair_with(b"key", |e| {
-                e.emit_dict(|mut d| match &self.key {
-                    KeyRef::Wrapped(w) => {
-                        d.emit_pair(b"kek", w.kek_id.as_str())?;
-                        d.emit_pair(b"kind", "wrapped")?;
-                        d.emit_pair_with(b"nonce", |e| e.emit_bytes(&w.nonce))?;
-                        d.emit_pair_with(b"sealed", |e| e.emit_bytes(&w.sealed))
-                    }
-                    KeyRef::Client { fingerprint } => {
-                        d.emit_pair_with(b"fingerprint", |e| e.emit_bytes(fingerprint))?;
-                        d.emit_pair(b"kind", "client")
-                    }
-                })
-            })?;
+            d.emit_pair_with(b"key", |e| emit_key(e, &self.key))?;
             d.emit_pair(b"m", g.m)?;
             d.emit_pair(b"piece length", g.piece_length)?;
             d.emit_pair(b"segment size", g.segment_size)?;
@@ -213,7 +200,26 @@ impl Manifest {
     }
 }
 
-fn parse_key(d: &bencode::Dict<'_>) -> Result<KeyRef, ManifestError> {
+/// The `key` dict: how to get an object's data key (the manifest's and a sealed object's).
+pub(crate) fn emit_key(
+    e: bendy::encoding::SingleItemEncoder<'_>,
+    key: &KeyRef,
+) -> Result<(), bendy::encoding::Error> {
+    e.emit_dict(|mut d| match key {
+        KeyRef::Wrapped(w) => {
+            d.emit_pair(b"kek", w.kek_id.as_str())?;
+            d.emit_pair(b"kind", "wrapped")?;
+            d.emit_pair_with(b"nonce", |e| e.emit_bytes(&w.nonce))?;
+            d.emit_pair_with(b"sealed", |e| e.emit_bytes(&w.sealed))
+        }
+        KeyRef::Client { fingerprint } => {
+            d.emit_pair_with(b"fingerprint", |e| e.emit_bytes(fingerprint))?;
+            d.emit_pair(b"kind", "client")
+        }
+    })
+}
+
+pub(crate) fn parse_key(d: &bencode::Dict<'_>) -> Result<KeyRef, ManifestError> {
     match d.req("kind")?.str("kind")? {
         "wrapped" => Ok(KeyRef::Wrapped(WrappedKey {
             kek_id: d.req("kek")?.str("kek")?.to_owned(),
@@ -227,7 +233,10 @@ fn parse_key(d: &bencode::Dict<'_>) -> Result<KeyRef, ManifestError> {
     }
 }
 
-fn fixed<const N: usize>(b: &[u8], field: &'static str) -> Result<[u8; N], ManifestError> {
+pub(crate) fn fixed<const N: usize>(
+    b: &[u8],
+    field: &'static str,
+) -> Result<[u8; N], ManifestError> {
     b.try_into()
         .map_err(|_| ManifestError::FixedLength { field, len: N })
 }

@@ -22,6 +22,7 @@ use raidtorrent_tracker::config::{Config, ObjectConfig};
 use raidtorrent_tracker::registry::{NodeId, Registration, Registry};
 
 pub mod baseline;
+pub mod logs;
 
 /// A node of a [`TestCloud`]: a `raidtorrent-peer` process (everything [`testkit::Node`] does:
 /// kill, restart, its data folder and shard files) and the identity the gateway gave it.
@@ -162,6 +163,7 @@ impl TestCloud {
         zones: usize,
         tweak: impl FnOnce(&mut CloudSettings),
     ) -> TestCloud {
+        logs::capture();
         let dir = tempfile::tempdir().unwrap();
         let config = Config {
             http_listen: "127.0.0.1:0".into(),

@@ -6,8 +6,6 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::Context;
-use raidtorrent_codec::MasterKey;
-use ring::rand::{SecureRandom, SystemRandom};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -15,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiAuth};
 use crate::config::Config;
 use crate::control::{ControlConfig, ControlHub};
-use crate::gateway::{Gateway, GatewayConfig, OwnNode, PeerSession};
+use crate::gateway::{open_master_key, Gateway, GatewayConfig, OwnNode, PeerSession};
 use crate::net::{self, Gate, HttpLimits};
 use crate::registry::Registry;
 use crate::server::{bind_tcp, bind_udp, Listeners, Service};
@@ -123,6 +121,8 @@ impl Cloud {
         listeners: CloudListeners,
         mut settings: CloudSettings,
     ) -> anyhow::Result<Self> {
+        // First: a missing or wrong key must stop the gateway before it serves anything.
+        let master = open_master_key(&settings.gateway.data_dir, registry.db()).await?;
         let service = Service::start(config, registry.clone(), listeners.tracker).await?;
         if settings.gateway.tracker_url.is_empty() {
             let http = service
@@ -154,7 +154,7 @@ impl Cloud {
             registry.clone(),
             hub.clone(),
             session.clone(),
-            master_key(&data_dir)?,
+            master,
             own,
         )
         .await
@@ -218,51 +218,13 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// The gateway's master key, made on first start and kept in the data folder (mode 0600).
-fn master_key(data_dir: &std::path::Path) -> anyhow::Result<MasterKey> {
-    std::fs::create_dir_all(data_dir)?;
-    let path = data_dir.join("master.key");
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            SystemRandom::new()
-                .fill(&mut key)
-                .map_err(|_| anyhow::anyhow!("no system randomness for the master key"))?;
-            write_private(&path, &key)?;
-            key.to_vec()
-        }
-        Err(e) => return Err(e).context("reading the master key"),
-    };
-    MasterKey::new("master-1", &bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-#[cfg(unix)]
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::write(path, bytes)?;
-    Ok(())
-}
-
 /// The gateway's own node: registered once, reused after restarts.
 async fn own_node(registry: &Registry) -> anyhow::Result<OwnNode> {
     let row: Option<(i64,)> = sqlx::query_as(
         "SELECT id FROM nodes WHERE name = ? AND revoked_at IS NULL ORDER BY id LIMIT 1",
     )
     .bind(GATEWAY_NODE_NAME)
-    .fetch_optional(registry.pool())
+    .fetch_optional(registry.reader())
     .await?;
     if let Some(token) = row.and_then(|(id,)| Some((id, registry.announce_token(id)?))) {
         return Ok(OwnNode {

@@ -6,7 +6,7 @@ mod devnet;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
-use raidtorrent_tracker::config::{Config, DEFAULT_TOML};
+use raidtorrent_tracker::config::{read_secret, read_secrets, Config, DEFAULT_TOML};
 use raidtorrent_tracker::registry::{unix_now, Registry};
 use raidtorrent_tracker::server::Service;
 use std::io::IsTerminal;
@@ -66,6 +66,9 @@ struct ServeArgs {
     /// Bearer token for the admin API (overrides admin_token).
     #[arg(long, env = "RAIDTORRENT_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// File holding the admin token, instead of --admin-token (which others see in `ps`).
+    #[arg(long, env = "RAIDTORRENT_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// Serve announces without a passkey (a public tracker; overrides open).
     #[arg(long, env = "RAIDTORRENT_OPEN")]
     open: bool,
@@ -80,6 +83,9 @@ struct ServeArgs {
         hide_env_values = true
     )]
     api_keys: Vec<String>,
+    /// File of object API keys, one a line, instead of --api-key (which others see in `ps`).
+    #[arg(long, env = "RAIDTORRENT_API_KEY_FILE")]
+    api_key_file: Option<PathBuf>,
     /// Control listener address for nodes (overrides objects.control_listen).
     #[arg(long, env = "RAIDTORRENT_CONTROL_LISTEN")]
     control_listen: Option<String>,
@@ -164,6 +170,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     if !args.api_keys.is_empty() {
         config.objects.api_keys = args.api_keys;
+    }
+    if let Some(path) = &args.api_key_file {
+        config.objects.api_keys = read_secrets(path)?;
+    }
+    if let Some(path) = &args.admin_token_file {
+        config.admin_token = Some(read_secret(path)?);
     }
     if let Some(v) = args.control_listen {
         config.objects.control_listen = v;

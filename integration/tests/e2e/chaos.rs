@@ -1,7 +1,8 @@
 //! Chaos: 12 nodes in 3 zones; objects are written and read while nodes are killed and restarted
 //! at random. At the end every object reads back byte-identical and every shard is back to its
 //! copies. Runs `RAIDTORRENT_CHAOS_SECS` seconds of chaos (20 by default; `scripts/chaos.sh` runs
-//! longer ones).
+//! longer ones). The gateway's records must keep up throughout: any record the database failed to
+//! write (a "database is locked", a transfer or reliability record not written) fails the test.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -173,4 +174,30 @@ async fn objects_survive_nodes_dying_and_returning_at_random() {
         );
     }
     eprintln!("health at the end: {:?}", gw.health_status());
+    records_were_all_written();
+}
+
+/// What the gateway logs when a record does not reach the database.
+const RECORD_FAILURES: &[&str] = &[
+    "database is locked",
+    "database table is locked",
+    "transfer outcome not recorded",
+    "writing reliability records failed",
+];
+
+fn records_were_all_written() {
+    assert!(logs::capture(), "the gateway's warnings were not captured");
+    let mut failures = std::collections::BTreeSet::new();
+    for pattern in RECORD_FAILURES {
+        let found = logs::matching(pattern);
+        eprintln!("records: {} warnings with {pattern:?}", found.len());
+        failures.extend(found);
+    }
+    let failures: Vec<String> = failures.into_iter().collect();
+    assert!(
+        failures.is_empty(),
+        "{} records not written; first: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
 }

@@ -4,10 +4,12 @@
 mod health;
 mod limits;
 mod objects;
+mod secrets;
 
 pub use health::HealthSection;
 pub use limits::LimitsConfig;
 pub use objects::ObjectConfig;
+pub use secrets::{read_secret, read_secrets};
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;

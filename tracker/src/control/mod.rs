@@ -196,6 +196,11 @@ impl ControlHub {
         }
     }
 
+    /// The records writer, for what the gateway learns about nodes besides their announces.
+    pub fn recorder(&self) -> &RecorderHandle {
+        &self.inner.recorder
+    }
+
     /// Serves node connections on an already-bound listener until `shutdown` resolves; then
     /// stops accepting, says `bye` (code `shutdown`) on every connection and waits for their
     /// tasks. Outstanding directives on them resolve as [`ControlError::Disconnected`].

@@ -1,6 +1,11 @@
 //! The orphan collector: shards no object references (deleted or replaced objects, failed or
 //! interrupted uploads) are dropped from every node that holds them, then forgotten. A node that
 //! is offline keeps its holding until a later pass finds it connected.
+//!
+//! Dropping is final, so an orphan must stay an orphan after a power loss. It does: the collector
+//! reads through the database's readers, which see a commit only once it is on disk (the writer
+//! commits with `synchronous = FULL`, `registry::db`), so the DELETE or overwrite that orphaned
+//! a shard can no longer roll back by the time its copies are dropped.
 
 use std::time::Duration;
 

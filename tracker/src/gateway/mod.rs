@@ -15,7 +15,8 @@
 //!   worker.
 //!
 //! Small objects (up to the bucket's `inline_max`) skip the swarm and live in the metadata store, as
-//! k + m tiny torrents would cost more than they protect.
+//! k + m tiny torrents would cost more than they protect; they are sealed under the master key
+//! there as every object is (`raidtorrent_codec::sealed`), so the database holds no plaintext.
 
 mod admission;
 mod audits;
@@ -28,6 +29,7 @@ mod fetch_plan;
 mod health;
 mod leases;
 mod local;
+mod master_key;
 pub mod meta;
 pub mod model;
 mod nodes;
@@ -55,6 +57,7 @@ pub use config::{GatewayConfig, HealthConfig};
 pub use error::GatewayError;
 pub use health::HealthStatus;
 pub use local::OwnNode;
+pub use master_key::{open_master_key, KeyError, MASTER_KEY_FILE};
 pub use meta::Meta;
 pub use model::{
     check_bucket_name, check_key, Body, Bucket, BucketPolicy, Listing, ObjectInfo, PolicyLimits,
@@ -111,13 +114,17 @@ impl Gateway {
         own: OwnNode,
     ) -> Result<Self, GatewayError> {
         staging::wipe_leftovers(&config.data_dir).await;
-        let meta = Meta::new(registry.pool().clone());
+        let meta = Meta::new(registry.db().clone());
         let abandoned = meta.abandon_pending().await?;
         if abandoned > 0 {
             tracing::warn!(
                 abandoned,
                 "shards of uploads cut short by a restart will be collected"
             );
+        }
+        let sealed = meta.seal_plain_inline(&master).await?;
+        if sealed > 0 {
+            tracing::info!(sealed, "small objects stored in plaintext are now sealed");
         }
         let announce = Announce::new(&config.tracker_url);
         let nodes = Arc::new(Nodes::new(hub, registry, own.id, &config.health));
@@ -286,12 +293,14 @@ impl Gateway {
             return write::put_swarm(self, &b, key, source).await;
         }
         let sha: [u8; 32] = Sha256::digest(&head).into();
+        let sealed = raidtorrent_codec::sealed::seal(&self.inner.master, &head)
+            .map_err(|e| GatewayError::Internal(format!("sealing a small object: {e}")))?;
         let object = NewObject {
             bucket,
             key,
             size: head.len() as u64,
             sha256: &sha,
-            body: StoredBody::Inline(&head),
+            body: StoredBody::Inline(&sealed),
         };
         self.inner.meta.commit_object(&object, unix_now()).await
     }
@@ -315,7 +324,8 @@ impl Gateway {
         if range.start > range.end || range.end > size {
             return Err(GatewayError::InvalidRange { size });
         }
-        if let Some(data) = row.inline_data {
+        if let Some(data) = &row.inline_data {
+            let data = self.open_inline(data, row.inline_sealed)?;
             let (tx, rx) = tokio::sync::mpsc::channel(1);
             let part = Bytes::from(data).slice(range.start as usize..range.end as usize);
             if !part.is_empty() {
@@ -330,6 +340,16 @@ impl Gateway {
         }
         let body = read::get_swarm(self, &row, range).await?;
         Ok((row.info, body))
+    }
+
+    /// A small object's bytes, unsealed (plaintext only in a row written before sealing, until
+    /// the next start seals it).
+    fn open_inline(&self, data: &[u8], sealed: bool) -> Result<Vec<u8>, GatewayError> {
+        if !sealed {
+            return Ok(data.to_vec());
+        }
+        raidtorrent_codec::sealed::open(&self.inner.master, data)
+            .map_err(|e| GatewayError::Internal(format!("opening a small object: {e}")))
     }
 
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), GatewayError> {

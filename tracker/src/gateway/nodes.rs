@@ -24,6 +24,7 @@ use super::config::HealthConfig;
 use super::GatewayError;
 use crate::control::{ConnectedNode, ControlHub};
 use crate::placement::{network_of, NodeView};
+use crate::registry::records::TransferOutcome;
 use crate::registry::{unix_now, NodeId, Registry};
 use crate::repair::NodeStatus;
 use crate::scoring::{AuditOutcome, NodeTier, Score, ScoringConfig, TransferKind};
@@ -158,21 +159,19 @@ impl Nodes {
         e.1 = Instant::now() + delay;
     }
 
-    /// Adds a transfer outcome to the node's record; a failure to record is logged, not fatal.
+    /// Adds a transfer outcome to the node's record, with the records' next batch; a failure
+    /// to record is logged, not fatal.
     pub(super) async fn record_transfer(&self, t: TransferRecord<'_>) {
-        let recorded = self
-            .registry
-            .record_transfer(
-                t.node,
-                t.kind,
-                &t.info_hash.to_hex(),
-                t.ok,
-                t.bytes,
-                t.took.as_millis() as u64,
-                unix_now(),
-            )
-            .await;
-        if let Err(e) = recorded {
+        let outcome = TransferOutcome {
+            node: t.node,
+            kind: t.kind,
+            info_hash: *t.info_hash,
+            ok: t.ok,
+            bytes: t.bytes,
+            millis: u64::try_from(t.took.as_millis()).unwrap_or(u64::MAX),
+            at: unix_now(),
+        };
+        if let Err(e) = self.hub.recorder().transfer(outcome).await {
             tracing::warn!(node = t.node, error = %e, "transfer outcome not recorded");
         }
     }

@@ -34,7 +34,7 @@ impl Registry {
             "SELECT passkey, revoked_at, zone, capacity_limit FROM nodes WHERE id = ?",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?;
         Ok(match row {
             None => NodePasskey::Unknown,

@@ -32,7 +32,7 @@ impl Registry {
         detail: &str,
         at: i64,
     ) -> Result<(), RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         ensure_node(&mut tx, node).await?;
         sqlx::query(
             "INSERT INTO audit_events (node_id, info_hash, outcome, detail, at) VALUES (?, ?, ?, ?, ?)",
@@ -79,7 +79,7 @@ impl Registry {
         millis: u64,
         at: i64,
     ) -> Result<(), RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         ensure_node(&mut tx, node).await?;
         sqlx::query(
             "INSERT INTO transfer_events (node_id, kind, info_hash, ok, bytes, millis, at)
@@ -103,7 +103,7 @@ impl Registry {
     /// held what, and from where, is kept no longer than the scores need). Returns the rows
     /// deleted.
     pub async fn prune_events(&self, before: i64) -> Result<u64, RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let mut n = 0;
         for sql in [
             "DELETE FROM audit_events WHERE at < ?",
@@ -134,7 +134,7 @@ impl Registry {
     ) -> Result<HashMap<NodeId, Score>, RegistryError> {
         let revoked: Vec<(NodeId,)> =
             sqlx::query_as("SELECT id FROM nodes WHERE revoked_at IS NOT NULL")
-                .fetch_all(self.pool())
+                .fetch_all(self.reader())
                 .await?;
         let mut all = self.compute_scores(None, now, cfg).await?;
         for (id,) in revoked {
@@ -160,7 +160,7 @@ impl Registry {
     /// Clears a node's disqualification and starts its audit history afresh: earlier audits no
     /// longer count, and it must be vetted again. Returns whether it was disqualified.
     pub async fn requalify(&self, node: NodeId, at: i64) -> Result<bool, RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         ensure_node(&mut tx, node).await?;
         let was: Option<(Option<i64>,)> =
             sqlx::query_as("SELECT disqualified_at FROM node_standing WHERE node_id = ?")
@@ -191,7 +191,7 @@ impl Registry {
         now: i64,
         cfg: &ScoringConfig,
     ) -> Result<HashMap<NodeId, NodeFacts>, RegistryError> {
-        let pool = self.pool();
+        let pool = self.reader();
         let ids: Vec<(NodeId,)> =
             sqlx::query_as("SELECT id FROM nodes WHERE ?1 IS NULL OR id = ?1")
                 .bind(only)
@@ -332,7 +332,7 @@ impl Registry {
             out.insert(id, s);
         }
         if !newly.is_empty() {
-            let mut tx = self.pool().begin().await?;
+            let mut tx = self.writer().begin().await?;
             for (id, reason) in &newly {
                 sqlx::query(
                     "INSERT INTO node_standing (node_id, disqualified_at, disqualified_reason)

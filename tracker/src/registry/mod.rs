@@ -13,14 +13,16 @@
 //!   torrents carry the announce token derived from it.
 
 pub mod control_records;
+pub mod db;
 pub mod events;
 pub mod records;
 pub mod registration;
 pub mod report;
 pub mod tokens;
 
+pub use db::Db;
+
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -82,7 +84,7 @@ pub use tokens::TokenStatus;
 /// Handle to the node registry; cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
-    pool: SqlitePool,
+    db: Db,
     tokens: Arc<RwLock<tokens::Tokens>>,
     /// Bumped after every revocation, so live control sessions close at once.
     revocations: Arc<tokio::sync::watch::Sender<u64>>,
@@ -96,61 +98,52 @@ pub fn unix_now() -> i64 {
 }
 
 impl Registry {
-    /// Opens (creating if needed) the database at `path` in WAL mode and migrates it.
+    /// Opens (creating if needed) the database at `path` and migrates it (see [`db`]).
     pub async fn open(path: &Path) -> Result<Self, RegistryError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        Self::from_pool(pool).await
+        Self::from_db(Db::open(path).await?).await
     }
 
     /// An in-memory database (one connection, gone when dropped), for tests and trials.
     pub async fn open_in_memory() -> Result<Self, RegistryError> {
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await?;
-        Self::from_pool(pool).await
+        Self::from_db(Db::open_in_memory().await?).await
     }
 
-    async fn from_pool(pool: SqlitePool) -> Result<Self, RegistryError> {
-        sqlx::migrate!("./migrations").run(&pool).await?;
+    async fn from_db(db: Db) -> Result<Self, RegistryError> {
+        sqlx::migrate!("./migrations").run(db.writer()).await?;
         let found: i64 = sqlx::query_scalar("SELECT version FROM format WHERE name = 'records'")
-            .fetch_one(&pool)
+            .fetch_one(db.reader())
             .await?;
         if found > RECORDS_FORMAT {
             return Err(RegistryError::NewerFormat { found });
         }
         let rows: Vec<(String, NodeId, Option<i64>)> =
             sqlx::query_as("SELECT passkey, id, revoked_at FROM nodes")
-                .fetch_all(&pool)
+                .fetch_all(db.reader())
                 .await?;
         let mut tokens = tokens::Tokens::default();
         for (passkey, id, revoked) in rows {
             tokens.insert(id, &passkey, revoked.is_some());
         }
         Ok(Registry {
-            pool,
+            db,
             tokens: Arc::new(RwLock::new(tokens)),
             revocations: Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 
-    /// The connection pool (for the recorder and reports).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The database (the gateway's metadata shares it).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Connections for queries that only read.
+    pub fn reader(&self) -> &SqlitePool {
+        self.db.reader()
+    }
+
+    /// The one connection every write goes through.
+    pub fn writer(&self) -> &SqlitePool {
+        self.db.writer()
     }
 
     fn tokens(&self) -> std::sync::RwLockReadGuard<'_, tokens::Tokens> {
@@ -196,7 +189,7 @@ impl Registry {
         )
         .bind(unix_now())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.writer())
         .await?;
         row.ok_or(RegistryError::NoSuchNode(id))?;
         self.tokens_mut().revoke(id);
@@ -209,7 +202,7 @@ impl Registry {
         let sql = format!("SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?");
         sqlx::query_as::<_, NodeRow>(&sql)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?
             .map(Node::from)
             .ok_or(RegistryError::NoSuchNode(id))
@@ -218,13 +211,13 @@ impl Registry {
     /// All nodes, oldest first.
     pub async fn nodes(&self) -> Result<Vec<Node>, RegistryError> {
         let sql = format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY id");
-        let rows: Vec<NodeRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
+        let rows: Vec<NodeRow> = sqlx::query_as(&sql).fetch_all(self.reader()).await?;
         Ok(rows.into_iter().map(Node::from).collect())
     }
 
-    /// Closes the pool, waiting for connections to finish (checkpointing the WAL).
+    /// Closes the database, waiting for connections to finish (checkpointing the WAL).
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
 }
 

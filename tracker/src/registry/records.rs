@@ -19,10 +19,14 @@
 //!
 //! Invariants: the hot path only calls [`RecorderHandle::observe`], which never blocks (a full
 //! channel drops the observation and counts it in `dropped`); the recorder owns all writes to
-//! `node_stats`, `node_hours`, `node_days`, `node_torrents` and `node_addresses`.
+//! `node_stats`, `node_hours`, `node_days`, `node_torrents` and `node_addresses`. Transfer
+//! outcomes ([`RecorderHandle::transfer`]) ride the same batches into `transfer_events`: every
+//! commit waits for the disk (see [`super::db`]), so one per batch rather than one per transfer;
+//! they wait for room in the channel rather than be dropped.
 
 use super::{NodeId, Registry, RegistryError};
 use crate::protocol::InfoHash;
+use crate::scoring::TransferKind;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,8 +54,22 @@ pub struct Observation {
     pub completed: bool,
 }
 
+/// One transfer to or from a node: whether it succeeded, its size and duration.
+#[derive(Clone, Debug)]
+pub struct TransferOutcome {
+    pub node: NodeId,
+    pub kind: TransferKind,
+    pub info_hash: InfoHash,
+    pub ok: bool,
+    pub bytes: u64,
+    pub millis: u64,
+    /// Unix seconds.
+    pub at: i64,
+}
+
 enum Message {
     Observe(Observation),
+    Transfer(TransferOutcome),
     Flush(oneshot::Sender<Result<(), String>>),
 }
 
@@ -68,6 +86,14 @@ impl RecorderHandle {
         if self.tx.try_send(Message::Observe(o)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Queues a transfer's outcome for the next batch; waits for room rather than lose it.
+    pub async fn transfer(&self, t: TransferOutcome) -> Result<(), String> {
+        self.tx
+            .send(Message::Transfer(t))
+            .await
+            .map_err(|_| "recorder has stopped".to_owned())
     }
 
     /// Writes everything queued so far to the database.
@@ -120,6 +146,7 @@ pub struct Recorder {
     rx: mpsc::Receiver<Message>,
     live: HashMap<NodeId, Live>,
     pending: HashMap<NodeId, Pending>,
+    transfers: Vec<TransferOutcome>,
     flush_every: Duration,
 }
 
@@ -131,7 +158,7 @@ pub async fn recorder(
 ) -> Result<(Recorder, RecorderHandle), RegistryError> {
     let rows: Vec<(NodeId, i64, Option<String>)> =
         sqlx::query_as("SELECT node_id, last_seen, last_addr FROM node_stats")
-            .fetch_all(registry.pool())
+            .fetch_all(registry.reader())
             .await?;
     let live = rows
         .into_iter()
@@ -155,6 +182,7 @@ pub async fn recorder(
         rx,
         live,
         pending: HashMap::new(),
+        transfers: Vec::new(),
         flush_every,
     };
     Ok((recorder, handle))
@@ -187,6 +215,7 @@ impl Recorder {
     async fn handle(&mut self, m: Message) {
         match m {
             Message::Observe(o) => self.fold(o),
+            Message::Transfer(t) => self.transfers.push(t),
             Message::Flush(ack) => {
                 let r = self.flush().await.map_err(|e| e.to_string());
                 let _ = ack.send(r);
@@ -255,23 +284,48 @@ impl Recorder {
         a.1 = a.1.max(o.at);
     }
 
-    /// Adds all pending deltas to the database in one transaction.
+    /// Adds all pending deltas and transfer outcomes to the database in one transaction.
     pub async fn flush(&mut self) -> Result<(), RegistryError> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.transfers.is_empty() {
             return Ok(());
         }
-        let mut tx = self.registry.pool().begin().await?;
+        let mut tx = self.registry.writer().begin().await?;
         for (node, p) in &self.pending {
             write_pending(&mut tx, *node, p).await?;
         }
+        for t in &self.transfers {
+            write_transfer(&mut tx, t).await?;
+        }
         tx.commit().await?;
         self.pending.clear();
+        self.transfers.clear();
         Ok(())
     }
 }
 
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A transfer outcome, unless its node is no longer registered.
+async fn write_transfer(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    t: &TransferOutcome,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO transfer_events (node_id, kind, info_hash, ok, bytes, millis, at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)",
+    )
+    .bind(t.node)
+    .bind(t.kind.as_str())
+    .bind(t.info_hash.to_hex())
+    .bind(t.ok)
+    .bind(clamp_i64(t.bytes))
+    .bind(clamp_i64(t.millis))
+    .bind(t.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Rows per multi-row INSERT (5 parameters each, far below SQLite's limit).

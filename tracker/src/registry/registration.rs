@@ -96,7 +96,7 @@ impl Registry {
         .bind(created_at)
         .bind(&registration.zone)
         .bind(registration.capacity_limit.map(|l| l as i64))
-        .fetch_one(&self.pool)
+        .fetch_one(self.writer())
         .await?;
         self.tokens_mut().insert(id, &passkey, false);
         Ok(NewNode {
@@ -123,7 +123,7 @@ impl Registry {
             .bind(&registration.zone)
             .bind(registration.capacity_limit.map(|l| l as i64))
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         if done.rows_affected() == 0 {
             return Err(RegistryError::NoSuchNode(id));

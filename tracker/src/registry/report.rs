@@ -111,7 +111,7 @@ impl Registry {
         )
         .bind(id)
         .bind(MAX_LISTED_TORRENTS)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         r.torrents = Some(
             torrents
@@ -131,7 +131,7 @@ impl Registry {
              WHERE node_id = ? ORDER BY last_seen DESC, addr LIMIT 100",
         )
         .bind(id)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         r.addresses = Some(
             addresses
@@ -177,19 +177,19 @@ impl Registry {
              FROM node_stats WHERE node_id = ?",
         )
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reader())
         .await?;
         let hours: Vec<(i64, i64)> =
             sqlx::query_as("SELECT hour, online_secs FROM node_hours WHERE node_id = ?")
                 .bind(id)
-                .fetch_all(self.pool())
+                .fetch_all(self.reader())
                 .await?;
         let (seeding, leeching): (i64, i64) = sqlx::query_as(
             "SELECT coalesce(sum(seeding), 0), coalesce(sum(1 - seeding), 0)
              FROM node_torrents WHERE node_id = ?",
         )
         .bind(id)
-        .fetch_one(self.pool())
+        .fetch_one(self.reader())
         .await?;
         let mut report = match stats {
             Some(s) => NodeReport::from_stats(node, score, &s, &hours, now),

@@ -147,7 +147,7 @@ async fn newer_format_is_refused() {
     let path = dir.path().join("t.db");
     let r = Registry::open(&path).await.unwrap();
     sqlx::query("UPDATE format SET version = 99 WHERE name = 'records'")
-        .execute(r.pool())
+        .execute(r.writer())
         .await
         .unwrap();
     r.close().await;
@@ -173,6 +173,50 @@ mod scoring {
     }
 
     #[tokio::test]
+    async fn transfer_outcomes_ride_the_recorders_batches() {
+        use super::records::TransferOutcome;
+        let r = Registry::open_in_memory().await.unwrap();
+        let id = r.create_node("alpha").await.unwrap().node.id;
+        let (rec, h) = recorder(r.clone(), 100, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let task = tokio::spawn(rec.run(std::future::pending()));
+        let now = 1_700_000_000;
+        let outcome = |node, ok| TransferOutcome {
+            node,
+            kind: TransferKind::Hold,
+            info_hash: InfoHash([7; 20]),
+            ok,
+            bytes: 1 << 20,
+            millis: 100,
+            at: now,
+        };
+        h.transfer(outcome(id, true)).await.unwrap();
+        h.transfer(outcome(id, false)).await.unwrap();
+        // A node no longer registered: skipped, without failing the batch.
+        h.transfer(outcome(id + 1, true)).await.unwrap();
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM transfer_events")
+                .fetch_one(r.reader())
+                .await
+                .unwrap()
+        };
+        assert_eq!(
+            count().await,
+            0,
+            "written with the next batch, not one by one"
+        );
+        h.flush().await.unwrap();
+        assert_eq!(count().await, 2);
+        let s = r.score(id, now, &ScoringConfig::default()).await.unwrap();
+        assert!(
+            s.transfer_success > 0.0 && s.transfer_success < 1.0,
+            "{s:?}"
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
     async fn recorder_keeps_online_time_per_day() {
         let r = Registry::open_in_memory().await.unwrap();
         let id = r.create_node("alpha").await.unwrap().node.id;
@@ -190,7 +234,7 @@ mod scoring {
         let rows: Vec<(i64, i64)> =
             sqlx::query_as("SELECT day, online_secs FROM node_days WHERE node_id = ? ORDER BY day")
                 .bind(id)
-                .fetch_all(r.pool())
+                .fetch_all(r.reader())
                 .await
                 .unwrap();
         let d = midnight / DAY;
@@ -297,7 +341,7 @@ mod scoring {
         .bind(old / DAY - 1)
         .bind(id)
         .bind(now / DAY)
-        .execute(r.pool())
+        .execute(r.writer())
         .await
         .unwrap();
         // One stale and one recent torrent and address each.
@@ -310,7 +354,7 @@ mod scoring {
             .bind(hash)
             .bind(last_seen)
             .bind(last_seen)
-            .execute(r.pool())
+            .execute(r.writer())
             .await
             .unwrap();
             sqlx::query(
@@ -321,7 +365,7 @@ mod scoring {
             .bind(addr)
             .bind(last_seen)
             .bind(last_seen)
-            .execute(r.pool())
+            .execute(r.writer())
             .await
             .unwrap();
         }
@@ -330,7 +374,7 @@ mod scoring {
         let left: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM node_torrents) + (SELECT count(*) FROM node_addresses)",
         )
-        .fetch_one(r.pool())
+        .fetch_one(r.writer())
         .await
         .unwrap();
         assert_eq!(left, 2, "what was seen within the window stays");
@@ -344,7 +388,7 @@ mod scoring {
         audits(&r, id, AuditOutcome::Fail, 3, old).await;
         r.scores(now, &cfg).await.unwrap();
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
-            .fetch_one(r.pool())
+            .fetch_one(r.reader())
             .await
             .unwrap();
         assert_eq!(left, 5);

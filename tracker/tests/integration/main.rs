@@ -9,6 +9,7 @@ mod control;
 mod devnet;
 mod http;
 mod interop;
+mod keys;
 mod librqbit;
 mod records;
 mod udp;

@@ -57,7 +57,7 @@ pub struct AuditCandidate {
 impl Meta {
     /// Records the shards of an upload in flight, before any node is told to hold them.
     pub async fn begin_shards(&self, shards: &[ShardRow], now: i64) -> Result<(), GatewayError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         for s in shards {
             sqlx::query(
                 "INSERT INTO shards (info_hash, object_id, idx, length, info, state, created_at)
@@ -77,7 +77,7 @@ impl Meta {
 
     /// The upload failed: its shards become orphans.
     pub async fn abandon_shards(&self, info_hashes: &[InfoHash]) -> Result<(), GatewayError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         for ih in info_hashes {
             sqlx::query(
                 "UPDATE shards SET state = 'orphan' WHERE info_hash = ? AND state = 'pending'",
@@ -93,7 +93,7 @@ impl Meta {
     /// Uploads do not survive a restart: their shards become orphans to collect.
     pub async fn abandon_pending(&self) -> Result<u64, GatewayError> {
         let r = sqlx::query("UPDATE shards SET state = 'orphan' WHERE state = 'pending'")
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(r.rows_affected())
     }
@@ -103,7 +103,7 @@ impl Meta {
             "SELECT info_hash, idx, length, info FROM shards WHERE object_id = ? ORDER BY idx",
         )
         .bind(object_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         rows.iter().map(shard_row).collect()
     }
@@ -114,7 +114,7 @@ impl Meta {
             "SELECT info_hash, idx, length, info FROM shards WHERE info_hash = ? AND state = 'live'",
         )
         .bind(info_hash.to_hex())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reader())
         .await?;
         row.as_ref().map(shard_row).transpose()
     }
@@ -124,7 +124,7 @@ impl Meta {
         let row =
             sqlx::query("SELECT info_hash, idx, length, info FROM shards WHERE info_hash = ?")
                 .bind(info_hash.to_hex())
-                .fetch_optional(self.pool())
+                .fetch_optional(self.reader())
                 .await?;
         row.as_ref().map(shard_row).transpose()
     }
@@ -136,7 +136,7 @@ impl Meta {
              JOIN buckets b ON b.name = o.bucket WHERE s.info_hash = ?",
         )
         .bind(info_hash.to_hex())
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reader())
         .await?;
         match row {
             None => Ok(0),
@@ -148,7 +148,7 @@ impl Meta {
     pub async fn orphans(&self, limit: u32) -> Result<Vec<(InfoHash, Vec<NodeId>)>, GatewayError> {
         let rows = sqlx::query("SELECT info_hash FROM shards WHERE state = 'orphan' LIMIT ?")
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(self.reader())
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -168,7 +168,7 @@ impl Meta {
         )
         .bind(&ih)
         .bind(&ih)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -219,7 +219,7 @@ impl Meta {
             .bind(node)
             .bind(now)
             .bind(&ih)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -232,7 +232,7 @@ impl Meta {
         sqlx::query("DELETE FROM holdings WHERE info_hash = ? AND node_id = ?")
             .bind(info_hash.to_hex())
             .bind(node)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -250,7 +250,7 @@ impl Meta {
         .bind(info_hash.to_hex())
         .bind(node)
         .bind(before)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -258,7 +258,7 @@ impl Meta {
     pub async fn holders(&self, info_hash: &InfoHash) -> Result<Vec<NodeId>, GatewayError> {
         let rows = sqlx::query("SELECT node_id FROM holdings WHERE info_hash = ? ORDER BY node_id")
             .bind(info_hash.to_hex())
-            .fetch_all(self.pool())
+            .fetch_all(self.reader())
             .await?;
         Ok(rows.iter().map(|r| r.get("node_id")).collect())
     }
@@ -269,7 +269,7 @@ impl Meta {
             "SELECT node_id FROM holdings WHERE info_hash = ? AND failed_at IS NOT NULL",
         )
         .bind(info_hash.to_hex())
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         Ok(rows.iter().map(|r| r.get("node_id")).collect())
     }
@@ -286,7 +286,7 @@ impl Meta {
         )
         .bind(info_hash.to_hex())
         .bind(node)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.reader())
         .await?;
         Ok(found.is_some())
     }
@@ -298,7 +298,7 @@ impl Meta {
              JOIN shards s ON s.info_hash = h.info_hash AND s.state = 'live'
              WHERE h.failed_at IS NULL",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         rows.iter()
             .map(|r| {
@@ -331,7 +331,7 @@ impl Meta {
         .bind(at)
         .bind(info_hash.to_hex())
         .bind(node)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(r.rows_affected() == 1)
     }

@@ -13,12 +13,15 @@
 //! types here, at the edge, and nowhere else.
 
 mod copies;
+mod keys;
 mod snapshot;
 #[cfg(test)]
 mod tests;
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
+
+use crate::registry::Db;
 
 pub use copies::{AuditCandidate, ShardRow};
 
@@ -29,7 +32,7 @@ use raidtorrent_codec::InfoHash;
 /// Metadata access; cheap to clone.
 #[derive(Clone)]
 pub struct Meta {
-    pool: SqlitePool,
+    db: Db,
 }
 
 /// An object row.
@@ -38,6 +41,8 @@ pub struct ObjectRow {
     pub id: i64,
     pub info: ObjectInfo,
     pub inline_data: Option<Vec<u8>>,
+    /// Whether `inline_data` is sealed under the master key (always, once the gateway started).
+    pub inline_sealed: bool,
     pub manifest: Option<Vec<u8>>,
 }
 
@@ -54,7 +59,8 @@ pub struct NewObject<'a> {
 /// Where an object's bytes live.
 #[derive(Debug, Clone, Copy)]
 pub enum StoredBody<'a> {
-    /// In the metadata store itself (small objects).
+    /// In the metadata store itself (small objects), sealed under the master key
+    /// (`raidtorrent_codec::sealed`).
     Inline(&'a [u8]),
     /// In the swarm: the manifest, and the shards recorded with [`Meta::begin_shards`].
     Swarm {
@@ -90,12 +96,17 @@ fn policy_col(r: &SqliteRow) -> Result<BucketPolicy, GatewayError> {
 }
 
 impl Meta {
-    pub fn new(pool: SqlitePool) -> Self {
-        Meta { pool }
+    pub fn new(db: Db) -> Self {
+        Meta { db }
     }
 
-    fn pool(&self) -> &SqlitePool {
-        &self.pool
+    fn reader(&self) -> &SqlitePool {
+        self.db.reader()
+    }
+
+    /// Every write goes here (see [`Db`]: one writer, each commit on disk when it returns).
+    fn writer(&self) -> &SqlitePool {
+        self.db.writer()
     }
 
     pub async fn create_bucket(
@@ -111,7 +122,7 @@ impl Meta {
         .bind(name)
         .bind(json)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         if r.rows_affected() == 0 {
             return Err(GatewayError::BucketExists(name.to_owned()));
@@ -126,7 +137,7 @@ impl Meta {
     pub async fn bucket(&self, name: &str) -> Result<Bucket, GatewayError> {
         let row = sqlx::query("SELECT policy, created_at FROM buckets WHERE name = ?")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await?
             .ok_or_else(|| GatewayError::NoSuchBucket(name.to_owned()))?;
         Ok(Bucket {
@@ -138,7 +149,7 @@ impl Meta {
 
     pub async fn buckets(&self) -> Result<Vec<Bucket>, GatewayError> {
         let rows = sqlx::query("SELECT name, policy, created_at FROM buckets ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.reader())
             .await?;
         rows.iter()
             .map(|r| {
@@ -153,17 +164,19 @@ impl Meta {
 
     pub async fn object(&self, bucket: &str, key: &str) -> Result<ObjectRow, GatewayError> {
         let r = sqlx::query(
-            "SELECT id, key, size, sha256, created_at, inline_data, manifest FROM objects WHERE bucket = ? AND key = ?",
+            "SELECT id, key, size, sha256, created_at, inline_data, inline_sealed, manifest
+             FROM objects WHERE bucket = ? AND key = ?",
         )
         .bind(bucket)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await?
         .ok_or_else(|| GatewayError::NoSuchKey(key.to_owned()))?;
         Ok(ObjectRow {
             id: r.get("id"),
             info: object_info(bucket, &r),
             inline_data: r.get("inline_data"),
+            inline_sealed: r.get("inline_sealed"),
             manifest: r.get("manifest"),
         })
     }
@@ -173,7 +186,7 @@ impl Meta {
         let bucket: Option<(String, String)> =
             sqlx::query_as("SELECT bucket, key FROM objects WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.reader())
                 .await?;
         let (bucket, key) =
             bucket.ok_or_else(|| GatewayError::NoSuchKey(format!("object {id}")))?;
@@ -201,7 +214,7 @@ impl Meta {
         .bind(upper)
         .bind(after)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         Ok(rows
             .iter()
@@ -223,11 +236,12 @@ impl Meta {
             StoredBody::Inline(data) => (Some(data), None, &[][..]),
             StoredBody::Swarm { manifest, shards } => (None, Some(manifest), shards),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer().begin().await?;
         orphan_object(&mut tx, o.bucket, o.key).await?;
         let id: i64 = sqlx::query(
-            "INSERT INTO objects (bucket, key, size, sha256, created_at, inline_data, manifest)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO objects
+                 (bucket, key, size, sha256, created_at, inline_data, inline_sealed, manifest)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(o.bucket)
         .bind(o.key)
@@ -235,6 +249,7 @@ impl Meta {
         .bind(&o.sha256[..])
         .bind(now)
         .bind(inline_data)
+        .bind(inline_data.is_some())
         .bind(manifest)
         .fetch_one(&mut *tx)
         .await?
@@ -266,7 +281,7 @@ impl Meta {
 
     /// Removes an object; its shards become orphans.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), GatewayError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer().begin().await?;
         if !orphan_object(&mut tx, bucket, key).await? {
             return Err(GatewayError::NoSuchKey(key.to_owned()));
         }
@@ -274,13 +289,16 @@ impl Meta {
         Ok(())
     }
 
-    /// Notes that an object was read at UTC hour `hour` (0-23).
+    /// Notes that an object was read at UTC hour `hour` (0-23). Only the first read in an hour
+    /// writes: the others match no row and commit nothing.
     pub async fn note_read(&self, object: i64, hour: u32) -> Result<(), GatewayError> {
-        sqlx::query("UPDATE objects SET read_hours = read_hours | ? WHERE id = ?")
-            .bind(i64::from(1u32 << (hour % 24)))
-            .bind(object)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE objects SET read_hours = read_hours | ?1 WHERE id = ?2 AND read_hours & ?1 = 0",
+        )
+        .bind(i64::from(1u32 << (hour % 24)))
+        .bind(object)
+        .execute(self.writer())
+        .await?;
         Ok(())
     }
 }

@@ -19,7 +19,7 @@ impl Meta {
              LEFT JOIN holdings h ON h.info_hash = s.info_hash
              ORDER BY o.id, s.idx, h.node_id",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.reader())
         .await?;
         let mut out: Vec<ObjectState> = Vec::new();
         for r in rows {

@@ -14,7 +14,7 @@ const POLICY: BucketPolicy = BucketPolicy {
 
 async fn meta() -> (Registry, Meta) {
     let registry = Registry::open_in_memory().await.unwrap();
-    let meta = Meta::new(registry.pool().clone());
+    let meta = Meta::new(registry.db().clone());
     (registry, meta)
 }
 
@@ -165,4 +165,31 @@ async fn listing_by_prefix_in_key_order() {
         m.delete_object("b-1", "a/2").await,
         Err(GatewayError::NoSuchKey(_))
     ));
+}
+
+#[tokio::test]
+async fn small_objects_stored_in_plaintext_are_sealed_once() {
+    let (registry, m) = meta().await;
+    m.create_bucket("b-1", &POLICY, 1).await.unwrap();
+    // A row as a gateway wrote it before small objects were sealed.
+    sqlx::query(
+        "INSERT INTO objects (bucket, key, size, sha256, created_at, inline_data)
+         VALUES ('b-1', 'old', 5, x'00', 1, CAST('hello' AS BLOB))",
+    )
+    .execute(registry.writer())
+    .await
+    .unwrap();
+    let master = raidtorrent_codec::MasterKey::new("master-1", &[3; 32]).unwrap();
+    assert_eq!(m.seal_plain_inline(&master).await.unwrap(), 1);
+    assert_eq!(
+        m.seal_plain_inline(&master).await.unwrap(),
+        0,
+        "sealed once"
+    );
+    let row = m.object("b-1", "old").await.unwrap();
+    assert!(row.inline_sealed);
+    let stored = row.inline_data.unwrap();
+    assert!(!stored.windows(5).any(|w| w == b"hello"));
+    let opened = raidtorrent_codec::sealed::open(&master, &stored).unwrap();
+    assert_eq!(opened, b"hello");
 }
