@@ -183,6 +183,9 @@ read_hedge = 1
 segment_target = 33554432
 # Seconds between runs of the collector that drops unreferenced shards from nodes.
 collect_interval_secs = 60
+# Seconds a node must have been connected before the collector drops the copies it reports that
+# the gateway does not track (copies of uploads a crash cut short, holds that timed out).
+reconcile_settle_secs = 60
 
 [objects.default_policy]
 # Policy of buckets created without one: any k of k + m shards rebuild an object, every shard

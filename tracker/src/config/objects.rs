@@ -50,6 +50,9 @@ pub struct ObjectConfig {
     pub segment_target: u64,
     /// Seconds between runs of the collector that drops unreferenced shards from nodes.
     pub collect_interval_secs: u64,
+    /// Seconds a node must have been connected before the collector drops the copies it
+    /// reports that the gateway does not track.
+    pub reconcile_settle_secs: u64,
     /// Audits, repair and rebalance.
     pub health: HealthSection,
 }
@@ -73,6 +76,7 @@ impl Default for ObjectConfig {
             read_hedge: g.read_hedge,
             segment_target: g.segment_target,
             collect_interval_secs: g.collect_interval.as_secs(),
+            reconcile_settle_secs: g.reconcile_settle.as_secs(),
             health: HealthSection::from(&g.health),
         }
     }
@@ -162,6 +166,7 @@ impl ObjectConfig {
             read_hedge: self.read_hedge,
             segment_target: self.segment_target,
             collect_interval: Duration::from_secs(self.collect_interval_secs),
+            reconcile_settle: Duration::from_secs(self.reconcile_settle_secs),
             health: self.health.to_config(scoring),
         }
     }

@@ -5,9 +5,14 @@
 //! is recorded against the node, counted in its load while in flight, and backs it off when it
 //! fails. A confirmed copy is recorded while its shard is pending or live; a copy confirmed for a
 //! shard that went away meanwhile is recorded against the orphan, so the collector drops it.
+//! Every hold is in flight (`in_flight`) from before its directive until its copy is recorded;
+//! one that ends otherwise (refused, timed out, node gone, its task cancelled) leaves its copy
+//! to the collector, which drops it: a node that finishes a fetch nobody waits for any more
+//! does not keep a copy the gateway does not track.
 //!
 //! Drop: the directive, awaited with the drop timeout; the copy is forgotten once the node
-//! confirms.
+//! confirms. A drop of an untracked copy (a failed hold's, or one reconciliation found) is sent
+//! only while no hold of it is in flight.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +23,7 @@ use raidtorrent_codec::{InfoHash, ShardInfo};
 use raidtorrent_proto::{Hold, MetainfoSource};
 use tokio::task::JoinSet;
 
+use super::in_flight::{CopiesInFlight, CopyOf};
 use super::local::Announce;
 use super::meta::Meta;
 use super::nodes::{Nodes, TransferRecord};
@@ -34,6 +40,7 @@ pub(super) struct Copies {
     announce: Announce,
     hold_timeout: Duration,
     drop_timeout: Duration,
+    in_flight: Arc<CopiesInFlight>,
 }
 
 /// A transfer counted in its node's load until it ends, or until its task is cancelled.
@@ -91,6 +98,7 @@ impl Copies {
         announce: Announce,
         hold_timeout: Duration,
         drop_timeout: Duration,
+        in_flight: Arc<CopiesInFlight>,
     ) -> Self {
         Copies {
             nodes,
@@ -98,6 +106,7 @@ impl Copies {
             announce,
             hold_timeout,
             drop_timeout,
+            in_flight,
         }
     }
 
@@ -133,6 +142,11 @@ impl Copies {
             };
             directives.push((job, hold));
         }
+        let mut tickets = Vec::with_capacity(directives.len());
+        for (job, _) in &directives {
+            let copy = (job.shard.info_hash(), job.node);
+            tickets.push(Some(self.in_flight.begin_hold(copy).await));
+        }
         let mut running = JoinSet::new();
         let mut tasks = HashMap::new();
         for (i, (job, hold)) in directives.into_iter().enumerate() {
@@ -167,7 +181,15 @@ impl Copies {
             };
             self.nodes.record_transfer(transfer).await;
             let outcome = match outcome {
-                Ok(()) => self.record(&ih, job.node).await,
+                Ok(()) => match self.record(&ih, job.node).await {
+                    (true, outcome) => {
+                        if let Some(t) = tickets[i].take() {
+                            t.recorded();
+                        }
+                        outcome
+                    }
+                    (false, outcome) => outcome,
+                },
                 Err(e) => Err(e),
             };
             held.push(Held {
@@ -206,27 +228,46 @@ impl Copies {
         }
     }
 
-    /// Records a confirmed copy. A copy of a shard that went away meanwhile is recorded against
-    /// the orphan, so the collector drops it (and retries until the node confirms); only when
-    /// even the orphan is gone is it dropped here, once.
-    async fn record(&self, ih: &InfoHash, node: NodeId) -> Result<(), String> {
+    /// Records a confirmed copy; returns whether the copy is recorded, and the hold's outcome.
+    /// A copy of a shard that went away meanwhile is recorded against the orphan, so the
+    /// collector drops it (and retries until the node confirms); one that is not recorded at all
+    /// (even the orphan is gone, or the record failed) is left to the collector by its ticket.
+    async fn record(&self, ih: &InfoHash, node: NodeId) -> (bool, Result<(), String>) {
         let now = unix_now();
-        let why = match self.meta.add_holding(ih, node, now).await {
-            Ok(true) => return Ok(()),
-            Ok(false) => "its shard is no longer stored",
-            Err(e) => return Err(format!("node {node}: copy not recorded: {e}")),
-        };
-        match self.meta.add_orphan_holding(ih, node, now).await {
-            Ok(true) => {
-                tracing::info!(node, info_hash = %ih, "copy of an orphan; the collector drops it")
-            }
-            _ => {
-                if let Err(e) = self.drop(node, ih).await {
-                    tracing::warn!(node, info_hash = %ih, error = %e, "copy of a forgotten shard not dropped");
-                }
-            }
+        match self.meta.add_holding(ih, node, now).await {
+            Ok(true) => return (true, Ok(())),
+            Ok(false) => {}
+            Err(e) => return (false, Err(format!("node {node}: copy not recorded: {e}"))),
         }
-        Err(format!("node {node}: copy not counted: {why}"))
+        let orphan = matches!(self.meta.add_orphan_holding(ih, node, now).await, Ok(true));
+        if orphan {
+            tracing::info!(node, info_hash = %ih, "copy of an orphan; the collector drops it");
+        }
+        let why = format!("node {node}: copy not counted: its shard is no longer stored");
+        (orphan, Err(why))
+    }
+
+    /// The copies whose holds are in flight now.
+    pub(super) fn holds_in_flight(&self) -> std::collections::HashSet<CopyOf> {
+        self.in_flight.holds()
+    }
+
+    /// Takes the copies of holds that ended without their copy recorded.
+    pub(super) fn take_unrecorded(&self) -> Vec<CopyOf> {
+        self.in_flight.take_queued()
+    }
+
+    /// Drops a copy the gateway does not track, unless a hold of it is in flight or a holding of
+    /// it was recorded meanwhile (both checked after the copy is marked, so no hold of it starts
+    /// until the node answers). Returns whether a drop was sent and confirmed.
+    pub(super) async fn drop_untracked(&self, (ih, node): CopyOf) -> Result<bool, GatewayError> {
+        let Some(_dropping) = self.in_flight.begin_drop((ih, node)) else {
+            return Ok(false);
+        };
+        if self.meta.is_recorded(&ih, node).await? {
+            return Ok(false);
+        }
+        self.drop(node, &ih).await.map(|()| true)
     }
 
     /// Tells `node` to drop its copy and forgets the copy once the node confirms.
