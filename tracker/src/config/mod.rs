@@ -218,6 +218,9 @@ max_gets = 64
 queue_timeout_secs = 10
 # Seconds an upload may go without sending a byte before it fails.
 body_timeout_secs = 30
+# Seconds a node must have been connected before the collector drops the copies it reports that
+# the gateway does not track (copies of uploads a crash cut short, holds that timed out).
+reconcile_settle_secs = 60
 
 [objects.default_policy]
 # Policy of buckets created without one: any k of k + m shards rebuild an object, every shard

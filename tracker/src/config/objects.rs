@@ -60,6 +60,9 @@ pub struct ObjectConfig {
     pub body_timeout_secs: u64,
     /// The bucket policies clients may ask for.
     pub policy_limits: PolicyLimits,
+    /// Seconds a node must have been connected before the collector drops the copies it
+    /// reports that the gateway does not track.
+    pub reconcile_settle_secs: u64,
     /// Audits, repair and rebalance.
     pub health: HealthSection,
 }
@@ -88,6 +91,7 @@ impl Default for ObjectConfig {
             queue_timeout_secs: g.queue_timeout.as_secs(),
             body_timeout_secs: g.body_timeout.as_secs(),
             policy_limits: g.policy_limits,
+            reconcile_settle_secs: g.reconcile_settle.as_secs(),
             health: HealthSection::from(&g.health),
         }
     }
@@ -203,6 +207,7 @@ impl ObjectConfig {
             queue_timeout: Duration::from_secs(self.queue_timeout_secs),
             body_timeout: Duration::from_secs(self.body_timeout_secs),
             policy_limits: self.policy_limits,
+            reconcile_settle: Duration::from_secs(self.reconcile_settle_secs),
             health: self.health.to_config(scoring),
         }
     }

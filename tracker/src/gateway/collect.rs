@@ -1,4 +1,4 @@
-//! The orphan collector: shards no object references (deleted or replaced objects, failed or
+//! The collector: shards no object references (deleted or replaced objects, failed or
 //! interrupted uploads) are dropped from every node that holds them, then forgotten. A node that
 //! is offline keeps its holding until a later pass finds it connected.
 //!
@@ -6,16 +6,22 @@
 //! reads through the database's readers, which see a commit only once it is on disk (the writer
 //! commits with `synchronous = FULL`, `registry::db`), so the DELETE or overwrite that orphaned
 //! a shard can no longer roll back by the time its copies are dropped.
+//!
+//! It also drops the copies nobody tracks: those of holds that ended without their copy
+//! recorded (queued by `copies`), and those settled nodes report that the gateway neither
+//! records nor is placing (`reconcile`), such as the copies of an upload a crash cut short.
 
 use std::time::Duration;
 
+use super::in_flight::CopyOf;
+use super::reconcile::{self, NodeReport, Tracked};
 use super::worker::{Worker, WorkerHandle};
 use super::{Gateway, GatewayError};
 
 /// Orphans looked at per pass.
 const BATCH: u32 = 256;
 
-/// The orphan collector.
+/// The collector.
 pub(super) struct Collector {
     pub gw: Gateway,
     pub interval: Duration,
@@ -35,8 +41,58 @@ impl Worker for Collector {
         if dropped > 0 {
             tracing::info!(dropped, "orphan copies dropped from nodes");
         }
+        let dropped = drop_untracked(&self.gw).await?;
+        if dropped > 0 {
+            tracing::info!(dropped, "untracked copies dropped from nodes");
+        }
         Ok(())
     }
+}
+
+/// Drops the copies of failed holds, then up to [`BATCH`] untracked copies nodes report;
+/// returns how many drops the nodes confirmed.
+async fn drop_untracked(gw: &Gateway) -> Result<usize, GatewayError> {
+    let copies = &gw.inner.copies;
+    let mut untracked = copies.take_unrecorded();
+    untracked.extend(reported_untracked(gw).await?);
+    untracked.sort_unstable();
+    untracked.dedup();
+    let mut dropped = 0;
+    for copy in untracked {
+        match copies.drop_untracked(copy).await {
+            Ok(sent) => dropped += usize::from(sent),
+            Err(e) => {
+                let (ih, node) = copy;
+                tracing::info!(node, %ih, error = %e, "untracked copy not dropped; retrying later")
+            }
+        }
+    }
+    Ok(dropped)
+}
+
+/// The copies settled nodes report that the gateway does not track. Read in the order
+/// `reconcile` needs: the reports, then the holds in flight, then the recorded holdings.
+async fn reported_untracked(gw: &Gateway) -> Result<Vec<CopyOf>, GatewayError> {
+    let inner = &gw.inner;
+    let reported = inner.nodes.snapshot().reported_copies();
+    let in_flight = inner.copies.holds_in_flight();
+    let nodes: Vec<_> = reported.iter().map(|(node, ..)| *node).collect();
+    let recorded = inner.meta.recorded_on(&nodes).await?;
+    let reports: Vec<NodeReport> = reported
+        .iter()
+        .map(|(node, connected_for, ihs)| NodeReport {
+            node: *node,
+            connected_for: *connected_for,
+            reported: ihs,
+        })
+        .collect();
+    let tracked = Tracked {
+        recorded: &recorded,
+        in_flight: &in_flight,
+    };
+    let mut untracked = reconcile::untracked(&reports, tracked, inner.config.reconcile_settle);
+    untracked.truncate(BATCH as usize);
+    Ok(untracked)
 }
 
 /// One pass: returns how many copies were dropped.

@@ -32,6 +32,10 @@ pub struct GatewayConfig {
     pub segment_target: u64,
     /// How often the orphan collector runs on its own.
     pub collect_interval: Duration,
+    /// How long a node must have been connected before the collector drops the copies it
+    /// reports that the gateway does not track (a node just connected may still be re-checking
+    /// its files, and the gateway may have just restarted).
+    pub reconcile_settle: Duration,
     /// Audits, repair and rebalance.
     pub health: HealthConfig,
     /// What bucket policies clients may ask for.
@@ -65,6 +69,7 @@ impl Default for GatewayConfig {
             read_hedge: 1,
             segment_target: 32 << 20,
             collect_interval: Duration::from_secs(60),
+            reconcile_settle: Duration::from_secs(60),
             health: HealthConfig::default(),
             policy_limits: PolicyLimits::default(),
             max_puts: 16,

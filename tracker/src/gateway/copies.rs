@@ -7,9 +7,14 @@
 //! jobs before any directive is sent, so the caller places those copies elsewhere; it never fails
 //! the others. A confirmed copy is recorded while its shard is pending or live; a copy confirmed for a
 //! shard that went away meanwhile is recorded against the orphan, so the collector drops it.
+//! Every hold is in flight (`in_flight`) from before its directive until its copy is recorded;
+//! one that ends otherwise (refused, timed out, node gone, its task cancelled) leaves its copy
+//! to the collector, which drops it: a node that finishes a fetch nobody waits for any more
+//! does not keep a copy the gateway does not track.
 //!
 //! Drop: the directive, awaited with the drop timeout; the copy is forgotten once the node
-//! confirms.
+//! confirms. A drop of an untracked copy (a failed hold's, or one reconciliation found) is sent
+//! only while no hold of it is in flight.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +25,7 @@ use raidtorrent_codec::{InfoHash, ShardInfo};
 use raidtorrent_proto::{Hold, MetainfoSource};
 use tokio::task::JoinSet;
 
+use super::in_flight::{CopiesInFlight, CopyOf};
 use super::local::Announce;
 use super::meta::Meta;
 use super::nodes::{Nodes, TransferRecord};
@@ -36,6 +42,7 @@ pub(super) struct Copies {
     announce: Announce,
     hold_timeout: Duration,
     drop_timeout: Duration,
+    in_flight: Arc<CopiesInFlight>,
 }
 
 /// A transfer counted in its node's load until it ends, or until its task is cancelled.
@@ -93,6 +100,7 @@ impl Copies {
         announce: Announce,
         hold_timeout: Duration,
         drop_timeout: Duration,
+        in_flight: Arc<CopiesInFlight>,
     ) -> Self {
         Copies {
             nodes,
@@ -100,6 +108,7 @@ impl Copies {
             announce,
             hold_timeout,
             drop_timeout,
+            in_flight,
         }
     }
 
@@ -124,6 +133,8 @@ impl Copies {
         kind: TransferKind,
         before_recording: impl std::future::Future<Output = ()>,
     ) -> Result<Vec<Held>, GatewayError> {
+        // A ticket per job, from before its directive until its copy is recorded.
+        let mut tickets = Vec::with_capacity(jobs.len());
         let mut running = JoinSet::new();
         let mut tasks = HashMap::new();
         let mut lost = Vec::new();
@@ -131,8 +142,11 @@ impl Copies {
             let Some(token) = self.nodes.announce_token(job.node) else {
                 let why = format!("node {} is revoked or unregistered", job.node);
                 lost.push(((i, job.node), why));
+                tickets.push(None);
                 continue;
             };
+            let copy = (job.shard.info_hash(), job.node);
+            tickets.push(Some(self.in_flight.begin_hold(copy).await));
             let hold = Hold {
                 ih: job.shard.info_hash(),
                 source: MetainfoSource::Torrent(self.announce.torrent(&job.shard, &token)),
@@ -168,7 +182,15 @@ impl Copies {
             };
             self.nodes.record_transfer(transfer).await;
             let outcome = match outcome {
-                Ok(()) => self.record(&ih, job.node).await,
+                Ok(()) => match self.record(&ih, job.node).await {
+                    (true, outcome) => {
+                        if let Some(t) = tickets[i].take() {
+                            t.recorded();
+                        }
+                        outcome
+                    }
+                    (false, outcome) => outcome,
+                },
                 Err(e) => Err(e),
             };
             held.push(Held {
@@ -207,27 +229,46 @@ impl Copies {
         }
     }
 
-    /// Records a confirmed copy. A copy of a shard that went away meanwhile is recorded against
-    /// the orphan, so the collector drops it (and retries until the node confirms); only when
-    /// even the orphan is gone is it dropped here, once.
-    async fn record(&self, ih: &InfoHash, node: NodeId) -> Result<(), String> {
+    /// Records a confirmed copy; returns whether the copy is recorded, and the hold's outcome.
+    /// A copy of a shard that went away meanwhile is recorded against the orphan, so the
+    /// collector drops it (and retries until the node confirms); one that is not recorded at all
+    /// (even the orphan is gone, or the record failed) is left to the collector by its ticket.
+    async fn record(&self, ih: &InfoHash, node: NodeId) -> (bool, Result<(), String>) {
         let now = unix_now();
-        let why = match self.meta.add_holding(ih, node, now).await {
-            Ok(true) => return Ok(()),
-            Ok(false) => "its shard is no longer stored",
-            Err(e) => return Err(format!("node {node}: copy not recorded: {e}")),
-        };
-        match self.meta.add_orphan_holding(ih, node, now).await {
-            Ok(true) => {
-                tracing::info!(node, info_hash = %ih, "copy of an orphan; the collector drops it")
-            }
-            _ => {
-                if let Err(e) = self.drop(node, ih).await {
-                    tracing::warn!(node, info_hash = %ih, error = %e, "copy of a forgotten shard not dropped");
-                }
-            }
+        match self.meta.add_holding(ih, node, now).await {
+            Ok(true) => return (true, Ok(())),
+            Ok(false) => {}
+            Err(e) => return (false, Err(format!("node {node}: copy not recorded: {e}"))),
         }
-        Err(format!("node {node}: copy not counted: {why}"))
+        let orphan = matches!(self.meta.add_orphan_holding(ih, node, now).await, Ok(true));
+        if orphan {
+            tracing::info!(node, info_hash = %ih, "copy of an orphan; the collector drops it");
+        }
+        let why = format!("node {node}: copy not counted: its shard is no longer stored");
+        (orphan, Err(why))
+    }
+
+    /// The copies whose holds are in flight now.
+    pub(super) fn holds_in_flight(&self) -> std::collections::HashSet<CopyOf> {
+        self.in_flight.holds()
+    }
+
+    /// Takes the copies of holds that ended without their copy recorded.
+    pub(super) fn take_unrecorded(&self) -> Vec<CopyOf> {
+        self.in_flight.take_queued()
+    }
+
+    /// Drops a copy the gateway does not track, unless a hold of it is in flight or a holding of
+    /// it was recorded meanwhile (both checked after the copy is marked, so no hold of it starts
+    /// until the node answers). Returns whether a drop was sent and confirmed.
+    pub(super) async fn drop_untracked(&self, (ih, node): CopyOf) -> Result<bool, GatewayError> {
+        let Some(_dropping) = self.in_flight.begin_drop((ih, node)) else {
+            return Ok(false);
+        };
+        if self.meta.is_recorded(&ih, node).await? {
+            return Ok(false);
+        }
+        self.drop(node, &ih).await.map(|()| true)
     }
 
     /// Tells `node` to drop its copy and forgets the copy once the node confirms.

@@ -6,12 +6,14 @@
 //! - [`meta`]: buckets, objects, shards and copies in SQLite;
 //! - `nodes`: one snapshot of the nodes an operation may use; scores, back-off and load;
 //! - `local` (with `session` and `leases`): the gateway's own BitTorrent peer;
-//! - `staging`: a staging folder's life; `copies`: a copy's life on a node (hold and drop);
+//! - `staging`: a staging folder's life; `copies`: a copy's life on a node (hold and drop),
+//!   with `in_flight`, the copies being changed now;
 //! - `rounds`, `fetch_plan`: pure state machines of the upload's placement rounds and of which
-//!   shards a read fetches next;
+//!   shards a read fetches next; `reconcile`: the pure decision of which reported copies
+//!   nobody tracks;
 //! - `write`, `read` (with `fetch`): the pipelines;
 //! - [`worker`]: the worker abstraction; `collect`, `health` (with `repair_exec`) and `audits`:
-//!   the orphan collector, the health worker that repairs, rebalances and trims, and the audit
+//!   the collector (orphans and untracked copies), the health worker that repairs, rebalances and trims, and the audit
 //!   worker.
 //!
 //! Small objects (up to the bucket's `inline_max`) skip the swarm and live in the metadata store, as
@@ -27,6 +29,7 @@ pub mod error;
 mod fetch;
 mod fetch_plan;
 mod health;
+mod in_flight;
 mod leases;
 mod local;
 mod master_key;
@@ -34,6 +37,7 @@ pub mod meta;
 pub mod model;
 mod nodes;
 mod read;
+mod reconcile;
 mod repair_exec;
 mod rounds;
 mod session;
@@ -128,23 +132,24 @@ impl Gateway {
         }
         let announce = Announce::new(&config.tracker_url);
         let nodes = Arc::new(Nodes::new(hub, registry, own.id, &config.health));
+        let workers = Workers {
+            collector: WorkerHandle::new("collector"),
+            health: WorkerHandle::new("health"),
+            audits: WorkerHandle::new("audits"),
+        };
         let copies = copies::Copies::new(
             nodes.clone(),
             meta.clone(),
             announce.clone(),
             config.hold_timeout,
             config.drop_timeout,
+            in_flight::CopiesInFlight::new(workers.collector.clone()),
         );
         let local = LocalPeer {
             session,
             own: Arc::new(own),
             announce,
             leases: Arc::default(),
-        };
-        let workers = Workers {
-            collector: WorkerHandle::new("collector"),
-            health: WorkerHandle::new("health"),
-            audits: WorkerHandle::new("audits"),
         };
         Ok(Gateway {
             inner: Arc::new(Inner {

@@ -326,6 +326,26 @@ impl NodeSnapshot {
             .collect()
     }
 
+    /// What each connected node (the gateway's own seeder aside) last reported holding or
+    /// fetching (the shards of its transfers), with how long it has been connected; nodes
+    /// without a report yet are left out.
+    pub(super) fn reported_copies(&self) -> Vec<(NodeId, Duration, Vec<InfoHash>)> {
+        let mut out: Vec<_> = self
+            .connected
+            .values()
+            .filter(|c| c.node != self.own)
+            .filter_map(|c| {
+                let report = c.report.as_ref()?;
+                let mut ihs = report.held.clone();
+                ihs.extend(report.transfers.iter().map(|t| t.ih));
+                let since = c.connected_since.elapsed().unwrap_or_default();
+                Some((c.node, since, ihs))
+            })
+            .collect();
+        out.sort_by_key(|(node, ..)| *node);
+        out
+    }
+
     /// Whether `node` can be audited: connected with a data port and not disqualified.
     pub(super) fn auditable(&self, node: NodeId) -> bool {
         self.data_addr(node).is_some() && self.may_serve(node)

@@ -47,6 +47,7 @@ const PURE: &[&str] = &[
     "audit/rng.rs",
     "gateway/rounds.rs",
     "gateway/fetch_plan.rs",
+    "gateway/reconcile.rs",
 ];
 
 /// What a pure file may not mention (outside comments).

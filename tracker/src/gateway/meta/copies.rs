@@ -2,6 +2,8 @@
 //! is visible, orphan once nothing refers to it) and the copies nodes confirmed, with their audit
 //! marks.
 
+use std::collections::HashSet;
+
 use sqlx::Row;
 
 use super::{info_hash_col, policy_col, Meta};
@@ -253,6 +255,39 @@ impl Meta {
         .execute(self.writer())
         .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// Whether a copy of `info_hash` on `node` is recorded, whatever its shard's state.
+    pub async fn is_recorded(
+        &self,
+        info_hash: &InfoHash,
+        node: NodeId,
+    ) -> Result<bool, GatewayError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM holdings WHERE info_hash = ? AND node_id = ?")
+                .bind(info_hash.to_hex())
+                .bind(node)
+                .fetch_optional(self.reader())
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// Every recorded copy on `nodes`, as (info-hash, node).
+    pub async fn recorded_on(
+        &self,
+        nodes: &[NodeId],
+    ) -> Result<HashSet<(InfoHash, NodeId)>, GatewayError> {
+        let mut out = HashSet::new();
+        for &node in nodes {
+            let rows = sqlx::query("SELECT info_hash FROM holdings WHERE node_id = ?")
+                .bind(node)
+                .fetch_all(self.reader())
+                .await?;
+            for r in &rows {
+                out.insert((info_hash_col(r, "info_hash")?, node));
+            }
+        }
+        Ok(out)
     }
 
     pub async fn holders(&self, info_hash: &InfoHash) -> Result<Vec<NodeId>, GatewayError> {

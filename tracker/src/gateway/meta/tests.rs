@@ -193,3 +193,24 @@ async fn small_objects_stored_in_plaintext_are_sealed_once() {
     let opened = raidtorrent_codec::sealed::open(&master, &stored).unwrap();
     assert_eq!(opened, b"hello");
 }
+
+#[tokio::test]
+async fn recorded_copies_are_listed_per_node_whatever_the_shard_state() {
+    let (registry, m) = meta().await;
+    let a = registry.create_node("a").await.unwrap().node.id;
+    let b = registry.create_node("b").await.unwrap().node.id;
+    m.begin_shards(&[shard(1), shard(2)], 1).await.unwrap();
+    let (one, two) = (shard(1).info_hash, shard(2).info_hash);
+    assert!(m.add_holding(&one, a, 1).await.unwrap());
+    assert!(m.add_holding(&two, b, 1).await.unwrap());
+    // The upload fails: its shards are orphans, and their copies stay recorded for the collector.
+    m.abandon_shards(&[one, two]).await.unwrap();
+    assert!(m.is_recorded(&one, a).await.unwrap());
+    assert!(!m.is_recorded(&one, b).await.unwrap());
+    let on_a = m.recorded_on(&[a]).await.unwrap();
+    assert_eq!(on_a, [(one, a)].into_iter().collect());
+    let both = m.recorded_on(&[a, b]).await.unwrap();
+    assert_eq!(both, [(one, a), (two, b)].into_iter().collect());
+    m.remove_holding(&one, a).await.unwrap();
+    assert!(!m.is_recorded(&one, a).await.unwrap());
+}
