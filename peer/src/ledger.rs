@@ -18,8 +18,14 @@ pub struct Waiter {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardState {
-    Fetching { waiters: Vec<Waiter> },
+    Fetching {
+        waiters: Vec<Waiter>,
+    },
     Held,
+    /// Held on disk and kept in the held set, but not in the session: over the node's open-file
+    /// budget, or its metainfo or data could not be opened for a moment. Not reported, not
+    /// served; the node tries again later. Never forgotten for that.
+    Parked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +63,8 @@ pub struct DropDecision {
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     capacity: u64,
+    /// Most shards in the session (Fetching and Held) at once: the node's open-file budget.
+    max_open: usize,
     shards: BTreeMap<InfoHash, Shard>,
 }
 
@@ -64,8 +72,28 @@ impl Ledger {
     pub fn new(capacity: u64) -> Self {
         Ledger {
             capacity,
+            max_open: usize::MAX,
             shards: BTreeMap::new(),
         }
+    }
+
+    /// At most `max_open` shards in the session at once (see `fds::torrent_budget`).
+    pub fn with_max_open(mut self, max_open: usize) -> Self {
+        self.max_open = max_open;
+        self
+    }
+
+    /// Shards in the session: every one but the parked.
+    pub fn open(&self) -> usize {
+        self.shards
+            .values()
+            .filter(|s| s.state != ShardState::Parked)
+            .count()
+    }
+
+    /// Whether one more shard may enter the session.
+    pub fn can_open(&self) -> bool {
+        self.open() < self.max_open
     }
 
     pub fn capacity(&self) -> u64 {
@@ -125,6 +153,58 @@ impl Ledger {
         );
     }
 
+    /// A held shard that stays on disk, out of the session (see [`ShardState::Parked`]).
+    pub fn park(&mut self, ih: InfoHash, name: String, length: u64, owners: BTreeSet<String>) {
+        let state = ShardState::Parked;
+        self.shards.insert(
+            ih,
+            Shard {
+                name,
+                length,
+                owners,
+                state,
+            },
+        );
+    }
+
+    /// Parked shards, to try again.
+    pub fn parked(&self) -> Vec<InfoHash> {
+        self.shards
+            .iter()
+            .filter(|(_, s)| s.state == ShardState::Parked)
+            .map(|(ih, _)| *ih)
+            .collect()
+    }
+
+    /// Forgets a parked shard that cannot be brought back (its metainfo file is gone).
+    pub fn forget_parked(&mut self, ih: &InfoHash) {
+        if self
+            .shards
+            .get(ih)
+            .is_some_and(|s| s.state == ShardState::Parked)
+        {
+            self.shards.remove(ih);
+        }
+    }
+
+    /// A parked shard is back in the session; `verified` as in [`Ledger::restore`]. False when
+    /// it is no longer parked (dropped meanwhile).
+    pub fn unpark(&mut self, ih: &InfoHash, verified: bool) -> bool {
+        match self.shards.get_mut(ih) {
+            Some(s) if s.state == ShardState::Parked => {
+                s.state = if verified {
+                    ShardState::Held
+                } else {
+                    ShardState::Fetching {
+                        waiters: Vec::new(),
+                    }
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn hold(&mut self, waiter: Waiter, ih: InfoHash, name: &str, length: u64) -> HoldDecision {
         if let Some(shard) = self.shards.get_mut(&ih) {
             shard.owners.insert(waiter.gateway.clone());
@@ -134,6 +214,22 @@ impl Ledger {
                     waiters.push(waiter);
                     HoldDecision::Wait
                 }
+                ShardState::Parked => HoldDecision::Refuse {
+                    code: RefuseCode::Quota,
+                    text: "the shard is on disk but not served: too many shards for this \
+                           node's open-file limit"
+                        .into(),
+                },
+            };
+        }
+        if !self.can_open() {
+            return HoldDecision::Refuse {
+                code: RefuseCode::Quota,
+                text: format!(
+                    "too many shards for this node's open-file limit: {} are open, the most it \
+                     keeps open",
+                    self.open()
+                ),
             };
         }
         let free = self.free();
@@ -170,6 +266,11 @@ impl Ledger {
         match std::mem::replace(&mut shard.state, ShardState::Held) {
             ShardState::Fetching { waiters } => Some(waiters),
             ShardState::Held => Some(Vec::new()),
+            ShardState::Parked => {
+                // Not fetched: a parked shard is not in the session.
+                shard.state = ShardState::Parked;
+                None
+            }
         }
     }
 
@@ -181,7 +282,7 @@ impl Ledger {
                 ..
             }) => waiters,
             Some(held) => {
-                // A held shard does not fail; keep it.
+                // A held (or parked) shard does not fail; keep it.
                 self.shards.insert(*ih, held);
                 Vec::new()
             }
@@ -205,7 +306,7 @@ impl Ledger {
                 *waiters = kept;
                 gone
             }
-            ShardState::Held => Vec::new(),
+            ShardState::Held | ShardState::Parked => Vec::new(),
         };
         let remove = shard.owners.is_empty();
         if remove {
