@@ -3,7 +3,7 @@
 //! so a restart re-seeds from disk without downloading again.
 //!
 //! Durability: metainfo and the held set are written to a temporary file, fsynced, renamed into
-//! place and their folder fsynced ([`write_atomically`]); shard data is fsynced with its folder
+//! place and their folder fsynced (`write_atomically`); shard data is fsynced with its folder
 //! before the node acks a hold ([`Store::sync_shard`]). So an ack, or a held set on disk, never
 //! names data a power loss can take back.
 //!
