@@ -66,6 +66,8 @@ pub struct Ledger {
     /// Most shards in the session (Fetching and Held) at once: the node's open-file budget.
     max_open: usize,
     shards: BTreeMap<InfoHash, Shard>,
+    /// How many of `shards` are Parked (kept by [`Ledger::put`] and [`Ledger::take`]).
+    parked: usize,
 }
 
 impl Ledger {
@@ -74,6 +76,7 @@ impl Ledger {
             capacity,
             max_open: usize::MAX,
             shards: BTreeMap::new(),
+            parked: 0,
         }
     }
 
@@ -85,10 +88,22 @@ impl Ledger {
 
     /// Shards in the session: every one but the parked.
     pub fn open(&self) -> usize {
-        self.shards
-            .values()
-            .filter(|s| s.state != ShardState::Parked)
-            .count()
+        self.shards.len() - self.parked
+    }
+
+    /// Every insertion goes here, so the parked count stays right.
+    fn put(&mut self, ih: InfoHash, shard: Shard) {
+        self.parked += usize::from(shard.state == ShardState::Parked);
+        if let Some(old) = self.shards.insert(ih, shard) {
+            self.parked -= usize::from(old.state == ShardState::Parked);
+        }
+    }
+
+    /// Every removal goes here, so the parked count stays right.
+    fn take(&mut self, ih: &InfoHash) -> Option<Shard> {
+        let shard = self.shards.remove(ih)?;
+        self.parked -= usize::from(shard.state == ShardState::Parked);
+        Some(shard)
     }
 
     /// Whether one more shard may enter the session.
@@ -142,7 +157,7 @@ impl Ledger {
                 waiters: Vec::new(),
             }
         };
-        self.shards.insert(
+        self.put(
             ih,
             Shard {
                 name,
@@ -156,7 +171,7 @@ impl Ledger {
     /// A held shard that stays on disk, out of the session (see [`ShardState::Parked`]).
     pub fn park(&mut self, ih: InfoHash, name: String, length: u64, owners: BTreeSet<String>) {
         let state = ShardState::Parked;
-        self.shards.insert(
+        self.put(
             ih,
             Shard {
                 name,
@@ -183,7 +198,7 @@ impl Ledger {
             .get(ih)
             .is_some_and(|s| s.state == ShardState::Parked)
         {
-            self.shards.remove(ih);
+            self.take(ih);
         }
     }
 
@@ -192,6 +207,7 @@ impl Ledger {
     pub fn unpark(&mut self, ih: &InfoHash, verified: bool) -> bool {
         match self.shards.get_mut(ih) {
             Some(s) if s.state == ShardState::Parked => {
+                self.parked -= 1;
                 s.state = if verified {
                     ShardState::Held
                 } else {
@@ -245,7 +261,7 @@ impl Ledger {
             };
         }
         let owners = BTreeSet::from([waiter.gateway.clone()]);
-        self.shards.insert(
+        self.put(
             ih,
             Shard {
                 name: name.to_owned(),
@@ -276,14 +292,14 @@ impl Ledger {
 
     /// The shard could not be fetched: it is forgotten; these waiters get a refusal.
     pub fn failed(&mut self, ih: &InfoHash) -> Vec<Waiter> {
-        match self.shards.remove(ih) {
+        match self.take(ih) {
             Some(Shard {
                 state: ShardState::Fetching { waiters },
                 ..
             }) => waiters,
             Some(held) => {
                 // A held (or parked) shard does not fail; keep it.
-                self.shards.insert(*ih, held);
+                self.put(*ih, held);
                 Vec::new()
             }
             None => Vec::new(),
@@ -310,7 +326,7 @@ impl Ledger {
         };
         let remove = shard.owners.is_empty();
         if remove {
-            self.shards.remove(ih);
+            self.take(ih);
         }
         DropDecision { remove, superseded }
     }

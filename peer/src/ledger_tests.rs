@@ -128,7 +128,16 @@ fn open_shards_stay_within_the_budget_and_parked_ones_are_kept() {
     assert_eq!(l.held_for("h"), vec![B]);
     // A drop of a parked shard removes it like any other.
     l.park(c, "c".into(), 10, BTreeSet::from(["g".into()]));
+    assert_eq!(l.open(), 2);
     assert!(l.drop_shard("g", &c).remove);
+    assert_eq!((l.open(), l.parked().len()), (2, 0));
+    // A parked shard replaced by a restore is counted once.
+    l.park(c, "c".into(), 10, BTreeSet::from(["g".into()]));
+    l.restore(c, "c".into(), 10, BTreeSet::from(["g".into()]), true);
+    assert_eq!((l.open(), l.parked().len()), (3, 0));
+    l.park(c, "c".into(), 10, BTreeSet::from(["g".into()]));
+    l.forget_parked(&c);
+    assert_eq!((l.open(), l.parked().len()), (2, 0));
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +196,7 @@ proptest! {
                 }
             }
             prop_assert!(l.used() <= l.capacity());
+            prop_assert_eq!(l.open(), l.shards().filter(|(_, s)| s.state != ShardState::Parked).count());
             prop_assert_eq!(l.used(), l.shards().map(|(_, s)| s.length).sum::<u64>());
             for (_, s) in l.shards() {
                 prop_assert!(!s.owners.is_empty(), "a shard nobody owns is kept");
