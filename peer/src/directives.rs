@@ -109,7 +109,7 @@ impl Node {
                     lock(&self.ledger).failed(&ih);
                     return Some(refuse(seq, Some(ih), RefuseCode::Io, e.to_string()));
                 }
-                spawn_fetch(self, ih, Some(torrent), hold.peers);
+                spawn_fetch(self, ih, torrent, hold.peers);
                 None
             }
         }
@@ -218,12 +218,13 @@ impl Node {
     }
 }
 
-/// Starts the task that fetches (or finishes verifying) a shard and answers its waiters. With
-/// `torrent` the shard is added to the session; without, it is already there (restored).
+/// Starts the task that fetches (or finishes fetching) a shard, puts its data on disk for good,
+/// and answers its waiters. A shard restored with pieces missing is already in the session; adding
+/// it again finds it there.
 pub(crate) fn spawn_fetch(
     node: &Arc<Node>,
     ih: InfoHash,
-    torrent: Option<Vec<u8>>,
+    torrent: Vec<u8>,
     peers: Vec<SocketAddr>,
 ) {
     let cancel = node.tasks.token().child_token();
@@ -239,12 +240,16 @@ pub(crate) fn spawn_fetch(
     let node = node.clone();
     node.clone().tasks.spawn(format!("fetch {ih}"), async move {
         let work = async {
-            let torrent = match torrent {
-                Some(t) => t,
-                None => node.store.read_torrent(&ih)?,
-            };
             let handle = node.engine.add(torrent, peers).await?;
-            node.engine.wait_complete(&handle).await
+            node.engine.wait_complete(&handle).await?;
+            // librqbit wrote the data; the ack promises it survives a power loss.
+            let name = lock(&node.ledger).get(&ih).map(|s| s.name.clone());
+            let store = node.store.clone();
+            let synced = tokio::task::spawn_blocking(move || {
+                name.map_or(Ok(()), |name| store.sync_shard(&name))
+            });
+            synced.await??;
+            anyhow::Ok(())
         };
         tracing::debug!(%ih, "fetching");
         let result = tokio::select! {

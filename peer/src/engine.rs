@@ -136,6 +136,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Takes a shard's torrent out of the session and keeps its files.
+    pub async fn close(&self, ih: &InfoHash) -> anyhow::Result<()> {
+        let key = TorrentIdOrHash::Hash(Id20::new(ih.0));
+        if let Some(handle) = self.session.get(key) {
+            self.session.delete(handle.id().into(), false).await?;
+        }
+        Ok(())
+    }
+
     /// Per-peer statistics of one shard.
     pub fn transfers(&self, ih: &InfoHash) -> Vec<Transfer> {
         let Some(live) = self

@@ -18,8 +18,14 @@ pub struct Waiter {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardState {
-    Fetching { waiters: Vec<Waiter> },
+    Fetching {
+        waiters: Vec<Waiter>,
+    },
     Held,
+    /// Held on disk and kept in the held set, but not in the session: over the node's open-file
+    /// budget, or its metainfo or data could not be opened for a moment. Not reported, not
+    /// served; the node tries again later. Never forgotten for that.
+    Parked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,15 +63,52 @@ pub struct DropDecision {
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     capacity: u64,
+    /// Most shards in the session (Fetching and Held) at once: the node's open-file budget.
+    max_open: usize,
     shards: BTreeMap<InfoHash, Shard>,
+    /// How many of `shards` are Parked (kept by [`Ledger::put`] and [`Ledger::take`]).
+    parked: usize,
 }
 
 impl Ledger {
     pub fn new(capacity: u64) -> Self {
         Ledger {
             capacity,
+            max_open: usize::MAX,
             shards: BTreeMap::new(),
+            parked: 0,
         }
+    }
+
+    /// At most `max_open` shards in the session at once (see `fds::torrent_budget`).
+    pub fn with_max_open(mut self, max_open: usize) -> Self {
+        self.max_open = max_open;
+        self
+    }
+
+    /// Shards in the session: every one but the parked.
+    pub fn open(&self) -> usize {
+        self.shards.len() - self.parked
+    }
+
+    /// Every insertion goes here, so the parked count stays right.
+    fn put(&mut self, ih: InfoHash, shard: Shard) {
+        self.parked += usize::from(shard.state == ShardState::Parked);
+        if let Some(old) = self.shards.insert(ih, shard) {
+            self.parked -= usize::from(old.state == ShardState::Parked);
+        }
+    }
+
+    /// Every removal goes here, so the parked count stays right.
+    fn take(&mut self, ih: &InfoHash) -> Option<Shard> {
+        let shard = self.shards.remove(ih)?;
+        self.parked -= usize::from(shard.state == ShardState::Parked);
+        Some(shard)
+    }
+
+    /// Whether one more shard may enter the session.
+    pub fn can_open(&self) -> bool {
+        self.open() < self.max_open
     }
 
     pub fn capacity(&self) -> u64 {
@@ -114,7 +157,7 @@ impl Ledger {
                 waiters: Vec::new(),
             }
         };
-        self.shards.insert(
+        self.put(
             ih,
             Shard {
                 name,
@@ -123,6 +166,59 @@ impl Ledger {
                 state,
             },
         );
+    }
+
+    /// A held shard that stays on disk, out of the session (see [`ShardState::Parked`]).
+    pub fn park(&mut self, ih: InfoHash, name: String, length: u64, owners: BTreeSet<String>) {
+        let state = ShardState::Parked;
+        self.put(
+            ih,
+            Shard {
+                name,
+                length,
+                owners,
+                state,
+            },
+        );
+    }
+
+    /// Parked shards, to try again.
+    pub fn parked(&self) -> Vec<InfoHash> {
+        self.shards
+            .iter()
+            .filter(|(_, s)| s.state == ShardState::Parked)
+            .map(|(ih, _)| *ih)
+            .collect()
+    }
+
+    /// Forgets a parked shard that cannot be brought back (its metainfo file is gone).
+    pub fn forget_parked(&mut self, ih: &InfoHash) {
+        if self
+            .shards
+            .get(ih)
+            .is_some_and(|s| s.state == ShardState::Parked)
+        {
+            self.take(ih);
+        }
+    }
+
+    /// A parked shard is back in the session; `verified` as in [`Ledger::restore`]. False when
+    /// it is no longer parked (dropped meanwhile).
+    pub fn unpark(&mut self, ih: &InfoHash, verified: bool) -> bool {
+        match self.shards.get_mut(ih) {
+            Some(s) if s.state == ShardState::Parked => {
+                self.parked -= 1;
+                s.state = if verified {
+                    ShardState::Held
+                } else {
+                    ShardState::Fetching {
+                        waiters: Vec::new(),
+                    }
+                };
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn hold(&mut self, waiter: Waiter, ih: InfoHash, name: &str, length: u64) -> HoldDecision {
@@ -134,6 +230,22 @@ impl Ledger {
                     waiters.push(waiter);
                     HoldDecision::Wait
                 }
+                ShardState::Parked => HoldDecision::Refuse {
+                    code: RefuseCode::Quota,
+                    text: "the shard is on disk but not served: too many shards for this \
+                           node's open-file limit"
+                        .into(),
+                },
+            };
+        }
+        if !self.can_open() {
+            return HoldDecision::Refuse {
+                code: RefuseCode::Quota,
+                text: format!(
+                    "too many shards for this node's open-file limit: {} are open, the most it \
+                     keeps open",
+                    self.open()
+                ),
             };
         }
         let free = self.free();
@@ -149,7 +261,7 @@ impl Ledger {
             };
         }
         let owners = BTreeSet::from([waiter.gateway.clone()]);
-        self.shards.insert(
+        self.put(
             ih,
             Shard {
                 name: name.to_owned(),
@@ -170,19 +282,24 @@ impl Ledger {
         match std::mem::replace(&mut shard.state, ShardState::Held) {
             ShardState::Fetching { waiters } => Some(waiters),
             ShardState::Held => Some(Vec::new()),
+            ShardState::Parked => {
+                // Not fetched: a parked shard is not in the session.
+                shard.state = ShardState::Parked;
+                None
+            }
         }
     }
 
     /// The shard could not be fetched: it is forgotten; these waiters get a refusal.
     pub fn failed(&mut self, ih: &InfoHash) -> Vec<Waiter> {
-        match self.shards.remove(ih) {
+        match self.take(ih) {
             Some(Shard {
                 state: ShardState::Fetching { waiters },
                 ..
             }) => waiters,
             Some(held) => {
-                // A held shard does not fail; keep it.
-                self.shards.insert(*ih, held);
+                // A held (or parked) shard does not fail; keep it.
+                self.put(*ih, held);
                 Vec::new()
             }
             None => Vec::new(),
@@ -205,11 +322,11 @@ impl Ledger {
                 *waiters = kept;
                 gone
             }
-            ShardState::Held => Vec::new(),
+            ShardState::Held | ShardState::Parked => Vec::new(),
         };
         let remove = shard.owners.is_empty();
         if remove {
-            self.shards.remove(ih);
+            self.take(ih);
         }
         DropDecision { remove, superseded }
     }

@@ -94,6 +94,52 @@ fn a_failed_fetch_frees_its_quota() {
     assert_eq!(l.hold(w("g", 2), B, "b", 100), HoldDecision::Start);
 }
 
+#[test]
+fn open_shards_stay_within_the_budget_and_parked_ones_are_kept() {
+    let mut l = Ledger::new(1000).with_max_open(2);
+    l.restore(A, "a".into(), 10, BTreeSet::from(["g".into()]), true);
+    l.park(B, "b".into(), 10, BTreeSet::from(["g".into()]));
+    assert_eq!((l.open(), l.used()), (1, 20));
+    assert!(l.held_for("g") == vec![A], "a parked shard is not reported");
+    let c = InfoHash([3; 20]);
+    assert_eq!(l.hold(w("g", 1), c, "c", 10), HoldDecision::Start);
+    let refused = l.hold(w("g", 2), InfoHash([4; 20]), "d", 10);
+    assert!(
+        matches!(&refused, HoldDecision::Refuse { code: RefuseCode::Quota, text }
+            if text.contains("open-file limit")),
+        "{refused:?}"
+    );
+    // A hold of a parked shard is refused (it is not served), and the shard stays parked.
+    assert!(matches!(
+        l.hold(w("h", 3), B, "b", 10),
+        HoldDecision::Refuse {
+            code: RefuseCode::Quota,
+            ..
+        }
+    ));
+    assert_eq!(l.failed(&B), vec![]);
+    assert_eq!(l.fetched(&B), None);
+    assert_eq!(l.parked(), vec![B]);
+    // Room again: the parked shard comes back.
+    l.drop_shard("g", &c);
+    assert!(l.can_open());
+    assert!(l.unpark(&B, true));
+    assert!(!l.unpark(&B, true), "only a parked shard is unparked");
+    assert_eq!(l.held_for("h"), vec![B]);
+    // A drop of a parked shard removes it like any other.
+    l.park(c, "c".into(), 10, BTreeSet::from(["g".into()]));
+    assert_eq!(l.open(), 2);
+    assert!(l.drop_shard("g", &c).remove);
+    assert_eq!((l.open(), l.parked().len()), (2, 0));
+    // A parked shard replaced by a restore is counted once.
+    l.park(c, "c".into(), 10, BTreeSet::from(["g".into()]));
+    l.restore(c, "c".into(), 10, BTreeSet::from(["g".into()]), true);
+    assert_eq!((l.open(), l.parked().len()), (3, 0));
+    l.park(c, "c".into(), 10, BTreeSet::from(["g".into()]));
+    l.forget_parked(&c);
+    assert_eq!((l.open(), l.parked().len()), (2, 0));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Hold(usize, usize, u64),
@@ -150,6 +196,7 @@ proptest! {
                 }
             }
             prop_assert!(l.used() <= l.capacity());
+            prop_assert_eq!(l.open(), l.shards().filter(|(_, s)| s.state != ShardState::Parked).count());
             prop_assert_eq!(l.used(), l.shards().map(|(_, s)| s.length).sum::<u64>());
             for (_, s) in l.shards() {
                 prop_assert!(!s.owners.is_empty(), "a shard nobody owns is kept");
@@ -158,7 +205,7 @@ proptest! {
         // Everything still waiting is in a Fetching shard.
         let waiting: Vec<u64> = l.shards().flat_map(|(_, s)| match &s.state {
             ShardState::Fetching { waiters } => waiters.iter().map(|w| w.seq).collect(),
-            ShardState::Held => Vec::new(),
+            ShardState::Held | ShardState::Parked => Vec::new(),
         }).collect();
         let mut all = answered.clone();
         all.extend(&waiting);

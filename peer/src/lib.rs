@@ -9,10 +9,12 @@
 //! Layers, pure first:
 //! - [`size`], [`backoff`], [`ledger`] (the directive state machine, `STATE.md`), [`config`]: synchronous
 //!   and unit-tested without I/O;
-//! - [`store`] and [`status`]: the files in the data directory;
+//! - [`store`] and [`status`]: the files in the data directory; [`fds`]: the open-file limit and
+//!   how many shards fit under it;
 //! - [`engine`]: the librqbit session;
-//! - [`node`], `directives`, `control`: the running node, every task named under one cancellation
-//!   token ([`tasks`]).
+//! - [`node`], `restore`, `directives`, `control`: the running node (held shards brought back from
+//!   disk within the open-file budget, directives, the control connections), every task named
+//!   under one cancellation token ([`tasks`]).
 //!
 //! ```no_run
 //! # async fn example(config: raidtorrent_peer::config::Config) -> anyhow::Result<()> {
@@ -27,8 +29,10 @@ pub mod config;
 mod control;
 mod directives;
 pub mod engine;
+pub mod fds;
 pub mod ledger;
 pub mod node;
+mod restore;
 pub mod size;
 pub mod status;
 mod status_task;

@@ -51,7 +51,12 @@ struct RunArgs {
     #[arg(long, env = "RT_LISTEN")]
     listen: Option<SocketAddr>,
     /// Gateway to join, NODE_ID:PASSKEY@HOST:PORT; repeat (or comma-separate) for several.
-    #[arg(long = "gateway", env = "RT_GATEWAYS", value_delimiter = ',')]
+    #[arg(
+        long = "gateway",
+        env = "RT_GATEWAYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     gateways: Vec<String>,
     /// Upload limit in bytes per second.
     #[arg(long, env = "RT_UPLOAD_BPS")]
@@ -129,6 +134,10 @@ async fn main() -> anyhow::Result<()> {
             if args.print_config {
                 print!("{}", config.to_toml());
                 return Ok(());
+            }
+            match raidtorrent_peer::fds::raise_nofile() {
+                Ok((soft, hard)) => tracing::info!(soft, hard, "open-file limit"),
+                Err(e) => tracing::warn!("raising the open-file limit: {e}"),
             }
             let node = RunningNode::start(config).await?;
             tracing::info!(listen = %node.listen_addr(), "node running");

@@ -26,6 +26,18 @@ use crate::tasks::Tasks;
 /// How long shutdown waits for tasks to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How many shards the session may hold open under this process's open-file limit.
+fn open_file_budget() -> anyhow::Result<usize> {
+    let limit = crate::fds::nofile_limit().context("reading the open-file limit")?;
+    let budget = crate::fds::torrent_budget(limit);
+    tracing::info!(
+        open_files = limit,
+        shards = budget,
+        "open-file limit: at most this many shards in the session"
+    );
+    Ok(budget)
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -93,8 +105,9 @@ impl RunningNode {
                 .collect(),
             ..Status::default()
         };
+        let budget = open_file_budget()?;
         let node = Arc::new(Node {
-            ledger: Mutex::new(Ledger::new(config.quota.0)),
+            ledger: Mutex::new(Ledger::new(config.quota.0).with_max_open(budget)),
             status: Mutex::new(status),
             conns: Mutex::default(),
             fetches: Mutex::default(),
@@ -106,9 +119,15 @@ impl RunningNode {
             engine,
             tasks,
         });
-        node.restore().await?;
+        if let Err(e) = node.restore().await {
+            node.tasks.token().cancel();
+            node.engine.stop().await;
+            return Err(e);
+        }
         node.tasks
             .spawn("status writer", crate::status_task::run(node.clone()));
+        node.tasks
+            .spawn("parked shards", crate::restore::run(node.clone()));
         for gw in node.config.gateways.clone() {
             let name = format!("control {}", gw.name());
             node.tasks
@@ -162,46 +181,6 @@ impl RunningNode {
 }
 
 impl Node {
-    /// Re-adds every held shard; the session hash-checks the data on disk. A shard whose pieces no
-    /// longer all verify is fetched again and not reported until complete.
-    async fn restore(self: &Arc<Self>) -> anyhow::Result<()> {
-        let stored = self.store.load()?;
-        let strays = self.store.remove_strays(&stored)?;
-        if strays > 0 {
-            tracing::info!(files = strays, "removed data of shards no longer held");
-        }
-        let started = std::time::Instant::now();
-        let mut added = Vec::new();
-        for s in stored {
-            let Some(ih) = InfoHash::from_hex(&s.info_hash) else {
-                tracing::warn!(info_hash = %s.info_hash, "held set entry with a bad info-hash; skipped");
-                continue;
-            };
-            let torrent = match self.store.read_torrent(&ih) {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(%ih, "metainfo missing, shard forgotten: {e}");
-                    continue;
-                }
-            };
-            match self.engine.add(torrent, Vec::new()).await {
-                Ok(handle) => added.push((ih, s, handle)),
-                Err(e) => tracing::warn!(%ih, "could not re-add shard: {e:#}"),
-            }
-        }
-        let count = added.len();
-        for (ih, s, handle) in added {
-            let verified = self.engine.verified(&handle).await.unwrap_or(false);
-            lock(&self.ledger).restore(ih, s.name, s.length, s.owners, verified);
-            if !verified {
-                tracing::warn!(%ih, "shard data incomplete on disk; fetching it again");
-                crate::directives::spawn_fetch(self, ih, None, Vec::new());
-            }
-        }
-        tracing::info!(shards = count, elapsed = ?started.elapsed(), "held set restored");
-        self.persist()
-    }
-
     pub(crate) fn new_connection(&self, tx: mpsc::UnboundedSender<Message>) -> u64 {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         lock(&self.conns).insert(id, tx);
@@ -219,12 +198,12 @@ impl Node {
         }
     }
 
-    /// Writes the held set (Held shards only) to disk and tells connections to report.
+    /// Writes the held set (Held and Parked shards) to disk and tells connections to report.
     pub(crate) fn persist(&self) -> anyhow::Result<()> {
         let _one_at_a_time = lock(&self.persisting);
         let shards: Vec<StoredShard> = lock(&self.ledger)
             .shards()
-            .filter(|(_, s)| s.state == ShardState::Held)
+            .filter(|(_, s)| matches!(s.state, ShardState::Held | ShardState::Parked))
             .map(|(ih, s)| StoredShard {
                 info_hash: ih.to_hex(),
                 name: s.name.clone(),
@@ -299,6 +278,7 @@ impl Node {
                     state: match s.state {
                         ShardState::Held => "held".into(),
                         ShardState::Fetching { .. } => "fetching".into(),
+                        ShardState::Parked => "parked".into(),
                     },
                     owners: s.owners.iter().cloned().collect(),
                 })

@@ -1,6 +1,15 @@
 //! What the node keeps on disk: shard data under `shards/`, each shard's metainfo under
 //! `torrents/<info-hash>.torrent`, and the held set in `held.json` (versioned, replaced atomically),
 //! so a restart re-seeds from disk without downloading again.
+//!
+//! Durability: metainfo and the held set are written to a temporary file, fsynced, renamed into
+//! place and their folder fsynced (`write_atomically`); shard data is fsynced with its folder
+//! before the node acks a hold ([`Store::sync_shard`]). So an ack, or a held set on disk, never
+//! names data a power loss can take back.
+//!
+//! The held set is written at every start, before any shard can arrive; so a data folder with
+//! files under `shards/` or `torrents/` and no `held.json` has lost it, and [`Store::load`]
+//! refuses to guess (guessing "nothing held" would delete every shard as a leftover).
 
 use std::collections::BTreeSet;
 use std::io;
@@ -39,6 +48,19 @@ pub enum StoreError {
     },
     #[error("{path}: held set version {version}; this node reads version {HELD_VERSION}")]
     Version { path: PathBuf, version: u32 },
+    #[error(
+        "{path} is missing, but {files} shard files are in {shards} and {torrents}: the list of \
+         shards this node holds is gone, and without it the node cannot tell held shards from \
+         leftovers. Nothing was deleted. Restore held.json from a backup; or, to give the space \
+         back and start empty, delete {shards} and {torrents} (the gateways make their copies \
+         elsewhere)"
+    )]
+    HeldSetMissing {
+        path: PathBuf,
+        files: usize,
+        shards: PathBuf,
+        torrents: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -83,12 +105,24 @@ impl Store {
         self.torrents_dir().join(format!("{ih}.torrent"))
     }
 
-    /// The held set; empty when the node never held anything.
+    /// The held set; empty when the node never held anything. A missing held set beside shard
+    /// files is an error (see the module docs).
     pub fn load(&self) -> Result<Vec<StoredShard>, StoreError> {
         let path = self.held_path();
         let text = match std::fs::read(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let files = count_files(&self.shards_dir())? + count_files(&self.torrents_dir())?;
+                if files > 0 {
+                    return Err(StoreError::HeldSetMissing {
+                        path,
+                        files,
+                        shards: self.shards_dir(),
+                        torrents: self.torrents_dir(),
+                    });
+                }
+                return Ok(Vec::new());
+            }
             Err(e) => return Err(io_at(&path)(e)),
         };
         // Read the version first so a newer file is named as such, not as corrupt.
@@ -124,9 +158,25 @@ impl Store {
         write_atomically(&self.torrent_path(ih), bytes)
     }
 
-    pub fn read_torrent(&self, ih: &InfoHash) -> Result<Vec<u8>, StoreError> {
+    /// A shard's metainfo; `Ok(None)` only when there is no such file. Any other failure (too
+    /// many open files, an I/O error, permissions) is an error, never "missing".
+    pub fn read_torrent(&self, ih: &InfoHash) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.torrent_path(ih);
-        std::fs::read(&path).map_err(io_at(&path))
+        match std::fs::read(&path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_at(&path)(e)),
+        }
+    }
+
+    /// Puts a shard's data on disk for good (the file, then its folder's entry), before the
+    /// node acks the hold.
+    pub fn sync_shard(&self, name: &str) -> Result<(), StoreError> {
+        let path = self.shards_dir().join(name);
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(io_at(&path))?;
+        sync_dir(&self.shards_dir())
     }
 
     /// Removes a shard's metainfo and data file; absent files are fine.
@@ -177,10 +227,33 @@ fn remove_unlisted(dir: &Path, keep: &BTreeSet<String>) -> Result<usize, StoreEr
     Ok(removed)
 }
 
+fn count_files(dir: &Path) -> Result<usize, StoreError> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.count()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(io_at(dir)(e)),
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash or power loss leaves either the old file or the
+/// new one, and the new one is on disk when this returns: a temporary file written and fsynced,
+/// renamed over `path`, the folder fsynced.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io_at(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_at(path))
+    let mut file = std::fs::File::create(&tmp).map_err(io_at(&tmp))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_at(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io_at(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(dir))
 }
 
 #[cfg(test)]
@@ -212,6 +285,34 @@ mod tests {
         std::fs::write(dir.path().join("held.json"), b"{").unwrap();
         assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
         assert!(store.filesystem_free().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_lost_held_set_beside_shard_files_is_an_error_not_an_empty_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        std::fs::write(store.shards_dir().join("1".repeat(32)), b"data").unwrap();
+        let e = store.load().unwrap_err();
+        assert!(
+            matches!(e, StoreError::HeldSetMissing { files: 1, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("Nothing was deleted"), "{e}");
+        assert!(store.shards_dir().join("1".repeat(32)).exists());
+    }
+
+    #[test]
+    fn a_transient_error_reading_metainfo_is_not_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ih = InfoHash([0xab; 20]);
+        assert_eq!(store.read_torrent(&ih).unwrap(), None);
+        store.write_torrent(&ih, b"t").unwrap();
+        assert_eq!(store.read_torrent(&ih).unwrap(), Some(b"t".to_vec()));
+        // A path that cannot be read (here: a folder where the file should be) is an error.
+        std::fs::remove_file(store.torrent_path(&ih)).unwrap();
+        std::fs::create_dir(store.torrent_path(&ih)).unwrap();
+        assert!(store.read_torrent(&ih).is_err());
     }
 
     #[test]

@@ -55,6 +55,18 @@ fn print_config_merges_flags_and_environment() {
     );
 }
 
+#[test]
+fn help_never_shows_a_passkey() {
+    let out = Command::new(BIN)
+        .args(["run", "--help"])
+        .env("RT_GATEWAYS", format!("7:{PASSKEY}@gw.example:7000"))
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--gateway"), "{help}");
+    assert!(!help.contains(PASSKEY), "{help}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn status_shows_shards_space_gateways_and_directives() {
     let gw = TestGateway::bind().await;

@@ -7,4 +7,5 @@ mod common;
 mod connection;
 mod directives;
 mod interop;
+mod open_files;
 mod restart;

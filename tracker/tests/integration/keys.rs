@@ -240,3 +240,32 @@ async fn a_missing_wrong_or_exposed_master_key_is_refused_clearly() {
     assert_eq!(read_small_object(&client, &running).await, SECRET);
     running.stop();
 }
+
+#[test]
+fn help_never_shows_a_secret_and_secrets_come_from_files() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .env("RAIDTORRENT_API_KEYS", "secret-api-key-0123456789")
+        .env("RAIDTORRENT_ADMIN_TOKEN", "secret-admin-token-0123456789")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("--api-key-file") && help.contains("--admin-token-file"));
+    assert!(!help.contains("secret-"), "{help}");
+
+    // Keys from a file the gateway refuses while everyone may read it.
+    let gw = Gateway::new();
+    let keys = gw.dir.path().join("api-keys");
+    std::fs::write(&keys, "# object API keys\nkey-from-a-file-0123456789\n").unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(gw.dir.path().join("gateway.toml"))
+        .arg("--api-key-file")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 600"), "{err}");
+}
