@@ -7,6 +7,9 @@
 //! a node serve bad pieces. Tests wait with [`raidtorrent_testkit::wait_until`], never for a fixed
 //! time; [`loopback_bandwidth`] measures the plain-TCP baseline that transfer and repair times are
 //! compared with.
+//!
+//! [`process`] runs the gateway as a process as well (`raidtorrent-tracker serve`), so a test can
+//! SIGKILL it mid-operation and start it again on the same database and data folder.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -23,6 +26,7 @@ use raidtorrent_tracker::registry::{NodeId, Registration, Registry};
 
 pub mod baseline;
 pub mod logs;
+pub mod process;
 
 /// A node of a [`TestCloud`]: a `raidtorrent-peer` process (everything [`testkit::Node`] does:
 /// kill, restart, its data folder and shard files) and the identity the gateway gave it.

@@ -5,8 +5,8 @@
 //! - [`wait_for`], [`wait_until`] and [`within`]: wait for a condition or a future with a deadline,
 //!   and fail naming what was awaited (no test sleeps for a fixed time);
 //! - [`swarm`]: librqbit sessions on loopback that seed and fetch torrents;
-//! - [`Node`], [`peer_binary`], [`corrupt`], [`files_under`]: `raidtorrent-peer` child processes and
-//!   their data folders;
+//! - [`Node`], [`peer_binary`], [`workspace_binary`], [`corrupt`], [`files_under`]: child processes
+//!   (`raidtorrent-peer` nodes, a `raidtorrent-tracker` gateway) and their data folders;
 //! - [`tool`], [`tool_works`], [`python_libtorrent`]: stock tools, skipped when missing unless
 //!   `RAIDTORRENT_REQUIRE_TOOLS=1`;
 //! - [`free_port`]: a port for a process that must be told its port before it binds.
@@ -29,7 +29,7 @@ mod tools;
 mod wait;
 
 pub use net::free_port;
-pub use process::{corrupt, files_under, peer_binary, Node};
+pub use process::{corrupt, files_under, peer_binary, workspace_binary, Node};
 pub use rng::{random_bytes, Rng};
 pub use tools::{python_libtorrent, tool, tool_works};
 pub use wait::{wait_for, wait_until, within};

@@ -8,34 +8,40 @@ use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 
 /// The node binary beside the running test or bench binary (`target/<profile>/raidtorrent-peer`),
-/// built there when missing: a crate other than `raidtorrent-peer` gets no `CARGO_BIN_EXE_` for it.
+/// brought up to date first (see [`workspace_binary`]).
 pub fn peer_binary() -> PathBuf {
+    workspace_binary("raidtorrent-peer", "raidtorrent-peer")
+}
+
+/// Binary `bin` of workspace package `package` beside the running test or bench binary
+/// (`target/<profile>/<bin>`). A crate other than `package` gets no `CARGO_BIN_EXE_` for it, and
+/// `cargo test` does not rebuild it, so it is built (in the same profile) once per test process:
+/// a test never runs a binary older than the code it tests.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>");
-    let bin = dir.join("raidtorrent-peer");
-    if !bin.exists() {
+    let path = dir.join(bin);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == bin) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "-p",
-            "raidtorrent-peer",
-            "--bin",
-            "raidtorrent-peer",
-        ]);
-        // Benchmarks run from target/release: build the node in the same profile.
+        build.args(["build", "--quiet", "-p", package, "--bin", bin]);
+        // Benchmarks run from target/release: build the binary in the same profile.
         if dir.file_name().is_some_and(|d| d == "release") {
             build.arg("--release");
         }
         let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building raidtorrent-peer failed");
+        assert!(status.success(), "building {bin} failed");
+        built.push(bin.to_owned());
     }
-    bin
+    path
 }
 
 /// One node process and everything needed to start it again; killed when dropped.
@@ -89,6 +95,26 @@ impl Node {
             .spawn()
             .unwrap_or_else(|e| panic!("{} starts: {e}", self.binary.display()));
         self.child = Some(child);
+    }
+
+    /// Freezes the process (SIGSTOP): its sockets stay open but it answers nothing, as a node
+    /// whose machine hangs. [`resume`](Self::resume) lets it go on where it stopped.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("the process is running").to_string();
+        let status = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {sig} {pid} failed");
     }
 
     /// Whether the process is alive (it may have exited on its own).

@@ -2,7 +2,6 @@
 //! this machine (`devnet`).
 
 mod devnet;
-mod fdlimit;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -132,7 +131,6 @@ fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    fdlimit::raise_and_log();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

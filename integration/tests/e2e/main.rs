@@ -2,6 +2,8 @@
 //! `raidtorrent-peer` processes on loopback: objects go in, nodes die, objects come back.
 
 mod chaos;
+mod crash;
 mod healing;
 mod nodes;
 mod objects;
+mod tracking;

@@ -1,0 +1,341 @@
+//! A cloud whose gateway is a process too: `raidtorrent-tracker serve` started from a
+//! configuration file in a temporary folder, and `raidtorrent-peer` node processes dialling it.
+//! The gateway can be killed (SIGKILL, as a crash or a pulled plug) and started again on the same
+//! database, data folder and addresses, so the nodes reconnect to it as they would in the field.
+//!
+//! Tests speak to it only from outside: the object API over HTTP ([`Api`]), the nodes' data
+//! folders and status files, and the gateway's database read-only ([`GatewayProcess::recorded`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use raidtorrent_testkit::{self as testkit, free_port, peer_binary, wait_until, workspace_binary};
+use raidtorrent_tracker::config::{Config, ObjectConfig};
+use raidtorrent_tracker::registry::NodeId;
+
+/// The API key every [`GatewayProcess`] accepts.
+pub const API_KEY: &str = "crash-test-api-key-0123456789";
+
+/// A `raidtorrent-tracker serve` process and what it needs to start again; killed when dropped.
+pub struct GatewayProcess {
+    pub dir: PathBuf,
+    pub config: Config,
+    pub api_addr: SocketAddr,
+    pub control_addr: SocketAddr,
+    binary: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl GatewayProcess {
+    /// A gateway configured in `dir` (database, data folder, log files), with every listener on
+    /// 127.0.0.1 at a port of its own that stays across restarts, short worker intervals, and
+    /// `tweak` applied last. Not started yet: register nodes first.
+    pub fn new(dir: &Path, tweak: impl FnOnce(&mut Config)) -> GatewayProcess {
+        let port = || format!("127.0.0.1:{}", free_port("127.0.0.1"));
+        let mut config = Config {
+            http_listen: port(),
+            udp_listen: "off".into(),
+            db: dir.join("gateway.db"),
+            objects: ObjectConfig {
+                api_listen: port(),
+                api_keys: vec![API_KEY.into()],
+                control_listen: port(),
+                data_dir: dir.join("gateway"),
+                max_object_size: 1 << 30,
+                hold_timeout_secs: 120,
+                segment_target: 1 << 20,
+                collect_interval_secs: 1,
+                reconcile_settle_secs: 2,
+                ..ObjectConfig::default()
+            },
+            ..Config::default()
+        };
+        config.objects.health.interval_ms = 500;
+        config.objects.health.grace_secs = 2;
+        config.objects.health.backoff_base_secs = 1;
+        config.objects.health.backoff_max_secs = 2;
+        tweak(&mut config);
+        let text = toml::to_string(&config).expect("the configuration serialises");
+        std::fs::write(dir.join("gateway.toml"), text).expect("writing gateway.toml");
+        GatewayProcess {
+            dir: dir.to_owned(),
+            api_addr: config.objects.api_listen.parse().expect("api address"),
+            control_addr: config
+                .objects
+                .control_listen
+                .parse()
+                .expect("control address"),
+            config,
+            binary: workspace_binary("raidtorrent-tracker", "raidtorrent-tracker"),
+            child: None,
+            starts: 0,
+        }
+    }
+
+    /// Registers a node in the gateway's database (the gateway should be stopped); returns its
+    /// id and passkey.
+    pub fn add_node(&self, name: &str) -> (NodeId, String) {
+        let out = Command::new(&self.binary)
+            .args(["node", "add", name, "--db"])
+            .arg(&self.config.db)
+            .output()
+            .expect("raidtorrent-tracker node add runs");
+        assert!(
+            out.status.success(),
+            "node add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("node add prints JSON");
+        let id = v["id"].as_i64().expect("an id");
+        (id, v["passkey"].as_str().expect("a passkey").to_owned())
+    }
+
+    /// Starts the process (killing a running one first) and waits until its API answers. Each
+    /// start logs to its own file, `gateway-<n>.log`.
+    pub async fn start(&mut self) {
+        self.kill();
+        self.starts += 1;
+        let log = std::fs::File::create(self.dir.join(format!("gateway-{}.log", self.starts)))
+            .expect("creating the gateway log");
+        let child = Command::new(&self.binary)
+            .args(["serve", "--config"])
+            .arg(self.dir.join("gateway.toml"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("raidtorrent-tracker serve starts");
+        self.child = Some(child);
+        let api = Api::new(self.api_addr);
+        let api = &api;
+        wait_until(
+            Duration::from_secs(60),
+            "the gateway's API answers",
+            || async move { api.health().await.is_ok() },
+        )
+        .await;
+    }
+
+    /// SIGKILL: nothing is flushed, no node is told. Waits for the process.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The copies the gateway's database records, per node, as hex info-hashes.
+    pub async fn recorded(&self) -> BTreeMap<NodeId, BTreeSet<String>> {
+        let pool = self.db().await;
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT node_id, info_hash FROM holdings")
+            .fetch_all(&pool)
+            .await
+            .expect("reading holdings");
+        pool.close().await;
+        let mut out: BTreeMap<NodeId, BTreeSet<String>> = BTreeMap::new();
+        for (node, ih) in rows {
+            out.entry(node).or_default().insert(ih);
+        }
+        out
+    }
+
+    /// The info-hashes of a stored object's shards, empty when no object has that key.
+    pub async fn shards_of(&self, bucket: &str, key: &str) -> BTreeSet<String> {
+        let pool = self.db().await;
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT s.info_hash FROM shards s JOIN objects o ON o.id = s.object_id
+             WHERE o.bucket = ? AND o.key = ?",
+        )
+        .bind(bucket)
+        .bind(key)
+        .fetch_all(&pool)
+        .await
+        .expect("reading shards");
+        pool.close().await;
+        rows.into_iter().map(|(ih,)| ih).collect()
+    }
+
+    async fn db(&self) -> sqlx::SqlitePool {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&self.config.db)
+            .read_only(true);
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("opening the gateway's database read-only")
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A node process of a [`GatewayProcess`] cloud.
+pub struct ProcessNode {
+    pub id: NodeId,
+    pub process: testkit::Node,
+}
+
+impl ProcessNode {
+    /// Registers node `name` with the (stopped) gateway and starts it in `zone`, dialling the
+    /// gateway's control address.
+    pub fn start(gateway: &GatewayProcess, name: &str, zone: &str) -> ProcessNode {
+        let (id, passkey) = gateway.add_node(name);
+        let dir = gateway.dir.join(name);
+        let args: Vec<OsString> = vec![
+            "run".into(),
+            "--quota".into(),
+            "1GiB".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            dir.clone().into(),
+            "--zone".into(),
+            zone.into(),
+            "--gateway".into(),
+            format!("{id}:{passkey}@{}", gateway.control_addr).into(),
+        ];
+        let env = vec![("RUST_LOG".into(), "warn".into())];
+        let process = testkit::Node::spawn(dir, peer_binary(), args, env);
+        ProcessNode { id, process }
+    }
+
+    /// The node's status file, if it has written one yet.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let bytes = std::fs::read(self.process.dir.join("status.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// How many times the node connected to its gateway, if its status says it is connected
+    /// now. The status file is rewritten every few seconds, so after a gateway restart wait for
+    /// the count to go up rather than for "connected".
+    pub fn connected(&self) -> Option<u64> {
+        let status = self.status()?;
+        let gateway = status["gateways"].as_array()?.first()?.clone();
+        (gateway["state"] == "connected").then(|| gateway["connects"].as_u64().unwrap_or(0))
+    }
+
+    /// Every shard the node has on disk or is fetching, as hex info-hashes (see [`copies_in`]).
+    pub fn copies(&self) -> BTreeSet<String> {
+        copies_in(&self.process.dir)
+    }
+}
+
+/// Every shard a node with data folder `dir` has on disk or is fetching, as hex info-hashes: its
+/// held set (`held.json`) and the shards its status file lists (held or fetching).
+pub fn copies_in(dir: &Path) -> BTreeSet<String> {
+    let mut out = held_in(dir);
+    out.extend(listed_in(dir, "status.json"));
+    out
+}
+
+/// The shards a node with data folder `dir` holds complete (its `held.json`).
+pub fn held_in(dir: &Path) -> BTreeSet<String> {
+    listed_in(dir, "held.json")
+}
+
+/// The info-hashes of the `shards` list of a node's JSON file.
+fn listed_in(dir: &Path, file: &str) -> BTreeSet<String> {
+    let read = || -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(dir.join(file)).ok()?).ok()
+    };
+    read().map_or_else(BTreeSet::new, |v| info_hashes(&v["shards"]))
+}
+
+fn info_hashes(list: &serde_json::Value) -> BTreeSet<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["info_hash"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The copies on `nodes` that `recorded` does not list, described for a failure message.
+pub fn untracked<'a>(
+    nodes: impl IntoIterator<Item = &'a ProcessNode>,
+    recorded: &BTreeMap<NodeId, BTreeSet<String>>,
+) -> Vec<String> {
+    let none = BTreeSet::new();
+    nodes
+        .into_iter()
+        .flat_map(|n| {
+            let known = recorded.get(&n.id).unwrap_or(&none);
+            n.copies()
+                .into_iter()
+                .filter(|ih| !known.contains(ih))
+                .map(move |ih| format!("node {} holds {ih}", n.id))
+        })
+        .collect()
+}
+
+/// The object API of a gateway process, as a client sees it.
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(addr: SocketAddr) -> Api {
+        Api {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}/{path}", self.base))
+            .bearer_auth(API_KEY)
+    }
+
+    /// `GET /_health`: the gateway's workers, as JSON.
+    pub async fn health(&self) -> reqwest::Result<serde_json::Value> {
+        let r = self.request(reqwest::Method::GET, "_health").send().await?;
+        let body = r.error_for_status()?.bytes().await?;
+        Ok(serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    /// Creates a bucket with `policy` (JSON); returns the status.
+    pub async fn create_bucket(&self, bucket: &str, policy: serde_json::Value) -> u16 {
+        let r = self
+            .request(reqwest::Method::PUT, bucket)
+            .body(policy.to_string());
+        r.send().await.expect("PUT bucket").status().as_u16()
+    }
+
+    /// Stores an object; the status, or the transport error when the gateway went away.
+    pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> reqwest::Result<u16> {
+        let r = self.request(reqwest::Method::PUT, &format!("{bucket}/{key}"));
+        Ok(r.body(body).send().await?.status().as_u16())
+    }
+
+    /// The object's bytes, or the status when it is not 200.
+    pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, u16> {
+        let r = self.request(reqwest::Method::GET, &format!("{bucket}/{key}"));
+        let r = r.send().await.expect("GET object");
+        if r.status() != 200 {
+            return Err(r.status().as_u16());
+        }
+        r.bytes().await.map(|b| b.to_vec()).map_err(|_| 599)
+    }
+
+    /// Deletes an object; the status, or the transport error when the gateway went away.
+    pub async fn delete(&self, bucket: &str, key: &str) -> reqwest::Result<u16> {
+        let r = self.request(reqwest::Method::DELETE, &format!("{bucket}/{key}"));
+        Ok(r.send().await?.status().as_u16())
+    }
+}
