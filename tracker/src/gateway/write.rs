@@ -119,9 +119,9 @@ where
     let p = bucket.policy;
     let geometry = Geometry::choose(p.k, p.m, config.segment_target, source.size_hint)
         .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
-    let (limit, over, _space) = reserve_staging(gw, geometry, source.size_hint)?;
+    let budget = reserve_staging(gw, geometry, source.size_hint)?;
     let body = std::io::Cursor::new(source.head).chain(source.body);
-    let mut upload = Upload::new(body, config.body_timeout, limit, over);
+    let mut upload = Upload::new(body, config.body_timeout, budget.limit, budget.over);
     let parts: Vec<String> = (0..geometry.shard_count())
         .map(|i| format!("{i}.part"))
         .collect();
@@ -154,14 +154,21 @@ fn internal(e: EncodeError) -> GatewayError {
     GatewayError::Internal(e.to_string())
 }
 
+/// The staging space reserved for an upload, and the most bytes it may have.
+struct StagingBudget {
+    limit: u64,
+    /// The error past `limit`.
+    over: fn(u64) -> GatewayError,
+    _space: Reserved,
+}
+
 /// Reserves the staging space of an upload: its shards' bytes when its size is known, else
-/// room for the largest object that fits in half of the free space. Returns the most bytes the
-/// upload may have, the error past them, and the reservation.
+/// room for the largest object that fits in half of the free space.
 fn reserve_staging(
     gw: &Gateway,
     geometry: Geometry,
     size: Option<u64>,
-) -> Result<(u64, fn(u64) -> GatewayError, Reserved), GatewayError> {
+) -> Result<StagingBudget, GatewayError> {
     let max = gw.inner.config.max_object_size;
     let admission = &gw.inner.admission;
     let staged = |plain: u64| {
@@ -170,13 +177,20 @@ fn reserve_staging(
             .map_err(|e| GatewayError::BadRequest(e.to_string()))
     };
     let too_large: fn(u64) -> GatewayError = |max| GatewayError::TooLarge { size: max + 1, max };
+    let budget = |limit, over, bytes| {
+        Ok(StagingBudget {
+            limit,
+            over,
+            _space: admission.reserve(bytes)?,
+        })
+    };
     if let Some(size) = size {
-        return Ok((size, too_large, admission.reserve(staged(size)?)?));
+        return budget(size, too_large, staged(size)?);
     }
     let (k, n) = (u64::from(geometry.k), geometry.shard_count() as u64);
     let fits = (admission.available()? / 2 / n * k).saturating_sub(geometry.segment_size);
     if fits >= max {
-        return Ok((max, too_large, admission.reserve(staged(max)?)?));
+        return budget(max, too_large, staged(max)?);
     }
     let no_room: fn(u64) -> GatewayError = |fits| {
         GatewayError::InsufficientStorage(format!(
@@ -184,7 +198,7 @@ fn reserve_staging(
              Content-Length"
         ))
     };
-    Ok((fits, no_room, admission.reserve(staged(fits)?)?))
+    budget(fits, no_room, staged(fits)?)
 }
 
 /// Seeds every staged shard, then gets every shard its copies, confirmed by the nodes.

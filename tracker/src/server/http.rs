@@ -67,9 +67,9 @@ pub fn routes(
                 async move {
                     let path = path.as_str();
                     if path.starts_with("/admin/") {
-                        return match admin_allowed(token.as_deref(), auth) {
-                            Ok(()) => reports(&t, path).await,
-                            Err(refused) => refused,
+                        return match admin_refusal(token.as_deref(), auth) {
+                            None => reports(&t, path).await,
+                            Some(refused) => refused,
                         };
                     }
                     get_route(&t, path, query.as_bytes(), remote)
@@ -136,19 +136,19 @@ async fn reports(t: &Tracker, path: &str) -> Reply {
     }
 }
 
-/// Lets a request through only with `Authorization: Bearer <admin token>`.
-fn admin_allowed(token: Option<&str>, auth: Option<String>) -> Result<(), Reply> {
+/// The answer to a request without `Authorization: Bearer <admin token>`; `None` lets it through.
+fn admin_refusal(token: Option<&str>, auth: Option<String>) -> Option<Reply> {
     let Some(token) = token else {
-        return Err(json_error(
+        return Some(json_error(
             StatusCode::NOT_FOUND,
             "the admin API is disabled (no admin_token)",
         ));
     };
     let given = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
     if given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
-        Ok(())
+        None
     } else {
-        Err(json_error(
+        Some(json_error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong admin token",
         ))
@@ -253,7 +253,7 @@ async fn admin_route(
     if segments.first() != Some(&"admin") {
         return not_found();
     }
-    if let Err(refused) = admin_allowed(token, auth) {
+    if let Some(refused) = admin_refusal(token, auth) {
         return refused;
     }
     match segments[1..] {
