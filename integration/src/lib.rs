@@ -156,6 +156,24 @@ impl TestCloud {
 }
 
 impl TestCloud {
+    /// The copies on running nodes (held or being fetched) that the gateway does not record,
+    /// each described; empty while every node holds only what the gateway tracks.
+    pub async fn untracked(&self) -> Vec<String> {
+        let running: Vec<&Node> = self.nodes.iter().filter(|n| n.pid().is_some()).collect();
+        let ids: Vec<NodeId> = running.iter().map(|n| n.id).collect();
+        let recorded = self.cloud.gateway.meta().recorded_on(&ids).await.unwrap();
+        let recorded: HashSet<(String, NodeId)> =
+            recorded.iter().map(|(ih, n)| (ih.to_hex(), *n)).collect();
+        running
+            .iter()
+            .flat_map(|n| process::copies_in(&n.dir).into_iter().map(|ih| (ih, n.id)))
+            .filter(|copy| !recorded.contains(copy))
+            .map(|(ih, node)| format!("node {node} holds {ih}"))
+            .collect()
+    }
+}
+
+impl TestCloud {
     /// A gateway and `n` nodes spread over `zones` zones, all connected.
     pub async fn start(n: usize, zones: usize) -> TestCloud {
         Self::start_with(n, zones, |_| {}).await
@@ -180,7 +198,10 @@ impl TestCloud {
                 max_object_size: 1 << 32,
                 hold_timeout_secs: 120,
                 segment_target: 8 << 20,
-                collect_interval_secs: 3600,
+                // Collection and reconciliation run all the time, so every test also checks
+                // that they never take a copy the gateway counts.
+                collect_interval_secs: 1,
+                reconcile_settle_secs: 2,
                 ..ObjectConfig::default()
             },
             ..Config::default()

@@ -12,7 +12,7 @@ use raidtorrent_tracker::gateway::GatewayError;
 
 use super::healing::{collect, quick_health};
 use raidtorrent_integration::*;
-use raidtorrent_testkit::{random_bytes, Rng};
+use raidtorrent_testkit::{random_bytes, wait_until, Rng};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn objects_survive_nodes_dying_and_returning_at_random() {
@@ -173,6 +173,13 @@ async fn objects_survive_nodes_dying_and_returning_at_random() {
             "{key} differs at the end"
         );
     }
+    let tc = &t;
+    wait_until(
+        Duration::from_secs(60),
+        "no node keeps a copy the gateway does not record",
+        || async move { tc.untracked().await.is_empty() },
+    )
+    .await;
     eprintln!("health at the end: {:?}", gw.health_status());
     records_were_all_written();
 }

@@ -25,7 +25,7 @@ use raidtorrent_codec::{InfoHash, ShardInfo};
 use raidtorrent_proto::{Hold, MetainfoSource};
 use tokio::task::JoinSet;
 
-use super::in_flight::{CopiesInFlight, CopyOf};
+use super::in_flight::{CopiesInFlight, CopyOf, HoldTicket};
 use super::local::Announce;
 use super::meta::Meta;
 use super::nodes::{Nodes, TransferRecord};
@@ -133,7 +133,8 @@ impl Copies {
         kind: TransferKind,
         before_recording: impl std::future::Future<Output = ()>,
     ) -> Result<Vec<Held>, GatewayError> {
-        // A ticket per job, from before its directive until its copy is recorded.
+        // In flight from before any directive leaves until each copy is recorded; a ticket
+        // dropped unrecorded (this future cancelled included) leaves its copy to the collector.
         let mut tickets = Vec::with_capacity(jobs.len());
         let mut running = JoinSet::new();
         let mut tasks = HashMap::new();
@@ -170,34 +171,9 @@ impl Copies {
         }
         before_recording.await;
         let mut held = Vec::with_capacity(answers.len());
-        for (i, job, outcome, took) in answers {
-            let ih = job.shard.info_hash();
-            let transfer = TransferRecord {
-                node: job.node,
-                kind,
-                info_hash: &ih,
-                ok: outcome.is_ok(),
-                bytes: job.shard.length,
-                took,
-            };
-            self.nodes.record_transfer(transfer).await;
-            let outcome = match outcome {
-                Ok(()) => match self.record(&ih, job.node).await {
-                    (true, outcome) => {
-                        if let Some(t) = tickets[i].take() {
-                            t.recorded();
-                        }
-                        outcome
-                    }
-                    (false, outcome) => outcome,
-                },
-                Err(e) => Err(e),
-            };
-            held.push(Held {
-                job: i,
-                node: job.node,
-                outcome,
-            });
+        for answer in answers {
+            let ticket = tickets[answer.0].take();
+            held.push(self.finish_hold(answer, kind, ticket).await);
         }
         for ((job, node), why) in lost {
             tracing::warn!(node, why, "a hold was not made");
@@ -209,6 +185,41 @@ impl Copies {
         }
         held.sort_by_key(|h| h.job);
         Ok(held)
+    }
+
+    /// Records an answered hold: the transfer against its node and, once confirmed, the copy;
+    /// the hold's ticket is marked recorded only when the copy is.
+    async fn finish_hold(
+        &self,
+        (job_index, job, outcome, took): (usize, HoldJob, Result<(), String>, Duration),
+        kind: TransferKind,
+        ticket: Option<HoldTicket>,
+    ) -> Held {
+        let ih = job.shard.info_hash();
+        let transfer = TransferRecord {
+            node: job.node,
+            kind,
+            info_hash: &ih,
+            ok: outcome.is_ok(),
+            bytes: job.shard.length,
+            took,
+        };
+        self.nodes.record_transfer(transfer).await;
+        let outcome = match outcome {
+            Ok(()) => {
+                let (recorded, outcome) = self.record(&ih, job.node).await;
+                if let Some(t) = ticket.filter(|_| recorded) {
+                    t.recorded();
+                }
+                outcome
+            }
+            Err(e) => Err(e),
+        };
+        Held {
+            job: job_index,
+            node: job.node,
+            outcome,
+        }
     }
 
     /// One hold directive and its answer; the node's load and back-off follow it.
