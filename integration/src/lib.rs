@@ -207,7 +207,7 @@ impl TestCloud {
             ..Config::default()
         };
         let registry = Registry::open(&config.db).await.unwrap();
-        let listeners = CloudListeners::bind(&config).await.unwrap();
+        let listeners = CloudListeners::bind(&config, None).await.unwrap();
         let mut settings = CloudSettings::from_config(&config);
         tweak(&mut settings);
         let cloud = Cloud::start(&config, registry.clone(), listeners, settings)

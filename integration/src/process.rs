@@ -34,7 +34,8 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// A gateway configured in `dir` (database, data folder, log files), with every listener on
     /// 127.0.0.1 at a port of its own that stays across restarts, short worker intervals, and
-    /// `tweak` applied last. Not started yet: register nodes first.
+    /// `tweak` applied last (its TLS certificate created when `tweak` turned TLS on). Not started
+    /// yet: register nodes first.
     pub fn new(dir: &Path, tweak: impl FnOnce(&mut Config)) -> GatewayProcess {
         let port = || format!("127.0.0.1:{}", free_port("127.0.0.1"));
         let mut config = Config {
@@ -60,6 +61,9 @@ impl GatewayProcess {
         config.objects.health.backoff_base_secs = 1;
         config.objects.health.backoff_max_secs = 2;
         tweak(&mut config);
+        // As an operator would before handing the certificate to nodes: the gateway's first start
+        // creates it, here done ahead of that so nodes can pin it from their start.
+        config.tls_identity().expect("the gateway's certificate");
         let text = toml::to_string(&config).expect("the configuration serialises");
         std::fs::write(dir.join("gateway.toml"), text).expect("writing gateway.toml");
         GatewayProcess {
@@ -114,14 +118,25 @@ impl GatewayProcess {
             .spawn()
             .expect("raidtorrent-tracker serve starts");
         self.child = Some(child);
-        let api = Api::new(self.api_addr);
-        let api = &api;
-        wait_until(
-            Duration::from_secs(60),
-            "the gateway's API answers",
-            || async move { api.health().await.is_ok() },
-        )
+        wait_until(Duration::from_secs(60), "the gateway's API answers", || {
+            let api = self.api();
+            async move { api.health().await.is_ok() }
+        })
         .await;
+    }
+
+    /// The certificate file clients and nodes trust when the gateway serves TLS.
+    pub fn tls_cert(&self) -> Option<PathBuf> {
+        self.config.tls.enabled.then(|| self.config.tls_files().0)
+    }
+
+    /// The object API as a client sees it: over HTTPS trusting only the gateway's certificate
+    /// when it serves TLS (a client made before the gateway created its certificate fails).
+    pub fn api(&self) -> Api {
+        match self.tls_cert() {
+            None => Api::new(self.api_addr),
+            Some(cert) => Api::tls(self.api_addr, &cert),
+        }
     }
 
     /// SIGKILL: nothing is flushed, no node is told. Waits for the process.
@@ -189,11 +204,21 @@ pub struct ProcessNode {
 
 impl ProcessNode {
     /// Registers node `name` with the (stopped) gateway and starts it in `zone`, dialling the
-    /// gateway's control address.
+    /// gateway's control address (pinning its certificate when it serves TLS).
     pub fn start(gateway: &GatewayProcess, name: &str, zone: &str) -> ProcessNode {
+        Self::start_pinned(gateway, name, zone, gateway.tls_cert().as_deref())
+    }
+
+    /// As [`ProcessNode::start`], pinning the certificate `cert` (any, right or wrong).
+    pub fn start_pinned(
+        gateway: &GatewayProcess,
+        name: &str,
+        zone: &str,
+        cert: Option<&Path>,
+    ) -> ProcessNode {
         let (id, passkey) = gateway.add_node(name);
         let dir = gateway.dir.join(name);
-        let args: Vec<OsString> = vec![
+        let mut args: Vec<OsString> = vec![
             "run".into(),
             "--quota".into(),
             "1GiB".into(),
@@ -206,6 +231,9 @@ impl ProcessNode {
             "--gateway".into(),
             format!("{id}:{passkey}@{}", gateway.control_addr).into(),
         ];
+        if let Some(cert) = cert {
+            args.extend(["--gateway-cert".into(), cert.into()]);
+        }
         let env = vec![("RUST_LOG".into(), "warn".into())];
         let process = testkit::Node::spawn(dir, peer_binary(), args, env);
         ProcessNode { id, process }
@@ -293,6 +321,19 @@ impl Api {
                 .timeout(Duration::from_secs(120))
                 .build()
                 .expect("an HTTP client"),
+        }
+    }
+
+    /// The API over HTTPS, trusting the certificate in PEM file `cert` and nothing else.
+    pub fn tls(addr: SocketAddr, cert: &Path) -> Api {
+        let trusted = std::fs::read(cert)
+            .map(|pem| reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .tls_certs_only(trusted);
+        Api {
+            base: format!("https://{addr}"),
+            client: client.build().expect("an HTTPS client"),
         }
     }
 

@@ -43,6 +43,10 @@ pub struct GatewayConfig {
     pub node_id: u64,
     /// The node's passkey at this gateway (32 lowercase hex digits).
     pub passkey: String,
+    /// The gateway's certificate (PEM), from its operator, when the gateway serves TLS. The
+    /// control connection then runs inside TLS and accepts only this certificate's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
 }
 
 impl GatewayConfig {
@@ -162,6 +166,7 @@ pub fn parse_gateway_flag(s: &str) -> Result<GatewayConfig, ConfigError> {
         control: control.to_owned(),
         node_id: id.parse().map_err(|_| bad())?,
         passkey: passkey.to_owned(),
+        tls_cert: None,
     })
 }
 
@@ -182,6 +187,7 @@ mod tests {
                 control: "gateway.example:7000".into(),
                 node_id: 7,
                 passkey: KEY.into(),
+                tls_cert: Some("/etc/raidtorrent/home-gateway.pem".into()),
             }],
             limits: Limits {
                 upload_bps: Some(1 << 20),

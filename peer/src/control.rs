@@ -14,14 +14,18 @@ use raidtorrent_proto::{
     frame, ByeCode, Envelope, Frame, GatewayHello, Handshake, Message, NodeFacts, NodeHello,
     Parsed, RefuseCode, Welcome, PROTOCOL_VERSION,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::backoff::{random_u64, Backoff};
 use crate::config::GatewayConfig;
 use crate::node::{lock, Node};
+use crate::tls::Pin;
+
+/// The connection to a gateway: plain TCP, or TLS to a pinned gateway.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// The extended id this node receives placement messages on.
 pub const NODE_EXT_ID: u8 = 1;
@@ -80,7 +84,7 @@ pub(crate) async fn run(node: Arc<Node>, gw: GatewayConfig) {
 
 /// Reads bytes and cuts them into handshake and frames.
 struct Reader {
-    rd: OwnedReadHalf,
+    rd: ReadHalf<Box<dyn Io>>,
     buf: Vec<u8>,
 }
 
@@ -133,7 +137,7 @@ impl Reader {
 
 /// The sending half, with the connection's frame authentication (both directions' counters).
 struct Writer {
-    wr: OwnedWriteHalf,
+    wr: WriteHalf<Box<dyn Io>>,
     gateway_ext_id: u8,
     seq: u64,
     auth: FrameAuth,
@@ -199,11 +203,7 @@ enum Opened {
 
 /// Connects and authenticates: the welcome, or the gateway's bye instead.
 async fn open(node: &Node, gw: &GatewayConfig) -> anyhow::Result<Opened> {
-    let stream = TcpStream::connect(&gw.control)
-        .await
-        .with_context(|| format!("connecting to {}", gw.control))?;
-    stream.set_nodelay(true)?;
-    let (rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = tokio::io::split(dial(gw).await?);
     wr.write_all(&Handshake::control(peer_id()).to_bytes())
         .await?;
     let mut reader = Reader {
@@ -243,6 +243,23 @@ async fn open(node: &Node, gw: &GatewayConfig) -> anyhow::Result<Opened> {
             (Err(_), _) => continue,
         }
     }
+}
+
+/// The connection to `gw`, inside TLS when it is pinned.
+async fn dial(gw: &GatewayConfig) -> anyhow::Result<Box<dyn Io>> {
+    let stream = TcpStream::connect(&gw.control)
+        .await
+        .with_context(|| format!("connecting to {}", gw.control))?;
+    stream.set_nodelay(true)?;
+    let Some(cert) = &gw.tls_cert else {
+        return Ok(Box::new(stream));
+    };
+    let host = gw.control.rsplit_once(':').map_or("", |(h, _)| h);
+    let tls = Pin::load(cert)?
+        .connect(stream, host)
+        .await
+        .with_context(|| format!("TLS to {} (pinned to {})", gw.control, cert.display()))?;
+    Ok(Box::new(tls))
 }
 
 /// Our extended handshake, its proof still to be signed.

@@ -38,6 +38,7 @@ pub mod status;
 mod status_task;
 pub mod store;
 pub mod tasks;
+pub mod tls;
 
 pub use control::NODE_EXT_ID;
 pub use node::RunningNode;

@@ -58,6 +58,10 @@ struct RunArgs {
         hide_env_values = true
     )]
     gateways: Vec<String>,
+    /// The certificate (PEM) of the gateways given with --gateway, when they serve TLS: the node
+    /// then accepts only that certificate's key.
+    #[arg(long, env = "RT_GATEWAY_CERT")]
+    gateway_cert: Option<PathBuf>,
     /// Upload limit in bytes per second.
     #[arg(long, env = "RT_UPLOAD_BPS")]
     upload_bps: Option<u32>,
@@ -107,6 +111,9 @@ impl RunArgs {
                 .iter()
                 .map(|g| parse_gateway_flag(g))
                 .collect::<Result<Vec<GatewayConfig>, _>>()?;
+            for g in &mut config.gateways {
+                g.tls_cert.clone_from(&self.gateway_cert);
+            }
         }
         if self.upload_bps.is_some() {
             config.limits.upload_bps = self.upload_bps;
@@ -119,8 +126,7 @@ impl RunArgs {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -135,13 +141,23 @@ async fn main() -> anyhow::Result<()> {
                 print!("{}", config.to_toml());
                 return Ok(());
             }
+            // Before the runtime: pointing the process's trust store at the pinned gateway
+            // certificates needs a process without other threads.
+            if let Some(bundle) = raidtorrent_peer::tls::trust_pinned(&config)? {
+                tracing::info!(bundle = %bundle.display(), "HTTPS trusts the pinned gateways");
+            }
             match raidtorrent_peer::fds::raise_nofile() {
                 Ok((soft, hard)) => tracing::info!(soft, hard, "open-file limit"),
                 Err(e) => tracing::warn!("raising the open-file limit: {e}"),
             }
-            let node = RunningNode::start(config).await?;
-            tracing::info!(listen = %node.listen_addr(), "node running");
-            node.run_until_signal().await
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let node = RunningNode::start(config).await?;
+                tracing::info!(listen = %node.listen_addr(), "node running");
+                node.run_until_signal().await
+            })
         }
         Command::Status { data_dir } => {
             let status = Status::read(&data_dir.join("status.json"))

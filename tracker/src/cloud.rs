@@ -14,7 +14,7 @@ use crate::api::{self, ApiAuth};
 use crate::config::Config;
 use crate::control::{ControlConfig, ControlHub};
 use crate::gateway::{open_master_key, Gateway, GatewayConfig, OwnNode, PeerSession};
-use crate::net::{self, Gate, HttpLimits};
+use crate::net::{self, Gate, HttpLimits, Tls};
 use crate::registry::Registry;
 use crate::server::{bind_tcp, bind_udp, Listeners, Service};
 
@@ -63,8 +63,9 @@ pub struct CloudListeners {
 }
 
 impl CloudListeners {
-    /// Binds the tracker's addresses the configuration names (for a tracker without objects).
-    pub async fn bind_tracker(config: &Config) -> anyhow::Result<Listeners> {
+    /// Binds the tracker's addresses the configuration names (for a tracker without objects);
+    /// `tls` is what [`crate::config::Config::tls_identity`] gave.
+    pub async fn bind_tracker(config: &Config, tls: Option<Tls>) -> anyhow::Result<Listeners> {
         let http = match config.http_addr()? {
             Some(a) => Some(bind_tcp(a).with_context(|| format!("binding HTTP on {a}"))?),
             None => None,
@@ -77,12 +78,12 @@ impl CloudListeners {
             ),
             None => None,
         };
-        Ok(Listeners { http, udp })
+        Ok(Listeners { http, udp, tls })
     }
 
-    /// Binds every address the configuration names.
-    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        let tracker = Self::bind_tracker(config).await?;
+    /// Binds every address the configuration names; with `tls`, every TCP listener speaks it.
+    pub async fn bind(config: &Config, tls: Option<Tls>) -> anyhow::Result<Self> {
+        let tracker = Self::bind_tracker(config, tls).await?;
         let objects = &config.objects;
         let control = objects.control_addr().map_err(anyhow::Error::msg)?;
         let api = objects
@@ -123,12 +124,14 @@ impl Cloud {
     ) -> anyhow::Result<Self> {
         // First: a missing or wrong key must stop the gateway before it serves anything.
         let master = open_master_key(&settings.gateway.data_dir, registry.db()).await?;
+        let tls = listeners.tracker.tls.clone();
         let service = Service::start(config, registry.clone(), listeners.tracker).await?;
         if settings.gateway.tracker_url.is_empty() {
             let http = service
                 .http_addr
                 .context("the object path needs the HTTP tracker")?;
-            settings.gateway.tracker_url = format!("http://{http}");
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            settings.gateway.tracker_url = format!("{scheme}://{http}");
         }
         let control_addr = listeners.control.local_addr()?;
         let api_addr = listeners.api.local_addr()?;
@@ -140,10 +143,10 @@ impl Cloud {
         let (stop, stop_rx) = watch::channel(false);
         let serving = hub.clone();
         let rx = stop_rx.clone();
-        let control = listeners.control;
+        let (control, control_tls) = (listeners.control, tls.clone());
         let mut tasks = vec![(
             "control",
-            tokio::spawn(async move { serving.serve(control, stopped(rx)).await }),
+            tokio::spawn(async move { serving.serve(control, control_tls, stopped(rx)).await }),
         )];
         let data_dir = settings.gateway.data_dir.clone();
         let session = PeerSession::start(&data_dir.join("swarm"), settings.swarm_ip).await?;
@@ -166,6 +169,7 @@ impl Cloud {
             warp::service(api::routes(gateway.clone(), settings.auth)),
             settings.api_limits,
             Gate::new(settings.api_limits.caps),
+            tls,
             stopped(api_rx),
         ));
         tracing::info!(api = %api_addr, control = %control_addr, "object API serving");

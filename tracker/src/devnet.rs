@@ -107,6 +107,7 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
         tracker: Listeners {
             http: Some(bind_tcp("127.0.0.1:0".parse()?)?),
             udp: None,
+            tls: None,
         },
         control: TcpListener::bind("127.0.0.1:0").await?,
         api: api_listener(args.api_listen).await?,

@@ -11,8 +11,9 @@
 //!   speaks, pure, and the probe that speaks it over TCP);
 //! - state and storage: [`swarm`] (in-memory swarms, the hot path), [`registry`] (nodes,
 //!   passkeys and reliability records in SQLite, off the hot path);
-//! - [`net`]: connections from strangers: caps per listener and per address, and the HTTP
-//!   server with header, idle and send timeouts that every HTTP listener runs on;
+//! - [`net`]: connections from strangers: caps per listener and per address, TLS with the
+//!   gateway's certificate, and the HTTP server with header, idle and send timeouts that every
+//!   HTTP listener runs on;
 //! - [`control`]: the control listener nodes dial (BEP RT-0002): authentication, directives,
 //!   reports;
 //! - [`gateway`]: the object path (write and read pipelines, metadata, copies, workers) and

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
 use raidtorrent_tracker::config::{read_secret, read_secrets, Config, DEFAULT_TOML};
+use raidtorrent_tracker::net::{Tls, TlsIdentity};
 use raidtorrent_tracker::registry::{unix_now, Registry};
 use raidtorrent_tracker::server::Service;
 use std::io::IsTerminal;
@@ -92,6 +93,15 @@ struct ServeArgs {
     /// Directory for staged shards and the master key (overrides objects.data_dir).
     #[arg(long, env = "RAIDTORRENT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Serve the control listener, the HTTP tracker and the object API over TLS (tls.enabled).
+    #[arg(long, env = "RAIDTORRENT_TLS")]
+    tls: bool,
+    /// PEM certificate chain for TLS (overrides tls.cert_file); needs --tls-key.
+    #[arg(long, env = "RAIDTORRENT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (overrides tls.key_file); needs --tls-cert.
+    #[arg(long, env = "RAIDTORRENT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -131,19 +141,54 @@ fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Before the runtime: this may set the process's trust store, which only a process without
+    // other threads may do.
+    let serving = match &command {
+        Command::Serve(args) => Some(serve_config(args)?),
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         match command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(_) => {
+                let (config, tls) = serving.expect("prepared above");
+                serve(config, tls).await
+            }
             Command::Devnet(args) => devnet::run(args, shutdown_signal()).await,
             Command::Node { db, action } => node(db, action).await,
         }
     })
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
+/// The configuration `serve` runs with, and its TLS (the gateway's own certificate made the only
+/// one its BitTorrent session trusts for announces).
+fn serve_config(args: &ServeArgs) -> Result<(Config, Option<Tls>)> {
+    let config = read_config(args)?;
+    let Some(identity) = config.tls_identity()? else {
+        return Ok((config, None));
+    };
+    trust_only(&identity)?;
+    tracing::info!(
+        cert = %identity.cert_file().display(),
+        sha256 = %identity.fingerprint(),
+        "TLS on the control listener, the tracker and the object API"
+    );
+    Ok((config, Some(identity.acceptor()?)))
+}
+
+/// Makes the gateway's own certificate chain the trust store of HTTPS requests this process makes
+/// (its session's announces to its own tracker), through `SSL_CERT_FILE`. Called before any
+/// other thread exists.
+fn trust_only(identity: &TlsIdentity) -> Result<()> {
+    let file = std::path::absolute(identity.cert_file())?;
+    std::env::set_var("SSL_CERT_FILE", file);
+    std::env::remove_var("SSL_CERT_DIR");
+    Ok(())
+}
+
+fn read_config(args: &ServeArgs) -> Result<Config> {
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -152,24 +197,24 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
         None => Config::default(),
     };
-    if let Some(v) = args.http_listen {
+    if let Some(v) = args.http_listen.clone() {
         config.http_listen = v;
     }
-    if let Some(v) = args.udp_listen {
+    if let Some(v) = args.udp_listen.clone() {
         config.udp_listen = v;
     }
-    if let Some(v) = args.db {
+    if let Some(v) = args.db.clone() {
         config.db = v;
     }
-    if let Some(v) = args.admin_token {
+    if let Some(v) = args.admin_token.clone() {
         config.admin_token = Some(v);
     }
     config.open |= args.open;
-    if let Some(v) = args.api_listen {
+    if let Some(v) = args.api_listen.clone() {
         config.objects.api_listen = v;
     }
     if !args.api_keys.is_empty() {
-        config.objects.api_keys = args.api_keys;
+        config.objects.api_keys = args.api_keys.clone();
     }
     if let Some(path) = &args.api_key_file {
         config.objects.api_keys = read_secrets(path)?;
@@ -177,13 +222,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(path) = &args.admin_token_file {
         config.admin_token = Some(read_secret(path)?);
     }
-    if let Some(v) = args.control_listen {
+    if let Some(v) = args.control_listen.clone() {
         config.objects.control_listen = v;
     }
-    if let Some(v) = args.data_dir {
-        config.objects.data_dir = v;
+    if let Some(v) = &args.data_dir {
+        config.objects.data_dir = v.clone();
+    }
+    config.tls.enabled |= args.tls;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        (config.tls.cert_file, config.tls.key_file) = (cert.clone(), key.clone());
     }
     config.validate()?;
+    Ok(config)
+}
+
+async fn serve(mut config: Config, tls: Option<Tls>) -> Result<()> {
     fit_to_open_files(&mut config);
     let registry = Registry::open(&config.db)
         .await
@@ -194,12 +247,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?
         .is_none()
     {
-        let listeners = CloudListeners::bind_tracker(&config).await?;
+        let listeners = CloudListeners::bind_tracker(&config, tls).await?;
         let service = Service::start(&config, registry, listeners).await?;
         service.run_until(shutdown_signal()).await;
         return Ok(());
     }
-    let listeners = CloudListeners::bind(&config).await?;
+    let listeners = CloudListeners::bind(&config, tls).await?;
     let cloud = Cloud::start(
         &config,
         registry,

@@ -34,7 +34,7 @@ impl Crash {
             .map(|i| ProcessNode::start(&gw, &format!("node-{i}"), &format!("zone-{i}")))
             .collect();
         gw.start().await;
-        let api = Api::new(gw.api_addr);
+        let api = gw.api();
         let policy = serde_json::json!({
             "k": 2, "m": 1, "copies": copies, "high_share": 0.0, "inline_max": 0
         });
@@ -170,7 +170,7 @@ async fn a_gateway_killed_while_placing_an_upload() {
     // Node 1 takes a copy of every shard but answers nothing: the upload waits on it with node
     // 0's copies already placed.
     c.nodes[1].process.pause();
-    let api = Api::new(c.gw.api_addr);
+    let api = c.gw.api();
     let put = tokio::spawn(async move { api.put(BUCKET, "cut", random_bytes(2 << 20, 2)).await });
     let c0 = &c;
     let before = &before;
@@ -223,7 +223,7 @@ async fn a_gateway_killed_while_overwriting_an_object() {
     let first = c.put("key", 5).await;
     let before = c.held_on(0);
     c.nodes[1].process.pause();
-    let api = Api::new(c.gw.api_addr);
+    let api = c.gw.api();
     let put = tokio::spawn(async move { api.put(BUCKET, "key", random_bytes(2 << 20, 6)).await });
     let (c0, before) = (&c, &before);
     wait_until(

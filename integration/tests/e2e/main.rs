@@ -6,4 +6,5 @@ mod crash;
 mod healing;
 mod nodes;
 mod objects;
+mod tls;
 mod tracking;

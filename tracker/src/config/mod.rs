@@ -5,11 +5,13 @@ mod health;
 mod limits;
 mod objects;
 mod secrets;
+mod tls;
 
 pub use health::HealthSection;
 pub use limits::LimitsConfig;
 pub use objects::ObjectConfig;
 pub use secrets::{read_secret, read_secrets};
+pub use tls::TlsSection;
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -41,6 +43,8 @@ pub struct Config {
     pub scoring: crate::scoring::ScoringConfig,
     /// Connection caps and timeouts of the listeners.
     pub limits: LimitsConfig,
+    /// TLS on the control listener, the HTTP tracker and the object API.
+    pub tls: TlsSection,
 }
 
 /// How often clients announce and how many peers they get.
@@ -90,6 +94,7 @@ impl Default for Config {
             objects: ObjectConfig::default(),
             scoring: crate::scoring::ScoringConfig::default(),
             limits: LimitsConfig::default(),
+            tls: TlsSection::default(),
         }
     }
 }
@@ -177,6 +182,20 @@ tracker_connections_per_ip = 4096
 control_handshakes = 1024
 control_handshakes_per_ip = 64
 
+[tls]
+# Serve the control listener, the HTTP tracker and the object API over TLS only (the UDP
+# tracker stays as it is). Nodes pin the gateway's certificate; clients trust it or its CA.
+enabled = false
+# PEM certificate chain (the gateway's own certificate first) and its private key; empty is
+# <objects.data_dir>/tls/cert.pem and key.pem. When neither file exists, the gateway creates a
+# self-signed certificate there at start and keeps using it (nodes pin it).
+cert_file = ""
+key_file = ""
+# Names and addresses a certificate the gateway creates is valid for, besides localhost,
+# 127.0.0.1, ::1 and the addresses of the listeners and of objects.tracker_url. Give the public
+# name or address clients and nodes use.
+names = []
+
 [objects]
 # Address of the object API, or "off" (the service is then a tracker only).
 api_listen = "off"
@@ -187,8 +206,8 @@ api_keys = []
 open_api = false
 # Address of the control listener nodes dial.
 control_listen = "0.0.0.0:6970"
-# The tracker's base URL as nodes reach it, e.g. "http://gateway.example.org:6969".
-# Empty: taken from http_listen (right on one machine).
+# The tracker's base URL as nodes reach it, e.g. "http://gateway.example.org:6969" (https:// with
+# tls.enabled). Empty: taken from http_listen (right on one machine).
 tracker_url = ""
 # Address the gateway's own BitTorrent session listens on, reachable by the nodes.
 swarm_ip = "127.0.0.1"
@@ -375,6 +394,14 @@ impl Config {
         self.objects.validate().map_err(ConfigError)?;
         self.scoring.validate().map_err(ConfigError)?;
         self.limits.validate().map_err(ConfigError)?;
+        self.tls.validate().map_err(ConfigError)?;
+        if self.tls.enabled && self.objects.tracker_url.starts_with("http://") {
+            return err(
+                "tls.enabled: the tracker speaks TLS only, so objects.tracker_url must start \
+                 with https://"
+                    .into(),
+            );
+        }
         let objects_on = self.objects.api_addr().map_err(ConfigError)?.is_some();
         if objects_on && self.http_addr()?.is_none() {
             return err("objects.api_listen needs http_listen: nodes announce over HTTP".into());

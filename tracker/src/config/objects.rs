@@ -135,8 +135,11 @@ impl ObjectConfig {
                     .into(),
             );
         }
-        if !self.tracker_url.is_empty() && !self.tracker_url.starts_with("http://") {
-            return Err("objects.tracker_url must start with http://".into());
+        if !self.tracker_url.is_empty()
+            && !self.tracker_url.starts_with("http://")
+            && !self.tracker_url.starts_with("https://")
+        {
+            return Err("objects.tracker_url must start with http:// or https://".into());
         }
         if self.swarm_ip.is_unspecified() {
             return Err("objects.swarm_ip must be an address nodes can reach, not 0.0.0.0".into());

@@ -7,9 +7,9 @@
 //! callers see `Disconnected`, FIN sent). Any state may go straight to closing; nothing a peer
 //! sends makes the task panic.
 
-use super::wire::{self, Reader, WireError};
+use super::wire::{self, Reader, WireError, WriteHalf};
 use super::{Command, ControlHub, Evict, Joined, Outcome, PRE_AUTH_MAX_FRAME};
-use crate::net::Permit;
+use crate::net::{secure, Permit, Tls};
 use crate::registry::records::Observation;
 use crate::registry::{unix_now, NodeId};
 use raidtorrent_proto::session::FrameAuth;
@@ -21,21 +21,30 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-/// Serves one accepted connection until it closes or `stop` turns true.
+/// Serves one accepted connection (inside TLS when `tls` is given) until it closes or `stop`
+/// turns true. The TLS handshake and authentication share `handshake_timeout_ms`.
 pub(super) async fn run(
     hub: ControlHub,
-    stream: TcpStream,
+    (stream, tls): (TcpStream, Option<Tls>),
     peer: SocketAddr,
     handshake: Permit,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
+    let limit = Duration::from_millis(hub.inner.config.handshake_timeout_ms);
+    let deadline = Instant::now() + limit;
+    let stream = tokio::select! {
+        s = secure(tls.as_ref(), stream, limit) => match s {
+            Ok(s) => s,
+            Err(e) => return tracing::debug!(error = %e, "TLS handshake failed"),
+        },
+        _ = stopped(&mut stop) => return,
+    };
+    let (read, write) = tokio::io::split(stream);
     // Watched from the start, so a revocation while this node authenticates is not missed.
     let revocations = hub.inner.registry.revocations();
     let mut conn = Conn {
@@ -47,9 +56,8 @@ pub(super) async fn run(
         node_ext: 0,
         auth: None,
     };
-    let limit = Duration::from_millis(conn.hub.inner.config.handshake_timeout_ms);
     let authenticated = tokio::select! {
-        r = tokio::time::timeout(limit, conn.authenticate()) => match r {
+        r = tokio::time::timeout_at(deadline, conn.authenticate()) => match r {
             Ok(Ok(authenticated)) => Some(authenticated),
             Ok(Err(why)) => { tracing::debug!(%why, "control connection refused"); None }
             Err(_) => { tracing::debug!("no authentication in time"); None }
@@ -79,7 +87,7 @@ pub(super) struct Conn {
     pub(super) hub: ControlHub,
     pub(super) peer: SocketAddr,
     pub(super) reader: Reader,
-    writer: OwnedWriteHalf,
+    writer: WriteHalf,
     /// Our last placement sequence number on this connection.
     seq: u64,
     /// The extended id the node receives placement messages on.

@@ -44,7 +44,7 @@
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let server = tokio::spawn({
 //!     let hub = hub.clone();
-//!     async move { hub.serve(listener, async { let _ = stopped.await; }).await }
+//!     async move { hub.serve(listener, None, async { let _ = stopped.await; }).await }
 //! });
 //! if hub.wait_connected(7, Duration::from_secs(30)).await {
 //!     let metainfo = std::fs::read("shard.torrent").unwrap();
@@ -66,7 +66,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-use crate::net::Gate;
+use crate::net::{Gate, Tls};
 use crate::registry::records::RecorderHandle;
 use crate::registry::{NodeId, Registry};
 use std::collections::HashMap;
@@ -201,10 +201,16 @@ impl ControlHub {
         &self.inner.recorder
     }
 
-    /// Serves node connections on an already-bound listener until `shutdown` resolves; then
-    /// stops accepting, says `bye` (code `shutdown`) on every connection and waits for their
-    /// tasks. Outstanding directives on them resolve as [`ControlError::Disconnected`].
-    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) {
+    /// Serves node connections on an already-bound listener, inside TLS when `tls` is given,
+    /// until `shutdown` resolves; then stops accepting, says `bye` (code `shutdown`) on every
+    /// connection and waits for their tasks. Outstanding directives on them resolve as
+    /// [`ControlError::Disconnected`].
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        tls: Option<Tls>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) {
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let gate = Gate::new(self.inner.config.handshakes);
@@ -220,6 +226,7 @@ impl ControlHub {
                             continue;
                         };
                         let span = tracing::info_span!("control", %peer);
+                        let stream = (stream, tls.clone());
                         let task = conn::run(self.clone(), stream, peer, handshake, stop_rx.clone());
                         tasks.spawn(task.instrument(span));
                     }

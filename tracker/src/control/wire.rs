@@ -5,7 +5,12 @@ use raidtorrent_proto::{frame, Frame, FrameError, Handshake, HandshakeError, Par
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::net::Io;
+
+/// The halves of a connection, plain TCP or TLS.
+pub(super) type ReadHalf = tokio::io::ReadHalf<Box<dyn Io>>;
+pub(super) type WriteHalf = tokio::io::WriteHalf<Box<dyn Io>>;
 
 /// Most bytes added to the read buffer per read, so a length prefix alone never makes us allocate
 /// the whole frame.
@@ -30,13 +35,13 @@ pub(super) enum WireError {
 
 /// The reading half with its buffer.
 pub(super) struct Reader {
-    half: OwnedReadHalf,
+    half: ReadHalf,
     buf: Vec<u8>,
     max_frame: usize,
 }
 
 impl Reader {
-    pub(super) fn new(half: OwnedReadHalf, max_frame: usize) -> Self {
+    pub(super) fn new(half: ReadHalf, max_frame: usize) -> Self {
         Reader {
             half,
             buf: Vec::new(),
@@ -90,7 +95,7 @@ impl Reader {
 
 /// Sends our FIN, then reads and discards what the peer still sends for a moment, so the kernel
 /// does not answer unread bytes with a reset that could destroy our last message in flight.
-pub(super) async fn close(mut reader: Reader, mut writer: OwnedWriteHalf) {
+pub(super) async fn close(mut reader: Reader, mut writer: WriteHalf) {
     let _ = tokio::time::timeout(CLOSE_LINGER, writer.shutdown()).await;
     let drain = async {
         let mut discarded = 0;

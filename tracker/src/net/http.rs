@@ -5,7 +5,8 @@
 //! an idle keep-alive connection stays open), and a response that the client stops reading
 //! fails after `send_timeout`. Where every request is small (the tracker), a client that stops
 //! sending a request body is cut off after `header_timeout` too. The client's address reaches
-//! handlers as a [`PeerAddr`] request extension.
+//! handlers as a [`PeerAddr`] request extension. With [`Tls`], a connection is served once its
+//! TLS handshake finished, which must happen within `header_timeout` too.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +26,7 @@ use tower_service::Service;
 
 use super::gate::{ConnCaps, Gate};
 use super::stall::Stall;
+use super::tls::{secure, Tls};
 
 /// How long shutdown waits for open connections to finish the requests in hand.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,13 +49,15 @@ pub struct HttpLimits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// Serves `service` on `listener` until `stop` resolves, then lets open requests finish (up to
-/// a few seconds) and returns. The service sees each request with a [`PeerAddr`].
+/// Serves `service` on `listener` (inside TLS when `tls` is given) until `stop` resolves, then
+/// lets open requests finish (up to a few seconds) and returns. The service sees each request
+/// with a [`PeerAddr`].
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
     limits: HttpLimits,
     gate: Gate,
+    tls: Option<Tls>,
     stop: impl Future<Output = ()>,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -94,14 +98,20 @@ pub async fn serve<S, B>(
         };
         let _ = tcp.set_nodelay(true);
         let read_stall = limits.small_bodies.then_some(limits.header_timeout);
-        let io = TokioIo::new(Stall::new(tcp, read_stall, Some(limits.send_timeout)));
+        let stalling = Stall::new(tcp, read_stall, Some(limits.send_timeout));
         let svc = service.clone();
         let handler = service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(PeerAddr(addr));
             svc.clone().call(req)
         });
-        let conn = graceful.watch(builder.serve_connection(io, handler));
+        let (builder, tls) = (builder.clone(), tls.clone());
+        let watcher = graceful.watcher();
         conns.spawn(async move {
+            let io = match secure(tls.as_ref(), stalling, limits.header_timeout).await {
+                Ok(io) => TokioIo::new(io),
+                Err(e) => return tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+            };
+            let conn = watcher.watch(builder.serve_connection(io, handler));
             if let Err(e) = conn.await {
                 tracing::debug!(%addr, error = %e, "HTTP connection ended");
             }

@@ -10,7 +10,7 @@ pub mod http;
 pub mod udp;
 
 use crate::config::Config;
-use crate::net::{self, Gate};
+use crate::net::{self, Gate, Tls};
 use crate::registry::records::{recorder, RecorderHandle};
 use crate::registry::{Registry, RegistryError};
 use crate::tracker::Tracker;
@@ -49,6 +49,8 @@ pub async fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 pub struct Listeners {
     pub http: Option<TcpListener>,
     pub udp: Option<UdpSocket>,
+    /// TLS on the HTTP listener (in a cloud, on the control listener and object API too).
+    pub tls: Option<Tls>,
 }
 
 /// A running tracker.
@@ -99,6 +101,7 @@ impl Service {
                 warp::service(routes),
                 limits,
                 Gate::new(limits.caps),
+                listeners.tls.clone(),
                 stopped(stop_rx.clone()),
             );
             servers.push(("http", tokio::spawn(server)));

@@ -11,7 +11,7 @@
 //! pointing at HTTP `/scrape/<passkey>`.
 
 use crate::protocol::bencode_out::PeerEntry;
-use crate::protocol::udp::{passkey_from_path, ParseError, Request, Response};
+use crate::protocol::udp::{passkey_from_path, AnnounceRequest, ParseError, Request, Response};
 use crate::swarm::Family;
 use crate::tracker::{AnnounceInput, Tracker};
 use ring::hmac;
@@ -102,13 +102,6 @@ fn answer(
     out: &mut Vec<u8>,
 ) -> Option<bool> {
     let now = t.now();
-    let error = |transaction_id, message: &str, out: &mut Vec<u8>| {
-        Response::Error {
-            transaction_id,
-            message,
-        }
-        .write(out)
-    };
     match Request::parse(packet) {
         Err(ParseError::NoHeader(_)) => return None,
         Err(ParseError::Invalid {
@@ -120,73 +113,96 @@ fn answer(
             connection_id: ids.make(&from, now),
         }
         .write(out),
-        Ok(Request::Announce(a)) => {
-            if !ids.check(a.connection_id, &from, now) {
-                error(a.transaction_id, "connection id expired or invalid", out);
-                return Some(false);
-            }
-            let ip = from.ip().to_canonical();
-            let family = if ip.is_ipv4() { Family::V4 } else { Family::V6 };
-            peers.clear();
-            let answer = t.announce(
-                &AnnounceInput {
-                    passkey: passkey_from_path(&a.url_data),
-                    info_hash: a.info_hash,
-                    peer_id: a.peer_id,
-                    addr: SocketAddr::new(ip, a.port),
-                    uploaded: a.uploaded,
-                    downloaded: a.downloaded,
-                    left: a.left,
-                    event: a.event,
-                    numwant: a.num_want,
-                    family,
-                },
-                peers,
-            );
-            match answer {
-                Ok(ans) => {
-                    let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
-                    Response::Announce {
-                        transaction_id: a.transaction_id,
-                        interval: ans.interval,
-                        leechers: ans.counts.incomplete,
-                        seeders: ans.counts.complete,
-                        peers: &addrs,
-                    }
-                    .write(out)
-                }
-                Err(e) => error(a.transaction_id, &e.to_string(), out),
-            }
+        Ok(Request::Announce(a)) if ids.check(a.connection_id, &from, now) => {
+            announce(t, &a, from, peers, out);
             return Some(true);
         }
         Ok(Request::Scrape {
             connection_id,
             transaction_id,
             info_hashes,
-        }) => {
-            if !ids.check(connection_id, &from, now) {
-                error(transaction_id, "connection id expired or invalid", out);
-                return Some(false);
-            } else if private {
-                error(
-                    transaction_id,
-                    "this tracker is private: scrape over HTTP at /scrape/<passkey>",
-                    out,
-                );
-            } else {
-                match t.scrape(None, &info_hashes) {
-                    Ok(counts) => Response::Scrape {
-                        transaction_id,
-                        counts: &counts,
-                    }
-                    .write(out),
-                    Err(e) => error(transaction_id, &e.to_string(), out),
-                }
-            }
+        }) if ids.check(connection_id, &from, now) => {
+            scrape(t, private, transaction_id, &info_hashes, out);
             return Some(true);
+        }
+        Ok(Request::Announce(AnnounceRequest { transaction_id, .. }))
+        | Ok(Request::Scrape { transaction_id, .. }) => {
+            error(transaction_id, "connection id expired or invalid", out)
         }
     }
     Some(false)
+}
+
+fn error(transaction_id: u32, message: &str, out: &mut Vec<u8>) {
+    Response::Error {
+        transaction_id,
+        message,
+    }
+    .write(out)
+}
+
+/// The answer to an announce from a sender that proved its address.
+fn announce(
+    t: &Tracker,
+    a: &AnnounceRequest,
+    from: SocketAddr,
+    peers: &mut Vec<PeerEntry>,
+    out: &mut Vec<u8>,
+) {
+    let ip = from.ip().to_canonical();
+    let family = if ip.is_ipv4() { Family::V4 } else { Family::V6 };
+    peers.clear();
+    let answer = t.announce(
+        &AnnounceInput {
+            passkey: passkey_from_path(&a.url_data),
+            info_hash: a.info_hash,
+            peer_id: a.peer_id,
+            addr: SocketAddr::new(ip, a.port),
+            uploaded: a.uploaded,
+            downloaded: a.downloaded,
+            left: a.left,
+            event: a.event,
+            numwant: a.num_want,
+            family,
+        },
+        peers,
+    );
+    match answer {
+        Ok(ans) => {
+            let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
+            Response::Announce {
+                transaction_id: a.transaction_id,
+                interval: ans.interval,
+                leechers: ans.counts.incomplete,
+                seeders: ans.counts.complete,
+                peers: &addrs,
+            }
+            .write(out)
+        }
+        Err(e) => error(a.transaction_id, &e.to_string(), out),
+    }
+}
+
+/// The answer to a scrape from a sender that proved its address.
+fn scrape(
+    t: &Tracker,
+    private: bool,
+    transaction_id: u32,
+    info_hashes: &[crate::protocol::InfoHash],
+    out: &mut Vec<u8>,
+) {
+    if private {
+        let why = "this tracker is private: scrape over HTTP at /scrape/<passkey>";
+        return error(transaction_id, why, out);
+    }
+    match t.scrape(None, info_hashes) {
+        Ok(counts) => Response::Scrape {
+            transaction_id,
+            counts: &counts,
+        }
+        .write(out),
+        Err(e) => error(transaction_id, &e.to_string(), out),
+    }
 }
 
 /// How often a blocked receive wakes up to check for shutdown.

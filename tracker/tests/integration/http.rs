@@ -435,6 +435,7 @@ async fn ipv6_peers_go_in_peers6() {
     let listeners = Listeners {
         http: Some(v6),
         udp: None,
+        tls: None,
     };
     let s = Service::start(&config, registry, listeners).await.unwrap();
     let addr = s.http_addr.unwrap();

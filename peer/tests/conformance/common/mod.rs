@@ -378,6 +378,7 @@ pub fn node_config(dir: &Path, gateway: SocketAddr, quota: u64) -> Config {
             control: gateway.to_string(),
             node_id: NODE_ID,
             passkey: PASSKEY.into(),
+            tls_cert: None,
         }],
         limits: Limits {
             reconnect_base_ms: 50,

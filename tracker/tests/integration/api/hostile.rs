@@ -11,7 +11,7 @@ use tokio::net::TcpSocket;
 use super::*;
 
 /// Short limits, so the tests see them act.
-fn short_limits(c: &mut Config) {
+pub(super) fn short_limits(c: &mut Config) {
     c.limits.header_timeout_secs = 2;
     c.limits.send_timeout_secs = 2;
     c.limits.api_connections_per_ip = 300;
@@ -26,7 +26,7 @@ async fn dial_from(ip: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
 }
 
 /// True once the server has closed `s` (EOF or reset) within `limit`.
-async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+pub(super) async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + limit;
     loop {
@@ -40,7 +40,7 @@ async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 }
 
 /// Stores and reads back a 64 KiB object; returns how long the round trip took.
-async fn round_trip(api: &TestApi, key: &str) -> Duration {
+pub(super) async fn round_trip(api: &TestApi, key: &str) -> Duration {
     let data = random_bytes(64 << 10, key.len() as u64);
     let started = Instant::now();
     api.put_object(&format!("/hostile/{key}"), &data).await;
@@ -64,10 +64,13 @@ async fn idle_sockets_do_not_starve_a_client_and_are_closed() {
     .await;
     api.json(api.req(Method::PUT, "/hostile"), StatusCode::OK)
         .await;
-    // 2,000 connections from eight addresses, each sending one byte of a request and no more.
+    // 2,000 connections from eight addresses on the object API and as many on the tracker, each
+    // sending one byte of a request and no more.
+    let tracker = api.cloud.service.http_addr.unwrap();
     let mut idle = Vec::new();
-    for i in 0..2000 {
-        let mut s = dial_from(&format!("127.0.1.{}", 1 + i % 8), api.addr)
+    for i in 0..4000 {
+        let to = if i % 2 == 0 { api.addr } else { tracker };
+        let mut s = dial_from(&format!("127.0.1.{}", 1 + i % 8), to)
             .await
             .unwrap();
         s.write_all(b"G").await.unwrap();
@@ -76,10 +79,20 @@ async fn idle_sockets_do_not_starve_a_client_and_are_closed() {
     let mut worst = Duration::ZERO;
     for i in 0..20 {
         worst = worst.max(round_trip(&api, &format!("k{i}")).await);
+        let started = Instant::now();
+        let announce = api
+            .client
+            .get(format!("http://{tracker}/announce?info_hash=x"));
+        let body = announce.send().await.unwrap().bytes().await.unwrap();
+        assert!(
+            body.starts_with(b"d14:failure reason"),
+            "the tracker answers"
+        );
+        worst = worst.max(started.elapsed());
     }
     assert!(
         worst < Duration::from_secs(2),
-        "a round trip took {worst:?}"
+        "a round trip or announce took {worst:?}"
     );
     // Every idle socket is closed by the server after the header timeout.
     within(

@@ -10,6 +10,7 @@ use raidtorrent_tracker::api::ApiAuth;
 use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
 use raidtorrent_tracker::config::{Config, ObjectConfig};
 use raidtorrent_tracker::gateway::BucketPolicy;
+use raidtorrent_tracker::net::TlsIdentity;
 use raidtorrent_tracker::registry::Registry;
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
@@ -20,6 +21,7 @@ mod errors;
 mod hostile;
 mod objects;
 mod service;
+mod tls;
 
 const KEY: &str = "api-key-for-tests-5f1e0c";
 
@@ -28,6 +30,8 @@ const INLINE_MAX: u64 = 1 << 20;
 
 struct TestApi {
     addr: SocketAddr,
+    /// "https" when the configuration turned TLS on, else "http".
+    scheme: &'static str,
     client: reqwest::Client,
     key: Option<&'static str>,
     cloud: Cloud,
@@ -70,7 +74,9 @@ impl TestApi {
         let mut config = config;
         edit(&mut config);
         let registry = Registry::open(&config.db).await.unwrap();
-        let listeners = CloudListeners::bind(&config).await.unwrap();
+        let identity = config.tls_identity().unwrap();
+        let tls = identity.as_ref().map(|i| i.acceptor().unwrap());
+        let listeners = CloudListeners::bind(&config, tls).await.unwrap();
         let settings = CloudSettings {
             auth: auth.clone(),
             ..CloudSettings::from_config(&config)
@@ -80,7 +86,8 @@ impl TestApi {
             .unwrap();
         TestApi {
             addr: cloud.api_addr,
-            client: reqwest::Client::new(),
+            scheme: if identity.is_some() { "https" } else { "http" },
+            client: client(identity.as_ref()),
             key: (!auth.is_open()).then_some(KEY),
             cloud,
             _dir: dir,
@@ -94,7 +101,7 @@ impl TestApi {
     fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let r = self
             .client
-            .request(method, format!("http://{}{path}", self.addr));
+            .request(method, format!("{}://{}{path}", self.scheme, self.addr));
         match self.key {
             Some(k) => r.bearer_auth(k),
             None => r,
@@ -135,6 +142,18 @@ impl TestApi {
             .await
             .expect("the gateway stops");
     }
+}
+
+/// A client that trusts the gateway's certificate, and no other, when there is one.
+fn client(identity: Option<&TlsIdentity>) -> reqwest::Client {
+    let Some(identity) = identity else {
+        return reqwest::Client::new();
+    };
+    let pem = std::fs::read(identity.cert_file()).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap()
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

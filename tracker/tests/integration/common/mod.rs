@@ -64,6 +64,7 @@ impl TestTracker {
             Listeners {
                 http: Some(http),
                 udp: Some(udp),
+                tls: None,
             },
         )
         .await

@@ -49,7 +49,7 @@ impl Gateway {
         let server = tokio::spawn({
             let hub = hub.clone();
             async move {
-                hub.serve(listener, async {
+                hub.serve(listener, None, async {
                     let _ = stopped.await;
                 })
                 .await

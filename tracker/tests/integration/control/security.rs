@@ -10,6 +10,8 @@ use raidtorrent_proto::{
     frame, ByeCode, Envelope, Frame, GatewayHello, Handshake, Message, NodeFacts, NodeHello,
 };
 use raidtorrent_tracker::registry::Registration;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
 
 /// A node authenticates; an eavesdropper who recorded every byte it sent (BEP 3 handshake,
 /// extended handshake with the proof, tagged frames) replays them on a new connection: the
@@ -218,5 +220,46 @@ async fn claims_are_checked_against_the_registered_facts() {
         .await
         .unwrap();
     assert_eq!(gw.hub.node(other).unwrap().zone, "");
+    gw.shutdown().await;
+}
+
+/// 1,600 connections from eight addresses open the control listener and say nothing: 64 per
+/// address wait for their handshake, the rest are closed at once, and an honest node still
+/// authenticates at once. Every silent one is gone after the handshake timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_silent_connections_does_not_keep_a_node_out() {
+    raidtorrent_tracker::net::raise_open_file_limit().unwrap();
+    let gw = Gateway::start(quick()).await;
+    let (id, key) = gw.node("honest").await;
+    let mut silent = Vec::new();
+    for i in 0..1600 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(format!("127.0.3.{}:0", 1 + i % 8).parse().unwrap())
+            .unwrap();
+        silent.push(socket.connect(gw.addr).await.unwrap());
+    }
+    let node = raidtorrent_testkit::within(
+        WAIT,
+        "an honest node to authenticate beside the flood",
+        RawNode::connect(gw.addr, id, &key),
+    )
+    .await;
+    assert!(node.welcome.is_some());
+    raidtorrent_testkit::within(
+        Duration::from_secs(20),
+        "the silent connections to be closed",
+        async {
+            for s in &mut silent {
+                let mut buf = [0u8; 64];
+                let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+                assert!(
+                    matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+                    "a silent connection stayed"
+                );
+            }
+        },
+    )
+    .await;
     gw.shutdown().await;
 }

@@ -1,0 +1,152 @@
+//! A gateway serving TLS on its control listener, tracker and object API (a certificate it
+//! created itself), nodes pinning that certificate, and curl as the client: objects go in and
+//! come back over HTTPS, the nodes' librqbit sessions announce over HTTPS, and a node pinning
+//! another certificate never gets in.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use raidtorrent_integration::process::{GatewayProcess, ProcessNode, API_KEY};
+use raidtorrent_testkit::{random_bytes, tool, wait_until};
+use raidtorrent_tracker::net::TlsIdentity;
+
+/// `curl` trusting only `cert`, with the API key; the exit status and the body.
+fn curl(cert: &Path, args: &[&str]) -> (bool, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--max-time", "60"])
+        .arg("--cacert")
+        .arg(cert)
+        .args(["-H", &format!("Authorization: Bearer {API_KEY}")])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    if !out.status.success() {
+        eprintln!("curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (out.status.success(), out.stdout)
+}
+
+/// Announces the gateway's database records for `node`.
+async fn announced(gw: &GatewayProcess, node: i64) -> i64 {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&gw.config.db)
+        .read_only(true);
+    let Ok(pool) = sqlx::SqlitePool::connect_with(options).await else {
+        return 0;
+    };
+    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM node_torrents WHERE node_id = ?")
+        .bind(node)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or((0,));
+    pool.close().await;
+    n.0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_cloud_stores_and_serves_and_refuses_a_wrongly_pinned_node() {
+    if tool("curl", "/usr/bin/curl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = GatewayProcess::new(dir.path(), |c| {
+        c.tls.enabled = true;
+        c.objects.default_policy.k = 2;
+        c.objects.default_policy.m = 1;
+        c.objects.default_policy.copies = 1;
+        c.objects.default_policy.inline_max = 0;
+    });
+    let nodes: Vec<ProcessNode> = (0..3)
+        .map(|i| ProcessNode::start(&gw, &format!("node-{i}"), &format!("zone-{i}")))
+        .collect();
+    let other = dir.path().join("other");
+    let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+    TlsIdentity::load_or_create(&other.join("cert.pem"), &other.join("key.pem"), &names).unwrap();
+    let impostor =
+        ProcessNode::start_pinned(&gw, "wrong-pin", "zone-x", Some(&other.join("cert.pem")));
+    gw.start().await;
+    let cert = gw.tls_cert().unwrap();
+    let nodes = &nodes;
+    wait_until(
+        Duration::from_secs(60),
+        "every pinned node connected",
+        || async move { nodes.iter().all(|n| n.connected().is_some()) },
+    )
+    .await;
+
+    let api = format!("https://{}", gw.api_addr);
+    let body = random_bytes(300 << 10, 11);
+    let file = dir.path().join("object.bin");
+    std::fs::write(&file, &body).unwrap();
+    let (ok, _) = curl(&cert, &["-X", "PUT", &format!("{api}/tls")]);
+    assert!(ok, "bucket created over HTTPS");
+    let upload = format!("@{}", file.display());
+    let (ok, _) = curl(
+        &cert,
+        &[
+            "--data-binary",
+            &upload,
+            "-X",
+            "PUT",
+            &format!("{api}/tls/a"),
+        ],
+    );
+    assert!(ok, "object stored over HTTPS");
+    let (ok, got) = curl(&cert, &[&format!("{api}/tls/a")]);
+    assert!(ok && got == body, "object read back over HTTPS");
+
+    // The shards went to the pinned nodes, whose sessions announced them over HTTPS.
+    let gw = &gw;
+    wait_until(
+        Duration::from_secs(60),
+        "the nodes announced over HTTPS",
+        || async move {
+            let mut total = 0;
+            for n in nodes {
+                total += announced(gw, n.id).await;
+            }
+            total >= 3
+        },
+    )
+    .await;
+
+    // Plain HTTP gets no answer from the TLS listener; curl without the certificate refuses it.
+    let plain = Command::new("curl")
+        .args([
+            "--silent",
+            "--max-time",
+            "10",
+            &format!("http://{}/tls/a", gw.api_addr),
+        ])
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "plain HTTP answered");
+    let untrusted = Command::new("curl")
+        .args(["--silent", "--max-time", "10", &format!("{api}/_health")])
+        .env("SSL_CERT_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        !untrusted.status.success(),
+        "an unknown certificate was trusted"
+    );
+
+    // The node pinning another certificate is told why and never connects.
+    let impostor = &impostor;
+    wait_until(
+        Duration::from_secs(30),
+        "the wrong pin is reported",
+        || async move {
+            let status = impostor.status().unwrap_or_default();
+            let error = status["gateways"][0]["last_error"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            error.contains("pinned")
+        },
+    )
+    .await;
+    assert!(impostor.connected().is_none());
+    assert_eq!(announced(gw, impostor.id).await, 0);
+}
