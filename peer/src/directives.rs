@@ -218,6 +218,24 @@ impl Node {
     }
 }
 
+/// How often a downloading shard's written pages are pushed toward the disk.
+const WRITEBACK_EVERY: Duration = Duration::from_millis(200);
+
+/// Starts writeback of shard `name`'s pages every [`WRITEBACK_EVERY`] while it downloads (never
+/// returns; dropped when the download ends).
+async fn write_back(node: &Arc<Node>, name: Option<String>) {
+    let Some(name) = name else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(WRITEBACK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (store, name) = (node.store.clone(), name.clone());
+        let _ = tokio::task::spawn_blocking(move || store.start_writeback(&name)).await;
+    }
+}
+
 /// Starts the task that fetches (or finishes fetching) a shard, puts its data on disk for good,
 /// and answers its waiters. A shard restored with pieces missing is already in the session; adding
 /// it again finds it there.
@@ -241,9 +259,12 @@ pub(crate) fn spawn_fetch(
     node.clone().tasks.spawn(format!("fetch {ih}"), async move {
         let work = async {
             let handle = node.engine.add(torrent, peers).await?;
-            node.engine.wait_complete(&handle).await?;
-            // librqbit wrote the data; the ack promises it survives a power loss.
             let name = lock(&node.ledger).get(&ih).map(|s| s.name.clone());
+            tokio::select! {
+                r = node.engine.wait_complete(&handle) => r?,
+                () = write_back(&node, name.clone()) => {}
+            }
+            // librqbit wrote the data; the ack promises it survives a power loss.
             let store = node.store.clone();
             let synced = tokio::task::spawn_blocking(move || {
                 name.map_or(Ok(()), |name| store.sync_shard(&name))
