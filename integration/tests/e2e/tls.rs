@@ -27,7 +27,7 @@ fn curl(cert: &Path, args: &[&str]) -> (bool, Vec<u8>) {
     (out.status.success(), out.stdout)
 }
 
-/// Announces the gateway's database records for `node`.
+/// How many torrents the gateway's records show `node` announcing.
 async fn announced(gw: &GatewayProcess, node: i64) -> i64 {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&gw.config.db)
