@@ -14,21 +14,29 @@ async fn libtorrent_dials(
 ) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/lt_control.py");
     let port = free_port(iface);
-    let mut cmd = std::process::Command::new(python);
-    cmd.args([script, "--iface", iface, "--port", &port.to_string()])
-        .args(["--gateway", &gw.to_string()])
-        .args(["--info-hash", &hex::encode(CONTROL_INFO_HASH)])
-        .args(["--encryption", encryption, "--timeout", "60"]);
-    // The script exits by itself within its 60 s timeout.
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
+    let run = || {
+        let mut cmd = std::process::Command::new(python);
+        cmd.args([script, "--iface", iface, "--port", &port.to_string()])
+            .args(["--gateway", &gw.to_string()])
+            .args(["--info-hash", &hex::encode(CONTROL_INFO_HASH)])
+            .args(["--encryption", encryption, "--timeout", "60"]);
+        // The script exits by itself within its 60 s timeout.
+        cmd.output().unwrap()
+    };
+    let mut out = tokio::task::block_in_place(run);
+    // python3-libtorrent 2.0.8 has been seen to die by a signal, silently, inside its encrypted
+    // handshake (once, in a loaded CI run). That says nothing about the gateway: such a run is
+    // tried once more, and a second death fails the test.
+    if std::os::unix::process::ExitStatusExt::signal(&out.status).is_some() {
+        eprintln!("libtorrent died ({}); once more", out.status);
+        out = tokio::task::block_in_place(run);
+    }
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
     eprintln!("{log}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.success(),
-        "libtorrent did not connect and get closed"
+        "libtorrent did not connect and get closed: {}",
+        out.status
     );
     log
 }
@@ -37,7 +45,7 @@ async fn libtorrent_dials(
 /// extended handshake, then a clean close when the gateway learns it is no node; with its
 /// encrypted handshake (MSE, which the control port does not speak) it gets a clean close. A node
 /// still gets in afterwards.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stock_client_gets_a_valid_handshake_and_nothing_breaks() {
     let Some(python) = python_libtorrent() else {
         return;
