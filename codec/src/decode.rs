@@ -47,6 +47,13 @@ pub enum DecodeError {
 pub trait ShardReader {
     /// Fills `buf` with the shard's bytes starting at `offset`.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// True when every byte this reader returns was already checked against the shard's piece
+    /// hashes (a network fetcher that verifies each piece as it arrives): the decoder then does
+    /// not hash it again.
+    fn verified(&self) -> bool {
+        false
+    }
 }
 
 impl<R: Read + Seek> ShardReader for R {
@@ -337,6 +344,9 @@ impl<R: ShardReader> Reader<'_, R> {
             self.report.failed_shards.push((i, e.to_string()));
             self.shards[i] = None;
             return false;
+        }
+        if shard.reader.verified() {
+            return true;
         }
         let piece = self.layout.geometry.piece_length;
         let first = start / piece;

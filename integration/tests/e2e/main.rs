@@ -6,5 +6,6 @@ mod crash;
 mod healing;
 mod nodes;
 mod objects;
+mod reads;
 mod tls;
 mod tracking;

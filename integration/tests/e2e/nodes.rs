@@ -208,6 +208,11 @@ async fn corrupted_pieces_are_refused_and_the_read_uses_the_good_copy() {
         read(&gw, "two", "o").await.unwrap() == object,
         "read beside a corrupted copy differs"
     );
+    // The node that served a bad piece is named to the audit worker.
+    assert!(
+        !logs::matching("a read got a bad piece").is_empty(),
+        "the corrupted node was not reported"
+    );
 }
 
 /// Revoking a node with a live control session closes the session at once, its process (still

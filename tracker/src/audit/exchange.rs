@@ -1,5 +1,8 @@
-//! The audit's side of one peer-wire conversation, without sockets: what to send, what the node's
-//! answers mean, and the verdict. [`super::probe()`] drives it over TCP.
+//! The gateway's side of one leeching peer-wire conversation, without sockets: what to send, what
+//! the node's answers mean, and the verdict. [`super::probe()`] drives it over TCP for an audit
+//! (a fixed set of pieces, then a verdict); the gateway's piece reads drive it in *read mode*
+//! ([`Exchange::reader`]): pieces are added as the read needs them ([`Exchange::want`]), each
+//! verified piece is handed over ([`Exchange::take_completed`]), and only a failure ends it.
 //!
 //! States, in order (the [`Exchange::stage`] a timeout names):
 //! - `handshake`: our handshake is sent; the node's must name the shard's info-hash;
@@ -24,8 +27,11 @@ use super::wire::{BlockRef, Message, WireError};
 
 /// Block size requested, as every client does.
 pub const BLOCK_LEN: u32 = 16 << 10;
-/// Requests kept outstanding at once.
+/// Requests an audit keeps outstanding at once.
 pub const PIPELINE: usize = 4;
+/// Requests a read keeps outstanding at once: 1 MiB in flight, so one connection can fill a link
+/// whose bandwidth-delay product is below that. librqbit queues every request it is sent.
+pub const READ_PIPELINE: usize = 64;
 
 /// How an exchange ended, short of a timeout (which only the driver can see).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +67,12 @@ pub struct Exchange {
     verified: usize,
     /// Requests were queued (at the first unchoke).
     started: bool,
+    /// Read mode: more pieces may come, verified pieces are kept, nothing but a failure ends it.
+    open: bool,
+    /// Requests kept outstanding at once.
+    pipeline: usize,
+    /// Read mode: verified pieces not yet taken.
+    completed: Vec<(u32, Vec<u8>)>,
 }
 
 impl Exchange {
@@ -95,7 +107,59 @@ impl Exchange {
             bytes: 0,
             verified: 0,
             started: false,
+            open: false,
+            pipeline: PIPELINE,
+            completed: Vec::new(),
         }
+    }
+
+    /// An exchange in read mode: it starts with no piece chosen and ends only on a failure.
+    pub fn reader(shard: &ShardInfo) -> Self {
+        Exchange {
+            open: true,
+            pipeline: READ_PIPELINE,
+            ..Exchange::new(shard, &[])
+        }
+    }
+
+    /// Read mode: asks for `pieces` too. Indices outside the shard, empty pieces and pieces
+    /// already chosen are left out. `Some` ends the exchange: once unchoked, a piece the node
+    /// says it does not hold is [`Verdict::Missing`].
+    pub fn want(&mut self, pieces: &[u32]) -> Option<Verdict> {
+        for &p in pieces {
+            if p >= self.piece_count || self.piece_len(p) == 0 || self.chosen.contains(&p) {
+                continue;
+            }
+            if self.started && !self.held[p as usize] {
+                return Some(Verdict::Missing {
+                    reason: format!("does not have piece {p}"),
+                });
+            }
+            self.chosen.push(p);
+            if self.started {
+                let blocks = self.blocks(p);
+                self.queue.extend(blocks);
+            }
+        }
+        if self.stage == "block" {
+            self.refill();
+        }
+        None
+    }
+
+    /// Read mode: the pieces verified since the last call, with their bytes.
+    pub fn take_completed(&mut self) -> Vec<(u32, Vec<u8>)> {
+        std::mem::take(&mut self.completed)
+    }
+
+    /// Pieces asked for and not yet verified.
+    pub fn pending(&self) -> usize {
+        self.chosen.len() - self.verified
+    }
+
+    /// Bytes of verified and unverified blocks received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// The shard's info-hash, which our handshake names.
@@ -221,7 +285,7 @@ impl Exchange {
                     reason: format!("does not have piece {p}"),
                 });
             }
-            if self.chosen.is_empty() {
+            if self.chosen.is_empty() && !self.open {
                 return Some(Verdict::Pass { bytes: 0 });
             }
             self.queue = self.chosen.iter().flat_map(|&p| self.blocks(p)).collect();
@@ -249,7 +313,7 @@ impl Exchange {
     }
 
     fn refill(&mut self) {
-        while self.outstanding.len() < PIPELINE {
+        while self.outstanding.len() < self.pipeline {
             let Some(b) = self.queue.pop_front() else {
                 break;
             };
@@ -299,7 +363,9 @@ impl Exchange {
                 });
             }
             self.verified += 1;
-            if self.verified == self.chosen.len() {
+            if self.open {
+                self.completed.push((index, buf));
+            } else if self.verified == self.chosen.len() {
                 return Some(Verdict::Pass { bytes: self.bytes });
             }
         }

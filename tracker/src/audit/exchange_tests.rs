@@ -303,3 +303,33 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn read_mode_takes_pieces_as_they_are_wanted_and_hands_each_over_verified() {
+    let (s, data) = shard();
+    let mut ex = Exchange::reader(&s);
+    assert_eq!(ex.want(&[2, 9]), None, "out of range is left out");
+    ex.on_handshake(&handshake(s.info_hash().0)).unwrap();
+    ex.take_outgoing();
+    assert_eq!(ex.on_message(Message::Bitfield(vec![0b1010_0000])), None);
+    assert_eq!(
+        ex.on_message(Message::Unchoke),
+        None,
+        "no pass with no piece left"
+    );
+    for b in requests(&mut ex) {
+        assert_eq!(ex.on_message(answer(&b, &data)), None);
+    }
+    let done = ex.take_completed();
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].0, &done[0].1[..]), (2, &data[65536..]));
+    assert_eq!(ex.pending(), 0);
+    assert_eq!(ex.want(&[0]), None);
+    assert_eq!(ex.pending(), 1);
+    let blocks = requests(&mut ex);
+    assert_eq!(blocks.len(), 2, "both blocks of piece 0 go out at once");
+    match ex.want(&[1]) {
+        Some(Verdict::Missing { reason }) => assert!(reason.contains("piece 1"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}

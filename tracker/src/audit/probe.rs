@@ -98,50 +98,18 @@ async fn run(
     if let Some(v) = send(&mut stream, &ours.to_bytes(), ex, deadline).await? {
         return Ok((v, handshaken));
     }
-    let max_frame = ex.max_frame();
     let mut buf = BytesMut::with_capacity(64 << 10);
     loop {
-        // Everything whole in the buffer first, then read more.
-        loop {
-            if !handshaken {
-                match Handshake::parse(&buf) {
-                    Ok(Parsed::Incomplete(_)) => break,
-                    Ok(Parsed::Done(h, used)) => {
-                        buf.advance(used);
-                        handshaken = true;
-                        if let Err(v) = ex.on_handshake(&h) {
-                            return Ok((v, handshaken));
-                        }
-                    }
-                    Err(e) => {
-                        return Ok((
-                            Verdict::Missing {
-                                reason: format!("answered with something else: {e}"),
-                            },
-                            handshaken,
-                        ))
-                    }
-                }
-            } else {
-                match wire::decode_with_limit(&buf, max_frame) {
-                    Ok(Parsed::Incomplete(_)) => break,
-                    Ok(Parsed::Done(m, used)) => {
-                        buf.advance(used);
-                        if let Some(v) = ex.on_message(m) {
-                            return Ok((v, handshaken));
-                        }
-                    }
-                    Err(e) => return Ok((ex.on_wire_error(&e), handshaken)),
-                }
-            }
-            let mut out = Vec::new();
-            for m in ex.take_outgoing() {
-                m.encode(&mut out);
-            }
-            if !out.is_empty() {
-                if let Some(v) = send(&mut stream, &out, ex, deadline).await? {
-                    return Ok((v, handshaken));
-                }
+        if let Some(v) = absorb(ex, &mut buf, &mut handshaken) {
+            return Ok((v, handshaken));
+        }
+        let mut out = Vec::new();
+        for m in ex.take_outgoing() {
+            m.encode(&mut out);
+        }
+        if !out.is_empty() {
+            if let Some(v) = send(&mut stream, &out, ex, deadline).await? {
+                return Ok((v, handshaken));
             }
         }
         buf.reserve(64 << 10);
@@ -150,6 +118,43 @@ async fn run(
             Err(_) => return Err(ex.stage()),
             Ok(Ok(0)) | Ok(Err(_)) => return Ok((ex.on_closed(), handshaken)),
             Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Feeds every whole frame at the start of `buf` to `ex`, the node's handshake first (until
+/// `handshaken`), and removes them from `buf`. `Some` ends the exchange. Never buffers more
+/// than one frame of the size the shard allows: a longer length prefix is a violation.
+pub fn absorb(ex: &mut Exchange, buf: &mut BytesMut, handshaken: &mut bool) -> Option<Verdict> {
+    let max_frame = ex.max_frame();
+    loop {
+        if !*handshaken {
+            match Handshake::parse(buf) {
+                Ok(Parsed::Incomplete(_)) => return None,
+                Ok(Parsed::Done(h, used)) => {
+                    buf.advance(used);
+                    *handshaken = true;
+                    if let Err(v) = ex.on_handshake(&h) {
+                        return Some(v);
+                    }
+                }
+                Err(e) => {
+                    return Some(Verdict::Missing {
+                        reason: format!("answered with something else: {e}"),
+                    })
+                }
+            }
+        } else {
+            match wire::decode_with_limit(buf, max_frame) {
+                Ok(Parsed::Incomplete(_)) => return None,
+                Ok(Parsed::Done(m, used)) => {
+                    buf.advance(used);
+                    if let Some(v) = ex.on_message(m) {
+                        return Some(v);
+                    }
+                }
+                Err(e) => return Some(ex.on_wire_error(&e)),
+            }
         }
     }
 }
@@ -173,7 +178,7 @@ async fn send(
 /// by up to 40 ms: without this, most audits stall once for about that long. The kernel drops
 /// the setting as it goes, so it is set again before every read.
 #[cfg(target_os = "linux")]
-fn quick_ack(stream: &TcpStream) {
+pub fn quick_ack(stream: &TcpStream) {
     use std::os::fd::AsRawFd;
     let one: libc::c_int = 1;
     // SAFETY: the descriptor is the stream's open socket, and the option value is a c_int of the
@@ -190,10 +195,10 @@ fn quick_ack(stream: &TcpStream) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn quick_ack(_: &TcpStream) {}
+pub fn quick_ack(_: &TcpStream) {}
 
 /// [`PEER_ID_PREFIX`] and twelve random digits.
-fn peer_id() -> [u8; 20] {
+pub fn peer_id() -> [u8; 20] {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

@@ -275,6 +275,11 @@ impl ControlHub {
             .await
     }
 
+    /// Changes whenever a node connects or disconnects.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
     async fn wait_for(&self, timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
         let mut changes = self.inner.changes.subscribe();
         let wait = async {

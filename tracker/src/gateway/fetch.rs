@@ -163,7 +163,7 @@ impl Gateway {
 
     /// Shards (not in `skip`) with holders that may serve, data shards first, each with its
     /// holders' data addresses, better-scored first.
-    async fn fetch_candidates(
+    pub(super) async fn fetch_candidates(
         &self,
         snapshot: &NodeSnapshot,
         shards: &ObjectShards,

@@ -36,6 +36,9 @@ mod master_key;
 pub mod meta;
 pub mod model;
 mod nodes;
+mod piece_board;
+mod piece_conn;
+mod piece_read;
 mod read;
 mod reconcile;
 mod repair_exec;
@@ -97,6 +100,8 @@ struct Inner {
     suspects: Mutex<Vec<(NodeId, InfoHash)>>,
     /// Turns for uploads and reads, and the data disk's space.
     admission: admission::Admission,
+    /// Bytes piece reads received from nodes.
+    piece_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// The handles of the background workers.
@@ -154,6 +159,7 @@ impl Gateway {
         Ok(Gateway {
             inner: Arc::new(Inner {
                 admission: admission::Admission::new(&config),
+                piece_bytes: std::sync::atomic::AtomicU64::new(0),
                 config,
                 meta,
                 master,
@@ -233,6 +239,14 @@ impl Gateway {
     }
 
     /// Wakes the health worker now (a copy failed an audit, a node left).
+    /// Bytes piece reads have received from nodes since the gateway started (hedged and
+    /// rejected pieces included).
+    pub fn piece_bytes_fetched(&self) -> u64 {
+        self.inner
+            .piece_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn wake_health(&self) {
         self.inner.workers.health.wake();
     }

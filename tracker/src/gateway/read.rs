@@ -1,18 +1,20 @@
-//! The read path: fetch any k verified shards (`fetch`), then decode, decrypt and stream.
-//!
-//! librqbit 9 fetches whole files only (no piece selection), so a ranged read fetches whole shards
-//! and then decodes only the pieces the range needs from them.
+//! The read path: piece reads (`piece_read`) fetch exactly the pieces the range needs from the
+//! shards' holders, and the decoder decrypts and streams each segment as soon as its pieces are in.
+//! A read that cannot start (too few shards with a holder online, or none of the first segment's
+//! pieces to be had) fails with an error status; one that fails later cuts the response short.
 
 use std::io::{self, Write};
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use raidtorrent_codec::{decode_range, DataKey, KeyRef};
-use tokio::sync::mpsc;
+use raidtorrent_codec::{decode_range, DataKey, DecodeError, KeyRef};
+use tokio::sync::{mpsc, oneshot};
 
 use super::fetch::ObjectShards;
 use super::meta::ObjectRow;
 use super::model::Body;
+use super::piece_read::PieceRead;
 use super::{Gateway, GatewayError};
 
 /// Bytes per chunk sent to the client.
@@ -29,30 +31,32 @@ pub(super) async fn get_swarm(
     if range.is_empty() {
         return Ok(rx);
     }
-    // The read's turn and the disk its fetched shards take are held until it is streamed.
+    // The read's turn is held until it is streamed.
     let turn = gw.inner.admission.get().await?;
-    let space = gw.inner.admission.reserve(fetch_bytes(gw, &shards))?;
-    let fetched = gw.fetch_k(&shards, &[]).await?;
-    let gw = gw.clone();
+    let read = PieceRead::start(gw, &shards, range.clone()).await?;
+    let (started, first) = oneshot::channel();
     tokio::spawn(async move {
-        let paths = fetched.paths.clone();
-        let decoded =
-            tokio::task::spawn_blocking(move || decode(&shards, &key, &paths, range, tx)).await;
-        if let Err(e) = decoded {
-            tracing::error!(error = %e, "decoder task failed");
+        let reading = read.clone();
+        let decoded = tokio::task::spawn_blocking(move || {
+            decode(&shards, &key, &reading, range, tx, started)
+        })
+        .await;
+        // The nodes' records are written before the client sees the end of the body.
+        read.finish().await;
+        match decoded {
+            Ok(Some(tail)) => tail.finish().await,
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "decoder task failed"),
         }
-        fetched.release(&gw).await;
-        drop((turn, space));
+        drop(turn);
     });
-    Ok(rx)
-}
-
-/// Disk a read may fill: k shards plus the hedged ones, at the longest shard's length.
-fn fetch_bytes(gw: &Gateway, shards: &ObjectShards) -> u64 {
-    let longest = shards.infos.iter().flatten().map(|i| i.length).max();
-    let k = usize::from(shards.manifest.layout.geometry.k);
-    let fetched = (k + gw.inner.config.read_hedge).min(shards.infos.len());
-    longest.unwrap_or(0).saturating_mul(fetched as u64)
+    match first.await {
+        Ok(Ok(())) => Ok(rx),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(GatewayError::Internal(
+            "the decoder stopped before the first byte".into(),
+        )),
+    }
 }
 
 /// The object's data key, unwrapped with the gateway's master key.
@@ -69,56 +73,96 @@ fn object_key(gw: &Gateway, shards: &ObjectShards) -> Result<DataKey, GatewayErr
     }
 }
 
-/// Decodes `range` from the fetched shards into `tx`; a failure part-way ends the stream with
-/// an error, so the client's response is cut short rather than completed.
+/// Decodes `range` from the piece read into `tx`, all but the last chunk, which the returned writer
+/// holds. A failure before the first bytes goes to `started` (the client gets an error status); a
+/// later one ends the stream with an error, so the client's response is cut short rather than
+/// completed.
 fn decode(
     shards: &ObjectShards,
     key: &DataKey,
-    paths: &std::collections::HashMap<usize, std::path::PathBuf>,
+    read: &Arc<PieceRead>,
     range: Range<u64>,
     tx: mpsc::Sender<io::Result<Bytes>>,
-) {
+    started: oneshot::Sender<Result<(), GatewayError>>,
+) -> Option<ChannelWriter> {
     let mut out = ChannelWriter {
         tx: tx.clone(),
         buf: Vec::with_capacity(SEND_CHUNK),
+        started: Some(started),
     };
-    match decode_range(&shards.manifest, key, shards.inputs(paths), range, &mut out) {
+    match decode_range(&shards.manifest, key, read.inputs(shards), range, &mut out) {
         Ok(report) => {
             if !report.bad_pieces.is_empty() || !report.failed_shards.is_empty() {
                 tracing::warn!(?report, "read worked around bad shards");
             }
+            Some(out)
         }
         Err(e) => {
-            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            match out.started.take() {
+                Some(started) => {
+                    let _ = started.send(Err(read_error(e)));
+                }
+                None => {
+                    let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+                }
+            }
+            None
         }
     }
 }
 
-/// Sends what the decoder writes to the response, in chunks.
+/// What a client is told when a read fails before its first byte.
+fn read_error(e: DecodeError) -> GatewayError {
+    match e {
+        DecodeError::NotEnoughShards { .. } => GatewayError::Unavailable(e.to_string()),
+        e => GatewayError::Internal(format!("reading the object: {e}")),
+    }
+}
+
+/// Sends what the decoder writes to the response, in chunks; the last one waits for
+/// [`ChannelWriter::finish`].
 struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
     buf: Vec<u8>,
+    /// Told once, at the first chunk, that the read is under way.
+    started: Option<oneshot::Sender<Result<(), GatewayError>>>,
+}
+
+impl ChannelWriter {
+    /// The buffered bytes as a chunk; the read is under way.
+    fn chunk(&mut self) -> Bytes {
+        if let Some(started) = self.started.take() {
+            let _ = started.send(Ok(()));
+        }
+        Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(SEND_CHUNK),
+        ))
+    }
+
+    /// Sends the last chunk.
+    async fn finish(mut self) {
+        let chunk = self.chunk();
+        if !chunk.is_empty() {
+            let _ = self.tx.send(Ok(chunk)).await;
+        }
+    }
 }
 
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
         if self.buf.len() >= SEND_CHUNK {
-            self.flush()?;
+            let chunk = self.chunk();
+            self.tx
+                .blocking_send(Ok(chunk))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
         }
         Ok(data.len())
     }
 
+    /// Keeps the bytes: the last chunk leaves with [`ChannelWriter::finish`].
     fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(SEND_CHUNK),
-        ));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+        Ok(())
     }
 }

@@ -47,6 +47,7 @@ const PURE: &[&str] = &[
     "audit/rng.rs",
     "gateway/rounds.rs",
     "gateway/fetch_plan.rs",
+    "gateway/piece_board.rs",
     "gateway/reconcile.rs",
 ];
 

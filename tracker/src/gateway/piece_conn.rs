@@ -1,0 +1,201 @@
+//! One connection of a piece read: the gateway, as a plain BitTorrent leecher, fetches the pieces
+//! the read's board hands it from one holder of one shard, and hands back each verified piece.
+//!
+//! A holder that refuses, closes, lacks a piece (it may be re-checking its files after a restart)
+//! or goes quiet is dialled again after a growing pause, until the read's patience runs out; one
+//! that serves a piece that fails its hash is given up at once and reported. The conversation
+//! itself is [`Exchange`] in read mode; this file only moves its bytes.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use raidtorrent_codec::ShardInfo;
+use raidtorrent_proto::Handshake;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, Instant};
+
+use super::piece_board::ConnId;
+use super::piece_read::Shared;
+use crate::audit::exchange::{Exchange, Verdict};
+use crate::audit::probe::{absorb, peer_id, quick_ack};
+
+/// How long a dial may take.
+const CONNECT: Duration = Duration::from_secs(5);
+/// How long a connection with pieces in flight may go without a byte.
+const STALL: Duration = Duration::from_secs(10);
+/// The first pause before dialling a holder again; it doubles up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+/// What one connection task is to do.
+pub(super) struct Job {
+    pub shared: Arc<Shared>,
+    pub info: Arc<ShardInfo>,
+    pub shard: usize,
+    pub addr: SocketAddr,
+    pub id: ConnId,
+    /// Pieces in flight at once.
+    pub per_conn: usize,
+    /// How long a holder that fails is dialled again.
+    pub patience: Duration,
+}
+
+/// What a connection did, for the node's records.
+pub(super) struct ConnOutcome {
+    pub shard: usize,
+    pub addr: SocketAddr,
+    /// Bytes received.
+    pub bytes: u64,
+    /// The holder served a bad piece or broke the protocol: why.
+    pub bad: Option<String>,
+}
+
+/// How one session with the holder ended.
+enum End {
+    /// The read is over.
+    Closed,
+    /// The holder served wrong data or broke the protocol.
+    Bad(String),
+    /// Refused, closed, lacked a piece or went quiet: worth another dial.
+    Retry(String),
+}
+
+/// Fetches pieces of `job.shard` from `job.addr` until the read ends or the holder is given up.
+pub(super) async fn run(job: Job) -> ConnOutcome {
+    let started = Instant::now();
+    let mut pause = FIRST_PAUSE;
+    let mut outcome = ConnOutcome {
+        shard: job.shard,
+        addr: job.addr,
+        bytes: 0,
+        bad: None,
+    };
+    let why = loop {
+        let mut ex = Exchange::reader(&job.info);
+        let end = session(&job, &mut ex).await;
+        outcome.bytes += ex.bytes();
+        job.shared.board().lost(job.shard, job.id);
+        job.shared.poke();
+        match end {
+            End::Closed => return outcome,
+            End::Bad(why) => {
+                outcome.bad = Some(why.clone());
+                break why;
+            }
+            End::Retry(why) if started.elapsed() + pause >= job.patience => break why,
+            End::Retry(why) => {
+                tracing::debug!(addr = %job.addr, %why, "dialling the holder again");
+                if closed_within(&job, pause).await {
+                    return outcome;
+                }
+                pause = (pause * 2).min(MAX_PAUSE);
+            }
+        }
+    };
+    let why = format!("shard {} from {}: {why}", job.shard, job.addr);
+    job.shared.gave_up(job.shard, job.id, why);
+    outcome
+}
+
+/// Waits `pause`; true when the read ended meanwhile.
+async fn closed_within(job: &Job, pause: Duration) -> bool {
+    let mut changes = job.shared.subscribe();
+    let deadline = Instant::now() + pause;
+    loop {
+        if job.shared.board().is_closed() {
+            return true;
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Err(_) => return false,
+            Ok(Err(_)) => return true,
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// One TCP session with the holder.
+async fn session(job: &Job, ex: &mut Exchange) -> End {
+    let mut changes = job.shared.subscribe();
+    let mut stream = match timeout(CONNECT, TcpStream::connect(job.addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return End::Retry(format!("connection refused: {e}")),
+        Err(_) => return End::Retry(format!("no connection within {CONNECT:?}")),
+    };
+    let _ = stream.set_nodelay(true);
+    let ours = Handshake {
+        reserved: [0; 8],
+        info_hash: ex.info_hash(),
+        peer_id: peer_id(),
+    };
+    let mut out = ours.to_bytes().to_vec();
+    let mut buf = BytesMut::with_capacity(256 << 10);
+    let mut handshaken = false;
+    // When the holder last sent anything.
+    let mut heard = Instant::now();
+    loop {
+        if let Some(v) = absorb(ex, &mut buf, &mut handshaken) {
+            return verdict(v);
+        }
+        for (p, data) in ex.take_completed() {
+            job.shared.deliver(job.shard, job.id, p, data);
+        }
+        if job.shared.board().is_closed() {
+            return End::Closed;
+        }
+        let room = job.per_conn.saturating_sub(ex.pending());
+        let now = job.shared.now();
+        let (pieces, hedge_at) = job.shared.board().take(job.shard, job.id, room, now);
+        let hedge_at = hedge_at.map(|ms| job.shared.instant(ms));
+        if let Some(v) = ex.want(&pieces) {
+            return verdict(v);
+        }
+        for m in ex.take_outgoing() {
+            m.encode(&mut out);
+        }
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+            return verdict(ex.on_closed());
+        }
+        out.clear();
+        buf.reserve(256 << 10);
+        quick_ack(&stream);
+        let waiting = ex.pending() > 0;
+        if !waiting {
+            heard = Instant::now();
+        }
+        tokio::select! {
+            r = stream.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => return verdict(ex.on_closed()),
+                Ok(n) => {
+                    job.shared.fetched.fetch_add(n as u64, Ordering::Relaxed);
+                    heard = Instant::now();
+                }
+            },
+            changed = changes.changed() => if changed.is_err() { return End::Closed },
+            _ = sleep_until_some(hedge_at) => {}
+            _ = tokio::time::sleep_until(heard + STALL), if waiting => {
+                return End::Retry(format!("no data within {STALL:?} while waiting for {}", ex.stage()));
+            }
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until_some(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn verdict(v: Verdict) -> End {
+    match v {
+        Verdict::Fail { reason, .. } => End::Bad(reason),
+        Verdict::Missing { reason } => End::Retry(reason),
+        // A read-mode exchange never passes; a pass only means it has nothing to do.
+        Verdict::Pass { .. } => End::Retry("the exchange ended".into()),
+    }
+}
