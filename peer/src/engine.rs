@@ -12,7 +12,8 @@ use librqbit::api::TorrentIdOrHash;
 use librqbit::dht::Id20;
 use librqbit::limits::LimitsConfig;
 use librqbit::{
-    AddTorrent, AddTorrentOptions, ListenerOptions, ManagedTorrent, Session, SessionOptions,
+    AddTorrent, AddTorrentOptions, ListenerMode, ListenerOptions, ManagedTorrent, Session,
+    SessionOptions,
 };
 use raidtorrent_proto::{InfoHash, Transfer};
 use tokio_util::sync::CancellationToken;
@@ -36,8 +37,7 @@ impl Engine {
         // librqbit announces 4240 for a loopback listener without an explicit port, so the port must
         // be known before the session starts.
         let listen = if listen.port() == 0 {
-            let probe = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
-            probe.local_addr()?
+            free_port(listen)?
         } else {
             listen
         };
@@ -50,6 +50,9 @@ impl Engine {
                 fastresume: false,
                 ipv4_only: listen.is_ipv4(),
                 listen: Some(ListenerOptions {
+                    // uTP too: stock clients (libtorrent, qBittorrent) try uTP first and, at their
+                    // defaults, give up on a peer that answers only TCP.
+                    mode: ListenerMode::TcpAndUtp,
                     listen_addr: listen,
                     announce_port: Some(listen.port()),
                     ipv4_only: listen.is_ipv4(),
@@ -174,4 +177,21 @@ impl Engine {
     pub async fn stop(&self) {
         self.session.stop().await;
     }
+}
+
+/// `ip` with a port free for both TCP and UDP (the session listens on both).
+fn free_port(ip: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let mut last = None;
+    for _ in 0..32 {
+        let tcp = TcpListener::bind(ip).with_context(|| format!("binding {ip}"))?;
+        let addr = tcp.local_addr()?;
+        match std::net::UdpSocket::bind(addr) {
+            Ok(_) => return Ok(addr),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "no port on {} is free for both TCP and UDP: {last:?}",
+        ip.ip()
+    ))
 }

@@ -7,5 +7,6 @@ mod healing;
 mod nodes;
 mod objects;
 mod reads;
+mod stock;
 mod tls;
 mod tracking;

@@ -7,7 +7,7 @@ use raidtorrent_codec::Geometry;
 use raidtorrent_tracker::gateway::{Body, BucketPolicy, Gateway};
 
 use raidtorrent_integration::*;
-use raidtorrent_testkit::random_bytes;
+use raidtorrent_testkit::{random_bytes, Rng};
 
 async fn read(gw: &Gateway, key: &str, range: Option<std::ops::Range<u64>>) -> Vec<u8> {
     let (_, mut body): (_, Body) = gw.get("reads", key, range).await.unwrap();
@@ -25,18 +25,6 @@ const POLICY: BucketPolicy = BucketPolicy {
     high_share: 0.0,
     inline_max: 0,
 };
-
-/// A small deterministic generator for offsets.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ranged_reads_equal_the_slice_and_fetch_only_the_pieces_they_need() {
@@ -62,7 +50,7 @@ async fn ranged_reads_equal_the_slice_and_fetch_only_the_pieces_they_need() {
         ranges.push((s * seg - 1, s * seg + 1));
         ranges.push((s * seg - 70_000, s * seg + 70_000));
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..24 {
         let len = [1, 100, 65_520, 300_000, 1_500_000][rng.below(5) as usize];
         let a = rng.below(size as u64 - len);
