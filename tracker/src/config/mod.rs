@@ -220,9 +220,9 @@ max_object_size = 68719476736
 hold_timeout_secs = 300
 # Seconds a node may take to confirm it dropped a shard.
 drop_timeout_secs = 30
-# Seconds a read may wait for a shard.
+# Seconds a rebuild may wait for a whole shard; a read waits for holders and for each piece up to this, at most 30.
 fetch_timeout_secs = 120
-# Shards a read starts beyond k, so the slowest node does not set the pace.
+# Shards a rebuild fetches beyond k, so the slowest node does not set the pace (reads hedge late pieces instead).
 read_hedge = 1
 # Target plaintext bytes per segment.
 segment_target = 33554432

@@ -42,9 +42,9 @@ pub struct ObjectConfig {
     pub hold_timeout_secs: u64,
     /// Seconds a node may take to confirm it dropped a shard.
     pub drop_timeout_secs: u64,
-    /// Seconds a read may wait for a shard.
+    /// Seconds a rebuild may wait for a whole shard; a read waits for holders and for each piece up to this, at most 30.
     pub fetch_timeout_secs: u64,
-    /// Shards a read starts beyond k, so the slowest node does not set the pace.
+    /// Shards a rebuild fetches beyond k, so the slowest node does not set the pace (reads hedge late pieces instead).
     pub read_hedge: usize,
     /// Target plaintext bytes per segment.
     pub segment_target: u64,

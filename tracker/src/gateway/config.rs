@@ -26,7 +26,7 @@ pub struct GatewayConfig {
     pub drop_timeout: Duration,
     /// How long a read may wait for a shard.
     pub fetch_timeout: Duration,
-    /// Extra shards a read starts beyond k, to not wait on the slowest node.
+    /// Extra shards a rebuild fetches beyond k, to not wait on the slowest node.
     pub read_hedge: usize,
     /// Target plaintext bytes per segment.
     pub segment_target: u64,

@@ -9,9 +9,10 @@
 //! - `staging`: a staging folder's life; `copies`: a copy's life on a node (hold and drop),
 //!   with `in_flight`, the copies being changed now;
 //! - `rounds`, `fetch_plan`: pure state machines of the upload's placement rounds and of which
-//!   shards a read fetches next; `reconcile`: the pure decision of which reported copies
+//!   shards a rebuild fetches next; `reconcile`: the pure decision of which reported copies
 //!   nobody tracks;
-//! - `write`, `read` (with `fetch`): the pipelines;
+//! - `write`, `read` (with `piece_read`, `piece_conn` and the pure `piece_board`): the pipelines;
+//!   `fetch`: whole shards through librqbit, for rebuilds;
 //! - [`worker`]: the worker abstraction; `collect`, `health` (with `repair_exec`) and `audits`:
 //!   the collector (orphans and untracked copies), the health worker that repairs, rebalances and trims, and the audit
 //!   worker.
