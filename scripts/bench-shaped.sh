@@ -22,10 +22,12 @@ NODES="${NODES:-6}"
 RATE_MBIT="${RATE_MBIT:-50}"
 SIZE_MIB="${SIZE_MIB:-64}"
 K=4 M=2 COPIES=2
+# Debian's python, which has the libtorrent binding.
+PY=/usr/bin/python3
 KEY="shaped-bench-key-0123456789abcdef"
 [ "$(id -u)" = 0 ] || { echo "bench-shaped: needs root (ip netns, veth, tc)" >&2; exit 2; }
 command -v ip >/dev/null || { echo "bench-shaped: needs iproute2" >&2; exit 2; }
-python3 -c 'import libtorrent' 2>/dev/null || { echo "bench-shaped: needs python3-libtorrent" >&2; exit 2; }
+"$PY" -c "import libtorrent" 2>/dev/null || { echo "bench-shaped: needs python3-libtorrent" >&2; exit 2; }
 
 cargo build --release -q -p raidtorrent-tracker -p raidtorrent-peer \
   --bin raidtorrent-tracker --bin raidtorrent-peer
@@ -35,7 +37,7 @@ work="$(mktemp -d)"
 pids=()
 
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for ns in $(ip netns list | awk '{print $1}' | grep "^$tag-" || true); do ip netns del "$ns"; done
   rm -rf "$work"
@@ -57,6 +59,12 @@ host() {
   fi
 }
 in_ns() { local ns="$tag-$1"; shift; ip netns exec "$ns" "$@"; }
+# Starts a command in namespace $1 in the background, its output to $work/$2.log.
+spawn() {
+  local ns="$tag-$1" log="$work/$2.log"; shift 2
+  ip netns exec "$ns" "$@" >"$log" 2>&1 &
+  pids+=($!)
+}
 mb() { python3 -c "print(f'{$1 / 1e6:.1f}')"; }
 
 ip netns add "$tag-sw"
@@ -87,16 +95,13 @@ for i in $(seq 1 "$NODES"); do
   "$bin/raidtorrent-tracker" node add "n$i" --db "$work/gateway.db" --zone "zone-$((i % 3))" \
     >"$work/n$i.json"
 done
-in_ns gw env RUST_LOG=warn "$bin/raidtorrent-tracker" serve --config "$work/gateway.toml" \
-  2>"$work/gateway.log" &
-pids+=($!)
+spawn gw gateway env RUST_LOG=warn "$bin/raidtorrent-tracker" serve --config "$work/gateway.toml"
 node_pid=()
 for i in $(seq 1 "$NODES"); do
   cred=$(python3 -c "import json; v=json.load(open('$work/n$i.json')); print(f\"{v['id']}:{v['passkey']}\")")
-  in_ns "n$i" env RUST_LOG=warn "$bin/raidtorrent-peer" run --quota 8GiB \
+  spawn "n$i" "n$i" env RUST_LOG=warn "$bin/raidtorrent-peer" run --quota 8GiB \
     --listen "10.77.$i.2:0" --data-dir "$work/n$i" --zone "zone-$((i % 3))" \
-    --gateway "$cred@10.77.0.1:6970" 2>"$work/n$i.log" &
-  pids+=($!)
+    --gateway "$cred@10.77.0.1:6970"
   node_pid[$i]=$!
 done
 
@@ -140,7 +145,7 @@ EOF
 )
 
 # The baseline: the same bytes as one plain torrent from one capped seeder.
-python3 - "$work/object" "$work/object.torrent" <<'EOF'
+"$PY" - "$work/object" "$work/object.torrent" <<'EOF'
 import libtorrent as lt, os, sys
 fs = lt.file_storage()
 lt.add_files(fs, sys.argv[1])
@@ -149,17 +154,16 @@ lt.set_piece_hashes(t, os.path.dirname(sys.argv[1]))
 open(sys.argv[2], "wb").write(lt.bencode(t.generate()))
 EOF
 mkdir -p "$work/leech"
-in_ns seed python3 -c "
+spawn seed seeder "$PY" -c "
 import libtorrent as lt, time
 s = lt.session({'listen_interfaces': '10.77.0.3:6881', 'enable_dht': False, 'enable_lsd': False,
                 'enable_upnp': False, 'enable_natpmp': False})
 p = lt.add_torrent_params(); p.ti = lt.torrent_info('$work/object.torrent'); p.save_path = '$work'
 s.add_torrent(p)
 while True: time.sleep(1)
-" &
-pids+=($!)
+"
 t0=$(date +%s.%N)
-in_ns client python3 integration/tests/interop/lt_fetch.py --torrent "$work/object.torrent" \
+in_ns client "$PY" integration/tests/interop/lt_fetch.py --torrent "$work/object.torrent" \
   --save "$work/leech" --iface 10.77.0.2 --port 6881 --peer 10.77.0.3:6881 --timeout 600 >/dev/null
 plain=$(python3 -c "import time; print(time.time() - $t0)")
 
@@ -167,7 +171,7 @@ plain=$(python3 -c "import time; print(time.time() - $t0)")
 lost=1 held=0
 for i in $(seq 1 "$NODES"); do
   b=$(du -sb "$work/n$i/shards" | cut -f1)
-  ((b > held)) && { held=$b; lost=$i; }
+  if ((b > held)); then held=$b lost=$i; fi
 done
 shards_under() { health | python3 -c "import json,sys; print(json.load(sys.stdin)['health']['shards_under'])"; }
 degraded() { [ "$(shards_under)" != 0 ]; }
