@@ -26,7 +26,8 @@ ses = lt.session(
         "enable_upnp": False,
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
-        # librqbit (the node) listens on TCP only; libtorrent would try uTP first.
+        # TCP only, so the test pins down the node's TCP path (nodes speak uTP too; a test in
+        # integration/tests/e2e/stock.rs covers libtorrent at its defaults).
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
         "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification,

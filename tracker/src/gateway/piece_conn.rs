@@ -104,15 +104,16 @@ pub(super) async fn run(job: Job) -> ConnOutcome {
 /// Waits `pause`; true when the read ended meanwhile.
 async fn closed_within(job: &Job, pause: Duration) -> bool {
     let mut changes = job.shared.subscribe();
-    let deadline = Instant::now() + pause;
-    loop {
-        if job.shared.board().is_closed() {
-            return true;
-        }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Err(_) => return false,
-            Ok(Err(_)) => return true,
-            Ok(Ok(())) => {}
+    tokio::time::timeout(pause, read_over(job, &mut changes))
+        .await
+        .is_ok()
+}
+
+/// Resolves once the read is over.
+async fn read_over(job: &Job, changes: &mut tokio::sync::watch::Receiver<u64>) {
+    while !job.shared.board().is_closed() {
+        if changes.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -120,12 +121,10 @@ async fn closed_within(job: &Job, pause: Duration) -> bool {
 /// One TCP session with the holder.
 async fn session(job: &Job, ex: &mut Exchange) -> End {
     let mut changes = job.shared.subscribe();
-    let mut stream = match timeout(CONNECT, TcpStream::connect(job.addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return End::Retry(format!("connection refused: {e}")),
-        Err(_) => return End::Retry(format!("no connection within {CONNECT:?}")),
+    let mut stream = match dial(job, &mut changes).await {
+        Ok(s) => s,
+        Err(end) => return end,
     };
-    let _ = stream.set_nodelay(true);
     let ours = Handshake {
         reserved: [0; 8],
         info_hash: ex.info_hash(),
@@ -140,22 +139,10 @@ async fn session(job: &Job, ex: &mut Exchange) -> End {
         if let Some(v) = absorb(ex, &mut buf, &mut handshaken) {
             return verdict(v);
         }
-        for (p, data) in ex.take_completed() {
-            job.shared.deliver(job.shard, job.id, p, data);
-        }
-        if job.shared.board().is_closed() {
-            return End::Closed;
-        }
-        let room = job.per_conn.saturating_sub(ex.pending());
-        let now = job.shared.now();
-        let (pieces, hedge_at) = job.shared.board().take(job.shard, job.id, room, now);
-        let hedge_at = hedge_at.map(|ms| job.shared.instant(ms));
-        if let Some(v) = ex.want(&pieces) {
-            return verdict(v);
-        }
-        for m in ex.take_outgoing() {
-            m.encode(&mut out);
-        }
+        let hedge_at = match step(job, ex, &mut out) {
+            Ok(at) => at,
+            Err(end) => return end,
+        };
         if !out.is_empty() && stream.write_all(&out).await.is_err() {
             return verdict(ex.on_closed());
         }
@@ -181,6 +168,50 @@ async fn session(job: &Job, ex: &mut Exchange) -> End {
             }
         }
     }
+}
+
+/// Dials the holder; a dial that does not answer must not keep a finished read waiting.
+async fn dial(
+    job: &Job,
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+) -> Result<TcpStream, End> {
+    let dialled = tokio::select! {
+        r = timeout(CONNECT, TcpStream::connect(job.addr)) => r,
+        _ = read_over(job, changes) => return Err(End::Closed),
+    };
+    match dialled {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(End::Retry(format!("connection refused: {e}"))),
+        Err(_) => Err(End::Retry(format!("no connection within {CONNECT:?}"))),
+    }
+}
+
+/// Hands verified pieces to the board, takes new ones, and queues the messages to send in `out`.
+/// Returns when to look for a hedge again, if one is not due yet.
+fn step(
+    job: &Job,
+    ex: &mut Exchange,
+    out: &mut Vec<u8>,
+) -> Result<Option<std::time::Instant>, End> {
+    for (p, data) in ex.take_completed() {
+        job.shared.deliver(job.shard, job.id, p, data);
+    }
+    if job.shared.board().is_closed() {
+        return Err(End::Closed);
+    }
+    let room = job.per_conn.saturating_sub(ex.pending());
+    let now = job.shared.now();
+    let (pieces, hedge_at) = job.shared.board().take(job.shard, job.id, room, now);
+    if let Some(v) = ex.want(&pieces) {
+        return Err(verdict(v));
+    }
+    for m in ex.take_outgoing() {
+        m.encode(out);
+    }
+    Ok(hedge_at.map(|ms| job.shared.instant(ms)))
 }
 
 /// Sleeps until `at`, or forever.

@@ -121,29 +121,7 @@ impl PieceRead {
     ) -> Result<Arc<Self>, super::GatewayError> {
         let layout = shards.manifest.layout;
         let patience = gw.inner.config.fetch_timeout.min(MAX_PATIENCE);
-        let deadline = tokio::time::Instant::now() + patience;
-        let mut changes = gw.inner.nodes.hub().changes();
-        let (by_addr, holders) = loop {
-            changes.borrow_and_update();
-            let snapshot = gw.inner.nodes.snapshot();
-            let mut holders = vec![Vec::new(); shards.infos.len()];
-            for (i, sources) in gw.fetch_candidates(&snapshot, shards, &[]).await? {
-                holders[i] = sources;
-            }
-            let serving = holders.iter().filter(|h| !h.is_empty()).count();
-            if serving >= layout.k() {
-                break (snapshot.by_addr(), holders);
-            }
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                return Err(super::GatewayError::Unavailable(format!(
-                    "{serving} of the {} shards needed have a holder online",
-                    layout.k()
-                )));
-            }
-        };
+        let (by_addr, holders) = holders_online(gw, shards, patience).await?;
         let plan = layout.plan_range(range).pieces(&layout);
         let mut span: Vec<u32> = plan
             .iter()
@@ -320,6 +298,38 @@ impl PieceRead {
                 took,
             };
             self.gw.inner.nodes.record_transfer(record).await;
+        }
+    }
+}
+
+/// Which node listens where, and each shard's holders that may serve (better first), once
+/// holders of `k` shards are online; waits for nodes to connect up to `patience`.
+async fn holders_online(
+    gw: &Gateway,
+    shards: &ObjectShards,
+    patience: Duration,
+) -> Result<(HashMap<SocketAddr, NodeId>, Vec<Vec<SocketAddr>>), super::GatewayError> {
+    let k = shards.manifest.layout.k();
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut changes = gw.inner.nodes.hub().changes();
+    loop {
+        changes.borrow_and_update();
+        let snapshot = gw.inner.nodes.snapshot();
+        let mut holders = vec![Vec::new(); shards.infos.len()];
+        for (i, sources) in gw.fetch_candidates(&snapshot, shards, &[]).await? {
+            holders[i] = sources;
+        }
+        let serving = holders.iter().filter(|h| !h.is_empty()).count();
+        if serving >= k {
+            return Ok((snapshot.by_addr(), holders));
+        }
+        if tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_err()
+        {
+            return Err(super::GatewayError::Unavailable(format!(
+                "{serving} of the {k} shards needed have a holder online"
+            )));
         }
     }
 }
