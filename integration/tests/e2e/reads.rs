@@ -65,8 +65,8 @@ async fn ranged_reads_equal_the_slice_and_fetch_only_the_pieces_they_need() {
             "{a}..{b} differs"
         );
         let fetched = gw.piece_bytes_fetched() - before;
+        eprintln!("{a}..{b}: {fetched} bytes fetched for {} bytes", b - a);
         if b - a <= 100 {
-            eprintln!("{a}..{b}: {fetched} bytes fetched");
             // At most two 64 KiB chunks, each widened to whole pieces, plus the peer-wire
             // framing: far below one shard (1.3 MiB), let alone k of them.
             assert!(
@@ -75,8 +75,11 @@ async fn ranged_reads_equal_the_slice_and_fetch_only_the_pieces_they_need() {
                 b - a
             );
         }
+        // Every 64 KiB chunk the range touches, framing (under 1%), and a few pieces of slack
+        // for hedges of late pieces on a loaded machine: no shard fetched beyond the range.
+        let chunks = (b - a).div_ceil(65_520) + 2;
         assert!(
-            fetched <= (b - a) * 6 / 4 + 6 * (64 << 10) + 8 * g.piece_length,
+            fetched <= chunks * (64 << 10) * 101 / 100 + 8 * g.piece_length,
             "{a}..{b}: {fetched} bytes fetched"
         );
     }

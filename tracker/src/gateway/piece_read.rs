@@ -158,7 +158,7 @@ impl PieceRead {
         });
         for (shard, pieces) in plan {
             let pieces: Vec<u32> = pieces.map(|p| p as u32).collect();
-            read.need(shard, &pieces);
+            read.need(shard, &pieces, false);
         }
         Ok(read)
     }
@@ -182,8 +182,10 @@ impl PieceRead {
             .collect()
     }
 
-    /// Shard `s` needs `pieces`; its holders' connections start the first time.
-    fn need(&self, s: usize, pieces: &[u32]) {
+    /// Shard `s` needs `pieces`; its holders' connections start the first time. A shard that
+    /// starts `late` (the decoder needs it in place of one that failed) also fetches the rest of
+    /// the range, as the shard it stands in for would have.
+    fn need(&self, s: usize, pieces: &[u32], late: bool) {
         let holders = &self.holders[s];
         let start = self.shared.board().need(s, pieces, holders.len());
         if start {
@@ -191,11 +193,11 @@ impl PieceRead {
                 return;
             };
             let per_conn = (BYTES_PER_CONN / info.piece_length).max(2) as usize;
-            // A shard started late fetches the rest of the range too, as the data shard it
-            // stands in for would have.
-            let from = pieces.first().copied().unwrap_or(0);
-            let rest: Vec<u32> = self.span.iter().copied().filter(|&p| p > from).collect();
-            self.shared.board().need(s, &rest, holders.len());
+            if late {
+                let from = pieces.first().copied().unwrap_or(0);
+                let rest: Vec<u32> = self.span.iter().copied().filter(|&p| p > from).collect();
+                self.shared.board().need(s, &rest, holders.len());
+            }
             let mut conns = self.conns.lock().expect("conns lock");
             for &addr in holders {
                 let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -222,7 +224,7 @@ impl PieceRead {
         let block = self.layout.geometry.block_size;
         let floor = (offset / block * block / pl) as u32;
         self.shared.board().advance(floor);
-        self.need(s, &pieces.clone().collect::<Vec<_>>());
+        self.need(s, &pieces.clone().collect::<Vec<_>>(), true);
         for p in pieces {
             let data = self.wait(s, p)?;
             let at = u64::from(p) * pl;
