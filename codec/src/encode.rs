@@ -1,5 +1,6 @@
 //! Streaming encoder: plaintext `Read` (or segments, [`SegmentEncoder`]) in, k + m shard
-//! `Write`rs out, memory bounded by one segment.
+//! `Write`rs out, memory bounded by one segment (two of plaintext in [`encode`], which reads the
+//! next while it codes one).
 
 use std::io::{self, Read, Write};
 
@@ -81,15 +82,25 @@ pub fn encode<R: Read, W: Write>(
     shards: &mut [W],
 ) -> Result<Encoded, EncodeError> {
     let mut encoder = SegmentEncoder::new(geometry, key)?;
-    let mut plain = vec![0u8; encoder.segment_size()];
     let mut input = Lookahead::new(input);
+    let mut plain = vec![0u8; encoder.segment_size()];
+    let mut next = vec![0u8; encoder.segment_size()];
+    let (mut len, mut last) = input.segment(&mut plain).map_err(EncodeError::Read)?;
     loop {
-        let len = input.fill(&mut plain).map_err(EncodeError::Read)?;
-        let last = input.at_end().map_err(EncodeError::Read)?;
-        encoder.push(&plain[..len], last, shards)?;
-        if last {
+        let block_len = encoder.admit(&plain[..len], last, shards.len())?;
+        // Code this segment on the pool while this thread reads the next one: the reader needs
+        // no `Send`, and reading no longer leaves the cores idle.
+        let read = rayon::in_place_scope(|scope| {
+            let (encoder, plain) = (&mut encoder, &plain[..len]);
+            scope.spawn(move |_| encoder.code(plain, last, block_len));
+            (!last).then(|| input.segment(&mut next))
+        });
+        encoder.write(block_len, shards)?;
+        let Some(read) = read else {
             return encoder.finish();
-        }
+        };
+        (len, last) = read.map_err(EncodeError::Read)?;
+        std::mem::swap(&mut plain, &mut next);
     }
 }
 
@@ -141,11 +152,18 @@ impl SegmentEncoder {
         last: bool,
         shards: &mut [W],
     ) -> Result<(), EncodeError> {
-        let (k, n) = (usize::from(self.geometry.k), self.geometry.shard_count());
-        if shards.len() != n {
+        let block_len = self.admit(plain, last, shards.len())?;
+        self.code(plain, last, block_len);
+        self.write(block_len, shards)
+    }
+
+    /// Checks that `plain` may be the next segment, counts it, and returns its block length.
+    fn admit(&mut self, plain: &[u8], last: bool, writers: usize) -> Result<usize, EncodeError> {
+        let n = self.geometry.shard_count();
+        if writers != n {
             return Err(EncodeError::WriterCount {
                 expected: n,
-                actual: shards.len(),
+                actual: writers,
             });
         }
         if self.ended {
@@ -156,9 +174,16 @@ impl SegmentEncoder {
                 "every segment but the last must be exactly the segment size",
             ));
         }
-        self.size += plain.len() as u64;
         let sealed_len = Layout::new(self.geometry, plain.len() as u64)?.sealed_len(0) as usize;
-        let block_len = sealed_len.div_ceil(k);
+        self.size += plain.len() as u64;
+        self.ended = last;
+        Ok(sealed_len.div_ceil(usize::from(self.geometry.k)))
+    }
+
+    /// Seals, codes and hashes one admitted segment into the encoder's blocks; writes nothing, so
+    /// it can run on the pool while the caller does I/O.
+    fn code(&mut self, plain: &[u8], last: bool, block_len: usize) {
+        let k = usize::from(self.geometry.k);
         let (s, key, rs) = (self.segment, &self.key, &self.rs);
         let piece_length = self.geometry.piece_length as usize;
         // The content hash is sequential: run it beside all the parallel work of the segment.
@@ -186,15 +211,19 @@ impl SegmentEncoder {
         for (i, h) in hashes.into_iter().enumerate() {
             self.pieces[i].extend(h);
         }
-        let all = area
+        self.segment += 1;
+    }
+
+    /// Writes the blocks of the segment just coded, one to each shard.
+    fn write<W: Write>(&self, block_len: usize, shards: &mut [W]) -> Result<(), EncodeError> {
+        let k = usize::from(self.geometry.k);
+        let all = self.area[..k * block_len]
             .chunks(block_len)
-            .chain(parity.iter().map(|p| &p[..block_len]));
+            .chain(self.parity.iter().map(|p| &p[..block_len]));
         for (index, (w, bytes)) in shards.iter_mut().zip(all).enumerate() {
             w.write_all(bytes)
                 .map_err(|source| EncodeError::Write { index, source })?;
         }
-        self.segment += 1;
-        self.ended = last;
         Ok(())
     }
 
@@ -242,6 +271,12 @@ impl<R: Read> Lookahead<R> {
             }
         }
         Ok(n)
+    }
+
+    /// Fills `buf` as [`Lookahead::fill`] does, and tells whether the input ended there.
+    fn segment(&mut self, buf: &mut [u8]) -> io::Result<(usize, bool)> {
+        let len = self.fill(buf)?;
+        Ok((len, self.at_end()?))
     }
 
     fn at_end(&mut self) -> io::Result<bool> {
