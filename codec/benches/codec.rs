@@ -5,7 +5,9 @@
 //! `decode` reads it back from all shards; `rebuild` reads it back with m data shards missing;
 //! `rebuild-shard` rewrites lost shard 0 from k others (no key), which must hash k + 1 shards, so its
 //! own SHA-1 bound is `sha1-bound` × (k+m)/(k+1).
-//! All are reported as GB/s of object, and the ratios are printed at the end.
+//! All are reported as GB/s of object, and the ratios are printed at the end, with the content hash
+//! the encoder must compute (`sha256`, sequential, one core) beside what BLAKE3 would cost
+//! (`blake3` on one core, `blake3-rayon` on every core) for the same object.
 //!
 //! `cargo bench -p raidtorrent-codec --bench codec`
 
@@ -13,11 +15,15 @@ use std::io::{self, Cursor};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use criterion::{criterion_group, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use raidtorrent_codec::*;
 use raidtorrent_testkit::random_bytes;
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 
 const SIZE: usize = 256 << 20;
 const CODES: [(u16, u16); 2] = [(4, 2), (10, 4)];
@@ -38,6 +44,7 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Bytes(SIZE as u64));
 
+    content_hashes(&mut group, &object);
     for (k, m) in CODES {
         let id = format!("k{k}m{m}");
         let geometry = Geometry::choose(k, m, DEFAULT_SEGMENT_TARGET, Some(SIZE as u64)).unwrap();
@@ -99,9 +106,18 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// The plaintext content hash as the manifest stores it (SHA-256), against BLAKE3.
+fn content_hashes(group: &mut BenchmarkGroup<'_, WallTime>, object: &[u8]) {
+    group.bench_function("sha256", |b| b.iter(|| Sha256::digest(object)));
+    group.bench_function("blake3", |b| b.iter(|| blake3::hash(object)));
+    group.bench_function("blake3-rayon", |b| {
+        b.iter(|| blake3::Hasher::new().update_rayon(object).finalize())
+    });
+}
+
 /// Mean time of one benchmark from criterion's saved estimates, if this run measured it.
 fn mean_seconds(function: &str, id: &str) -> Option<f64> {
-    let path = output_dir().join(format!("codec/{function}/{id}/new/estimates.json"));
+    let path = output_dir().join(format!("codec/{function}{id}/new/estimates.json"));
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     Some(json["mean"]["point_estimate"].as_f64()? / 1e9)
@@ -112,9 +128,16 @@ fn report() {
         "\ncodec throughput, GB/s of object ({} MiB), and ratios:",
         SIZE >> 20
     );
+    let hash = |f: &str| mean_seconds(f, "").map(|s| SIZE as f64 / s / 1e9);
+    if let (Some(sha), Some(b3), Some(b3r)) = (hash("sha256"), hash("blake3"), hash("blake3-rayon"))
+    {
+        println!(
+            "  content hash: sha256 {sha:.2}  blake3 {b3:.2} (one core)  blake3-rayon {b3r:.2}"
+        );
+    }
     for (k, m) in CODES {
         let id = format!("k{k}m{m}");
-        let get = |f: &str| mean_seconds(f, &id).map(|s| SIZE as f64 / s / 1e9);
+        let get = |f: &str| mean_seconds(f, &format!("/{id}")).map(|s| SIZE as f64 / s / 1e9);
         let (Some(bound), Some(enc), Some(dec), Some(reb), Some(shard)) = (
             get("sha1-bound"),
             get("encode"),
