@@ -103,8 +103,9 @@ where
 }
 
 /// Encodes the body into the staging folder, one file per shard named as its torrent names it.
-/// Segments are read on the runtime and encoded on a blocking thread one at a time, so a slow
-/// client holds no thread; the shards' disk space is reserved first.
+/// Segments are read on the runtime and encoded on a blocking thread one at a time, the next read
+/// while the previous is coded, so a slow client holds no thread; the shards' disk space is
+/// reserved first.
 async fn encode_staged<B>(
     gw: &Gateway,
     staging: &Staging,
@@ -128,18 +129,27 @@ where
     let mut outs = staging.open_files(&parts).await?;
     let mut encoder = SegmentEncoder::new(geometry, data_key).map_err(internal)?;
     let mut plain = vec![0u8; encoder.segment_size()];
+    let mut next = vec![0u8; encoder.segment_size()];
+    let (mut len, mut last) = upload.segment(&mut plain).await?;
     loop {
-        let (len, last) = upload.segment(&mut plain).await?;
-        (encoder, outs, plain) = blocking(move || {
+        // The next segment arrives from the client while this one is coded and written.
+        let coding = blocking(move || {
             encoder
                 .push(&plain[..len], last, &mut outs)
                 .map_err(internal)?;
             Ok((encoder, outs, plain))
-        })
-        .await?;
-        if last {
-            break;
-        }
+        });
+        let reading = async {
+            match last {
+                true => None,
+                false => Some(upload.segment(&mut next).await),
+            }
+        };
+        let (coded, read) = tokio::join!(coding, reading);
+        (encoder, outs, plain) = coded?;
+        let Some(read) = read else { break };
+        (len, last) = read?;
+        std::mem::swap(&mut plain, &mut next);
     }
     staging.close_files(outs).await?;
     let encoded = encoder.finish().map_err(internal)?;
