@@ -209,6 +209,8 @@ impl TestCloud {
         let registry = Registry::open(&config.db).await.unwrap();
         let listeners = CloudListeners::bind(&config, None).await.unwrap();
         let mut settings = CloudSettings::from_config(&config);
+        // Objects of every size take the swarm path here; packing has tests of its own.
+        settings.gateway.packing.max_object = 0;
         tweak(&mut settings);
         let cloud = Cloud::start(&config, registry.clone(), listeners, settings)
             .await

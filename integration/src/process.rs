@@ -60,6 +60,8 @@ impl GatewayProcess {
         config.objects.health.grace_secs = 2;
         config.objects.health.backoff_base_secs = 1;
         config.objects.health.backoff_max_secs = 2;
+        // Objects of every size take the swarm path here; packing has tests of its own.
+        config.objects.packing.max_object_size = 0;
         tweak(&mut config);
         // As an operator would before handing the certificate to nodes: the gateway's first start
         // creates it, here done ahead of that so nodes can pin it from their start.

@@ -6,6 +6,7 @@ mod crash;
 mod healing;
 mod nodes;
 mod objects;
+mod packing;
 mod reads;
 mod stock;
 mod tls;

@@ -133,6 +133,7 @@ mod tests {
             sha256: "00".repeat(32),
             created_at: 1_790_000_000,
             inline: false,
+            storage: crate::gateway::model::Storage::Swarm,
         }
     }
 

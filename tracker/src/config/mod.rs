@@ -4,12 +4,14 @@
 mod health;
 mod limits;
 mod objects;
+mod packing;
 mod secrets;
 mod tls;
 
 pub use health::HealthSection;
 pub use limits::LimitsConfig;
 pub use objects::ObjectConfig;
+pub use packing::PackSection;
 pub use secrets::{read_secret, read_secrets};
 pub use tls::TlsSection;
 
@@ -229,7 +231,8 @@ segment_target = 33554432
 # Seconds between runs of the collector that drops unreferenced shards from nodes.
 collect_interval_secs = 60
 # Uploads served at once; more wait up to queue_timeout_secs, then get 503 SlowDown. Each
-# upload holds about segment_target x (k + m) / k bytes of memory while it encodes.
+# upload holds about segment_target x (2k + m) / k bytes of memory while it encodes (it reads
+# the next segment while it codes one).
 max_puts = 16
 # Swarm reads served at once.
 max_gets = 64
@@ -258,6 +261,19 @@ inline_max = 4096
 max_shards = 64
 max_copies = 4
 max_expansion = 6.0
+
+[objects.packing]
+# Objects above their bucket's inline_max and up to max_object_size bytes are packed: they wait
+# in the database (sealed, as small objects are kept) until target_size bytes of them, or the
+# oldest linger_secs old, make one pack, an ordinary swarm object. So 1,000 small objects cost a
+# few torrents on the nodes, not thousands. 0 turns packing off.
+max_object_size = 1048576
+target_size = 16777216
+linger_secs = 30
+# Most bytes waiting at once; past it small objects go to the swarm on their own.
+max_waiting_bytes = 268435456
+# A pack whose live bytes fall below this share of its size is rewritten without the dead ones.
+compact_below = 0.5
 
 [scoring]
 # Node scores, tiers (high, low, suspended, disqualified) and their reasons; see

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::HealthSection;
+use super::{HealthSection, PackSection};
 use crate::api::ApiAuth;
 use crate::gateway::{BucketPolicy, GatewayConfig, PolicyLimits};
 use crate::scoring::ScoringConfig;
@@ -65,6 +65,8 @@ pub struct ObjectConfig {
     pub reconcile_settle_secs: u64,
     /// Audits, repair and rebalance.
     pub health: HealthSection,
+    /// Small objects packed together.
+    pub packing: PackSection,
 }
 
 impl Default for ObjectConfig {
@@ -93,6 +95,7 @@ impl Default for ObjectConfig {
             policy_limits: g.policy_limits,
             reconcile_settle_secs: g.reconcile_settle.as_secs(),
             health: HealthSection::from(&g.health),
+            packing: PackSection::from(&g.packing),
         }
     }
 }
@@ -180,7 +183,8 @@ impl ObjectConfig {
         self.policy_limits
             .validate()
             .map_err(|e| format!("objects.policy_limits: {e}"))?;
-        self.health.validate()
+        self.health.validate()?;
+        self.packing.validate()
     }
 
     /// Who may call the API.
@@ -212,6 +216,7 @@ impl ObjectConfig {
             policy_limits: self.policy_limits,
             reconcile_settle: Duration::from_secs(self.reconcile_settle_secs),
             health: self.health.to_config(scoring),
+            packing: self.packing.to_config(),
         }
     }
 }

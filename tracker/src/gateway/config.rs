@@ -48,6 +48,35 @@ pub struct GatewayConfig {
     pub queue_timeout: Duration,
     /// How long an upload may go without sending a byte.
     pub body_timeout: Duration,
+    /// How small objects are packed together.
+    pub packing: PackConfig,
+}
+
+/// How small objects are packed together (`pack`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackConfig {
+    /// Objects above their bucket's `inline_max` and up to this many bytes are packed; 0: none.
+    pub max_object: u64,
+    /// Bytes of waiting objects that make a pack at once.
+    pub target: u64,
+    /// Longest an object waits for its pack (in the metadata store, as durable as small objects).
+    pub linger: Duration,
+    /// Most bytes waiting at once; past it small objects go to the swarm on their own.
+    pub max_waiting: u64,
+    /// A pack whose live bytes fall below this share of its size is compacted.
+    pub compact_below: f64,
+}
+
+impl Default for PackConfig {
+    fn default() -> Self {
+        PackConfig {
+            max_object: 1 << 20,
+            target: 16 << 20,
+            linger: Duration::from_secs(30),
+            max_waiting: 256 << 20,
+            compact_below: 0.5,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -76,6 +105,7 @@ impl Default for GatewayConfig {
             max_gets: 64,
             queue_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            packing: PackConfig::default(),
         }
     }
 }

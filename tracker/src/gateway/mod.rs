@@ -37,6 +37,7 @@ mod master_key;
 pub mod meta;
 pub mod model;
 mod nodes;
+mod pack;
 mod piece_board;
 mod piece_conn;
 mod piece_read;
@@ -52,16 +53,17 @@ mod write;
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use raidtorrent_codec::{InfoHash, MasterKey};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{GatewayConfig, HealthConfig};
+pub use config::{GatewayConfig, HealthConfig, PackConfig};
 pub use error::GatewayError;
 pub use health::HealthStatus;
 pub use local::OwnNode;
@@ -77,7 +79,7 @@ use crate::control::ControlHub;
 use crate::registry::{unix_now, NodeId, Registry};
 use crate::scoring::Score;
 use local::{Announce, LocalPeer};
-use meta::{NewObject, StoredBody};
+use meta::{NewObject, ObjectRow, StoredBody};
 use nodes::Nodes;
 use worker::WorkerHandle;
 
@@ -102,7 +104,9 @@ struct Inner {
     /// Turns for uploads and reads, and the data disk's space.
     admission: admission::Admission,
     /// Bytes piece reads received from nodes.
-    piece_bytes: std::sync::atomic::AtomicU64,
+    piece_bytes: AtomicU64,
+    /// Bytes of objects waiting for a pack (recounted by every pass of the packer).
+    waiting_bytes: AtomicU64,
 }
 
 /// The handles of the background workers.
@@ -110,6 +114,7 @@ struct Workers {
     collector: WorkerHandle,
     health: WorkerHandle,
     audits: WorkerHandle,
+    packer: WorkerHandle,
 }
 
 impl Gateway {
@@ -136,12 +141,14 @@ impl Gateway {
         if sealed > 0 {
             tracing::info!(sealed, "small objects stored in plaintext are now sealed");
         }
+        let waiting = meta.waiting_buckets().await?.iter().map(|w| w.bytes).sum();
         let announce = Announce::new(&config.tracker_url);
         let nodes = Arc::new(Nodes::new(hub, registry, own.id, &config.health));
         let workers = Workers {
             collector: WorkerHandle::new("collector"),
             health: WorkerHandle::new("health"),
             audits: WorkerHandle::new("audits"),
+            packer: WorkerHandle::new("packer"),
         };
         let copies = copies::Copies::new(
             nodes.clone(),
@@ -160,7 +167,8 @@ impl Gateway {
         Ok(Gateway {
             inner: Arc::new(Inner {
                 admission: admission::Admission::new(&config),
-                piece_bytes: std::sync::atomic::AtomicU64::new(0),
+                piece_bytes: AtomicU64::new(0),
+                waiting_bytes: AtomicU64::new(waiting),
                 config,
                 meta,
                 master,
@@ -198,6 +206,10 @@ impl Gateway {
             cfg: cfg.health.clone(),
             round: 0,
         };
+        let packer = pack::Packer {
+            gw: self.clone(),
+            cfg: cfg.packing.clone(),
+        };
         vec![
             (
                 "collector",
@@ -215,6 +227,10 @@ impl Gateway {
                 "audits",
                 tokio::spawn(worker::run(audits, w.audits.clone(), until(stop.clone()))),
             ),
+            (
+                "packer",
+                tokio::spawn(worker::run(packer, w.packer.clone(), until(stop.clone()))),
+            ),
         ]
     }
 
@@ -229,7 +245,12 @@ impl Gateway {
         HealthStatus {
             state: health.state,
             last_error: health.last_error.clone(),
-            workers: vec![w.collector.status(), health, w.audits.status()],
+            workers: vec![
+                w.collector.status(),
+                health,
+                w.audits.status(),
+                w.packer.status(),
+            ],
             ..self.inner.findings.borrow().clone()
         }
     }
@@ -243,9 +264,7 @@ impl Gateway {
     /// Bytes piece reads have received from nodes since the gateway started (hedged and
     /// rejected pieces included).
     pub fn piece_bytes_fetched(&self) -> u64 {
-        self.inner
-            .piece_bytes
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.piece_bytes.load(Ordering::Relaxed)
     }
 
     pub fn wake_health(&self) {
@@ -286,7 +305,7 @@ impl Gateway {
         &self,
         bucket: &str,
         key: &str,
-        mut body: impl AsyncRead + Send + Unpin + 'static,
+        body: impl AsyncRead + Send + Unpin + 'static,
         size_hint: Option<u64>,
     ) -> Result<ObjectInfo, GatewayError> {
         let b = self.inner.meta.bucket(bucket).await?;
@@ -296,33 +315,75 @@ impl Gateway {
         if let Some(size) = size_hint.filter(|s| *s > max) {
             return Err(GatewayError::TooLarge { size, max });
         }
-        // Read up to one byte past the inline limit to learn which path the object takes.
-        let limit = b.policy.inline_max;
-        let mut head = Vec::with_capacity(limit.min(64 << 10) as usize + 1);
-        (&mut body)
-            .take(limit + 1)
-            .read_to_end(&mut head)
-            .await
-            .map_err(GatewayError::Upload)?;
-        if head.len() as u64 > limit {
+        // Read up to one byte past what the metadata store takes to learn which path the object
+        // takes.
+        let kept = self.kept_max(&b.policy, size_hint);
+        let mut upload = upload::Upload::new(body, self.inner.config.body_timeout, max, |max| {
+            GatewayError::TooLarge { size: max + 1, max }
+        });
+        let head = upload.head(kept as usize + 1).await?;
+        if head.len() as u64 > kept {
             let source = write::Source {
                 head,
-                body,
+                body: upload.into_body(),
                 size_hint,
             };
             return write::put_swarm(self, &b, key, source).await;
         }
-        let sha: [u8; 32] = Sha256::digest(&head).into();
-        let sealed = raidtorrent_codec::sealed::seal(&self.inner.master, &head)
-            .map_err(|e| GatewayError::Internal(format!("sealing a small object: {e}")))?;
+        self.put_kept(&b, key, &head).await
+    }
+
+    /// Bytes up to which an object is kept in the metadata store: for good up to the bucket's
+    /// `inline_max`, until it is packed up to `packing.max_object` while there is room to wait.
+    fn kept_max(&self, policy: &BucketPolicy, size_hint: Option<u64>) -> u64 {
+        let p = &self.inner.config.packing;
+        let waiting = self.inner.waiting_bytes.load(Ordering::Relaxed);
+        let packable = p.max_object > policy.inline_max
+            && waiting.saturating_add(p.max_object) <= p.max_waiting
+            && size_hint.map_or(true, |s| s <= p.max_object);
+        if packable {
+            p.max_object
+        } else {
+            policy.inline_max
+        }
+    }
+
+    /// Stores an object in the metadata store, sealed: inline for good, or waiting for a pack.
+    async fn put_kept(
+        &self,
+        b: &Bucket,
+        key: &str,
+        data: &[u8],
+    ) -> Result<ObjectInfo, GatewayError> {
+        let sha: [u8; 32] = Sha256::digest(data).into();
+        let sealed = self.seal(data)?;
+        let len = data.len() as u64;
+        let waits = len > b.policy.inline_max;
         let object = NewObject {
-            bucket,
+            bucket: &b.name,
             key,
-            size: head.len() as u64,
+            size: len,
             sha256: &sha,
-            body: StoredBody::Inline(&sealed),
+            body: if waits {
+                StoredBody::Waiting(&sealed)
+            } else {
+                StoredBody::Inline(&sealed)
+            },
         };
-        self.inner.meta.commit_object(&object, unix_now()).await
+        let info = self.inner.meta.commit_object(&object, unix_now()).await?;
+        if waits {
+            let waiting = self.inner.waiting_bytes.fetch_add(len, Ordering::Relaxed) + len;
+            if waiting >= self.inner.config.packing.target {
+                self.inner.workers.packer.wake();
+            }
+        }
+        Ok(info)
+    }
+
+    /// Seals bytes kept in the metadata store under the master key.
+    pub(super) fn seal(&self, data: &[u8]) -> Result<Vec<u8>, GatewayError> {
+        raidtorrent_codec::sealed::seal(&self.inner.master, data)
+            .map_err(|e| GatewayError::Internal(format!("sealing a small object: {e}")))
     }
 
     pub async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, GatewayError> {
@@ -353,18 +414,34 @@ impl Gateway {
             }
             return Ok((row.info, rx));
         }
+        let body = match row.pack {
+            Some((pack, at)) => {
+                let pack = self.inner.meta.object_by_id(pack).await?;
+                self.read_swarm(&pack, at + range.start..at + range.end)
+                    .await?
+            }
+            None => self.read_swarm(&row, range).await?,
+        };
+        Ok((row.info, body))
+    }
+
+    /// Reads `range` of a swarm object (an object of its own, or a pack).
+    pub(super) async fn read_swarm(
+        &self,
+        row: &ObjectRow,
+        range: Range<u64>,
+    ) -> Result<Body, GatewayError> {
         // The hours objects are read at steer repair toward nodes that are online then.
         let hour = (unix_now() / 3600 % 24) as u32;
         if let Err(e) = self.inner.meta.note_read(row.id, hour).await {
             tracing::debug!(error = %e, "read hour not noted");
         }
-        let body = read::get_swarm(self, &row, range).await?;
-        Ok((row.info, body))
+        read::get_swarm(self, row, range).await
     }
 
     /// A small object's bytes, unsealed (plaintext only in a row written before sealing, until
     /// the next start seals it).
-    fn open_inline(&self, data: &[u8], sealed: bool) -> Result<Vec<u8>, GatewayError> {
+    pub(super) fn open_inline(&self, data: &[u8], sealed: bool) -> Result<Vec<u8>, GatewayError> {
         if !sealed {
             return Ok(data.to_vec());
         }

@@ -137,8 +137,41 @@ pub struct ObjectInfo {
     pub sha256: String,
     /// Unix seconds when the object became visible.
     pub created_at: i64,
-    /// Kept in the metadata store rather than in the swarm.
+    /// Kept in the metadata store for good (up to the bucket's `inline_max`).
     pub inline: bool,
+    /// Where the bytes are.
+    pub storage: Storage,
+}
+
+/// Where an object's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// In the metadata store, for good (small objects).
+    Inline,
+    /// In the metadata store until the packer writes it into a pack.
+    Waiting,
+    /// In a pack: one swarm object holding many small ones.
+    Packed,
+    /// In its own shards in the swarm.
+    Swarm,
+}
+
+impl Storage {
+    /// The value of the SQL expression [`Storage::SQL`].
+    pub fn from_sql(s: &str) -> Storage {
+        match s {
+            "inline" => Storage::Inline,
+            "waiting" => Storage::Waiting,
+            "packed" => Storage::Packed,
+            _ => Storage::Swarm,
+        }
+    }
+
+    /// An `objects` row's storage, as SQL.
+    pub const SQL: &'static str = "CASE WHEN pack_pending = 1 THEN 'waiting' \
+        WHEN pack_id IS NOT NULL THEN 'packed' \
+        WHEN inline_data IS NOT NULL THEN 'inline' ELSE 'swarm' END";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

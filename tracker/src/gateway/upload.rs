@@ -61,6 +61,27 @@ impl<R: AsyncRead + Unpin> Upload<R> {
         Ok((n, last))
     }
 
+    /// Reads up to `max` bytes, fewer only at the end of the body: what tells a small object
+    /// from a large one. Grows as bytes arrive, so a short body costs no more than itself.
+    pub(super) async fn head(&mut self, max: usize) -> Result<Vec<u8>, GatewayError> {
+        let mut head = Vec::new();
+        while head.len() < max {
+            let have = head.len();
+            head.resize(have + (max - have).min(64 << 10), 0);
+            let n = self.read_some(&mut head[have..]).await?;
+            head.truncate(have + n);
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(head)
+    }
+
+    /// The body, for a caller that read only its head.
+    pub(super) fn into_body(self) -> R {
+        self.body
+    }
+
     async fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, GatewayError> {
         match tokio::time::timeout(self.idle, self.body.read(buf)).await {
             Ok(r) => r.map_err(GatewayError::Upload),

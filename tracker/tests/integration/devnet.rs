@@ -69,8 +69,10 @@ async fn devnet_starts_serves_and_stops() {
         "{printed:#?}"
     );
 
-    // Larger than the devnet's inline limit, so the bytes go to the nodes and back.
-    let data: Vec<u8> = (0..300_007u32).map(|i| (i * 31 + i / 977) as u8).collect();
+    // Larger than what is packed, so the bytes go to the nodes and back.
+    let data: Vec<u8> = (0..1_300_007u32)
+        .map(|i| (i * 31 + i / 977) as u8)
+        .collect();
     let client = reqwest::Client::new();
     let put = client
         .put(format!("{api}/demo/dir/object.bin"))
@@ -86,6 +88,7 @@ async fn devnet_starts_serves_and_stops() {
     );
     let info: serde_json::Value = put.json().await.unwrap();
     assert_eq!(info["inline"], false, "{info}");
+    assert_eq!(info["storage"], "swarm", "{info}");
     let got = client
         .get(format!("{api}/demo/dir/object.bin"))
         .send()
@@ -104,6 +107,23 @@ async fn devnet_starts_serves_and_stops() {
         .unwrap();
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert!(part.bytes().await.unwrap() == data[131_071..196_610]);
+
+    // A small object above the inline limit is acknowledged at once and waits for its pack.
+    let small = &data[..5_000];
+    let put = client
+        .put(format!("{api}/demo/small.bin"))
+        .body(small.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let info: serde_json::Value = put.json().await.unwrap();
+    assert_eq!(info["storage"], "waiting", "{info}");
+    let got = client
+        .get(format!("{api}/demo/small.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert!(got.bytes().await.unwrap() == small);
 
     // SIGINT, as Ctrl-C sends: the devnet stops its nodes and exits cleanly.
     // SAFETY: the pid of the child this test started.

@@ -14,6 +14,7 @@
 
 mod copies;
 mod keys;
+mod packs;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -24,8 +25,11 @@ use sqlx::{Row, SqlitePool};
 use crate::registry::Db;
 
 pub use copies::{AuditCandidate, ShardRow};
+pub use packs::{
+    is_internal_bucket, pack_bucket_name, Member, PackMember, PackStats, Waiting, WaitingBucket,
+};
 
-use super::model::{Bucket, BucketPolicy, ObjectInfo};
+use super::model::{Bucket, BucketPolicy, ObjectInfo, Storage};
 use super::GatewayError;
 use raidtorrent_codec::InfoHash;
 
@@ -44,6 +48,8 @@ pub struct ObjectRow {
     /// Whether `inline_data` is sealed under the master key (always, once the gateway started).
     pub inline_sealed: bool,
     pub manifest: Option<Vec<u8>>,
+    /// The pack holding the bytes, and where in it they start.
+    pub pack: Option<(i64, u64)>,
 }
 
 /// An object about to become visible, with where its bytes are.
@@ -62,6 +68,8 @@ pub enum StoredBody<'a> {
     /// In the metadata store itself (small objects), sealed under the master key
     /// (`raidtorrent_codec::sealed`).
     Inline(&'a [u8]),
+    /// In the metadata store, sealed, until the packer writes it into a pack.
+    Waiting(&'a [u8]),
     /// In the swarm: the manifest, and the shards recorded with [`Meta::begin_shards`].
     Swarm {
         manifest: &'a [u8],
@@ -69,16 +77,20 @@ pub enum StoredBody<'a> {
     },
 }
 
+/// The columns [`object_info`] reads.
+const INFO_COLUMNS: &str = "key, size, sha256, created_at";
+
 fn object_info(bucket: &str, r: &SqliteRow) -> ObjectInfo {
     let sha: Vec<u8> = r.get("sha256");
-    let inline: Option<Vec<u8>> = r.get("inline_data");
+    let storage = Storage::from_sql(r.get("storage"));
     ObjectInfo {
         bucket: bucket.to_owned(),
         key: r.get("key"),
         size: r.get::<i64, _>("size") as u64,
         sha256: hex::encode(sha),
         created_at: r.get("created_at"),
-        inline: inline.is_some(),
+        inline: storage == Storage::Inline,
+        storage,
     }
 }
 
@@ -134,7 +146,15 @@ impl Meta {
         })
     }
 
+    /// A client's bucket: the gateway's own (packs) are not found.
     pub async fn bucket(&self, name: &str) -> Result<Bucket, GatewayError> {
+        if is_internal_bucket(name) {
+            return Err(GatewayError::NoSuchBucket(name.to_owned()));
+        }
+        self.any_bucket(name).await
+    }
+
+    async fn any_bucket(&self, name: &str) -> Result<Bucket, GatewayError> {
         let row = sqlx::query("SELECT policy, created_at FROM buckets WHERE name = ?")
             .bind(name)
             .fetch_optional(self.reader())
@@ -148,9 +168,12 @@ impl Meta {
     }
 
     pub async fn buckets(&self) -> Result<Vec<Bucket>, GatewayError> {
-        let rows = sqlx::query("SELECT name, policy, created_at FROM buckets ORDER BY name")
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT name, policy, created_at FROM buckets WHERE substr(name, 1, 1) <> '_'
+             ORDER BY name",
+        )
+        .fetch_all(self.reader())
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Bucket {
@@ -163,21 +186,27 @@ impl Meta {
     }
 
     pub async fn object(&self, bucket: &str, key: &str) -> Result<ObjectRow, GatewayError> {
-        let r = sqlx::query(
-            "SELECT id, key, size, sha256, created_at, inline_data, inline_sealed, manifest
+        let sql = format!(
+            "SELECT id, {INFO_COLUMNS}, {} AS storage, inline_data, inline_sealed, manifest,
+                 pack_id, pack_offset
              FROM objects WHERE bucket = ? AND key = ?",
-        )
-        .bind(bucket)
-        .bind(key)
-        .fetch_optional(self.reader())
-        .await?
-        .ok_or_else(|| GatewayError::NoSuchKey(key.to_owned()))?;
+            Storage::SQL
+        );
+        let r = sqlx::query(&sql)
+            .bind(bucket)
+            .bind(key)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or_else(|| GatewayError::NoSuchKey(key.to_owned()))?;
         Ok(ObjectRow {
             id: r.get("id"),
             info: object_info(bucket, &r),
             inline_data: r.get("inline_data"),
             inline_sealed: r.get("inline_sealed"),
             manifest: r.get("manifest"),
+            pack: r
+                .get::<Option<i64>, _>("pack_id")
+                .map(|p| (p, r.get::<i64, _>("pack_offset") as u64)),
         })
     }
 
@@ -204,25 +233,21 @@ impl Meta {
         // Keys compare as UTF-8 bytes (BINARY collation); the prefix bound is the prefix followed by
         // the largest code point, so no LIKE escaping is needed.
         let upper = format!("{prefix}\u{10FFFF}");
-        let rows = sqlx::query(
-            "SELECT key, size, sha256, created_at, inline_data IS NOT NULL AS is_inline, NULL AS inline_data
+        let sql = format!(
+            "SELECT {INFO_COLUMNS}, {} AS storage
              FROM objects WHERE bucket = ? AND key >= ? AND key < ? AND key > ?
              ORDER BY key LIMIT ?",
-        )
-        .bind(bucket)
-        .bind(prefix)
-        .bind(upper)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.reader())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ObjectInfo {
-                inline: r.get::<bool, _>("is_inline"),
-                ..object_info(bucket, r)
-            })
-            .collect())
+            Storage::SQL
+        );
+        let rows = sqlx::query(&sql)
+            .bind(bucket)
+            .bind(prefix)
+            .bind(upper)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        Ok(rows.iter().map(|r| object_info(bucket, r)).collect())
     }
 
     /// Makes an object visible, replacing any object under the same key (whose shards become
@@ -232,16 +257,20 @@ impl Meta {
         o: &NewObject<'_>,
         now: i64,
     ) -> Result<ObjectInfo, GatewayError> {
-        let (inline_data, manifest, shards) = match o.body {
-            StoredBody::Inline(data) => (Some(data), None, &[][..]),
-            StoredBody::Swarm { manifest, shards } => (None, Some(manifest), shards),
+        let (inline_data, manifest, shards, storage) = match o.body {
+            StoredBody::Inline(data) => (Some(data), None, &[][..], Storage::Inline),
+            StoredBody::Waiting(data) => (Some(data), None, &[][..], Storage::Waiting),
+            StoredBody::Swarm { manifest, shards } => {
+                (None, Some(manifest), shards, Storage::Swarm)
+            }
         };
         let mut tx = self.writer().begin().await?;
         orphan_object(&mut tx, o.bucket, o.key).await?;
         let id: i64 = sqlx::query(
             "INSERT INTO objects
-                 (bucket, key, size, sha256, created_at, inline_data, inline_sealed, manifest)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 (bucket, key, size, sha256, created_at, inline_data, inline_sealed, manifest,
+                  pack_pending)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(o.bucket)
         .bind(o.key)
@@ -251,6 +280,7 @@ impl Meta {
         .bind(inline_data)
         .bind(inline_data.is_some())
         .bind(manifest)
+        .bind(storage == Storage::Waiting)
         .fetch_one(&mut *tx)
         .await?
         .get("id");
@@ -275,7 +305,8 @@ impl Meta {
             size: o.size,
             sha256: hex::encode(o.sha256),
             created_at: now,
-            inline: inline_data.is_some(),
+            inline: storage == Storage::Inline,
+            storage,
         })
     }
 

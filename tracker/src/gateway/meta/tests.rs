@@ -214,3 +214,87 @@ async fn recorded_copies_are_listed_per_node_whatever_the_shard_state() {
     m.remove_holding(&one, a).await.unwrap();
     assert!(!m.is_recorded(&one, a).await.unwrap());
 }
+
+/// Commits an object of `size` bytes waiting for a pack, its "sealed" bytes `data`.
+async fn wait_for_pack(m: &Meta, key: &str, data: &[u8]) -> i64 {
+    let o = NewObject {
+        bucket: "small",
+        key,
+        size: data.len() as u64,
+        sha256: &[1; 32],
+        body: StoredBody::Waiting(data),
+    };
+    let info = m.commit_object(&o, 5).await.unwrap();
+    assert_eq!(info.storage, crate::gateway::model::Storage::Waiting);
+    assert!(!info.inline);
+    m.object("small", key).await.unwrap().id
+}
+
+#[tokio::test]
+async fn a_pack_lives_while_an_object_refers_to_it_and_members_always_have_their_bytes() {
+    use crate::gateway::model::Storage;
+    let (_r, m) = meta().await;
+    let bucket = m.create_bucket("small", &POLICY, 1).await.unwrap();
+    let a = wait_for_pack(&m, "a", b"aaaaa").await;
+    let b = wait_for_pack(&m, "b", b"bbb").await;
+    let waiting = m.waiting_buckets().await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!((waiting[0].objects, waiting[0].bytes), (2, 8));
+    assert_eq!(m.waiting("small", 5).await.unwrap().len(), 1);
+    assert_eq!(m.waiting("small", 8).await.unwrap().len(), 2);
+
+    // The pack bucket is the gateway's own: clients neither see nor reach it.
+    let packs = m.pack_bucket(&bucket).await.unwrap();
+    assert_eq!(packs.policy, POLICY);
+    assert!(matches!(
+        m.bucket(&packs.name).await,
+        Err(GatewayError::NoSuchBucket(_))
+    ));
+    assert_eq!(m.buckets().await.unwrap().len(), 1);
+
+    m.begin_shards(&[shard(1)], 1).await.unwrap();
+    let pack = NewObject {
+        bucket: &packs.name,
+        key: "p1",
+        size: 8,
+        sha256: &[9; 32],
+        body: StoredBody::Swarm {
+            manifest: b"m",
+            shards: &[shard(1).info_hash],
+        },
+    };
+    m.commit_object(&pack, 6).await.unwrap();
+    let p = m.object(&packs.name, "p1").await.unwrap().id;
+    // "b" was replaced meanwhile: only "a" is settled, "b" keeps waiting.
+    let b2 = wait_for_pack(&m, "b", b"BBB").await;
+    assert_ne!(b, b2);
+    assert_eq!(m.settle_pack(p, &[(a, 0..5), (b, 5..8)]).await.unwrap(), 1);
+    let row = m.object("small", "a").await.unwrap();
+    assert_eq!(
+        (row.pack, row.inline_data, row.info.storage),
+        (Some((p, 0)), None, Storage::Packed)
+    );
+    let stats = m.packs(&packs.name).await.unwrap();
+    assert_eq!((stats[0].live, stats[0].members, stats[0].size), (5, 1, 8));
+    assert_eq!(m.pack_members(p).await.unwrap()[0].at, 0..5);
+
+    // The schema holds every row to one place for its bytes.
+    let both = sqlx::query("UPDATE objects SET pack_id = ?, pack_offset = 0 WHERE id = ?")
+        .bind(p)
+        .bind(b2)
+        .execute(m.writer())
+        .await;
+    assert!(
+        both.is_err(),
+        "an object waiting for a pack cannot also be packed"
+    );
+    // Nothing deletes a pack an object still refers to.
+    assert!(m.delete_object(&packs.name, "p1").await.is_err());
+    // Unpacking puts "a" back to waiting with its bytes, and the unused pack goes with its shards.
+    assert!(m.unpack(p, &[(a, b"aaaaa".to_vec())]).await.unwrap());
+    let row = m.object("small", "a").await.unwrap();
+    assert_eq!(row.info.storage, Storage::Waiting);
+    assert_eq!(row.inline_data.as_deref(), Some(&b"aaaaa"[..]));
+    assert!(m.packs(&packs.name).await.unwrap().is_empty());
+    assert_eq!(m.orphans(10).await.unwrap().len(), 1);
+}

@@ -72,6 +72,8 @@ impl TestApi {
             ..Config::default()
         };
         let mut config = config;
+        // Objects of every size take the swarm path here; packing has tests of its own.
+        config.objects.packing.max_object_size = 0;
         edit(&mut config);
         let registry = Registry::open(&config.db).await.unwrap();
         let identity = config.tls_identity().unwrap();

@@ -327,7 +327,7 @@ async fn the_health_report_is_served_beside_the_buckets() {
         .iter()
         .map(|w| w["name"].as_str().unwrap())
         .collect();
-    assert_eq!(workers, ["collector", "health", "audits"]);
+    assert_eq!(workers, ["collector", "health", "audits", "packer"]);
     assert_eq!(v["health"]["objects"], 0);
     assert_eq!(v["tasks_done"], 0);
     let (status, headers, _) = t.send(t.req(Method::PUT, "/_health")).await;
