@@ -376,6 +376,13 @@ impl Api {
         r.bytes().await.map(|b| b.to_vec()).map_err(|_| 599)
     }
 
+    /// The first 1,000 objects of a bucket, as the listing's JSON objects.
+    pub async fn list(&self, bucket: &str) -> Vec<serde_json::Value> {
+        let r = self.request(reqwest::Method::GET, &format!("{bucket}?limit=1000"));
+        let v: serde_json::Value = r.send().await.expect("GET bucket").json().await.unwrap();
+        v["objects"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Deletes an object; the status, or the transport error when the gateway went away.
     pub async fn delete(&self, bucket: &str, key: &str) -> reqwest::Result<u16> {
         let r = self.request(reqwest::Method::DELETE, &format!("{bucket}/{key}"));

@@ -267,3 +267,58 @@ async fn a_gateway_killed_while_repairing() {
     c.crash_and_restart(&[1, 2]).await;
     c.check(&[("acked", &acked)], &[]).await;
 }
+
+/// Small objects acknowledged while they wait for their pack, the gateway killed while they wait
+/// or while their pack is being placed: after the restart every one reads back and is packed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn small_objects_waiting_for_their_pack_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = GatewayProcess::new(dir.path(), |c| {
+        c.objects.packing.max_object_size = 64 << 10;
+        c.objects.packing.target_size = 1 << 20;
+        c.objects.packing.max_waiting_bytes = 1 << 20;
+        c.objects.packing.linger_secs = 1;
+    });
+    let nodes: Vec<ProcessNode> = (0..4)
+        .map(|i| ProcessNode::start(&gw, &format!("node-{i}"), &format!("zone-{i}")))
+        .collect();
+    gw.start().await;
+    let api = gw.api();
+    wait_until(Duration::from_secs(90), "every node connected", || async {
+        nodes.iter().all(|n| n.connected().is_some())
+    })
+    .await;
+    let policy = serde_json::json!({
+        "k": 2, "m": 1, "copies": 2, "high_share": 0.0, "inline_max": 4096
+    });
+    assert_eq!(api.create_bucket(BUCKET, policy).await, 200);
+    let objects: Vec<Vec<u8>> = (0..40)
+        .map(|i| random_bytes(20_000 + i * 7, i as u64))
+        .collect();
+    for (i, data) in objects.iter().enumerate() {
+        let status = api
+            .put(BUCKET, &format!("s{i}"), data.clone())
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+    }
+    // 800 KB waits; the packer is about to write it (or writing it) when the gateway dies.
+    gw.kill();
+    gw.start().await;
+    let api = gw.api();
+    wait_until(
+        Duration::from_secs(120),
+        "every small object is packed",
+        || async {
+            let listed = api.list(BUCKET).await;
+            listed.len() == objects.len() && listed.iter().all(|o| o["storage"] == "packed")
+        },
+    )
+    .await;
+    for (i, data) in objects.iter().enumerate() {
+        assert!(
+            api.get(BUCKET, &format!("s{i}")).await.as_ref() == Ok(data),
+            "s{i} differs"
+        );
+    }
+}
