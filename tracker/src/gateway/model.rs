@@ -155,6 +155,8 @@ pub enum Storage {
     Packed,
     /// In its own shards in the swarm.
     Swarm,
+    /// In parts (groups of segments), each with its own shards in the swarm: large objects.
+    Grouped,
 }
 
 impl Storage {
@@ -164,13 +166,14 @@ impl Storage {
             "inline" => Storage::Inline,
             "waiting" => Storage::Waiting,
             "packed" => Storage::Packed,
+            "grouped" => Storage::Grouped,
             _ => Storage::Swarm,
         }
     }
 
     /// An `objects` row's storage, as SQL.
     pub const SQL: &'static str = "CASE WHEN pack_pending = 1 THEN 'waiting' \
-        WHEN pack_id IS NOT NULL THEN 'packed' \
+        WHEN pack_id IS NOT NULL THEN 'packed' WHEN grouped = 1 THEN 'grouped' \
         WHEN inline_data IS NOT NULL THEN 'inline' ELSE 'swarm' END";
 }
 

@@ -13,6 +13,7 @@
 //! types here, at the edge, and nowhere else.
 
 mod copies;
+mod groups;
 mod keys;
 mod packs;
 mod snapshot;
@@ -25,6 +26,7 @@ use sqlx::{Row, SqlitePool};
 use crate::registry::Db;
 
 pub use copies::{AuditCandidate, ShardRow};
+pub use groups::{part_bucket_name, NewPart, Part};
 pub use packs::{
     is_internal_bucket, pack_bucket_name, Member, PackMember, PackStats, Waiting, WaitingBucket,
 };
@@ -74,6 +76,11 @@ pub enum StoredBody<'a> {
     Swarm {
         manifest: &'a [u8],
         shards: &'a [InfoHash],
+    },
+    /// In parts, each a swarm object of `part_bucket` committed before, in order.
+    Grouped {
+        part_bucket: &'a str,
+        parts: &'a [NewPart],
     },
 }
 
@@ -263,14 +270,15 @@ impl Meta {
             StoredBody::Swarm { manifest, shards } => {
                 (None, Some(manifest), shards, Storage::Swarm)
             }
+            StoredBody::Grouped { .. } => (None, None, &[][..], Storage::Grouped),
         };
         let mut tx = self.writer().begin().await?;
         orphan_object(&mut tx, o.bucket, o.key).await?;
         let id: i64 = sqlx::query(
             "INSERT INTO objects
                  (bucket, key, size, sha256, created_at, inline_data, inline_sealed, manifest,
-                  pack_pending)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                  pack_pending, grouped)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(o.bucket)
         .bind(o.key)
@@ -281,9 +289,13 @@ impl Meta {
         .bind(inline_data.is_some())
         .bind(manifest)
         .bind(storage == Storage::Waiting)
+        .bind(storage == Storage::Grouped)
         .fetch_one(&mut *tx)
         .await?
         .get("id");
+        if let StoredBody::Grouped { part_bucket, parts } = o.body {
+            groups::insert_parts(&mut tx, id, o.size, part_bucket, parts).await?;
+        }
         for ih in shards {
             let r = sqlx::query(
                 "UPDATE shards SET state = 'live', object_id = ? WHERE info_hash = ? AND state = 'pending'",
@@ -334,9 +346,10 @@ impl Meta {
     }
 }
 
-/// Deletes the object row under (bucket, key), if any, and orphans its shards. Returns whether
-/// there was one. Writes come first in every transaction: in WAL mode a transaction that read
-/// before writing can fail with a stale snapshot when another writer got in between.
+/// Deletes the object row under (bucket, key), if any, and orphans its shards (and deletes its
+/// parts, if grouped). Returns whether there was one. Writes come first in every transaction: in
+/// WAL mode a transaction that read before writing can fail with a stale snapshot when another
+/// writer got in between.
 async fn orphan_object(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     bucket: &str,
@@ -350,6 +363,7 @@ async fn orphan_object(
     .bind(key)
     .execute(&mut **tx)
     .await?;
+    groups::drop_parts_of(tx, bucket, key).await?;
     let deleted = sqlx::query("DELETE FROM objects WHERE bucket = ? AND key = ?")
         .bind(bucket)
         .bind(key)

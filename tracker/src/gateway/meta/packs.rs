@@ -16,7 +16,7 @@ use crate::gateway::model::Bucket;
 use crate::gateway::GatewayError;
 
 /// Bucket names starting with this are the gateway's own; clients' names cannot.
-const INTERNAL_PREFIX: &str = "_";
+pub(super) const INTERNAL_PREFIX: &str = "_";
 
 /// The pack bucket of a client's bucket.
 pub fn pack_bucket_name(bucket: &str) -> String {
@@ -73,18 +73,27 @@ pub struct PackMember {
 impl Meta {
     /// The pack bucket of `bucket`, created with (or updated to) its policy.
     pub async fn pack_bucket(&self, bucket: &Bucket) -> Result<Bucket, GatewayError> {
-        let name = pack_bucket_name(&bucket.name);
+        self.internal_bucket(&pack_bucket_name(&bucket.name), bucket)
+            .await
+    }
+
+    /// The internal bucket `name` serving `bucket`, created with (or updated to) its policy.
+    pub(super) async fn internal_bucket(
+        &self,
+        name: &str,
+        bucket: &Bucket,
+    ) -> Result<Bucket, GatewayError> {
         let json = serde_json::to_string(&bucket.policy).expect("policy serialises");
         sqlx::query(
             "INSERT INTO buckets (name, policy, created_at) VALUES (?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET policy = excluded.policy",
         )
-        .bind(&name)
+        .bind(name)
         .bind(json)
         .bind(bucket.created_at)
         .execute(self.writer())
         .await?;
-        self.any_bucket(&name).await
+        self.any_bucket(name).await
     }
 
     /// Every bucket with objects waiting for a pack.

@@ -298,3 +298,86 @@ async fn a_pack_lives_while_an_object_refers_to_it_and_members_always_have_their
     assert!(m.packs(&packs.name).await.unwrap().is_empty());
     assert_eq!(m.orphans(10).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
+    use super::NewPart;
+    use crate::gateway::model::Storage;
+    let (_r, m) = meta().await;
+    m.create_bucket("big", &POLICY, 1).await.unwrap();
+    let bucket = m.bucket("big").await.unwrap();
+    let parts = m.part_bucket(&bucket).await.unwrap();
+    assert_eq!(
+        m.buckets().await.unwrap().len(),
+        1,
+        "the part bucket is hidden"
+    );
+    // Three parts of 4 + 4 + 2 bytes, each with a shard of its own.
+    for (n, size) in [(1u8, 4u64), (2, 4), (3, 2)] {
+        m.begin_shards(&[shard(n)], 1).await.unwrap();
+        let part = NewObject {
+            bucket: &parts.name,
+            key: &format!("up/{n}"),
+            size,
+            sha256: &[n; 32],
+            body: StoredBody::Swarm {
+                manifest: b"m",
+                shards: &[shard(n).info_hash],
+            },
+        };
+        m.commit_object(&part, 2).await.unwrap();
+    }
+    let new_part = |n: u8, offset| NewPart {
+        key: format!("up/{n}"),
+        offset,
+    };
+    fn grouped(parts: &[NewPart], size: u64) -> NewObject<'_> {
+        NewObject {
+            bucket: "big",
+            key: "k",
+            size,
+            sha256: &[0; 32],
+            body: StoredBody::Grouped {
+                part_bucket: "_part.big",
+                parts,
+            },
+        }
+    }
+    // Parts that do not tile the object, or are missing, are refused and change nothing.
+    let wrong = [new_part(1, 0), new_part(2, 5)];
+    assert!(m.commit_object(&grouped(&wrong, 9), 3).await.is_err());
+    assert!(m
+        .commit_object(&grouped(&[new_part(9, 0)], 4), 3)
+        .await
+        .is_err());
+    assert!(m.object("big", "k").await.is_err());
+
+    let all = [new_part(1, 0), new_part(2, 4), new_part(3, 8)];
+    let info = m.commit_object(&grouped(&all, 10), 3).await.unwrap();
+    assert_eq!(info.storage, Storage::Grouped);
+    let row = m.object("big", "k").await.unwrap();
+    assert_eq!(row.info.storage, Storage::Grouped);
+    let stored = m.parts(row.id).await.unwrap();
+    let spans: Vec<_> = stored.iter().map(|p| (p.offset, p.size)).collect();
+    assert_eq!(spans, [(0, 4), (4, 4), (8, 2)]);
+    // Referenced parts survive a start; a loose one (an upload cut short) does not.
+    m.begin_shards(&[shard(4)], 1).await.unwrap();
+    let loose = NewObject {
+        bucket: &parts.name,
+        key: "cut/0",
+        size: 1,
+        sha256: &[4; 32],
+        body: StoredBody::Swarm {
+            manifest: b"m",
+            shards: &[shard(4).info_hash],
+        },
+    };
+    m.commit_object(&loose, 4).await.unwrap();
+    assert_eq!(m.drop_loose_parts().await.unwrap(), 1);
+    assert_eq!(m.orphans(10).await.unwrap().len(), 1);
+    assert_eq!(m.parts(row.id).await.unwrap().len(), 3);
+    // Deleting the object deletes its parts; their shards become orphans.
+    m.delete_object("big", "k").await.unwrap();
+    assert_eq!(m.orphans(10).await.unwrap().len(), 4);
+    assert!(m.object(&parts.name, "up/1").await.is_err());
+}
