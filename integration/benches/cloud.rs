@@ -2,7 +2,8 @@
 //!
 //! 1. baseline: one 256 MiB torrent moved between two librqbit sessions on loopback;
 //! 2. PUT of the same bytes to a gateway with 6 nodes in 3 zones, (k, m) = (4, 2), 2 copies, until
-//!    durable (every copy confirmed), and GET of it back.
+//!    durable (every copy confirmed), in four groups (each placed while the next is encoded), with
+//!    the most the staging folder held; and GET of it back.
 //!
 //! Prints MB/s and the ratios: GET / baseline, and PUT / (baseline / expansion), where expansion is
 //! copies × (k + m) / k, the bytes a durable PUT must move per object byte.
@@ -15,7 +16,7 @@
 use std::time::Instant;
 
 use raidtorrent_integration::baseline::plain_transfer;
-use raidtorrent_integration::TestCloud;
+use raidtorrent_integration::{PeakSampler, TestCloud};
 use raidtorrent_testkit::random_bytes;
 use raidtorrent_tracker::gateway::Gateway;
 
@@ -31,9 +32,16 @@ fn main() {
         let mb = size as f64 / 1e6;
         let plain = plain_transfer(&data).await;
 
-        let t = TestCloud::start(6, 3).await;
+        // Groups of a quarter of the object: placed while the next is encoded.
+        let group = size as u64 / 4;
+        let t = TestCloud::start_with(6, 3, |s| {
+            s.gateway.group_size = group;
+            s.gateway.segment_target = s.gateway.segment_target.min(group / 2);
+        })
+        .await;
         let gw = t.cloud.gateway.clone();
         gw.create_bucket("bench", None).await.unwrap();
+        let sampler = PeakSampler::start(t.staging_dir());
         let start = Instant::now();
         gw.put(
             "bench",
@@ -44,6 +52,7 @@ fn main() {
         .await
         .unwrap();
         let put = start.elapsed().as_secs_f64();
+        let staged = sampler.stop().await;
         let start = Instant::now();
         let got = read(&gw, "o", None).await;
         let get = start.elapsed().as_secs_f64();
@@ -58,6 +67,12 @@ fn main() {
             "  PUT (durable)  {:8.1} MB/s  = {:.2}x plain/expansion ({expansion:.1}x bytes moved)",
             mb / put,
             plain * expansion / put
+        );
+        println!(
+            "  PUT staging    {:8.1} MiB at most, for {:.1} MiB of shards ({} groups)",
+            staged as f64 / (1 << 20) as f64,
+            size as f64 * expansion / 2.0 / (1 << 20) as f64,
+            size as u64 / group
         );
         println!(
             "  GET            {:8.1} MB/s  = {:.2}x plain",

@@ -107,7 +107,48 @@ pub struct TestCloud {
     pub _dir: tempfile::TempDir,
 }
 
+/// Samples how many bytes the files under a folder take, every few milliseconds, until
+/// stopped: the most a folder held during an operation.
+pub struct PeakSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl PeakSampler {
+    pub fn start(dir: PathBuf) -> PeakSampler {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut peak = 0;
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            while !stopped.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let bytes = testkit::files_under(&dir)
+                    .iter()
+                    .filter_map(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .sum();
+                peak = peak.max(bytes);
+            }
+            peak
+        });
+        PeakSampler { stop, task }
+    }
+
+    /// The most bytes seen.
+    pub async fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.expect("the sampler ran")
+    }
+}
+
 impl TestCloud {
+    /// The gateway's staging folder (shards of uploads being placed).
+    pub fn staging_dir(&self) -> PathBuf {
+        self._dir.path().join("gateway").join("staging")
+    }
+
     /// Whether every shard of every stored object has at least `copies` copies on connected
     /// nodes (copies on nodes that are gone may still be recorded).
     pub async fn redundant(&self, copies: usize) -> bool {

@@ -164,12 +164,17 @@ impl GatewayProcess {
         out
     }
 
-    /// The info-hashes of a stored object's shards, empty when no object has that key.
+    /// The info-hashes of a stored object's shards (its parts' shards, if grouped), empty when
+    /// no object has that key.
     pub async fn shards_of(&self, bucket: &str, key: &str) -> BTreeSet<String> {
         let pool = self.db().await;
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT s.info_hash FROM shards s JOIN objects o ON o.id = s.object_id
-             WHERE o.bucket = ? AND o.key = ?",
+             WHERE o.bucket = ?1 AND o.key = ?2
+             UNION
+             SELECT s.info_hash FROM shards s JOIN object_groups g ON g.part_id = s.object_id
+                 JOIN objects o ON o.id = g.object_id
+             WHERE o.bucket = ?1 AND o.key = ?2",
         )
         .bind(bucket)
         .bind(key)

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use raidtorrent_integration::process::{held_in, untracked, Api, GatewayProcess, ProcessNode};
 use raidtorrent_testkit::{random_bytes, wait_until};
+use raidtorrent_tracker::config::Config;
 
 const BUCKET: &str = "crash";
 
@@ -28,8 +29,13 @@ struct Crash {
 impl Crash {
     /// `n` nodes and a bucket whose objects are 2 + 1 shards, `copies` copies each.
     async fn start(n: usize, copies: u16) -> Crash {
+        Self::start_with(n, copies, |_| {}).await
+    }
+
+    /// As [`Crash::start`], with `tweak` applied to the gateway's configuration.
+    async fn start_with(n: usize, copies: u16, tweak: impl FnOnce(&mut Config)) -> Crash {
         let dir = tempfile::tempdir().unwrap();
-        let mut gw = GatewayProcess::new(dir.path(), |_| {});
+        let mut gw = GatewayProcess::new(dir.path(), tweak);
         let nodes: Vec<ProcessNode> = (0..n)
             .map(|i| ProcessNode::start(&gw, &format!("node-{i}"), &format!("zone-{i}")))
             .collect();
@@ -266,6 +272,55 @@ async fn a_gateway_killed_while_repairing() {
     .await;
     c.crash_and_restart(&[1, 2]).await;
     c.check(&[("acked", &acked)], &[]).await;
+}
+
+/// A large object's upload killed after its first parts were placed: after the restart nothing
+/// of it is visible, and its parts (committed or not) leave the nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_killed_between_the_parts_of_a_large_upload() {
+    // Groups of 1 MiB: every object here is grouped, the acknowledged one too.
+    let mut c = Crash::start_with(2, 2, |c| c.objects.group_size = 1 << 20).await;
+    let acked = c.put("acked", 5).await;
+    let (before0, before1) = (c.held_on(0).len(), c.held_on(1).len());
+    let api = c.gw.api();
+    let put = tokio::spawn(async move { api.put(BUCKET, "cut", random_bytes(8 << 20, 6)).await });
+    // The first part (2 + 1 shards) reaches node 1; then node 1 stops answering, and the
+    // upload waits on it with later parts on node 0.
+    let c0 = &c;
+    wait_until(
+        Duration::from_secs(60),
+        "node 1 holds the first part",
+        || async move { c0.held_on(1).len() >= before1 + 3 },
+    )
+    .await;
+    c.nodes[1].process.pause();
+    let c0 = &c;
+    wait_until(
+        Duration::from_secs(60),
+        "node 0 holds a later part",
+        || async move { c0.held_on(0).len() >= before0 + 6 },
+    )
+    .await;
+    still_running(&put, "the upload");
+    c.crash_and_restart(&[1]).await;
+    assert!(
+        !matches!(put.await.unwrap(), Ok(200)),
+        "the cut upload was acknowledged"
+    );
+    c.check(&[("acked", &acked)], &["cut"]).await;
+    let kept = c.gw.shards_of(BUCKET, "acked").await;
+    assert!(
+        kept.len() >= 2 * 3 && kept.len() % 3 == 0,
+        "parts of 2 + 1 shards each: {kept:?}"
+    );
+    let c0 = &c;
+    let kept = &kept;
+    wait_until(
+        Duration::from_secs(90),
+        "the nodes hold only the acknowledged object's shards",
+        || async move { c0.copies_on(&[0, 1]) == *kept },
+    )
+    .await;
 }
 
 /// Small objects acknowledged while they wait for their pack, the gateway killed while they wait

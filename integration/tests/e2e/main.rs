@@ -3,6 +3,7 @@
 
 mod chaos;
 mod crash;
+mod groups;
 mod healing;
 mod nodes;
 mod objects;

@@ -228,6 +228,11 @@ fetch_timeout_secs = 120
 read_hedge = 1
 # Target plaintext bytes per segment.
 segment_target = 33554432
+# An object bigger than group_size bytes is written as a run of groups, each its own set of shard
+# torrents, placed while the next group is encoded: an upload stages at most about
+# (groups_in_flight + 1) x group_size x (k + m) / k bytes on the gateway's disk, whatever its size.
+group_size = 67108864
+groups_in_flight = 2
 # Seconds between runs of the collector that drops unreferenced shards from nodes.
 collect_interval_secs = 60
 # Uploads served at once; more wait up to queue_timeout_secs, then get 503 SlowDown. Each

@@ -48,6 +48,10 @@ pub struct ObjectConfig {
     pub read_hedge: usize,
     /// Target plaintext bytes per segment.
     pub segment_target: u64,
+    /// Plaintext bytes per group of a large object (each its own set of shard torrents).
+    pub group_size: u64,
+    /// Groups of one upload placed at once beside the one being encoded.
+    pub groups_in_flight: usize,
     /// Seconds between runs of the collector that drops unreferenced shards from nodes.
     pub collect_interval_secs: u64,
     /// Uploads served at once; more wait up to `queue_timeout_secs`, then get 503 SlowDown.
@@ -87,6 +91,8 @@ impl Default for ObjectConfig {
             fetch_timeout_secs: g.fetch_timeout.as_secs(),
             read_hedge: g.read_hedge,
             segment_target: g.segment_target,
+            group_size: g.group_size,
+            groups_in_flight: g.groups_in_flight,
             collect_interval_secs: g.collect_interval.as_secs(),
             max_puts: g.max_puts,
             max_gets: g.max_gets,
@@ -166,6 +172,12 @@ impl ObjectConfig {
         if !(64 << 10..=1 << 30).contains(&self.segment_target) {
             return Err("objects.segment_target must be between 65536 and 1073741824".into());
         }
+        if self.group_size < self.segment_target || self.group_size > 1 << 40 {
+            return Err("objects.group_size must be at least segment_target, at most 1 TiB".into());
+        }
+        if !(1..=16).contains(&self.groups_in_flight) {
+            return Err("objects.groups_in_flight must be between 1 and 16".into());
+        }
         if self.collect_interval_secs == 0 {
             return Err("objects.collect_interval_secs must be at least 1".into());
         }
@@ -208,6 +220,8 @@ impl ObjectConfig {
             fetch_timeout: Duration::from_secs(self.fetch_timeout_secs),
             read_hedge: self.read_hedge,
             segment_target: self.segment_target,
+            group_size: self.group_size,
+            groups_in_flight: self.groups_in_flight,
             collect_interval: Duration::from_secs(self.collect_interval_secs),
             max_puts: self.max_puts,
             max_gets: self.max_gets,
@@ -274,6 +288,8 @@ mod tests {
         check(|c| c.swarm_ip = IpAddr::from([0, 0, 0, 0]), "swarm_ip");
         check(|c| c.default_policy.k = 0, "default_policy");
         check(|c| c.segment_target = 1, "segment_target");
+        check(|c| c.group_size = 1 << 20, "group_size");
+        check(|c| c.groups_in_flight = 0, "groups_in_flight");
         check(|c| c.max_puts = 0, "max_puts");
         check(|c| c.policy_limits.max_expansion = 0.5, "policy_limits");
         check(|c| c.tracker_url = "udp://x".into(), "tracker_url");

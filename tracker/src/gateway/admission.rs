@@ -72,7 +72,8 @@ impl Admission {
     }
 
     /// Bytes of the data disk not yet promised (free space less the reserve).
-    pub(super) fn available(&self) -> Result<u64, GatewayError> {
+    #[cfg(test)]
+    fn available(&self) -> Result<u64, GatewayError> {
         let free = free_bytes(&self.space.dir)?;
         let promised = *self.space.lock();
         Ok(free.saturating_sub(DISK_RESERVE).saturating_sub(promised))

@@ -30,6 +30,12 @@ pub struct GatewayConfig {
     pub read_hedge: usize,
     /// Target plaintext bytes per segment.
     pub segment_target: u64,
+    /// Plaintext bytes per group: a larger object is written as a run of groups, each its own
+    /// set of shard torrents placed while the next is encoded.
+    pub group_size: u64,
+    /// Groups of one upload being placed at once, beside the one being encoded: what bounds the
+    /// staging space an upload takes, whatever its size.
+    pub groups_in_flight: usize,
     /// How often the orphan collector runs on its own.
     pub collect_interval: Duration,
     /// How long a node must have been connected before the collector drops the copies it
@@ -97,6 +103,8 @@ impl Default for GatewayConfig {
             fetch_timeout: Duration::from_secs(120),
             read_hedge: 1,
             segment_target: 32 << 20,
+            group_size: 64 << 20,
+            groups_in_flight: 2,
             collect_interval: Duration::from_secs(60),
             reconcile_settle: Duration::from_secs(60),
             health: HealthConfig::default(),

@@ -12,6 +12,7 @@
 //!   shards a rebuild fetches next; `reconcile`: the pure decision of which reported copies
 //!   nobody tracks;
 //! - `write`, `read` (with `piece_read`, `piece_conn` and the pure `piece_board`): the pipelines;
+//!   `groups`: large objects as runs of parts, each placed while the next is encoded;
 //!   `fetch`: whole shards through librqbit, for rebuilds;
 //! - [`worker`]: the worker abstraction; `collect`, `health` (with `repair_exec`) and `audits`:
 //!   the collector (orphans and untracked copies), the health worker that repairs, rebalances and trims, and the audit
@@ -29,6 +30,7 @@ mod copies;
 pub mod error;
 mod fetch;
 mod fetch_plan;
+mod groups;
 mod health;
 mod in_flight;
 mod leases;
@@ -135,6 +137,13 @@ impl Gateway {
             tracing::warn!(
                 abandoned,
                 "shards of uploads cut short by a restart will be collected"
+            );
+        }
+        let loose = meta.drop_loose_parts().await?;
+        if loose > 0 {
+            tracing::warn!(
+                loose,
+                "parts of large uploads cut short by a restart will be collected"
             );
         }
         let sealed = meta.seal_plain_inline(&master).await?;
@@ -425,8 +434,21 @@ impl Gateway {
         Ok((row.info, body))
     }
 
-    /// Reads `range` of a swarm object (an object of its own, or a pack).
+    /// Reads `range` of a swarm object (an object of its own, or a pack): from its shards, or
+    /// from its parts if grouped.
     pub(super) async fn read_swarm(
+        &self,
+        row: &ObjectRow,
+        range: Range<u64>,
+    ) -> Result<Body, GatewayError> {
+        if row.info.storage == model::Storage::Grouped {
+            return groups::get_grouped(self, row, range).await;
+        }
+        self.read_shards(row, range).await
+    }
+
+    /// Reads `range` of an object with shards of its own.
+    pub(super) async fn read_shards(
         &self,
         row: &ObjectRow,
         range: Range<u64>,

@@ -1,16 +1,20 @@
-//! The write path: encode into a staging folder, seed from the gateway's session, place copies in
-//! rounds (`rounds`), hold them (`copies`), and make the object visible once every shard has all
-//! its copies confirmed.
+//! The write path: encode a group of segments into a staging folder, seed it from the gateway's
+//! session, place copies in rounds (`rounds`), hold them (`copies`), and make the object visible
+//! once every shard has all its copies confirmed. An object bigger than one group is a run of
+//! such groups (`groups`).
 
 use raidtorrent_codec::{
     DataKey, EncodeError, Encoded, Geometry, KeyRef, Layout, SegmentEncoder, ShardInfo,
 };
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::admission::Reserved;
 use super::copies::HoldJob;
 use super::meta::{NewObject, ShardRow, StoredBody};
-use super::model::{Bucket, ObjectInfo};
+use super::model::{Bucket, BucketPolicy, ObjectInfo};
 use super::rounds::{Next, Rounds};
 use super::staging::{blocking, Staging};
 use super::upload::Upload;
@@ -30,6 +34,8 @@ pub(super) struct Source<B> {
     pub size_hint: Option<u64>,
 }
 
+/// Stores an upload in the swarm: as one object when it fits in one group, else as a run of
+/// parts placed while the next is encoded (`groups`).
 pub(super) async fn put_swarm<B>(
     gw: &Gateway,
     bucket: &Bucket,
@@ -39,32 +45,59 @@ pub(super) async fn put_swarm<B>(
 where
     B: AsyncRead + Send + Unpin + 'static,
 {
-    let mut staging = Staging::create(&gw.inner.config.data_dir, &gw.inner.local).await?;
-    let result = stage_and_place(gw, &mut staging, bucket, key, source).await;
-    // Placement met (or failed): the staging copies go either way.
-    staging.finish().await;
+    let mut reader = GroupReader::new(gw, bucket, source);
+    let first = encode_group(gw, &mut reader).await?;
+    if reader.ended() {
+        return place(gw, first, bucket, key).await;
+    }
+    super::groups::put_grouped(gw, bucket, key, reader, first).await
+}
+
+/// A group of an upload encoded into its staging folder, its disk space reserved until it is
+/// placed.
+pub(super) struct Staged {
+    staging: Staging,
+    data_key: DataKey,
+    encoded: Encoded,
+    infos: Vec<ShardInfo>,
+    _space: Reserved,
+}
+
+impl Staged {
+    /// Plaintext bytes of the group.
+    pub(super) fn size(&self) -> u64 {
+        self.encoded.layout.size
+    }
+}
+
+/// Places a staged group's shards and commits it as object `bucket`/`key`; the staging copies go
+/// either way.
+pub(super) async fn place(
+    gw: &Gateway,
+    mut staged: Staged,
+    bucket: &Bucket,
+    key: &str,
+) -> Result<ObjectInfo, GatewayError> {
+    let result = place_staged(gw, &mut staged, bucket, key).await;
+    staged.staging.finish().await;
     result
 }
 
-async fn stage_and_place<B>(
+async fn place_staged(
     gw: &Gateway,
-    staging: &mut Staging,
+    staged: &mut Staged,
     bucket: &Bucket,
     key: &str,
-    source: Source<B>,
-) -> Result<ObjectInfo, GatewayError>
-where
-    B: AsyncRead + Send + Unpin + 'static,
-{
+) -> Result<ObjectInfo, GatewayError> {
     let inner = &gw.inner;
-    let data_key = DataKey::generate().map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let (encoded, infos) = encode_staged(gw, staging, bucket, &data_key, source).await?;
     let wrapped = inner
         .master
-        .wrap(&data_key)
+        .wrap(&staged.data_key)
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let manifest = encoded
-        .manifest(KeyRef::Wrapped(wrapped), &infos)
+    let infos = &staged.infos;
+    let manifest = staged
+        .encoded
+        .manifest(KeyRef::Wrapped(wrapped), infos)
         .to_bytes();
     let rows: Vec<ShardRow> = infos
         .iter()
@@ -82,14 +115,15 @@ where
     let object = NewObject {
         bucket: &bucket.name,
         key,
-        size: encoded.layout.size,
-        sha256: &encoded.sha256,
+        size: staged.encoded.layout.size,
+        sha256: &staged.encoded.sha256,
         body: StoredBody::Swarm {
             manifest: &manifest,
             shards: &hashes,
         },
     };
-    let committed = match seed_and_place(gw, staging, &bucket.policy.placement(), &infos).await {
+    let placed = seed_and_place(gw, &mut staged.staging, &bucket.policy.placement(), infos).await;
+    let committed = match placed {
         Ok(()) => inner.meta.commit_object(&object, unix_now()).await,
         Err(e) => Err(e),
     };
@@ -102,55 +136,174 @@ where
     committed
 }
 
-/// Encodes the body into the staging folder, one file per shard named as its torrent names it.
-/// Segments are read on the runtime and encoded on a blocking thread one at a time, the next read
-/// while the previous is coded, so a slow client holds no thread; the shards' disk space is
-/// reserved first.
-async fn encode_staged<B>(
+type UploadBody<B> = tokio::io::Chain<std::io::Cursor<Vec<u8>>, B>;
+
+/// An upload read group by group: up to `group_size` bytes each.
+pub(super) struct GroupReader<B> {
+    upload: Upload<UploadBody<B>>,
+    policy: BucketPolicy,
+    /// Bytes not read yet, when the upload's length is known.
+    left: Option<u64>,
+    /// SHA-256 of the whole upload, kept when it may take more than one group.
+    whole: Option<Sha256>,
+    read: u64,
+    ended: bool,
+}
+
+impl<B: AsyncRead + Unpin> GroupReader<B> {
+    fn new(gw: &Gateway, bucket: &Bucket, source: Source<B>) -> Self {
+        let config = &gw.inner.config;
+        let too_large: fn(u64) -> GatewayError =
+            |max| GatewayError::TooLarge { size: max + 1, max };
+        let limit = source.size_hint.unwrap_or(config.max_object_size);
+        let body = std::io::Cursor::new(source.head).chain(source.body);
+        let grouped = source.size_hint.map_or(true, |s| s > config.group_size);
+        GroupReader {
+            upload: Upload::new(body, config.body_timeout, limit, too_large),
+            policy: bucket.policy,
+            left: source.size_hint,
+            whole: grouped.then(Sha256::new),
+            read: 0,
+            ended: false,
+        }
+    }
+
+    /// Whether the whole upload has been read.
+    pub(super) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Bytes read so far.
+    pub(super) fn read(&self) -> u64 {
+        self.read
+    }
+
+    /// SHA-256 of the whole upload, once it [`ended`](GroupReader::ended).
+    pub(super) fn sha256(&mut self) -> [u8; 32] {
+        self.whole.take().unwrap_or_default().finalize().into()
+    }
+
+    /// Reads the next segment into `buf`: its length and whether the upload ends with it.
+    async fn segment(&mut self, buf: &mut [u8]) -> Result<(usize, bool), GatewayError> {
+        let (n, last) = self.upload.segment(buf).await?;
+        self.read += n as u64;
+        self.left = self.left.map(|l| l.saturating_sub(n as u64));
+        self.ended = last;
+        Ok((n, last))
+    }
+}
+
+/// Encodes the next group of the upload into a new staging folder, one file per shard named as
+/// its torrent names it; the folder's disk space is reserved first.
+pub(super) async fn encode_group<B>(
     gw: &Gateway,
-    staging: &Staging,
-    bucket: &Bucket,
-    data_key: &DataKey,
-    source: Source<B>,
-) -> Result<(Encoded, Vec<ShardInfo>), GatewayError>
+    reader: &mut GroupReader<B>,
+) -> Result<Staged, GatewayError>
 where
     B: AsyncRead + Send + Unpin + 'static,
 {
     let config = &gw.inner.config;
-    let p = bucket.policy;
-    let geometry = Geometry::choose(p.k, p.m, config.segment_target, source.size_hint)
+    let p = reader.policy;
+    let hint = reader
+        .left
+        .map_or(config.group_size, |l| l.min(config.group_size));
+    let geometry = Geometry::choose(p.k, p.m, config.segment_target, Some(hint))
         .map_err(|e| GatewayError::BadRequest(e.to_string()))?;
-    let budget = reserve_staging(gw, geometry, source.size_hint)?;
-    let body = std::io::Cursor::new(source.head).chain(source.body);
-    let mut upload = Upload::new(body, config.body_timeout, budget.limit, budget.over);
+    let segments = group_segments(config.group_size, geometry.segment_size, reader.left);
+    let most = segments * geometry.segment_size;
+    let most = reader.left.map_or(most, |l| l.min(most));
+    let space = gw.inner.admission.reserve(staged_len(geometry, most)?)?;
+    let staging = Staging::create(&config.data_dir, &gw.inner.local).await?;
+    let data_key = DataKey::generate().map_err(|e| GatewayError::Internal(e.to_string()))?;
+    match encode_staged(&staging, reader, geometry, &data_key, segments).await {
+        Ok((encoded, infos)) => Ok(Staged {
+            staging,
+            data_key,
+            encoded,
+            infos,
+            _space: space,
+        }),
+        Err(e) => {
+            staging.finish().await;
+            Err(e)
+        }
+    }
+}
+
+/// Segments in the next group: the whole rest of an upload of known length up to `group_size`
+/// (so such an object is one group), else the whole segments closest to `group_size`.
+fn group_segments(group_size: u64, segment_size: u64, left: Option<u64>) -> u64 {
+    match left {
+        Some(left) if left <= group_size => left.div_ceil(segment_size).max(1),
+        _ => ((group_size + segment_size / 2) / segment_size).max(1),
+    }
+}
+
+/// Bytes of the shards of `plain` bytes coded with `geometry`.
+fn staged_len(geometry: Geometry, plain: u64) -> Result<u64, GatewayError> {
+    Layout::new(geometry, plain)
+        .map(|l| l.shard_len().saturating_mul(geometry.shard_count() as u64))
+        .map_err(|e| GatewayError::BadRequest(e.to_string()))
+}
+
+/// Encodes up to `segments` segments of the upload into the staging folder. Segments are read on
+/// the runtime and encoded on a blocking thread one at a time, the next read while the previous
+/// is coded (and hashed whole, beside it), so a slow client holds no thread.
+async fn encode_staged<B>(
+    staging: &Staging,
+    reader: &mut GroupReader<B>,
+    geometry: Geometry,
+    data_key: &DataKey,
+    segments: u64,
+) -> Result<(Encoded, Vec<ShardInfo>), GatewayError>
+where
+    B: AsyncRead + Send + Unpin + 'static,
+{
     let parts: Vec<String> = (0..geometry.shard_count())
         .map(|i| format!("{i}.part"))
         .collect();
     let mut outs = staging.open_files(&parts).await?;
     let mut encoder = SegmentEncoder::new(geometry, data_key).map_err(internal)?;
+    let mut whole = reader.whole.take();
     let mut plain = vec![0u8; encoder.segment_size()];
     let mut next = vec![0u8; encoder.segment_size()];
-    let (mut len, mut last) = upload.segment(&mut plain).await?;
-    loop {
+    let (mut len, mut last) = reader.segment(&mut plain).await?;
+    for segment in 1.. {
+        let last_here = last || segment == segments;
         // The next segment arrives from the client while this one is coded and written.
-        let coding = blocking(move || {
-            encoder
-                .push(&plain[..len], last, &mut outs)
-                .map_err(internal)?;
-            Ok((encoder, outs, plain))
+        let shared = Arc::new(plain);
+        let coding = blocking({
+            let plain = shared.clone();
+            move || {
+                encoder
+                    .push(&plain[..len], last_here, &mut outs)
+                    .map_err(internal)?;
+                Ok((encoder, outs))
+            }
+        });
+        let hashing = blocking({
+            let plain = shared.clone();
+            move || {
+                if let Some(w) = whole.as_mut() {
+                    w.update(&plain[..len]);
+                }
+                Ok(whole)
+            }
         });
         let reading = async {
-            match last {
+            match last_here {
                 true => None,
-                false => Some(upload.segment(&mut next).await),
+                false => Some(reader.segment(&mut next).await),
             }
         };
-        let (coded, read) = tokio::join!(coding, reading);
-        (encoder, outs, plain) = coded?;
+        let (coded, hashed, read) = tokio::join!(coding, hashing, reading);
+        ((encoder, outs), whole) = (coded?, hashed?);
+        plain = Arc::try_unwrap(shared).expect("the coding and hashing tasks are done");
         let Some(read) = read else { break };
         (len, last) = read?;
         std::mem::swap(&mut plain, &mut next);
     }
+    reader.whole = whole;
     staging.close_files(outs).await?;
     let encoded = encoder.finish().map_err(internal)?;
     let infos = encoded.shard_infos();
@@ -162,53 +315,6 @@ where
 
 fn internal(e: EncodeError) -> GatewayError {
     GatewayError::Internal(e.to_string())
-}
-
-/// The staging space reserved for an upload, and the most bytes it may have.
-struct StagingBudget {
-    limit: u64,
-    /// The error past `limit`.
-    over: fn(u64) -> GatewayError,
-    _space: Reserved,
-}
-
-/// Reserves the staging space of an upload: its shards' bytes when its size is known, else
-/// room for the largest object that fits in half of the free space.
-fn reserve_staging(
-    gw: &Gateway,
-    geometry: Geometry,
-    size: Option<u64>,
-) -> Result<StagingBudget, GatewayError> {
-    let max = gw.inner.config.max_object_size;
-    let admission = &gw.inner.admission;
-    let staged = |plain: u64| {
-        Layout::new(geometry, plain)
-            .map(|l| l.shard_len().saturating_mul(geometry.shard_count() as u64))
-            .map_err(|e| GatewayError::BadRequest(e.to_string()))
-    };
-    let too_large: fn(u64) -> GatewayError = |max| GatewayError::TooLarge { size: max + 1, max };
-    let budget = |limit, over, bytes| {
-        Ok(StagingBudget {
-            limit,
-            over,
-            _space: admission.reserve(bytes)?,
-        })
-    };
-    if let Some(size) = size {
-        return budget(size, too_large, staged(size)?);
-    }
-    let (k, n) = (u64::from(geometry.k), geometry.shard_count() as u64);
-    let fits = (admission.available()? / 2 / n * k).saturating_sub(geometry.segment_size);
-    if fits >= max {
-        return budget(max, too_large, staged(max)?);
-    }
-    let no_room: fn(u64) -> GatewayError = |fits| {
-        GatewayError::InsufficientStorage(format!(
-            "an upload of unknown length may take at most {fits} bytes now; send its \
-             Content-Length"
-        ))
-    };
-    budget(fits, no_room, staged(fits)?)
 }
 
 /// Seeds every staged shard, then gets every shard its copies, confirmed by the nodes.
@@ -288,4 +394,23 @@ fn plan_round(
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_segments;
+
+    #[test]
+    fn a_group_is_the_rest_of_a_short_upload_or_the_segments_closest_to_its_size() {
+        let (group, seg) = (1000, 255);
+        // Known and up to a group: all of it, even past a whole number of segments.
+        assert_eq!(group_segments(group, seg, Some(1000)), 4);
+        assert_eq!(group_segments(group, seg, Some(1)), 1);
+        // Longer or unknown: 1000 / 255 = 3.9 segments, so 4.
+        assert_eq!(group_segments(group, seg, Some(1001)), 4);
+        assert_eq!(group_segments(group, seg, None), 4);
+        assert_eq!(group_segments(group, 300, None), 3);
+        // Segments bigger than the group: one at a time.
+        assert_eq!(group_segments(group, 4000, None), 1);
+    }
 }
