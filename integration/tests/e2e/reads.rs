@@ -143,3 +143,52 @@ async fn reads_right_after_every_node_restarts_wait_for_the_holders() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_share_the_gateway_memory_and_wait_for_their_share() {
+    // 1 MiB segments: a whole read of 8 MiB reserves about 6.5 MiB, a 64 KiB read under 2 MiB.
+    let t = TestCloud::start_with(6, 3, |s| {
+        s.gateway.segment_target = 1 << 20;
+        s.gateway.read_memory = 10 << 20;
+        s.gateway.queue_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let gw = t.cloud.gateway.clone();
+    gw.create_bucket("reads", Some(POLICY)).await.unwrap();
+    let object = random_bytes(8 << 20, 30);
+    gw.put("reads", "o", std::io::Cursor::new(object.clone()), None)
+        .await
+        .unwrap();
+
+    // A client that stops reading keeps its read's memory ...
+    let (_, held) = gw.get("reads", "o", None).await.unwrap();
+    // ... so a second whole read waits for it, then is told to come back ...
+    let e = gw.get("reads", "o", None).await.err().unwrap();
+    assert_eq!(e.http_status(), 503, "{e}");
+    assert!(e.to_string().contains("memory for reads"), "{e}");
+    // ... while a small read fits beside it.
+    let a = 5_000_000;
+    assert!(
+        read(&gw, "o", Some(a..a + 65_536)).await[..] == object[a as usize..a as usize + 65_536]
+    );
+    // Once the first client goes, its memory is free again.
+    drop(held);
+    let whole = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match gw.get("reads", "o", None).await {
+                Ok((_, mut body)) => {
+                    let mut out = Vec::new();
+                    while let Some(chunk) = body.recv().await {
+                        out.extend_from_slice(&chunk.unwrap());
+                    }
+                    return out;
+                }
+                // The dropped read's decoder lets go at its next chunk.
+                Err(e) => assert_eq!(e.http_status(), 503, "{e}"),
+            }
+        }
+    })
+    .await
+    .expect("a whole read got its memory back");
+    assert!(whole == object);
+}

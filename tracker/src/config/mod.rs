@@ -241,6 +241,10 @@ collect_interval_secs = 60
 max_puts = 16
 # Swarm reads served at once.
 max_gets = 64
+# Bytes of memory all swarm reads together may hold (pieces fetched ahead of the decoder and its
+# buffers; a whole read of an object with 32 MiB segments takes about 200 MiB, a 64 KiB read well
+# under 1 MiB). A read waits up to queue_timeout_secs for its share, then gets 503 SlowDown.
+read_memory = 1073741824
 # Seconds a request waits for an upload's or read's turn.
 queue_timeout_secs = 10
 # Seconds an upload may go without sending a byte before it fails.

@@ -58,6 +58,8 @@ pub struct ObjectConfig {
     pub max_puts: usize,
     /// Swarm reads served at once.
     pub max_gets: usize,
+    /// Bytes of memory all swarm reads together may hold.
+    pub read_memory: u64,
     /// Seconds a request waits for an upload's or read's turn.
     pub queue_timeout_secs: u64,
     /// Seconds an upload may go without sending a byte before it fails.
@@ -96,6 +98,7 @@ impl Default for ObjectConfig {
             collect_interval_secs: g.collect_interval.as_secs(),
             max_puts: g.max_puts,
             max_gets: g.max_gets,
+            read_memory: g.read_memory,
             queue_timeout_secs: g.queue_timeout.as_secs(),
             body_timeout_secs: g.body_timeout.as_secs(),
             policy_limits: g.policy_limits,
@@ -178,6 +181,9 @@ impl ObjectConfig {
         if !(1..=16).contains(&self.groups_in_flight) {
             return Err("objects.groups_in_flight must be between 1 and 16".into());
         }
+        if self.read_memory < 16 << 20 {
+            return Err("objects.read_memory must be at least 16777216".into());
+        }
         if self.collect_interval_secs == 0 {
             return Err("objects.collect_interval_secs must be at least 1".into());
         }
@@ -225,6 +231,7 @@ impl ObjectConfig {
             collect_interval: Duration::from_secs(self.collect_interval_secs),
             max_puts: self.max_puts,
             max_gets: self.max_gets,
+            read_memory: self.read_memory,
             queue_timeout: Duration::from_secs(self.queue_timeout_secs),
             body_timeout: Duration::from_secs(self.body_timeout_secs),
             policy_limits: self.policy_limits,
@@ -291,6 +298,7 @@ mod tests {
         check(|c| c.group_size = 1 << 20, "group_size");
         check(|c| c.groups_in_flight = 0, "groups_in_flight");
         check(|c| c.max_puts = 0, "max_puts");
+        check(|c| c.read_memory = 1 << 20, "read_memory");
         check(|c| c.policy_limits.max_expansion = 0.5, "policy_limits");
         check(|c| c.tracker_url = "udp://x".into(), "tracker_url");
         let mut open = on();

@@ -15,10 +15,17 @@ use super::GatewayError;
 /// there too.
 const DISK_RESERVE: u64 = 256 << 20;
 
-/// Slots for uploads and reads, and the data disk's space.
+/// Read memory is handed out in units of this many bytes.
+const MEMORY_UNIT: u64 = 64 << 10;
+
+/// Slots for uploads and reads, the memory reads hold, and the data disk's space.
 pub(super) struct Admission {
     puts: Slots,
     gets: Slots,
+    /// Units of read memory; never closed.
+    memory: Arc<Semaphore>,
+    memory_units: u32,
+    wait: Duration,
     space: Arc<Space>,
 }
 
@@ -51,9 +58,13 @@ impl Admission {
             sem: Arc::new(Semaphore::new(max)),
             wait: config.queue_timeout,
         };
+        let memory_units = (config.read_memory / MEMORY_UNIT).clamp(1, u64::from(u32::MAX)) as u32;
         Admission {
             puts: slots("uploads", config.max_puts),
             gets: slots("reads", config.max_gets),
+            memory: Arc::new(Semaphore::new(memory_units as usize)),
+            memory_units,
+            wait: config.queue_timeout,
             space: Arc::new(Space {
                 dir: config.data_dir.clone(),
                 promised: Mutex::new(0),
@@ -69,6 +80,21 @@ impl Admission {
     /// Waits for a read's turn.
     pub(super) async fn get(&self) -> Result<Turn, GatewayError> {
         self.gets.take().await
+    }
+
+    /// Waits for `bytes` of read memory (all of it, for a read that wants more than there is).
+    pub(super) async fn read_memory(&self, bytes: u64) -> Result<Turn, GatewayError> {
+        let units = bytes
+            .div_ceil(MEMORY_UNIT)
+            .clamp(1, u64::from(self.memory_units)) as u32;
+        let memory = self.memory.clone().acquire_many_owned(units);
+        match tokio::time::timeout(self.wait, memory).await {
+            Ok(Ok(held)) => Ok(held),
+            _ => Err(GatewayError::Busy(format!(
+                "the memory for reads ({} MiB) is taken by other reads; retry shortly",
+                (u64::from(self.memory_units) * MEMORY_UNIT) >> 20
+            ))),
+        }
     }
 
     /// Bytes of the data disk not yet promised (free space less the reserve).
@@ -169,6 +195,32 @@ mod tests {
         let (_g1, _g2) = (a.get().await.unwrap(), a.get().await.unwrap());
         drop(first);
         let _again = a.put().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_share_their_memory_and_a_wait_ends_in_slow_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Admission::new(&GatewayConfig {
+            data_dir: dir.path().to_owned(),
+            read_memory: 1 << 20,
+            queue_timeout: Duration::from_millis(50),
+            ..GatewayConfig::default()
+        });
+        let most = a.read_memory(768 << 10).await.unwrap();
+        let small = a.read_memory(100).await.unwrap();
+        // 768 KiB + one 64 KiB unit taken: 192 KiB left.
+        let e = a.read_memory(256 << 10).await.unwrap_err();
+        assert_eq!(e.http_status(), 503);
+        assert!(e.to_string().contains("memory for reads (1 MiB)"), "{e}");
+        drop(most);
+        // A read wanting more than there is takes it all, once the others are done.
+        let waiting = tokio::spawn(async move {
+            let all = a.read_memory(u64::MAX).await;
+            (all.is_ok(), a)
+        });
+        drop(small);
+        let (got, _a) = waiting.await.unwrap();
+        assert!(got);
     }
 
     #[test]

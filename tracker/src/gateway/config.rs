@@ -50,6 +50,9 @@ pub struct GatewayConfig {
     pub max_puts: usize,
     /// Swarm reads served at once.
     pub max_gets: usize,
+    /// Memory all swarm reads together may hold (pieces ahead of the decoder, and its buffers);
+    /// a read waits for its share, up to `queue_timeout`.
+    pub read_memory: u64,
     /// How long a request waits for an upload's or read's turn before 503 SlowDown.
     pub queue_timeout: Duration,
     /// How long an upload may go without sending a byte.
@@ -111,6 +114,7 @@ impl Default for GatewayConfig {
             policy_limits: PolicyLimits::default(),
             max_puts: 16,
             max_gets: 64,
+            read_memory: 1 << 30,
             queue_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             packing: PackConfig::default(),

@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use raidtorrent_codec::{Layout, ShardInfo, ShardInput, ShardReader};
+use raidtorrent_codec::{Geometry, Layout, ShardInfo, ShardInput, ShardReader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -110,6 +110,11 @@ pub(super) struct PieceRead {
     started: Instant,
 }
 
+/// Pieces a read fetches of each shard ahead of the decoder: two blocks (at least 8 pieces).
+pub(super) fn window_pieces(g: &Geometry) -> u64 {
+    (2 * (g.block_size / g.piece_length)).max(8)
+}
+
 impl PieceRead {
     /// Starts fetching the pieces of plaintext `range` from the data shards' holders. Waits, up
     /// to the read's patience, until holders of `k` shards are online: right after nodes
@@ -130,8 +135,7 @@ impl PieceRead {
             .collect();
         span.sort_unstable();
         span.dedup();
-        let per_block = (layout.geometry.block_size / layout.geometry.piece_length) as u32;
-        let board = Board::new(holders.len(), (2 * per_block).max(8));
+        let board = Board::new(holders.len(), window_pieces(&layout.geometry) as u32);
         let read = Arc::new(PieceRead {
             gw: gw.clone(),
             shared: Arc::new(Shared {

@@ -8,13 +8,13 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use raidtorrent_codec::{decode_range, DataKey, DecodeError, KeyRef};
+use raidtorrent_codec::{decode_range, DataKey, DecodeError, KeyRef, Layout};
 use tokio::sync::{mpsc, oneshot};
 
 use super::fetch::ObjectShards;
 use super::meta::ObjectRow;
 use super::model::Body;
-use super::piece_read::PieceRead;
+use super::piece_read::{self, PieceRead};
 use super::{Gateway, GatewayError};
 
 /// Bytes per chunk sent to the client.
@@ -31,8 +31,14 @@ pub(super) async fn get_swarm(
     if range.is_empty() {
         return Ok(rx);
     }
-    // The read's turn is held until it is streamed.
+    // The read's turn and memory are held until it is streamed.
     let turn = gw.inner.admission.get().await?;
+    let layout = shards.manifest.layout;
+    let memory = gw
+        .inner
+        .admission
+        .read_memory(read_memory(&layout, &range))
+        .await?;
     let read = PieceRead::start(gw, &shards, range.clone()).await?;
     let (started, first) = oneshot::channel();
     tokio::spawn(async move {
@@ -48,7 +54,7 @@ pub(super) async fn get_swarm(
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "decoder task failed"),
         }
-        drop(turn);
+        drop((turn, memory));
     });
     match first.await {
         Ok(Ok(())) => Ok(rx),
@@ -57,6 +63,22 @@ pub(super) async fn get_swarm(
             "the decoder stopped before the first byte".into(),
         )),
     }
+}
+
+/// Bytes of the chunks at either end of a range, and the pieces they widen to, beyond it.
+const RANGE_SLACK: u64 = 128 << 10;
+
+/// The most memory a read of `range` holds: the pieces fetched ahead of the decoder (at most its
+/// window per shard, for k shards and a parity shard started when a data shard fails), and the
+/// decoder's buffers (two sealed segments and what it reads of each shard).
+fn read_memory(layout: &Layout, range: &Range<u64>) -> u64 {
+    let g = layout.geometry;
+    let (k, n) = (u64::from(g.k), g.shard_count() as u64);
+    let len = range.end - range.start + RANGE_SLACK;
+    let touched = len.min(g.segment_size + RANGE_SLACK);
+    let window = piece_read::window_pieces(&g) * g.piece_length;
+    let per_shard = (len.div_ceil(k) + 2 * g.piece_length).min(window);
+    (k + 1) * per_shard + touched * 2 + touched.div_ceil(k) * n
 }
 
 /// The object's data key, unwrapped with the gateway's master key.
@@ -164,5 +186,28 @@ impl Write for ChannelWriter {
     /// Keeps the bytes: the last chunk leaves with [`ChannelWriter::finish`].
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raidtorrent_codec::Geometry;
+
+    use super::*;
+
+    #[test]
+    fn a_read_holds_memory_by_its_range_up_to_its_window() {
+        // The default geometry for a 1 GiB object: 32 MiB segments, 8 MiB blocks, (4, 2).
+        let g = Geometry::choose(4, 2, 32 << 20, Some(1 << 30)).unwrap();
+        let layout = Layout::new(g, 1 << 30).unwrap();
+        let small = read_memory(&layout, &(5_000_000..5_065_536));
+        let whole = read_memory(&layout, &(0..1 << 30));
+        assert!(small < 4 << 20, "a 64 KiB read holds {small} bytes");
+        // 5 shards x 2 blocks ahead, and about 3.5 segments of decoder buffers.
+        assert!(
+            (150 << 20..250 << 20).contains(&whole),
+            "a whole read holds {whole} bytes"
+        );
+        assert!(read_memory(&layout, &(0..1 << 20)) < whole / 8);
     }
 }
