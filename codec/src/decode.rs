@@ -175,16 +175,20 @@ pub fn decode_range<R: ShardReader + Send, W: Write + Send>(
         report: DecodeReport::default(),
     };
     let last_segment = layout.segment_count() - 1;
-    // Two buffers: while one segment's plaintext is written out (and hashed, for whole reads) on one
-    // core, the next segment is read, verified and opened on the others.
+    // Two buffers: while one segment's plaintext is written out on a thread of its own, the next
+    // segment is read, verified and opened on this one (its coding spread over the rayon pool).
+    // Neither waits inside the pool: the output and the shard readers may block (a slow client,
+    // pieces still in flight), and a pool thread blocked on them would stall every other
+    // encode and decode of the process.
     let mut spare = vec![Vec::new(), Vec::new()];
     let mut ready: Option<Opened> = None;
     for span in layout.plan_range(range).spans {
         let mut sealed = spare.pop().expect("two buffers rotate");
         let previous = ready.take();
-        let (written, opened) = rayon::join(
-            || previous.map(|p| p.emit(&mut out)).transpose(),
-            || -> Result<Opened, DecodeError> {
+        let (written, opened) = std::thread::scope(|scope| {
+            let out = &mut out;
+            let writing = previous.map(|p| scope.spawn(move || p.emit(out)));
+            let opened = (|| -> Result<Opened, DecodeError> {
                 let s = span.segment;
                 let x0 = span.chunks.start * CHUNK_CIPHERTEXT;
                 let x1 = (span.chunks.end * CHUNK_CIPHERTEXT).min(layout.sealed_len(s));
@@ -198,8 +202,12 @@ pub fn decode_range<R: ShardReader + Send, W: Write + Send>(
                     skip: span.skip as usize,
                     take: span.take as usize,
                 })
-            },
-        );
+            })();
+            let written = writing
+                .map(|w| w.join().expect("the segment writer does not panic"))
+                .transpose();
+            (written, opened)
+        });
         if let Some(buf) = written? {
             spare.push(buf);
         }

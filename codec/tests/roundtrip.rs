@@ -294,3 +294,50 @@ proptest! {
         prop_assert!(out[..] == s.object[start..end]);
     }
 }
+
+/// A writer that blocks until it is let go, as a client that stopped reading.
+struct Stalled(std::sync::mpsc::Receiver<()>);
+
+impl std::io::Write for Stalled {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.recv();
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn decodes_whose_clients_stopped_reading_do_not_stall_the_others() {
+    let stored = std::sync::Arc::new(store(random_bytes(2 << 20, 3), 4, 2, 256 << 10));
+    // More stalled decodes than the pool has threads, each holding its second segment.
+    let stalled = rayon::current_num_threads() + 1;
+    let mut release = Vec::new();
+    let mut stuck = Vec::new();
+    for _ in 0..stalled {
+        let (tx, rx) = std::sync::mpsc::channel();
+        release.push(tx);
+        let stored = stored.clone();
+        stuck.push(std::thread::spawn(move || {
+            let out = Stalled(rx);
+            decode(&stored.manifest, &stored.key, stored.inputs(&[]), out).map(drop)
+        }));
+    }
+    // Another read goes through meanwhile.
+    let (done, finished) = std::sync::mpsc::channel();
+    let other = stored.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(other.get(&[0]).map(|(out, _)| out == other.object));
+    });
+    let other = finished.recv_timeout(std::time::Duration::from_secs(60));
+    assert!(
+        matches!(other, Ok(Ok(true))),
+        "a read behind stalled ones did not finish: {other:?}"
+    );
+    // Every stalled client may go on; each of its decodes completes.
+    drop(release);
+    for s in stuck {
+        s.join().unwrap().unwrap();
+    }
+}
