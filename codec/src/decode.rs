@@ -12,7 +12,7 @@ use reed_solomon_erasure::galois_8::ReedSolomon;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::DataKey;
-use crate::layout::{Layout, CHUNK_CIPHERTEXT, CHUNK_PLAINTEXT};
+use crate::layout::{Layout, SegmentSpan, CHUNK_CIPHERTEXT, CHUNK_PLAINTEXT};
 use crate::manifest::{KeyRef, Manifest};
 use crate::metainfo::{InfoHash, ShardInfo};
 use crate::segment;
@@ -174,7 +174,6 @@ pub fn decode_range<R: ShardReader + Send, W: Write + Send>(
         bufs: vec![Vec::new(); n],
         report: DecodeReport::default(),
     };
-    let last_segment = layout.segment_count() - 1;
     // Two buffers: while one segment's plaintext is written out on a thread of its own, the next
     // segment is read, verified and opened on this one (its coding spread over the rayon pool).
     // Neither waits inside the pool: the output and the shard readers may block (a slow client,
@@ -183,26 +182,12 @@ pub fn decode_range<R: ShardReader + Send, W: Write + Send>(
     let mut spare = vec![Vec::new(), Vec::new()];
     let mut ready: Option<Opened> = None;
     for span in layout.plan_range(range).spans {
-        let mut sealed = spare.pop().expect("two buffers rotate");
+        let sealed = spare.pop().expect("two buffers rotate");
         let previous = ready.take();
         let (written, opened) = std::thread::scope(|scope| {
             let out = &mut out;
             let writing = previous.map(|p| scope.spawn(move || p.emit(out)));
-            let opened = (|| -> Result<Opened, DecodeError> {
-                let s = span.segment;
-                let x0 = span.chunks.start * CHUNK_CIPHERTEXT;
-                let x1 = (span.chunks.end * CHUNK_CIPHERTEXT).min(layout.sealed_len(s));
-                reader.read_sealed(s, x0..x1, &mut sealed)?;
-                let last_chunk = (s == last_segment).then(|| layout.chunks_in_segment(s) - 1);
-                let lens = segment::open(key, s, span.chunks.start, last_chunk, &mut sealed)
-                    .map_err(|(chunk, _)| DecodeError::Unauthentic { segment: s, chunk })?;
-                Ok(Opened {
-                    sealed,
-                    lens,
-                    skip: span.skip as usize,
-                    take: span.take as usize,
-                })
-            })();
+            let opened = reader.open_span(key, &span, sealed);
             let written = writing
                 .map(|w| w.join().expect("the segment writer does not panic"))
                 .transpose();
@@ -257,6 +242,30 @@ struct Reader<'a, R> {
 }
 
 impl<R: ShardReader> Reader<'_, R> {
+    /// Reads, verifies and opens the chunks of one segment a range needs, into `sealed`.
+    fn open_span(
+        &mut self,
+        key: &DataKey,
+        span: &SegmentSpan,
+        mut sealed: Vec<u8>,
+    ) -> Result<Opened, DecodeError> {
+        let layout = self.layout;
+        let s = span.segment;
+        let x0 = span.chunks.start * CHUNK_CIPHERTEXT;
+        let x1 = (span.chunks.end * CHUNK_CIPHERTEXT).min(layout.sealed_len(s));
+        self.read_sealed(s, x0..x1, &mut sealed)?;
+        let last_segment = layout.segment_count() - 1;
+        let last_chunk = (s == last_segment).then(|| layout.chunks_in_segment(s) - 1);
+        let lens = segment::open(key, s, span.chunks.start, last_chunk, &mut sealed)
+            .map_err(|(chunk, _)| DecodeError::Unauthentic { segment: s, chunk })?;
+        Ok(Opened {
+            sealed,
+            lens,
+            skip: span.skip as usize,
+            take: span.take as usize,
+        })
+    }
+
     /// Fills `out` with bytes `want` of segment `s`'s sealed data area, verified.
     fn read_sealed(
         &mut self,

@@ -144,6 +144,14 @@ impl PeakSampler {
 }
 
 impl TestCloud {
+    /// Shard files on every node.
+    pub fn shard_files(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| testkit::files_under(&n.dir.join("shards")).len())
+            .sum()
+    }
+
     /// The gateway's staging folder (shards of uploads being placed).
     pub fn staging_dir(&self) -> PathBuf {
         self._dir.path().join("gateway").join("staging")

@@ -13,7 +13,7 @@ use raidtorrent_tracker::gateway::{Body, BucketPolicy, Gateway};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use raidtorrent_integration::*;
-use raidtorrent_testkit::{files_under, random_bytes, wait_until, Rng};
+use raidtorrent_testkit::{random_bytes, wait_until, Rng};
 
 const BUCKET: &str = "big";
 const GROUP: u64 = 1 << 20;
@@ -42,13 +42,6 @@ async fn cloud() -> TestCloud {
         s.gateway.groups_in_flight = 2;
     })
     .await
-}
-
-fn shard_files(t: &TestCloud) -> usize {
-    t.nodes
-        .iter()
-        .map(|n| files_under(&n.dir.join("shards")).len())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -144,7 +137,7 @@ async fn large_objects_are_staged_a_few_groups_at_a_time_and_read_exactly() {
         "the nodes hold nothing",
         || async {
             let listed = gw.meta().list(&parts, "", "", 10).await.unwrap();
-            listed.is_empty() && shard_files(&t) == 0 && t.untracked().await.is_empty()
+            listed.is_empty() && t.shard_files() == 0 && t.untracked().await.is_empty()
         },
     )
     .await;
@@ -190,7 +183,7 @@ async fn a_large_upload_cut_short_leaves_nothing_behind() {
     let parts = part_bucket_name(BUCKET);
     wait_until(Duration::from_secs(120), "the parts are gone", || async {
         let listed = gw.meta().list(&parts, "", "", 10).await.unwrap();
-        listed.is_empty() && shard_files(&t) == 0 && t.untracked().await.is_empty()
+        listed.is_empty() && t.shard_files() == 0 && t.untracked().await.is_empty()
     })
     .await;
 }

@@ -9,7 +9,7 @@ use raidtorrent_tracker::gateway::model::Storage;
 use raidtorrent_tracker::gateway::{Body, Gateway, PackConfig};
 
 use raidtorrent_integration::*;
-use raidtorrent_testkit::{files_under, random_bytes, wait_until, Rng};
+use raidtorrent_testkit::{random_bytes, wait_until, Rng};
 
 const BUCKET: &str = "small";
 
@@ -64,14 +64,6 @@ where
     );
 }
 
-/// Shard files on every node.
-fn shard_files(t: &TestCloud) -> usize {
-    t.nodes
-        .iter()
-        .map(|n| files_under(&n.dir.join("shards")).len())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn small_objects_share_packs_and_deletes_are_compacted_away() {
     let t = TestCloud::start_with(6, 3, |s| {
@@ -120,7 +112,7 @@ async fn small_objects_share_packs_and_deletes_are_compacted_away() {
     let packs = gw.meta().packs(&pack_bucket_name(BUCKET)).await.unwrap();
     // k + m = 6 shards of every pack, two copies each, instead of 6 x 2 per object.
     settle("the nodes hold the packs' copies only", || async {
-        let files = shard_files(&t);
+        let files = t.shard_files();
         (
             files == packs.len() * 12,
             format!("{files} shard files for {} packs", packs.len()),
@@ -162,7 +154,7 @@ async fn small_objects_share_packs_and_deletes_are_compacted_away() {
     );
     settle("old packs left the nodes", || async {
         let packs = gw.meta().packs(&pack_bucket).await.unwrap().len();
-        let (files, untracked) = (shard_files(&t), t.untracked().await);
+        let (files, untracked) = (t.shard_files(), t.untracked().await);
         let done = files == packs * 12 && untracked.is_empty();
         (
             done,
