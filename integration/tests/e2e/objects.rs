@@ -52,17 +52,19 @@ async fn objects_survive_the_loss_of_a_zone() {
         assert!(get(&gw, "big.bin", Some(a..b)).await[..] == object[a as usize..b as usize]);
     }
 
-    // Every shard has its two copies on the nodes: 12 shard files of 25 MiB and a bit.
+    // Two groups (64 MiB and the rest), every shard with its two copies on the nodes: 24 shard
+    // files holding 1.5 x 2 x the object, and a little for the chunks' tags.
     let shard_files: Vec<u64> = t
         .nodes
         .iter()
         .flat_map(|n| files_under(&n.dir.join("shards")))
         .map(|f| std::fs::metadata(f).unwrap().len())
         .collect();
-    assert_eq!(shard_files.len(), 12, "{shard_files:?}");
+    assert_eq!(shard_files.len(), 24, "{shard_files:?}");
+    let stored: u64 = shard_files.iter().sum();
     assert!(
-        shard_files.iter().all(|&l| l > 25 << 20 && l < 26 << 20),
-        "{shard_files:?}"
+        (300 << 20..302 << 20).contains(&stored),
+        "{stored} bytes in {shard_files:?}"
     );
 
     // Nodes hold ciphertext only: no 4 KiB window of the object appears in any node file.
