@@ -242,6 +242,7 @@ impl TestCloud {
             db: dir.path().join("gateway.db"),
             objects: ObjectConfig {
                 api_listen: "127.0.0.1:0".into(),
+                s3_listen: "127.0.0.1:0".into(),
                 control_listen: "127.0.0.1:0".into(),
                 data_dir: dir.path().join("gateway"),
                 max_object_size: 1 << 32,

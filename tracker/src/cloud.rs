@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiAuth};
 use crate::config::Config;
 use crate::control::{ControlConfig, ControlHub};
-use crate::gateway::{open_master_key, Gateway, GatewayConfig, OwnNode, PeerSession};
+use crate::gateway::{
+    open_master_key, AccessKeys, Gateway, GatewayConfig, Meta, OwnNode, PeerSession,
+};
 use crate::net::{self, Gate, HttpLimits, Tls};
 use crate::registry::Registry;
 use crate::server::{bind_tcp, bind_udp, Listeners, Service};
@@ -32,8 +34,10 @@ pub struct CloudSettings {
     pub gateway: GatewayConfig,
     /// Who may call the object API.
     pub auth: ApiAuth,
-    /// Connection caps and timeouts of the object API.
+    /// Connection caps and timeouts of the object API (and of the S3 API).
     pub api_limits: HttpLimits,
+    /// Domain for virtual-host style S3 requests.
+    pub s3_domain: Option<String>,
 }
 
 impl CloudSettings {
@@ -48,6 +52,7 @@ impl CloudSettings {
             gateway: objects.gateway_config(&config.scoring),
             auth: objects.auth(),
             api_limits: config.limits.api_http(),
+            s3_domain: Some(objects.s3_domain.clone()).filter(|d| !d.is_empty()),
         }
     }
 }
@@ -60,6 +65,8 @@ pub struct CloudListeners {
     pub control: TcpListener,
     /// The object API.
     pub api: TcpListener,
+    /// The S3 API, if served.
+    pub s3: Option<TcpListener>,
 }
 
 impl CloudListeners {
@@ -95,6 +102,10 @@ impl CloudListeners {
             control: bind_tcp(control)
                 .with_context(|| format!("binding the control listener on {control}"))?,
             api: bind_tcp(api).with_context(|| format!("binding the object API on {api}"))?,
+            s3: match objects.s3_addr().map_err(anyhow::Error::msg)? {
+                Some(a) => Some(bind_tcp(a).with_context(|| format!("binding the S3 API on {a}"))?),
+                None => None,
+            },
         })
     }
 }
@@ -106,10 +117,13 @@ pub struct Cloud {
     pub gateway: Gateway,
     pub control_addr: SocketAddr,
     pub api_addr: SocketAddr,
+    /// The S3 API's address, if served.
+    pub s3_addr: Option<SocketAddr>,
     session: PeerSession,
     /// Stops the object API first, then everything else.
     stop_api: watch::Sender<bool>,
     api: Option<JoinHandle<()>>,
+    s3: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
@@ -126,6 +140,10 @@ impl Cloud {
         let master = open_master_key(&settings.gateway.data_dir, registry.db()).await?;
         let tls = listeners.tracker.tls.clone();
         let service = Service::start(config, registry.clone(), listeners.tracker).await?;
+        service.tracker().serve_access_keys(AccessKeys::new(
+            Meta::new(registry.db().clone()),
+            master.clone(),
+        ));
         if settings.gateway.tracker_url.is_empty() {
             let http = service
                 .http_addr
@@ -169,10 +187,24 @@ impl Cloud {
             warp::service(api::routes(gateway.clone(), settings.auth)),
             settings.api_limits,
             Gate::new(settings.api_limits.caps),
-            tls,
-            stopped(api_rx),
+            tls.clone(),
+            stopped(api_rx.clone()),
         ));
-        tracing::info!(api = %api_addr, control = %control_addr, "object API serving");
+        let s3_addr = match &listeners.s3 {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        let s3 = listeners.s3.map(|listener| {
+            tokio::spawn(net::serve(
+                listener,
+                crate::s3::service(gateway.clone(), settings.s3_domain.clone()),
+                settings.api_limits,
+                Gate::new(settings.api_limits.caps),
+                tls,
+                stopped(api_rx),
+            ))
+        });
+        tracing::info!(api = %api_addr, s3 = ?s3_addr, control = %control_addr, "object API serving");
         Ok(Cloud {
             service,
             hub,
@@ -182,6 +214,8 @@ impl Cloud {
             session,
             stop_api,
             api: Some(api),
+            s3,
+            s3_addr,
             stop,
             tasks,
         })
@@ -196,7 +230,7 @@ impl Cloud {
     /// Stops taking object API requests and waits for those in flight.
     pub async fn stop_api(&mut self) {
         let _ = self.stop_api.send(true);
-        if let Some(api) = self.api.take() {
+        for api in [self.api.take(), self.s3.take()].into_iter().flatten() {
             if let Err(e) = api.await {
                 tracing::error!(task = "api", error = %e, "task failed while stopping");
             }

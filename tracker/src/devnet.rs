@@ -38,6 +38,9 @@ pub struct DevnetArgs {
     /// Address of the object API.
     #[arg(long, default_value = "127.0.0.1:9000")]
     api_listen: SocketAddr,
+    /// Address of the S3 API.
+    #[arg(long, default_value = "127.0.0.1:9002")]
+    s3_listen: SocketAddr,
     /// The node binary [default: raidtorrent-peer beside this binary, else on PATH].
     #[arg(long, env = "RAIDTORRENT_PEER_BIN")]
     peer_bin: Option<PathBuf>,
@@ -111,6 +114,7 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
         },
         control: TcpListener::bind("127.0.0.1:0").await?,
         api: api_listener(args.api_listen).await?,
+        s3: Some(api_listener(args.s3_listen).await?),
     };
     let settings = CloudSettings::from_config(&config);
     let mut cloud = Cloud::start(&config, registry.clone(), listeners, settings).await?;
@@ -138,7 +142,10 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
         Err(e) => bail!("creating the {DEMO_BUCKET} bucket: {e}"),
     }
     let admin = config.admin_token.as_deref().unwrap_or_default();
+    let s3_key = devnet_s3_key(&cloud, &dir).await?;
     print_banner(&dir, cloud.api_addr, &cloud, &nodes, args.nodes, admin);
+    print_s3_banner(&cloud, &s3_key);
+    println!("Ctrl-C stops the gateway and the nodes.");
     shutdown.await;
 
     println!("stopping the devnet (data kept in {})", dir.display());
@@ -146,6 +153,54 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
     stop_nodes(&mut nodes).await;
     cloud.shutdown().await;
     Ok(())
+}
+
+/// The devnet's S3 access key (every bucket): the one kept in `<dir>/s3-credentials` while it is
+/// still active, else a new one written there (mode 0600).
+async fn devnet_s3_key(cloud: &Cloud, dir: &Path) -> Result<(String, String)> {
+    let file = dir.join("s3-credentials");
+    let keys = cloud.gateway.access_keys();
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        if let Some((id, secret)) = text.trim().split_once(':') {
+            if keys.active(id).await?.is_some_and(|k| k.secret == secret) {
+                return Ok((id.to_owned(), secret.to_owned()));
+            }
+        }
+    }
+    let (key, secret) = keys
+        .create(
+            "devnet",
+            &[raidtorrent_tracker::gateway::ALL_BUCKETS.to_owned()],
+        )
+        .await?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| writeln!(f, "{}:{secret}", key.access_key))
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok((key.access_key, secret))
+}
+
+fn print_s3_banner(cloud: &Cloud, (id, secret): &(String, String)) {
+    let Some(s3) = cloud.s3_addr else {
+        return;
+    };
+    let url = format!("http://{s3}");
+    println!("S3 API  {url}   access key {id}   secret {secret}");
+    println!("  export AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION=us-east-1");
+    println!("  aws --endpoint-url {url} s3 mb s3://photos");
+    println!("  aws --endpoint-url {url} s3 cp /tmp/rt-sample.bin s3://photos/sample.bin");
+    println!("  aws --endpoint-url {url} s3 ls s3://photos/");
+    println!("  aws --endpoint-url {url} s3 cp s3://photos/sample.bin /tmp/rt-s3.bin");
+    println!(
+        "  rclone --s3-provider Other --s3-endpoint {url} --s3-access-key-id {id} \\\n      --s3-secret-access-key {secret} lsd :s3:"
+    );
+    println!();
 }
 
 /// The object API's listener: the address asked for, else a free port on its IP.
@@ -385,5 +440,4 @@ fn print_banner(
     println!("  curl -fsS -X DELETE {url}/{DEMO_BUCKET}/sample.bin");
     println!("  curl -fsS -H 'Authorization: Bearer {admin}' http://{tracker}/admin/nodes");
     println!();
-    println!("Ctrl-C stops the gateway and the nodes.");
 }

@@ -16,8 +16,8 @@
 //!   HTTP listener runs on;
 //! - [`control`]: the control listener nodes dial (BEP RT-0002): authentication, directives,
 //!   reports;
-//! - [`gateway`]: the object path (write and read pipelines, metadata, copies, workers) and
-//!   [`api`], its HTTP front;
+//! - [`gateway`]: the object path (write and read pipelines, metadata, copies, workers),
+//!   [`api`], its native HTTP front, and [`s3`], its S3 front;
 //! - [`config`]: the TOML configuration of every part;
 //! - the tracker service: [`tracker`] (access control and interval policy over swarms and
 //!   registry) and [`server`] (the HTTP and UDP fronts);
@@ -44,6 +44,7 @@ pub mod placement;
 pub mod protocol;
 pub mod registry;
 pub mod repair;
+pub mod s3;
 pub mod scoring;
 pub mod server;
 pub mod swarm;

@@ -48,6 +48,44 @@ enum Command {
         #[command(subcommand)]
         action: NodeAction,
     },
+    /// Manage S3 access keys in the database (a running gateway sees changes at once: it reads
+    /// the keys on every request). Secrets are sealed under the gateway's master key.
+    S3Key {
+        /// SQLite database file.
+        #[arg(
+            long,
+            global = true,
+            env = "RAIDTORRENT_DB",
+            default_value = "raidtorrent-tracker.db"
+        )]
+        db: PathBuf,
+        /// The gateway's data folder (objects.data_dir), which holds its master key.
+        #[arg(
+            long,
+            global = true,
+            env = "RAIDTORRENT_DATA_DIR",
+            default_value = "raidtorrent-gateway"
+        )]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: S3KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum S3KeyAction {
+    /// Make a key and print its id and secret (JSON); the secret is shown this once.
+    Add {
+        /// Whose key it is, for operators.
+        owner: String,
+        /// Buckets the key may use, comma-separated; * for every bucket.
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        buckets: Vec<String>,
+    },
+    /// List keys (never their secrets), revoked ones with when (JSON).
+    List,
+    /// Revoke a key: requests it signs are refused from now on.
+    Revoke { access_key: String },
 }
 
 #[derive(clap::Args)]
@@ -158,6 +196,11 @@ fn main() -> Result<()> {
             }
             Command::Devnet(args) => devnet::run(args, shutdown_signal()).await,
             Command::Node { db, action } => node(db, action).await,
+            Command::S3Key {
+                db,
+                data_dir,
+                action,
+            } => s3_key(db, data_dir, action).await,
         }
     })
 }
@@ -318,5 +361,34 @@ async fn node(db: PathBuf, action: NodeAction) -> Result<()> {
         }
     }
     registry.close().await;
+    Ok(())
+}
+
+async fn s3_key(db: PathBuf, data_dir: PathBuf, action: S3KeyAction) -> Result<()> {
+    use raidtorrent_tracker::gateway::{open_master_key, AccessKeys, Meta};
+    let registry = Registry::open(&db)
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    let master = open_master_key(&data_dir, registry.db()).await?;
+    let keys = AccessKeys::new(Meta::new(registry.db().clone()), master);
+    let done = match action {
+        S3KeyAction::Add { owner, buckets } => {
+            keys.create(&owner, &buckets).await.map(|(k, secret)| {
+                serde_json::json!({
+                    "access_key": k.access_key,
+                    "secret_key": secret,
+                    "owner": k.owner,
+                    "buckets": k.buckets,
+                })
+            })
+        }
+        S3KeyAction::List => keys.list().await.map(|l| serde_json::json!(l)),
+        S3KeyAction::Revoke { access_key } => keys
+            .revoke(&access_key)
+            .await
+            .map(|()| serde_json::json!({ "revoked": access_key })),
+    };
+    registry.close().await;
+    println!("{}", serde_json::to_string_pretty(&done?)?);
     Ok(())
 }

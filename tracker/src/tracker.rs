@@ -16,6 +16,7 @@
 //! normal re-announces.
 
 use crate::config::AnnounceConfig;
+use crate::gateway::AccessKeys;
 use crate::protocol::bencode_out::PeerEntry;
 use crate::protocol::{Event, InfoHash, PeerId, SwarmCounts};
 use crate::registry::records::{Observation, RecorderHandle};
@@ -76,6 +77,8 @@ pub struct Tracker {
     /// The gateway's own seeder: its announces name the shards of an upload all at once, so
     /// nothing of them is recorded.
     unrecorded: OnceLock<NodeId>,
+    /// The S3 access keys, for the admin API, when the gateway serves objects.
+    access_keys: OnceLock<AccessKeys>,
 }
 
 impl Tracker {
@@ -94,6 +97,7 @@ impl Tracker {
             scoring: ScoringConfig::default(),
             started: Instant::now(),
             unrecorded: OnceLock::new(),
+            access_keys: OnceLock::new(),
         }
     }
 
@@ -106,6 +110,16 @@ impl Tracker {
     /// Keeps no records of `node`'s announces (the gateway's own seeder). Set once.
     pub fn record_nothing_of(&self, node: NodeId) {
         let _ = self.unrecorded.set(node);
+    }
+
+    /// Lets the admin API manage the gateway's S3 access keys.
+    pub fn serve_access_keys(&self, keys: AccessKeys) {
+        let _ = self.access_keys.set(keys);
+    }
+
+    /// The S3 access keys, when the gateway serves objects.
+    pub fn access_keys(&self) -> Option<&AccessKeys> {
+        self.access_keys.get()
     }
 
     /// How node scores are computed for the reports.

@@ -9,6 +9,7 @@ mod nodes;
 mod objects;
 mod packing;
 mod reads;
+mod s3;
 mod stock;
 mod tls;
 mod tracking;

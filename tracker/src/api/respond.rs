@@ -134,6 +134,7 @@ mod tests {
             created_at: 1_790_000_000,
             inline: false,
             storage: crate::gateway::model::Storage::Swarm,
+            attrs: Default::default(),
         }
     }
 

@@ -206,6 +206,12 @@ api_keys = []
 # Accept requests without a key. Only for a local devnet: anyone who reaches the API can read and
 # write every bucket. Required when api_keys is empty.
 open_api = false
+# Address of the S3 API, or "off". Requests are signed (AWS Signature Version 4) with access keys
+# made by `raidtorrent-tracker s3-key add` or POST /admin/s3-keys.
+s3_listen = "off"
+# Domain under which buckets are also reached virtual-host style (<bucket>.<s3_domain>); empty:
+# path style only.
+s3_domain = ""
 # Address of the control listener nodes dial.
 control_listen = "0.0.0.0:6970"
 # The tracker's base URL as nodes reach it, e.g. "http://gateway.example.org:6969" (https:// with
@@ -252,6 +258,9 @@ body_timeout_secs = 30
 # Seconds a node must have been connected before the collector drops the copies it reports that
 # the gateway does not track (copies of uploads a crash cut short, holds that timed out).
 reconcile_settle_secs = 60
+# Seconds a multipart upload (S3) may stay unfinished before the collector aborts it and its
+# parts leave the nodes.
+upload_expiry_secs = 604800
 
 [objects.default_policy]
 # Policy of buckets created without one: any k of k + m shards rebuild an object, every shard

@@ -23,6 +23,11 @@ pub struct ObjectConfig {
     /// Accept requests without a key. Only for a local devnet: anyone who reaches the API can
     /// read and write every bucket. Required when `api_keys` is empty.
     pub open_api: bool,
+    /// Address of the S3 API, or "off". Requests are signed with access keys (`s3-key add`).
+    pub s3_listen: String,
+    /// Domain under which buckets are also reached virtual-host style
+    /// (`<bucket>.<s3_domain>`); empty: path style only.
+    pub s3_domain: String,
     /// Address of the control listener nodes dial.
     pub control_listen: String,
     /// The tracker's base URL as nodes reach it, put in the torrents nodes are handed, e.g.
@@ -69,6 +74,8 @@ pub struct ObjectConfig {
     /// Seconds a node must have been connected before the collector drops the copies it
     /// reports that the gateway does not track.
     pub reconcile_settle_secs: u64,
+    /// Seconds a multipart upload may stay unfinished before the collector aborts it.
+    pub upload_expiry_secs: u64,
     /// Audits, repair and rebalance.
     pub health: HealthSection,
     /// Small objects packed together.
@@ -82,6 +89,8 @@ impl Default for ObjectConfig {
             api_listen: "off".into(),
             api_keys: Vec::new(),
             open_api: false,
+            s3_listen: "off".into(),
+            s3_domain: String::new(),
             control_listen: "0.0.0.0:6970".into(),
             tracker_url: g.tracker_url,
             swarm_ip: IpAddr::from([127, 0, 0, 1]),
@@ -103,6 +112,7 @@ impl Default for ObjectConfig {
             body_timeout_secs: g.body_timeout.as_secs(),
             policy_limits: g.policy_limits,
             reconcile_settle_secs: g.reconcile_settle.as_secs(),
+            upload_expiry_secs: g.upload_expiry.as_secs(),
             health: HealthSection::from(&g.health),
             packing: PackSection::from(&g.packing),
         }
@@ -113,6 +123,11 @@ impl ObjectConfig {
     /// The object API's address, `None` when off.
     pub fn api_addr(&self) -> Result<Option<SocketAddr>, String> {
         addr("objects.api_listen", &self.api_listen, true)
+    }
+
+    /// The S3 API's address, if on.
+    pub fn s3_addr(&self) -> Result<Option<SocketAddr>, String> {
+        addr("objects.s3_listen", &self.s3_listen, true)
     }
 
     /// The control listener's address.
@@ -236,6 +251,7 @@ impl ObjectConfig {
             body_timeout: Duration::from_secs(self.body_timeout_secs),
             policy_limits: self.policy_limits,
             reconcile_settle: Duration::from_secs(self.reconcile_settle_secs),
+            upload_expiry: Duration::from_secs(self.upload_expiry_secs),
             health: self.health.to_config(scoring),
             packing: self.packing.to_config(),
         }

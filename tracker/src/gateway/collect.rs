@@ -37,6 +37,10 @@ impl Worker for Collector {
     }
 
     async fn step(&mut self, _: &WorkerHandle) -> Result<(), GatewayError> {
+        let expired = self.gw.expire_uploads().await?;
+        if expired > 0 {
+            tracing::info!(expired, "unfinished multipart uploads expired");
+        }
         let dropped = pass(&self.gw).await?;
         if dropped > 0 {
             tracing::info!(dropped, "orphan copies dropped from nodes");

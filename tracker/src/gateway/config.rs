@@ -42,6 +42,8 @@ pub struct GatewayConfig {
     /// reports that the gateway does not track (a node just connected may still be re-checking
     /// its files, and the gateway may have just restarted).
     pub reconcile_settle: Duration,
+    /// How long a multipart upload may stay unfinished before the collector aborts it.
+    pub upload_expiry: Duration,
     /// Audits, repair and rebalance.
     pub health: HealthConfig,
     /// What bucket policies clients may ask for.
@@ -110,6 +112,7 @@ impl Default for GatewayConfig {
             groups_in_flight: 2,
             collect_interval: Duration::from_secs(60),
             reconcile_settle: Duration::from_secs(60),
+            upload_expiry: Duration::from_secs(7 * 24 * 3600),
             health: HealthConfig::default(),
             policy_limits: PolicyLimits::default(),
             max_puts: 16,

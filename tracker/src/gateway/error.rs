@@ -33,6 +33,18 @@ pub enum GatewayError {
     PolicyNotAllowed(String),
     #[error("not enough space on the gateway: {0}")]
     InsufficientStorage(String),
+    #[error("the content's MD5 is {got}, not the {expected} the client announced")]
+    BadDigest { expected: String, got: String },
+    #[error("bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    #[error("no such multipart upload: {0}")]
+    NoSuchUpload(String),
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("the parts must be listed in ascending order of part number")]
+    InvalidPartOrder,
+    #[error("part {part} is {size} bytes; every part but the last must be at least {min}")]
+    EntityTooSmall { part: u32, size: u64, min: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -42,11 +54,16 @@ impl GatewayError {
     pub fn http_status(&self) -> u16 {
         match self {
             GatewayError::NoSuchBucket(_) | GatewayError::NoSuchKey(_) => 404,
-            GatewayError::BucketExists(_) => 409,
+            GatewayError::NoSuchUpload(_) => 404,
+            GatewayError::BucketExists(_) | GatewayError::BucketNotEmpty(_) => 409,
             GatewayError::InvalidBucketName(_)
             | GatewayError::InvalidKey(_)
             | GatewayError::BadRequest(_)
-            | GatewayError::Upload(_) => 400,
+            | GatewayError::Upload(_)
+            | GatewayError::BadDigest { .. }
+            | GatewayError::InvalidPart(_)
+            | GatewayError::InvalidPartOrder
+            | GatewayError::EntityTooSmall { .. } => 400,
             GatewayError::PolicyNotAllowed(_) => 403,
             GatewayError::TooLarge { .. } => 413,
             GatewayError::InvalidRange { .. } => 416,
@@ -75,6 +92,12 @@ impl GatewayError {
             GatewayError::Busy(_) => "SlowDown",
             GatewayError::PolicyNotAllowed(_) => "PolicyNotAllowed",
             GatewayError::InsufficientStorage(_) => "InsufficientStorage",
+            GatewayError::BadDigest { .. } => "BadDigest",
+            GatewayError::BucketNotEmpty(_) => "BucketNotEmpty",
+            GatewayError::NoSuchUpload(_) => "NoSuchUpload",
+            GatewayError::InvalidPart(_) => "InvalidPart",
+            GatewayError::InvalidPartOrder => "InvalidPartOrder",
+            GatewayError::EntityTooSmall { .. } => "EntityTooSmall",
             GatewayError::Internal(_) => "InternalError",
         }
     }

@@ -17,6 +17,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::attrs::Tags;
 use super::meta::{NewObject, NewPart, ObjectRow, Part, StoredBody};
 use super::model::{Body, Bucket, ObjectInfo};
 use super::write::{self, GroupReader, Staged};
@@ -30,25 +31,21 @@ pub(super) async fn put_grouped<B>(
     key: &str,
     mut reader: GroupReader<B>,
     first: Staged,
+    tags: Option<&Tags>,
 ) -> Result<ObjectInfo, GatewayError>
 where
     B: AsyncRead + Send + Unpin + 'static,
 {
-    let mut run = PartRun {
-        gw: gw.clone(),
-        bucket: gw.inner.meta.part_bucket(bucket).await?,
-        prefix: ShardInfo::random_name(),
-        parts: Vec::new(),
-        next_offset: 0,
-        placing: VecDeque::new(),
-    };
-    let result = match place_parts(gw, &mut reader, first, &mut run).await {
-        Ok(()) => {
+    let run = store_run(gw, bucket, ShardInfo::random_name(), &mut reader, first).await?;
+    let attrs = tags.map(Tags::commit).transpose();
+    let result = match attrs {
+        Ok(attrs) => {
             let object = NewObject {
                 bucket: &bucket.name,
                 key,
                 size: reader.read(),
                 sha256: &reader.sha256(),
+                attrs: attrs.as_ref(),
                 body: StoredBody::Grouped {
                     part_bucket: &run.bucket.name,
                     parts: &run.parts,
@@ -62,6 +59,36 @@ where
         run.abandon();
     }
     result
+}
+
+/// Stores the rest of an upload, from its first group `first` on, as part objects of
+/// `bucket`'s part bucket under keys `<prefix>/<index>`; returns once every one is durable.
+/// On failure the parts already stored are deleted.
+pub(super) async fn store_run<B>(
+    gw: &Gateway,
+    bucket: &Bucket,
+    prefix: String,
+    reader: &mut GroupReader<B>,
+    first: Staged,
+) -> Result<PartRun, GatewayError>
+where
+    B: AsyncRead + Send + Unpin + 'static,
+{
+    let mut run = PartRun {
+        gw: gw.clone(),
+        bucket: gw.inner.meta.part_bucket(bucket).await?,
+        prefix,
+        parts: Vec::new(),
+        next_offset: 0,
+        placing: VecDeque::new(),
+    };
+    match place_parts(gw, reader, first, &mut run).await {
+        Ok(()) => Ok(run),
+        Err(e) => {
+            run.abandon();
+            Err(e)
+        }
+    }
 }
 
 /// Places every group of the upload as a part, at most `groups_in_flight` at once while the next
@@ -93,7 +120,7 @@ where
 }
 
 /// The parts of one upload: those started, and the placements still running.
-struct PartRun {
+pub(super) struct PartRun {
     gw: Gateway,
     /// The part bucket.
     bucket: Bucket,
@@ -116,7 +143,7 @@ impl PartRun {
         self.next_offset += staged.size();
         let (gw, bucket) = (self.gw.clone(), self.bucket.clone());
         self.placing.push_back(tokio::spawn(async move {
-            write::place(&gw, staged, &bucket, &key).await
+            write::place(&gw, staged, &bucket, &key, None).await
         }));
     }
 
@@ -133,7 +160,7 @@ impl PartRun {
 
     /// Deletes the parts of a failed upload once their placements end (in the background: the
     /// client hears of the failure at once); their shards go to the collector.
-    fn abandon(self) {
+    pub(super) fn abandon(self) {
         tokio::spawn(async move {
             for placing in self.placing {
                 let _ = placing.await;

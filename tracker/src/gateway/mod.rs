@@ -22,7 +22,9 @@
 //! k + m tiny torrents would cost more than they protect; they are sealed under the master key
 //! there as every object is (`raidtorrent_codec::sealed`), so the database holds no plaintext.
 
+mod access;
 mod admission;
+mod attrs;
 mod audits;
 mod collect;
 pub mod config;
@@ -38,6 +40,7 @@ mod local;
 mod master_key;
 pub mod meta;
 pub mod model;
+mod multipart;
 mod nodes;
 mod pack;
 mod piece_board;
@@ -65,15 +68,18 @@ use tokio::io::AsyncRead;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use access::{AccessKey, AccessKeys, ActiveKey, ALL_BUCKETS};
+pub use attrs::{multipart_etag, ObjectAttrs, PutAttrs};
 pub use config::{GatewayConfig, HealthConfig, PackConfig};
 pub use error::GatewayError;
 pub use health::HealthStatus;
 pub use local::OwnNode;
 pub use master_key::{open_master_key, KeyError, MASTER_KEY_FILE};
-pub use meta::Meta;
+pub use meta::{Meta, Upload, UploadPart};
 pub use model::{
     check_bucket_name, check_key, Body, Bucket, BucketPolicy, Listing, ObjectInfo, PolicyLimits,
 };
+pub use multipart::{MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use session::PeerSession;
 pub use worker::{WorkerState, WorkerStatus};
 
@@ -303,6 +309,16 @@ impl Gateway {
             .await
     }
 
+    /// A client's bucket.
+    pub async fn bucket(&self, name: &str) -> Result<Bucket, GatewayError> {
+        self.inner.meta.bucket(name).await
+    }
+
+    /// Deletes a bucket that holds no objects and no multipart uploads.
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), GatewayError> {
+        self.inner.meta.delete_bucket(name).await
+    }
+
     pub async fn buckets(&self) -> Result<Vec<Bucket>, GatewayError> {
         self.inner.meta.buckets().await
     }
@@ -317,13 +333,31 @@ impl Gateway {
         body: impl AsyncRead + Send + Unpin + 'static,
         size_hint: Option<u64>,
     ) -> Result<ObjectInfo, GatewayError> {
+        self.put_with(bucket, key, body, size_hint, PutAttrs::default())
+            .await
+    }
+
+    /// [`Gateway::put`] with the headers and metadata to store beside the bytes, and the MD5 the
+    /// client announced: the object is committed with its ETag (the MD5 of what was read), and
+    /// not at all if that differs from the announced one (`BadDigest`).
+    pub async fn put_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: impl AsyncRead + Send + Unpin + 'static,
+        size_hint: Option<u64>,
+        put: PutAttrs,
+    ) -> Result<ObjectInfo, GatewayError> {
         let b = self.inner.meta.bucket(bucket).await?;
         check_key(key)?;
+        put.attrs.check()?;
         let _turn = self.inner.admission.put().await?;
         let max = self.inner.config.max_object_size;
         if let Some(size) = size_hint.filter(|s| *s > max) {
             return Err(GatewayError::TooLarge { size, max });
         }
+        let (body, md5) = attrs::Md5Reader::new(body);
+        let tags = attrs::Tags { put, md5 };
         // Read up to one byte past what the metadata store takes to learn which path the object
         // takes.
         let kept = self.kept_max(&b.policy, size_hint);
@@ -337,9 +371,9 @@ impl Gateway {
                 body: upload.into_body(),
                 size_hint,
             };
-            return write::put_swarm(self, &b, key, source).await;
+            return write::put_swarm(self, &b, key, source, Some(&tags)).await;
         }
-        self.put_kept(&b, key, &head).await
+        self.put_kept(&b, key, &head, &tags.commit()?).await
     }
 
     /// Bytes up to which an object is kept in the metadata store: for good up to the bucket's
@@ -363,6 +397,7 @@ impl Gateway {
         b: &Bucket,
         key: &str,
         data: &[u8],
+        attrs: &ObjectAttrs,
     ) -> Result<ObjectInfo, GatewayError> {
         let sha: [u8; 32] = Sha256::digest(data).into();
         let sealed = self.seal(data)?;
@@ -373,6 +408,7 @@ impl Gateway {
             key,
             size: len,
             sha256: &sha,
+            attrs: Some(attrs),
             body: if waits {
                 StoredBody::Waiting(&sealed)
             } else {

@@ -5,6 +5,7 @@ use std::io;
 
 use serde::Serialize;
 
+use super::attrs::ObjectAttrs;
 use super::GatewayError;
 
 /// A bucket's redundancy policy.
@@ -141,6 +142,13 @@ pub struct ObjectInfo {
     pub inline: bool,
     /// Where the bytes are.
     pub storage: Storage,
+    /// Headers and metadata stored with it, and its S3 ETag.
+    #[serde(skip_serializing_if = "is_default")]
+    pub attrs: ObjectAttrs,
+}
+
+fn is_default(a: &ObjectAttrs) -> bool {
+    *a == ObjectAttrs::default()
 }
 
 /// Where an object's bytes are.

@@ -108,7 +108,7 @@ async fn pack_once(gw: &Gateway, bucket: &str, target: u64) -> Result<u64, Gatew
         head: plain,
         body: tokio::io::empty(),
     };
-    write::put_swarm(gw, &pack_bucket, &key, source).await?;
+    write::put_swarm(gw, &pack_bucket, &key, source, None).await?;
     let pack = meta.object(&pack_bucket.name, &key).await?;
     let settled = meta.settle_pack(pack.id, &members).await?;
     if settled == 0 {

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::admission::Reserved;
+use super::attrs::{ObjectAttrs, Tags};
 use super::copies::HoldJob;
 use super::meta::{NewObject, ShardRow, StoredBody};
 use super::model::{Bucket, BucketPolicy, ObjectInfo};
@@ -41,6 +42,7 @@ pub(super) async fn put_swarm<B>(
     bucket: &Bucket,
     key: &str,
     source: Source<B>,
+    tags: Option<&Tags>,
 ) -> Result<ObjectInfo, GatewayError>
 where
     B: AsyncRead + Send + Unpin + 'static,
@@ -48,9 +50,16 @@ where
     let mut reader = GroupReader::new(gw, bucket, source);
     let first = encode_group(gw, &mut reader).await?;
     if reader.ended() {
-        return place(gw, first, bucket, key).await;
+        let attrs = match tags.map(Tags::commit).transpose() {
+            Ok(attrs) => attrs,
+            Err(e) => {
+                first.staging.finish().await;
+                return Err(e);
+            }
+        };
+        return place(gw, first, bucket, key, attrs.as_ref()).await;
     }
-    super::groups::put_grouped(gw, bucket, key, reader, first).await
+    super::groups::put_grouped(gw, bucket, key, reader, first, tags).await
 }
 
 /// A group of an upload encoded into its staging folder, its disk space reserved until it is
@@ -64,21 +73,27 @@ pub(super) struct Staged {
 }
 
 impl Staged {
+    /// SHA-256 of the group's plaintext.
+    pub(super) fn sha256(&self) -> [u8; 32] {
+        self.encoded.sha256
+    }
+
     /// Plaintext bytes of the group.
     pub(super) fn size(&self) -> u64 {
         self.encoded.layout.size
     }
 }
 
-/// Places a staged group's shards and commits it as object `bucket`/`key`; the staging copies go
-/// either way.
+/// Places a staged group's shards and commits it as object `bucket`/`key` (with `attrs`); the
+/// staging copies go either way.
 pub(super) async fn place(
     gw: &Gateway,
     mut staged: Staged,
     bucket: &Bucket,
     key: &str,
+    attrs: Option<&ObjectAttrs>,
 ) -> Result<ObjectInfo, GatewayError> {
-    let result = place_staged(gw, &mut staged, bucket, key).await;
+    let result = place_staged(gw, &mut staged, bucket, key, attrs).await;
     staged.staging.finish().await;
     result
 }
@@ -88,6 +103,7 @@ async fn place_staged(
     staged: &mut Staged,
     bucket: &Bucket,
     key: &str,
+    attrs: Option<&ObjectAttrs>,
 ) -> Result<ObjectInfo, GatewayError> {
     let inner = &gw.inner;
     let wrapped = inner
@@ -117,6 +133,7 @@ async fn place_staged(
         key,
         size: staged.encoded.layout.size,
         sha256: &staged.encoded.sha256,
+        attrs,
         body: StoredBody::Swarm {
             manifest: &manifest,
             shards: &hashes,
@@ -151,7 +168,7 @@ pub(super) struct GroupReader<B> {
 }
 
 impl<B: AsyncRead + Unpin> GroupReader<B> {
-    fn new(gw: &Gateway, bucket: &Bucket, source: Source<B>) -> Self {
+    pub(super) fn new(gw: &Gateway, bucket: &Bucket, source: Source<B>) -> Self {
         let config = &gw.inner.config;
         let too_large: fn(u64) -> GatewayError =
             |max| GatewayError::TooLarge { size: max + 1, max };

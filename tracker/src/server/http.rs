@@ -2,12 +2,15 @@
 //! the admin API, `Authorization: Bearer <admin token>`: the node reports (`GET /admin/nodes`,
 //! `GET /admin/nodes/<id>`, JSON; they name every volunteer's addresses and held shards, so
 //! nothing of them is public), `POST /admin/nodes`, `POST /admin/nodes/<id>/revoke`,
-//! `POST /admin/nodes/<id>/requalify`. Node reports carry each node's score, tier and reasons,
+//! `POST /admin/nodes/<id>/requalify`; and the gateway's S3 access keys: `GET /admin/s3-keys`
+//! (never the secrets), `POST /admin/s3-keys` (`{"owner", "buckets"}`: the key and its secret,
+//! shown this once), `POST /admin/s3-keys/<id>/revoke`. Node reports carry each node's score, tier and reasons,
 //! computed with the tracker's scoring configuration.
 //!
 //! Routing is done by hand on the path so announce (the hot path) costs one match and no
 //! allocation beyond the answer buffer.
 
+use crate::gateway::GatewayError;
 use crate::net::PeerAddr;
 use crate::protocol::bencode_out::{write_failure, write_scrape, AnnounceResponse};
 use crate::protocol::http::{parse_scrape, AnnounceRequest};
@@ -118,6 +121,13 @@ async fn reports(t: &Tracker, path: &str) -> Reply {
             Ok(r) => json(StatusCode::OK, &r),
             Err(e) => internal(e),
         },
+        ["s3-keys"] => match t.access_keys() {
+            None => s3_off(),
+            Some(keys) => match keys.list().await {
+                Ok(l) => json(StatusCode::OK, &l),
+                Err(e) => internal(e),
+            },
+        },
         ["nodes", id] => match id.parse::<NodeId>() {
             Ok(id) => match t
                 .registry()
@@ -159,7 +169,7 @@ fn not_found() -> Reply {
     json_error(StatusCode::NOT_FOUND, "no such resource")
 }
 
-fn internal(e: RegistryError) -> Reply {
+fn internal(e: impl std::fmt::Display) -> Reply {
     tracing::error!(error = %e, "registry query failed");
     json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
 }
@@ -313,8 +323,64 @@ async fn admin_route(
                 Err(e) => internal(e),
             }
         }
+        ["s3-keys"] => create_s3_key(t, body).await,
+        ["s3-keys", id, "revoke"] => match t.access_keys() {
+            None => s3_off(),
+            Some(keys) => match keys.revoke(id).await {
+                Ok(()) => {
+                    tracing::info!(access_key = %id, "S3 access key revoked");
+                    json(StatusCode::OK, &serde_json::json!({ "revoked": id }))
+                }
+                Err(GatewayError::BadRequest(m)) => json_error(StatusCode::NOT_FOUND, &m),
+                Err(e) => internal(e),
+            },
+        },
         _ => not_found(),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateS3Key {
+    owner: String,
+    buckets: Vec<String>,
+}
+
+/// `POST /admin/s3-keys` `{"owner": ..., "buckets": [...]}`: the key and its secret, shown
+/// this once.
+async fn create_s3_key(t: &Tracker, body: &[u8]) -> Reply {
+    let Some(keys) = t.access_keys() else {
+        return s3_off();
+    };
+    let req: CreateS3Key = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
+    };
+    match keys.create(&req.owner, &req.buckets).await {
+        Ok((key, secret)) => {
+            tracing::info!(access_key = %key.access_key, owner = %key.owner, "S3 access key made");
+            json(
+                StatusCode::CREATED,
+                &serde_json::json!({
+                    "access_key": key.access_key,
+                    "secret_key": secret,
+                    "owner": key.owner,
+                    "buckets": key.buckets,
+                }),
+            )
+        }
+        Err(e @ (GatewayError::BadRequest(_) | GatewayError::InvalidBucketName(_))) => {
+            json_error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(e) => internal(e),
+    }
+}
+
+fn s3_off() -> Reply {
+    json_error(
+        StatusCode::NOT_FOUND,
+        "this gateway serves no objects, so no S3 keys",
+    )
 }
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ const LAYERS: &[&str] = &[
     "registry",
     // The link to nodes.
     "control",
-    // The object path and its HTTP front.
+    // The object path and its HTTP fronts (native and S3).
     "gateway",
     "api",
+    "s3",
     // Settings of every part.
     "config",
     // The tracker service.
@@ -71,6 +72,7 @@ const IO: &[&str] = &[
     "crate::gateway",
     "crate::server",
     "crate::api",
+    "crate::s3",
     "crate::cloud",
 ];
 

@@ -12,9 +12,11 @@
 //! Info-hashes are hex text and node ids integers in the database; they are converted to their
 //! types here, at the edge, and nowhere else.
 
+mod access_keys;
 mod copies;
 mod groups;
 mod keys;
+mod multipart;
 mod packs;
 mod snapshot;
 #[cfg(test)]
@@ -25,12 +27,15 @@ use sqlx::{Row, SqlitePool};
 
 use crate::registry::Db;
 
+pub use access_keys::StoredKey;
 pub use copies::{AuditCandidate, ShardRow};
 pub use groups::{part_bucket_name, NewPart, Part};
+pub use multipart::{new_parts, PartObject, Upload, UploadPart};
 pub use packs::{
     is_internal_bucket, pack_bucket_name, Member, PackMember, PackStats, Waiting, WaitingBucket,
 };
 
+use super::attrs::ObjectAttrs;
 use super::model::{Bucket, BucketPolicy, ObjectInfo, Storage};
 use super::GatewayError;
 use raidtorrent_codec::InfoHash;
@@ -61,6 +66,8 @@ pub struct NewObject<'a> {
     pub key: &'a str,
     pub size: u64,
     pub sha256: &'a [u8; 32],
+    /// Headers, metadata and ETag stored beside the bytes (none for internal objects).
+    pub attrs: Option<&'a ObjectAttrs>,
     pub body: StoredBody<'a>,
 }
 
@@ -85,7 +92,7 @@ pub enum StoredBody<'a> {
 }
 
 /// The columns [`object_info`] reads.
-const INFO_COLUMNS: &str = "key, size, sha256, created_at";
+const INFO_COLUMNS: &str = "key, size, sha256, created_at, attrs";
 
 fn object_info(bucket: &str, r: &SqliteRow) -> ObjectInfo {
     let sha: Vec<u8> = r.get("sha256");
@@ -98,6 +105,7 @@ fn object_info(bucket: &str, r: &SqliteRow) -> ObjectInfo {
         created_at: r.get("created_at"),
         inline: storage == Storage::Inline,
         storage,
+        attrs: ObjectAttrs::from_json(r.get("attrs")),
     }
 }
 
@@ -151,6 +159,27 @@ impl Meta {
             policy: *policy,
             created_at: now,
         })
+    }
+
+    /// Deletes an empty client bucket: `BucketNotEmpty` while it holds objects or multipart
+    /// uploads in progress.
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), GatewayError> {
+        if is_internal_bucket(name) {
+            return Err(GatewayError::NoSuchBucket(name.to_owned()));
+        }
+        let r = sqlx::query(
+            "DELETE FROM buckets WHERE name = ?1
+               AND NOT EXISTS (SELECT 1 FROM objects WHERE bucket = ?1)
+               AND NOT EXISTS (SELECT 1 FROM multipart_uploads WHERE bucket = ?1)",
+        )
+        .bind(name)
+        .execute(self.writer())
+        .await?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        self.any_bucket(name).await?;
+        Err(GatewayError::BucketNotEmpty(name.to_owned()))
     }
 
     /// A client's bucket: the gateway's own (packs) are not found.
@@ -264,64 +293,76 @@ impl Meta {
         o: &NewObject<'_>,
         now: i64,
     ) -> Result<ObjectInfo, GatewayError> {
-        let (inline_data, manifest, shards, storage) = match o.body {
-            StoredBody::Inline(data) => (Some(data), None, &[][..], Storage::Inline),
-            StoredBody::Waiting(data) => (Some(data), None, &[][..], Storage::Waiting),
-            StoredBody::Swarm { manifest, shards } => {
-                (None, Some(manifest), shards, Storage::Swarm)
-            }
-            StoredBody::Grouped { .. } => (None, None, &[][..], Storage::Grouped),
-        };
         let mut tx = self.writer().begin().await?;
-        orphan_object(&mut tx, o.bucket, o.key).await?;
-        let id: i64 = sqlx::query(
-            "INSERT INTO objects
+        let info = commit_object_in(&mut tx, o, now).await?;
+        tx.commit().await?;
+        Ok(info)
+    }
+}
+
+/// [`Meta::commit_object`] inside a transaction of the caller's.
+pub(super) async fn commit_object_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    o: &NewObject<'_>,
+    now: i64,
+) -> Result<ObjectInfo, GatewayError> {
+    let (inline_data, manifest, shards, storage) = match o.body {
+        StoredBody::Inline(data) => (Some(data), None, &[][..], Storage::Inline),
+        StoredBody::Waiting(data) => (Some(data), None, &[][..], Storage::Waiting),
+        StoredBody::Swarm { manifest, shards } => (None, Some(manifest), shards, Storage::Swarm),
+        StoredBody::Grouped { .. } => (None, None, &[][..], Storage::Grouped),
+    };
+    orphan_object(tx, o.bucket, o.key).await?;
+    let id: i64 = sqlx::query(
+        "INSERT INTO objects
                  (bucket, key, size, sha256, created_at, inline_data, inline_sealed, manifest,
-                  pack_pending, grouped)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(o.bucket)
-        .bind(o.key)
-        .bind(o.size as i64)
-        .bind(&o.sha256[..])
-        .bind(now)
-        .bind(inline_data)
-        .bind(inline_data.is_some())
-        .bind(manifest)
-        .bind(storage == Storage::Waiting)
-        .bind(storage == Storage::Grouped)
-        .fetch_one(&mut *tx)
-        .await?
-        .get("id");
-        if let StoredBody::Grouped { part_bucket, parts } = o.body {
-            groups::insert_parts(&mut tx, id, o.size, part_bucket, parts).await?;
-        }
-        for ih in shards {
-            let r = sqlx::query(
+                  pack_pending, grouped, attrs)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(o.bucket)
+    .bind(o.key)
+    .bind(o.size as i64)
+    .bind(&o.sha256[..])
+    .bind(now)
+    .bind(inline_data)
+    .bind(inline_data.is_some())
+    .bind(manifest)
+    .bind(storage == Storage::Waiting)
+    .bind(storage == Storage::Grouped)
+    .bind(o.attrs.map(ObjectAttrs::to_json))
+    .fetch_one(&mut **tx)
+    .await?
+    .get("id");
+    if let StoredBody::Grouped { part_bucket, parts } = o.body {
+        groups::insert_parts(tx, id, o.size, part_bucket, parts).await?;
+    }
+    for ih in shards {
+        let r = sqlx::query(
                 "UPDATE shards SET state = 'live', object_id = ? WHERE info_hash = ? AND state = 'pending'",
             )
             .bind(id)
             .bind(ih.to_hex())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-            if r.rows_affected() != 1 {
-                return Err(GatewayError::Internal(format!(
-                    "shard {ih} was not pending"
-                )));
-            }
+        if r.rows_affected() != 1 {
+            return Err(GatewayError::Internal(format!(
+                "shard {ih} was not pending"
+            )));
         }
-        tx.commit().await?;
-        Ok(ObjectInfo {
-            bucket: o.bucket.to_owned(),
-            key: o.key.to_owned(),
-            size: o.size,
-            sha256: hex::encode(o.sha256),
-            created_at: now,
-            inline: storage == Storage::Inline,
-            storage,
-        })
     }
+    Ok(ObjectInfo {
+        bucket: o.bucket.to_owned(),
+        key: o.key.to_owned(),
+        size: o.size,
+        sha256: hex::encode(o.sha256),
+        created_at: now,
+        inline: storage == Storage::Inline,
+        storage,
+        attrs: o.attrs.cloned().unwrap_or_default(),
+    })
+}
 
+impl Meta {
     /// Removes an object; its shards become orphans.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), GatewayError> {
         let mut tx = self.writer().begin().await?;

@@ -55,6 +55,7 @@ async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
         key: "k",
         size: 10,
         sha256: &[7; 32],
+        attrs: None,
         body: StoredBody::Swarm { manifest, shards },
     };
     m.commit_object(&swarm(b"manifest", &hashes), 2)
@@ -70,6 +71,7 @@ async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
         key: "k",
         size: 3,
         sha256: &[8; 32],
+        attrs: None,
         body: StoredBody::Inline(b"abc"),
     };
     let info = m.commit_object(&inline, 3).await.unwrap();
@@ -115,6 +117,7 @@ async fn a_commit_of_shards_that_are_not_pending_changes_nothing() {
         key: "k",
         size: 10,
         sha256: &[7; 32],
+        attrs: None,
         body: StoredBody::Swarm {
             manifest: b"m",
             shards: &[shard(9).info_hash],
@@ -146,6 +149,7 @@ async fn listing_by_prefix_in_key_order() {
             key,
             size: 1,
             sha256: &[0; 32],
+            attrs: None,
             body: StoredBody::Inline(b"x"),
         };
         m.commit_object(&object, 1).await.unwrap();
@@ -222,6 +226,7 @@ async fn wait_for_pack(m: &Meta, key: &str, data: &[u8]) -> i64 {
         key,
         size: data.len() as u64,
         sha256: &[1; 32],
+        attrs: None,
         body: StoredBody::Waiting(data),
     };
     let info = m.commit_object(&o, 5).await.unwrap();
@@ -258,6 +263,7 @@ async fn a_pack_lives_while_an_object_refers_to_it_and_members_always_have_their
         key: "p1",
         size: 8,
         sha256: &[9; 32],
+        attrs: None,
         body: StoredBody::Swarm {
             manifest: b"m",
             shards: &[shard(1).info_hash],
@@ -320,6 +326,7 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
             key: &format!("up/{n}"),
             size,
             sha256: &[n; 32],
+            attrs: None,
             body: StoredBody::Swarm {
                 manifest: b"m",
                 shards: &[shard(n).info_hash],
@@ -337,6 +344,7 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
             key: "k",
             size,
             sha256: &[0; 32],
+            attrs: None,
             body: StoredBody::Grouped {
                 part_bucket: "_part.big",
                 parts,
@@ -367,6 +375,7 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
         key: "cut/0",
         size: 1,
         sha256: &[4; 32],
+        attrs: None,
         body: StoredBody::Swarm {
             manifest: b"m",
             shards: &[shard(4).info_hash],

@@ -1,0 +1,90 @@
+//! Who may sign S3 requests, and for which buckets: the gateway's access keys.
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
+use s3s::{s3_error, S3Result};
+
+use super::errors::OrS3;
+use crate::gateway::Gateway;
+
+pub struct Keys {
+    pub gateway: Gateway,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for Keys {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self
+            .gateway
+            .access_keys()
+            .active(access_key)
+            .await
+            .or_s3()?
+        {
+            Some(key) => Ok(SecretKey::from(key.secret)),
+            None => Err(s3_error!(
+                InvalidAccessKeyId,
+                "the access key does not exist or was revoked"
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for Keys {
+    /// Signed requests only (the signature was checked before this), each within its key's
+    /// buckets; the bucket list is filtered by the operation itself.
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let Some(creds) = cx.credentials() else {
+            return Err(s3_error!(
+                AccessDenied,
+                "sign the request with an access key"
+            ));
+        };
+        let bucket = match cx.s3_path() {
+            S3Path::Root => return Ok(()),
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
+        };
+        let key = self
+            .gateway
+            .access_keys()
+            .active(&creds.access_key)
+            .await
+            .or_s3()?;
+        match key {
+            Some(k) if k.allows(bucket) => Ok(()),
+            _ => Err(s3_error!(
+                AccessDenied,
+                "this access key may not use that bucket"
+            )),
+        }
+    }
+}
+
+/// Whether the signer of a request may use `bucket` (for the source of a copy, which the path
+/// does not name).
+pub async fn may_use(
+    gateway: &Gateway,
+    creds: Option<&s3s::auth::Credentials>,
+    bucket: &str,
+) -> S3Result<()> {
+    let Some(creds) = creds else {
+        return Err(s3_error!(
+            AccessDenied,
+            "sign the request with an access key"
+        ));
+    };
+    match gateway
+        .access_keys()
+        .active(&creds.access_key)
+        .await
+        .or_s3()?
+    {
+        Some(k) if k.allows(bucket) => Ok(()),
+        _ => Err(s3_error!(
+            AccessDenied,
+            "this access key may not use that bucket"
+        )),
+    }
+}

@@ -1,0 +1,686 @@
+//! Every S3 operation the gateway serves, each mapped onto the [`Gateway`]. Operations not
+//! here answer `NotImplemented` (s3s's default).
+
+use base64::Engine;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
+
+use super::auth::may_use;
+use super::errors::OrS3;
+use super::list;
+use super::objects::{self, Conditions, SentHeaders};
+use crate::gateway::{BucketPolicy, Gateway, GatewayError, ObjectAttrs, PutAttrs};
+
+/// Header carrying a bucket's raidtorrent policy (JSON, as the native API takes it) on
+/// CreateBucket.
+pub const POLICY_HEADER: &str = "x-raidtorrent-policy";
+
+pub struct Front {
+    pub gateway: Gateway,
+}
+
+type Answer<T> = S3Result<S3Response<T>>;
+
+fn ok<T>(output: T) -> Answer<T> {
+    Ok(S3Response::new(output))
+}
+
+#[async_trait::async_trait]
+impl S3 for Front {
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Answer<ListBucketsOutput> {
+        let creds = req.credentials.as_ref();
+        let key = match creds {
+            Some(c) => self
+                .gateway
+                .access_keys()
+                .active(&c.access_key)
+                .await
+                .or_s3()?,
+            None => None,
+        };
+        let buckets = self.gateway.buckets().await.or_s3()?;
+        let buckets = buckets
+            .into_iter()
+            .filter(|b| key.as_ref().is_some_and(|k| k.allows(&b.name)))
+            .map(|b| Bucket {
+                name: Some(b.name),
+                creation_date: Some(objects::timestamp(b.created_at)),
+                bucket_region: None,
+            })
+            .collect();
+        ok(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(Owner {
+                display_name: creds.map(|c| c.access_key.clone()),
+                id: creds.map(|c| c.access_key.clone()),
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> Answer<CreateBucketOutput> {
+        let policy = match req.headers.get(POLICY_HEADER) {
+            None => None,
+            Some(v) => Some(
+                serde_json::from_slice::<BucketPolicy>(v.as_bytes()).map_err(|e| {
+                    s3_error!(
+                        InvalidArgument,
+                        "{POLICY_HEADER} is not a bucket policy: {e}"
+                    )
+                })?,
+            ),
+        };
+        let bucket = &req.input.bucket;
+        self.gateway.create_bucket(bucket, policy).await.or_s3()?;
+        ok(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        })
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> Answer<DeleteBucketOutput> {
+        self.gateway
+            .delete_bucket(&req.input.bucket)
+            .await
+            .or_s3()?;
+        ok(DeleteBucketOutput {})
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> Answer<HeadBucketOutput> {
+        self.gateway.bucket(&req.input.bucket).await.or_s3()?;
+        ok(HeadBucketOutput::default())
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> Answer<GetBucketLocationOutput> {
+        self.gateway.bucket(&req.input.bucket).await.or_s3()?;
+        ok(GetBucketLocationOutput::default())
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> Answer<PutObjectOutput> {
+        let i = req.input;
+        let put = PutAttrs {
+            expect_md5: objects::content_md5(i.content_md5.as_deref())?,
+            attrs: SentHeaders {
+                content_type: i.content_type,
+                content_encoding: i.content_encoding,
+                cache_control: i.cache_control,
+                content_disposition: i.content_disposition,
+                content_language: i.content_language,
+                expires: i.expires,
+                metadata: i.metadata,
+            }
+            .into_attrs(),
+        };
+        let len = objects::body_len(i.body.as_ref(), i.content_length);
+        let body = objects::request_reader(i.body);
+        let info = self
+            .gateway
+            .put_with(&i.bucket, &i.key, body, len, put)
+            .await
+            .or_s3()?;
+        ok(PutObjectOutput {
+            e_tag: Some(objects::etag(&info)),
+            ..Default::default()
+        })
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> Answer<GetObjectOutput> {
+        let i = &req.input;
+        let info = self.gateway.head(&i.bucket, &i.key).await.or_s3()?;
+        objects::check_conditions(
+            &Conditions {
+                if_match: i.if_match.as_ref(),
+                if_none_match: i.if_none_match.as_ref(),
+                if_modified_since: i.if_modified_since.as_ref(),
+                if_unmodified_since: i.if_unmodified_since.as_ref(),
+            },
+            &info,
+        )?;
+        let range = match &i.range {
+            Some(r) => Some(r.check(info.size)?),
+            None => None,
+        };
+        let (info, body) = self
+            .gateway
+            .get(&i.bucket, &i.key, range.clone())
+            .await
+            .or_s3()?;
+        let a = &info.attrs;
+        let part = range.clone().unwrap_or(0..info.size);
+        ok(GetObjectOutput {
+            body: Some(objects::blob(body)),
+            content_length: Some((part.end - part.start) as i64),
+            content_range: range.map(|r| {
+                format!(
+                    "bytes {}-{}/{}",
+                    r.start,
+                    r.end.saturating_sub(1),
+                    info.size
+                )
+            }),
+            accept_ranges: Some("bytes".to_owned()),
+            e_tag: Some(objects::etag(&info)),
+            last_modified: Some(objects::timestamp(info.created_at)),
+            content_type: a.content_type.clone(),
+            content_encoding: a.content_encoding.clone(),
+            cache_control: a.cache_control.clone(),
+            content_disposition: a.content_disposition.clone(),
+            content_language: a.content_language.clone(),
+            expires: objects::expires(a),
+            metadata: objects::metadata(a),
+            ..Default::default()
+        })
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> Answer<HeadObjectOutput> {
+        let i = &req.input;
+        let info = self.gateway.head(&i.bucket, &i.key).await.or_s3()?;
+        objects::check_conditions(
+            &Conditions {
+                if_match: i.if_match.as_ref(),
+                if_none_match: i.if_none_match.as_ref(),
+                if_modified_since: i.if_modified_since.as_ref(),
+                if_unmodified_since: i.if_unmodified_since.as_ref(),
+            },
+            &info,
+        )?;
+        let a = &info.attrs;
+        ok(HeadObjectOutput {
+            content_length: Some(info.size as i64),
+            accept_ranges: Some("bytes".to_owned()),
+            e_tag: Some(objects::etag(&info)),
+            last_modified: Some(objects::timestamp(info.created_at)),
+            content_type: a.content_type.clone(),
+            content_encoding: a.content_encoding.clone(),
+            cache_control: a.cache_control.clone(),
+            content_disposition: a.content_disposition.clone(),
+            content_language: a.content_language.clone(),
+            expires: objects::expires(a),
+            metadata: objects::metadata(a),
+            ..Default::default()
+        })
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Answer<DeleteObjectOutput> {
+        match self.gateway.delete(&req.input.bucket, &req.input.key).await {
+            Ok(()) | Err(GatewayError::NoSuchKey(_)) => ok(DeleteObjectOutput::default()),
+            Err(e) => Err(super::errors::s3_error(e)),
+        }
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> Answer<DeleteObjectsOutput> {
+        let i = req.input;
+        self.gateway.bucket(&i.bucket).await.or_s3()?;
+        let quiet = i.delete.quiet.unwrap_or(false);
+        let (mut deleted, mut errors) = (Vec::new(), Vec::new());
+        for o in i.delete.objects {
+            match self.gateway.delete(&i.bucket, &o.key).await {
+                Ok(()) | Err(GatewayError::NoSuchKey(_)) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(o.key),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => {
+                    let e = super::errors::s3_error(e);
+                    errors.push(Error {
+                        code: Some(e.code().as_str().to_owned()),
+                        message: e.message().map(str::to_owned),
+                        key: Some(o.key),
+                        version_id: None,
+                    });
+                }
+            }
+        }
+        ok(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        })
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> Answer<CopyObjectOutput> {
+        let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
+        may_use(&self.gateway, req.credentials.as_ref(), &src_bucket).await?;
+        let i = req.input;
+        let (source, body) = self
+            .gateway
+            .get(&src_bucket, &src_key, None)
+            .await
+            .or_s3()?;
+        let replace = i
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let attrs = if replace {
+            SentHeaders {
+                content_type: i.content_type,
+                content_encoding: i.content_encoding,
+                cache_control: i.cache_control,
+                content_disposition: i.content_disposition,
+                content_language: i.content_language,
+                expires: i.expires,
+                metadata: i.metadata,
+            }
+            .into_attrs()
+        } else {
+            ObjectAttrs {
+                etag: None,
+                ..source.attrs.clone()
+            }
+        };
+        let put = PutAttrs {
+            attrs,
+            expect_md5: None,
+        };
+        let reader = objects::body_reader(body);
+        let info = self
+            .gateway
+            .put_with(&i.bucket, &i.key, reader, Some(source.size), put)
+            .await
+            .or_s3()?;
+        ok(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(objects::etag(&info)),
+                last_modified: Some(objects::timestamp(info.created_at)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> Answer<ListObjectsV2Output> {
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let delimiter = i.delimiter.clone().unwrap_or_default();
+        let after = match &i.continuation_token {
+            Some(t) => decode_token(t)?,
+            None => i.start_after.clone().unwrap_or_default(),
+        };
+        let max = max_keys(i.max_keys)?;
+        let page = list::page(&self.gateway, &i.bucket, &prefix, &delimiter, &after, max)
+            .await
+            .or_s3()?;
+        let count = page.objects.len() + page.prefixes.len();
+        ok(ListObjectsV2Output {
+            name: Some(i.bucket),
+            prefix: Some(prefix),
+            delimiter: i.delimiter,
+            max_keys: Some(max as i32),
+            key_count: Some(count as i32),
+            continuation_token: i.continuation_token,
+            start_after: i.start_after,
+            is_truncated: Some(page.next.is_some()),
+            next_continuation_token: page.next.as_deref().map(encode_token),
+            contents: Some(contents(&page)),
+            common_prefixes: Some(common_prefixes(&page)),
+            ..Default::default()
+        })
+    }
+
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> Answer<ListObjectsOutput> {
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let delimiter = i.delimiter.clone().unwrap_or_default();
+        let after = i.marker.clone().unwrap_or_default();
+        let max = max_keys(i.max_keys)?;
+        let page = list::page(&self.gateway, &i.bucket, &prefix, &delimiter, &after, max)
+            .await
+            .or_s3()?;
+        ok(ListObjectsOutput {
+            name: Some(i.bucket),
+            prefix: Some(prefix),
+            delimiter: i.delimiter,
+            marker: i.marker,
+            max_keys: Some(max as i32),
+            is_truncated: Some(page.next.is_some()),
+            next_marker: page.next.clone(),
+            contents: Some(contents(&page)),
+            common_prefixes: Some(common_prefixes(&page)),
+            ..Default::default()
+        })
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> Answer<CreateMultipartUploadOutput> {
+        let i = req.input;
+        let attrs = SentHeaders {
+            content_type: i.content_type,
+            content_encoding: i.content_encoding,
+            cache_control: i.cache_control,
+            content_disposition: i.content_disposition,
+            content_language: i.content_language,
+            expires: i.expires,
+            metadata: i.metadata,
+        }
+        .into_attrs();
+        let id = self
+            .gateway
+            .create_upload(&i.bucket, &i.key, attrs)
+            .await
+            .or_s3()?;
+        ok(CreateMultipartUploadOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(id),
+            ..Default::default()
+        })
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> Answer<UploadPartOutput> {
+        let i = req.input;
+        check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
+        let expect = objects::content_md5(i.content_md5.as_deref())?;
+        let len = objects::body_len(i.body.as_ref(), i.content_length);
+        let body = objects::request_reader(i.body);
+        let part = self
+            .gateway
+            .put_part(
+                &i.bucket,
+                &i.upload_id,
+                part_number(i.part_number)?,
+                body,
+                len,
+                expect,
+            )
+            .await
+            .or_s3()?;
+        ok(UploadPartOutput {
+            e_tag: Some(ETag::Strong(hex::encode(part.md5))),
+            ..Default::default()
+        })
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> Answer<UploadPartCopyOutput> {
+        let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
+        may_use(&self.gateway, req.credentials.as_ref(), &src_bucket).await?;
+        let i = req.input;
+        check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
+        let source = self.gateway.head(&src_bucket, &src_key).await.or_s3()?;
+        let range = match i.copy_source_range.as_deref() {
+            Some(r) => Some(copy_range(r, source.size)?),
+            None => None,
+        };
+        let (_, body) = self
+            .gateway
+            .get(&src_bucket, &src_key, range.clone())
+            .await
+            .or_s3()?;
+        let len = range.map_or(source.size, |r| r.end - r.start);
+        let part = self
+            .gateway
+            .put_part(
+                &i.bucket,
+                &i.upload_id,
+                part_number(i.part_number)?,
+                objects::body_reader(body),
+                Some(len),
+                None,
+            )
+            .await
+            .or_s3()?;
+        ok(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(hex::encode(part.md5))),
+                last_modified: Some(objects::timestamp(part.created_at)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> Answer<CompleteMultipartUploadOutput> {
+        let i = req.input;
+        check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
+        let parts = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        let mut listed = Vec::with_capacity(parts.len());
+        for p in parts {
+            let number = part_number(p.part_number.unwrap_or(0))?;
+            let etag = p
+                .e_tag
+                .map(|e| e.value().to_owned())
+                .ok_or_else(|| s3_error!(InvalidPart, "part {number} has no ETag"))?;
+            listed.push((number, etag));
+        }
+        if listed.is_empty() {
+            return Err(s3_error!(MalformedXML, "the completion lists no parts"));
+        }
+        let info = self
+            .gateway
+            .complete_upload(&i.bucket, &i.upload_id, &listed)
+            .await
+            .or_s3()?;
+        ok(CompleteMultipartUploadOutput {
+            bucket: Some(i.bucket.clone()),
+            key: Some(i.key.clone()),
+            e_tag: Some(objects::etag(&info)),
+            location: Some(format!("/{}/{}", i.bucket, i.key)),
+            ..Default::default()
+        })
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> Answer<AbortMultipartUploadOutput> {
+        let i = req.input;
+        check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
+        self.gateway
+            .abort_upload(&i.bucket, &i.upload_id)
+            .await
+            .or_s3()?;
+        ok(AbortMultipartUploadOutput::default())
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> Answer<ListPartsOutput> {
+        let i = req.input;
+        check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
+        let marker = i.part_number_marker.unwrap_or(0).max(0) as u32;
+        let max = i.max_parts.unwrap_or(1000).clamp(1, 1000) as usize;
+        let all = self
+            .gateway
+            .upload_parts(&i.bucket, &i.upload_id)
+            .await
+            .or_s3()?;
+        let mut after: Vec<_> = all.into_iter().filter(|p| p.part_number > marker).collect();
+        let truncated = after.len() > max;
+        after.truncate(max);
+        let next = after.last().map(|p| p.part_number as i32);
+        let parts = after
+            .into_iter()
+            .map(|p| Part {
+                part_number: Some(p.part_number as i32),
+                size: Some(p.size as i64),
+                e_tag: Some(ETag::Strong(hex::encode(p.md5))),
+                last_modified: Some(objects::timestamp(p.created_at)),
+                ..Default::default()
+            })
+            .collect();
+        ok(ListPartsOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(i.upload_id),
+            part_number_marker: i.part_number_marker,
+            next_part_number_marker: next,
+            max_parts: Some(max as i32),
+            is_truncated: Some(truncated),
+            parts: Some(parts),
+            ..Default::default()
+        })
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> Answer<ListMultipartUploadsOutput> {
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let key_marker = i.key_marker.clone().unwrap_or_default();
+        let id_marker = i.upload_id_marker.clone().unwrap_or_default();
+        let max = i.max_uploads.unwrap_or(1000).clamp(1, 1000) as u32;
+        let mut uploads = self
+            .gateway
+            .uploads(&i.bucket, &prefix, (&key_marker, &id_marker), max + 1)
+            .await
+            .or_s3()?;
+        let truncated = uploads.len() > max as usize;
+        uploads.truncate(max as usize);
+        let last = uploads.last().map(|u| (u.key.clone(), u.upload_id.clone()));
+        let list = uploads
+            .into_iter()
+            .map(|u| MultipartUpload {
+                key: Some(u.key),
+                upload_id: Some(u.upload_id),
+                initiated: Some(objects::timestamp(u.created_at)),
+                ..Default::default()
+            })
+            .collect();
+        ok(ListMultipartUploadsOutput {
+            bucket: Some(i.bucket),
+            prefix: i.prefix,
+            key_marker: i.key_marker,
+            upload_id_marker: i.upload_id_marker,
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: last.as_ref().filter(|_| truncated).map(|l| l.0.clone()),
+            next_upload_id_marker: last.filter(|_| truncated).map(|l| l.1),
+            uploads: Some(list),
+            ..Default::default()
+        })
+    }
+}
+
+/// The upload must be of this key (S3 names both in the path).
+async fn check_upload_key(gw: &Gateway, bucket: &str, upload_id: &str, key: &str) -> S3Result<()> {
+    let upload = gw.upload(bucket, upload_id).await.or_s3()?;
+    if upload.key != key {
+        return Err(s3_error!(
+            NoSuchUpload,
+            "upload {upload_id} is not of key {key}"
+        ));
+    }
+    Ok(())
+}
+
+fn part_number(n: i32) -> S3Result<u32> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=crate::gateway::MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| s3_error!(InvalidArgument, "part numbers run from 1 to 10000"))
+}
+
+fn max_keys(n: Option<i32>) -> S3Result<usize> {
+    match n {
+        None => Ok(list::MAX_KEYS),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must not be negative")),
+        Some(n) => Ok((n as usize).min(list::MAX_KEYS)),
+    }
+}
+
+fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
+    match source {
+        CopySource::Bucket { bucket, key, .. } => Ok((bucket.to_string(), key.to_string())),
+        _ => Err(s3_error!(NotImplemented, "copy sources are bucket/key")),
+    }
+}
+
+/// `x-amz-copy-source-range: bytes=a-b`, within an object of `size` bytes.
+fn copy_range(text: &str, size: u64) -> S3Result<std::ops::Range<u64>> {
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "x-amz-copy-source-range must be bytes=first-last"
+        )
+    };
+    let (a, b) = text
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b || b >= size {
+        return Err(s3_error!(
+            InvalidRange,
+            "the copy range is outside the source object"
+        ));
+    }
+    Ok(a..b + 1)
+}
+
+fn encode_token(after: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after)
+}
+
+fn decode_token(token: &str) -> S3Result<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidArgument,
+                "the continuation token is not one this gateway gave"
+            )
+        })
+}
+
+fn contents(page: &list::Page) -> Vec<Object> {
+    page.objects
+        .iter()
+        .map(|o| Object {
+            key: Some(o.key.clone()),
+            size: Some(o.size as i64),
+            e_tag: Some(objects::etag(o)),
+            last_modified: Some(objects::timestamp(o.created_at)),
+            storage_class: Some(ObjectStorageClass::from_static(
+                ObjectStorageClass::STANDARD,
+            )),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn common_prefixes(page: &list::Page) -> Vec<CommonPrefix> {
+    page.prefixes
+        .iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(p.clone()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_ranges_and_tokens() {
+        assert_eq!(copy_range("bytes=0-9", 10).unwrap(), 0..10);
+        assert!(copy_range("bytes=0-10", 10).is_err());
+        assert!(copy_range("bytes=5-4", 10).is_err());
+        assert!(copy_range("0-4", 10).is_err());
+        assert_eq!(decode_token(&encode_token("a/ü")).unwrap(), "a/ü");
+        assert!(decode_token("!!").is_err());
+        assert_eq!(max_keys(Some(5000)).unwrap(), 1000);
+        assert!(max_keys(Some(-1)).is_err());
+        assert!(part_number(0).is_err());
+        assert!(part_number(10_001).is_err());
+    }
+}
