@@ -450,6 +450,7 @@ def section_boto3(sec: Section):
     b3_listing_many(s3, lb)
     small = b3_ranges(s3, b)
     b3_conditionals(s3, b)
+    b3_conditional_writes(s3, b)
     b3_copy(s3, b)
     b3_deletes(s3, b)
     b3_missing(s3, b)
@@ -459,6 +460,28 @@ def section_boto3(sec: Section):
     b3_upload_part_copy(s3, b, low_key, low_data, small)
     for bucket in (b, lb):
         b3_remove_bucket(s3, bucket)
+
+
+def b3_conditional_writes(s3, b):
+    key = "cond/write.txt"
+    r = s3.put_object(Bucket=b, Key=key, Body=b"first", IfNoneMatch="*")
+    check_eq(r["ETag"], quoted_md5(b"first"), "put_object IfNoneMatch=* of a new key -> stored")
+    expect_error(
+        "put_object IfNoneMatch=* over an existing key",
+        "PreconditionFailed",
+        412,
+        lambda: s3.put_object(Bucket=b, Key=key, Body=b"second", IfNoneMatch="*"),
+    )
+    expect_error(
+        "put_object IfMatch with another ETag",
+        "PreconditionFailed",
+        412,
+        lambda: s3.put_object(Bucket=b, Key=key, Body=b"second", IfMatch='"0123456789abcdef0123456789abcdef"'),
+    )
+    check_eq(s3.get_object(Bucket=b, Key=key)["Body"].read(), b"first", "a refused conditional write changed nothing")
+    r = s3.put_object(Bucket=b, Key=key, Body=b"second", IfMatch=quoted_md5(b"first"))
+    check_eq(r["ETag"], quoted_md5(b"second"), "put_object IfMatch with the current ETag -> replaced")
+    s3.delete_object(Bucket=b, Key=key)
 
 
 def b3_bucket_basics(s3, b):
@@ -1495,6 +1518,16 @@ def signed_get(path, access_key, secret_key, clock_offset=dt.timedelta(0)):
     return http(p.method, p.url, dict(p.headers.items()))
 
 
+def sigv2_get(path, access_key, secret_key):
+    """(status, body) of a GET signed with Signature Version 2, which the gateway refuses."""
+    import hmac
+
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+    to_sign = f"GET\n\n\n{date}\n{path}"
+    sig = base64.b64encode(hmac.new(secret_key.encode(), to_sign.encode(), hashlib.sha1).digest()).decode()
+    return http("GET", S.endpoint + path, {"Date": date, "Authorization": f"AWS {access_key}:{sig}"})
+
+
 def section_auth(sec: Section):
     s3 = sec.s3
     b = sec.bucket_name()
@@ -1518,6 +1551,14 @@ def section_auth(sec: Section):
             "403 RequestTimeTooSkewed",
             f"{st} {xml_code(body)}: {body[:300]!r}",
         )
+
+    st, body = sigv2_get(f"/{b}/secret.txt", S.access_key, S.secret_key)
+    check(
+        st == 403 and xml_code(body) == "AccessDenied",
+        "a request signed with Signature Version 2 (right secret) -> 403 AccessDenied",
+        "403 AccessDenied",
+        f"{st} {xml_code(body)}: {body[:300]!r}",
+    )
 
     wrong = client(S.access_key, S.secret_key + "x")
     expect_error("list_buckets with a wrong secret", "SignatureDoesNotMatch", 403, lambda: wrong.list_buckets())

@@ -36,6 +36,31 @@ pub struct ObjectAttrs {
     /// `x-amz-meta-<name>` pairs, names lowercase.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,
+    /// What must hold of the object now under the key for this one to replace it, checked in
+    /// the transaction that commits it (a conditional write); never stored.
+    #[serde(skip)]
+    pub condition: Option<WriteCondition>,
+}
+
+/// A conditional write: the object is committed only if, at that moment, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// ... no object has the key (`If-None-Match: *`);
+    Absent,
+    /// ... the object under the key has this ETag (`If-Match`, without quotes).
+    Etag(String),
+}
+
+impl WriteCondition {
+    /// Whether the condition holds of the object under the key, given by its ETag (stored, or
+    /// else its SHA-256 hex), or of no object.
+    pub fn holds(&self, current: Option<&str>) -> bool {
+        match (self, current) {
+            (WriteCondition::Absent, current) => current.is_none(),
+            (WriteCondition::Etag(want), Some(etag)) => want == "*" || want == etag,
+            (WriteCondition::Etag(_), None) => false,
+        }
+    }
 }
 
 /// Most bytes of headers and metadata one object may carry (S3 allows 2 KiB of user metadata).
@@ -225,5 +250,22 @@ mod tests {
         attrs.meta.insert("colour".to_owned(), "blue".to_owned());
         assert_eq!(ObjectAttrs::from_json(Some(&attrs.to_json())), attrs);
         assert_eq!(ObjectAttrs::from_json(None), ObjectAttrs::default());
+    }
+}
+
+#[cfg(test)]
+mod condition_tests {
+    use super::WriteCondition;
+
+    #[test]
+    fn a_conditional_write_holds_only_of_what_it_names() {
+        assert!(WriteCondition::Absent.holds(None));
+        assert!(!WriteCondition::Absent.holds(Some("abc")));
+        let e = WriteCondition::Etag("abc".into());
+        assert!(e.holds(Some("abc")));
+        assert!(!e.holds(Some("abd")));
+        assert!(!e.holds(None));
+        assert!(WriteCondition::Etag("*".into()).holds(Some("x")));
+        assert!(!WriteCondition::Etag("*".into()).holds(None));
     }
 }

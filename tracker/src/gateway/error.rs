@@ -45,6 +45,8 @@ pub enum GatewayError {
     InvalidPartOrder,
     #[error("part {part} is {size} bytes; every part but the last must be at least {min}")]
     EntityTooSmall { part: u32, size: u64, min: u64 },
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,6 +57,7 @@ impl GatewayError {
         match self {
             GatewayError::NoSuchBucket(_) | GatewayError::NoSuchKey(_) => 404,
             GatewayError::NoSuchUpload(_) => 404,
+            GatewayError::PreconditionFailed(_) => 412,
             GatewayError::BucketExists(_) | GatewayError::BucketNotEmpty(_) => 409,
             GatewayError::InvalidBucketName(_)
             | GatewayError::InvalidKey(_)
@@ -93,6 +96,7 @@ impl GatewayError {
             GatewayError::PolicyNotAllowed(_) => "PolicyNotAllowed",
             GatewayError::InsufficientStorage(_) => "InsufficientStorage",
             GatewayError::BadDigest { .. } => "BadDigest",
+            GatewayError::PreconditionFailed(_) => "PreconditionFailed",
             GatewayError::BucketNotEmpty(_) => "BucketNotEmpty",
             GatewayError::NoSuchUpload(_) => "NoSuchUpload",
             GatewayError::InvalidPart(_) => "InvalidPart",

@@ -69,7 +69,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use access::{AccessKey, AccessKeys, ActiveKey, ALL_BUCKETS};
-pub use attrs::{multipart_etag, ObjectAttrs, PutAttrs};
+pub use attrs::{multipart_etag, ObjectAttrs, PutAttrs, WriteCondition};
 pub use config::{GatewayConfig, HealthConfig, PackConfig};
 pub use error::GatewayError;
 pub use health::HealthStatus;

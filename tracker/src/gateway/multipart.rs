@@ -8,7 +8,7 @@ use raidtorrent_codec::ShardInfo;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncRead;
 
-use super::attrs::{multipart_etag, Md5Reader, ObjectAttrs};
+use super::attrs::{multipart_etag, Md5Reader, ObjectAttrs, WriteCondition};
 use super::meta::{new_parts, part_bucket_name, NewObject, StoredBody, Upload, UploadPart};
 use super::model::{check_key, ObjectInfo};
 use super::upload;
@@ -167,10 +167,16 @@ impl Gateway {
         bucket: &str,
         upload_id: &str,
         listed: &[(u32, String)],
+        condition: Option<WriteCondition>,
     ) -> Result<ObjectInfo, GatewayError> {
         let upload = self.upload(bucket, upload_id).await?;
         let recorded = self.inner.meta.upload_parts(upload_id).await?;
         let chosen = choose_parts(&recorded, listed)?;
+        let size: u64 = chosen.iter().map(|p| p.size).sum();
+        let max = self.inner.config.max_object_size;
+        if size > max {
+            return Err(GatewayError::TooLarge { size, max });
+        }
         let mut objects = Vec::new();
         for p in &chosen {
             objects.extend(self.inner.meta.part_objects(bucket, &p.prefix).await?);
@@ -183,6 +189,7 @@ impl Gateway {
         let md5s: Vec<[u8; 16]> = chosen.iter().map(|p| p.md5).collect();
         let attrs = ObjectAttrs {
             etag: Some(multipart_etag(&md5s)),
+            condition,
             ..upload.attrs.clone()
         };
         let parts = new_parts(&objects);
@@ -190,7 +197,7 @@ impl Gateway {
         let object = NewObject {
             bucket,
             key: &upload.key,
-            size: chosen.iter().map(|p| p.size).sum(),
+            size,
             sha256: &whole.finalize().into(),
             attrs: Some(&attrs),
             body: StoredBody::Grouped {

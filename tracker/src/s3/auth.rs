@@ -36,6 +36,7 @@ impl S3Access for Keys {
     /// Signed requests only (the signature was checked before this), each within its key's
     /// buckets; the bucket list is filtered by the operation itself.
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        refuse_weak(cx)?;
         let Some(creds) = cx.credentials() else {
             return Err(s3_error!(
                 AccessDenied,
@@ -60,6 +61,35 @@ impl S3Access for Keys {
             )),
         }
     }
+}
+
+/// Refuses what s3s would otherwise accept but the gateway will not: Signature Version 2 (it
+/// signs neither the body nor, in headers, a time s3s checks, so a captured request could be
+/// replayed, even with another body) and browser form uploads (PostObject, which s3s holds
+/// whole in memory).
+fn refuse_weak(cx: &S3AccessContext<'_>) -> S3Result<()> {
+    let header_v2 = cx
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS "));
+    let query_v2 = cx
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("AWSAccessKeyId=")));
+    if header_v2 || query_v2 {
+        return Err(s3_error!(
+            AccessDenied,
+            "Signature Version 2 is not accepted; sign requests with Signature Version 4"
+        ));
+    }
+    if cx.s3_op().name() == "PostObject" {
+        return Err(s3_error!(
+            NotImplemented,
+            "browser form uploads (POST Object) are not served; use PUT or a presigned URL"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the signer of a request may use `bucket` (for the source of a copy, which the path

@@ -21,6 +21,7 @@ pub fn s3_error(e: GatewayError) -> S3Error {
         GatewayError::EntityTooSmall { .. } => S3ErrorCode::EntityTooSmall,
         GatewayError::Upload(_) => S3ErrorCode::IncompleteBody,
         GatewayError::BadDigest { .. } => S3ErrorCode::BadDigest,
+        GatewayError::PreconditionFailed(_) => S3ErrorCode::PreconditionFailed,
         GatewayError::InvalidPart(_) => S3ErrorCode::InvalidPart,
         GatewayError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
         GatewayError::PolicyNotAllowed(_) => S3ErrorCode::AccessDenied,

@@ -12,7 +12,7 @@ use s3s::{s3_error, S3Error, S3Result};
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
 
-use crate::gateway::{Body, ObjectAttrs, ObjectInfo};
+use crate::gateway::{Body, ObjectAttrs, ObjectInfo, WriteCondition};
 
 /// The ETag S3 clients see: the stored one (MD5, or the multipart form), else — for an object
 /// stored before ETags were kept — its SHA-256.
@@ -63,6 +63,7 @@ impl SentHeaders {
         });
         ObjectAttrs {
             etag: None,
+            condition: None,
             content_type: self.content_type,
             content_encoding: self.content_encoding,
             cache_control: self.cache_control,
@@ -96,6 +97,31 @@ pub fn content_md5(header: Option<&str>) -> S3Result<Option<[u8; 16]>> {
         .and_then(|b| <[u8; 16]>::try_from(b).ok())
         .map(Some)
         .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not the base64 of 16 bytes"))
+}
+
+/// The condition of a conditional write: `If-None-Match: *` (no object under the key) or
+/// `If-Match: <etag>` (that object); S3 takes no other `If-None-Match`.
+pub fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<Option<WriteCondition>> {
+    match (if_match, if_none_match) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(s3_error!(
+            NotImplemented,
+            "a write takes If-Match or If-None-Match, not both"
+        )),
+        (None, Some(c)) if c.is_any() => Ok(Some(WriteCondition::Absent)),
+        (None, Some(_)) => Err(s3_error!(
+            NotImplemented,
+            "a write's If-None-Match must be *"
+        )),
+        (Some(c), None) if c.is_any() => Ok(Some(WriteCondition::Etag("*".to_owned()))),
+        (Some(c), None) => match c.as_etag() {
+            Some(e) => Ok(Some(WriteCondition::Etag(e.value().to_owned()))),
+            None => Err(s3_error!(InvalidArgument, "If-Match is not an ETag")),
+        },
+    }
 }
 
 /// What the conditional headers of a GET or HEAD ask for.

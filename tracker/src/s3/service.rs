@@ -21,6 +21,55 @@ pub struct Front {
 
 type Answer<T> = S3Result<S3Response<T>>;
 
+/// The headers a PUT, a copy with `REPLACE` or a multipart upload sends, as stored.
+macro_rules! sent_headers {
+    ($i:expr) => {
+        SentHeaders {
+            content_type: $i.content_type,
+            content_encoding: $i.content_encoding,
+            cache_control: $i.cache_control,
+            content_disposition: $i.content_disposition,
+            content_language: $i.content_language,
+            expires: $i.expires,
+            metadata: $i.metadata,
+        }
+        .into_attrs()
+    };
+}
+
+/// The conditional headers of a GET or a HEAD.
+macro_rules! conditions {
+    ($i:expr) => {
+        Conditions {
+            if_match: $i.if_match.as_ref(),
+            if_none_match: $i.if_none_match.as_ref(),
+            if_modified_since: $i.if_modified_since.as_ref(),
+            if_unmodified_since: $i.if_unmodified_since.as_ref(),
+        }
+    };
+}
+
+/// The stored headers of an object, as the fields of a GET's or a HEAD's answer.
+macro_rules! stored_headers {
+    ($info:expr, $output:ident { $($field:ident: $value:expr),* $(,)? }) => {{
+        let a = &$info.attrs;
+        $output {
+            $($field: $value,)*
+            accept_ranges: Some("bytes".to_owned()),
+            e_tag: Some(objects::etag(&$info)),
+            last_modified: Some(objects::timestamp($info.created_at)),
+            content_type: a.content_type.clone(),
+            content_encoding: a.content_encoding.clone(),
+            cache_control: a.cache_control.clone(),
+            content_disposition: a.content_disposition.clone(),
+            content_language: a.content_language.clone(),
+            expires: objects::expires(a),
+            metadata: objects::metadata(a),
+            ..Default::default()
+        }
+    }};
+}
+
 fn ok<T>(output: T) -> Answer<T> {
     Ok(S3Response::new(output))
 }
@@ -100,18 +149,23 @@ impl S3 for Front {
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> Answer<PutObjectOutput> {
         let i = req.input;
+        let condition = objects::write_condition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
+        if let Some(c) = &condition {
+            // Refused before the body is read when it already fails; checked again at commit.
+            let now = self.gateway.head(&i.bucket, &i.key).await.ok();
+            if !c.holds(now.as_ref().map(objects::etag_of).as_deref()) {
+                return Err(s3_error!(
+                    PreconditionFailed,
+                    "the write's condition does not hold"
+                ));
+            }
+        }
         let put = PutAttrs {
             expect_md5: objects::content_md5(i.content_md5.as_deref())?,
-            attrs: SentHeaders {
-                content_type: i.content_type,
-                content_encoding: i.content_encoding,
-                cache_control: i.cache_control,
-                content_disposition: i.content_disposition,
-                content_language: i.content_language,
-                expires: i.expires,
-                metadata: i.metadata,
-            }
-            .into_attrs(),
+            attrs: ObjectAttrs {
+                condition,
+                ..sent_headers!(i)
+            },
         };
         let len = objects::body_len(i.body.as_ref(), i.content_length);
         let body = objects::request_reader(i.body);
@@ -129,15 +183,7 @@ impl S3 for Front {
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> Answer<GetObjectOutput> {
         let i = &req.input;
         let info = self.gateway.head(&i.bucket, &i.key).await.or_s3()?;
-        objects::check_conditions(
-            &Conditions {
-                if_match: i.if_match.as_ref(),
-                if_none_match: i.if_none_match.as_ref(),
-                if_modified_since: i.if_modified_since.as_ref(),
-                if_unmodified_since: i.if_unmodified_since.as_ref(),
-            },
-            &info,
-        )?;
+        objects::check_conditions(&conditions!(i), &info)?;
         let range = match &i.range {
             Some(r) => Some(r.check(info.size)?),
             None => None,
@@ -147,60 +193,35 @@ impl S3 for Front {
             .get(&i.bucket, &i.key, range.clone())
             .await
             .or_s3()?;
-        let a = &info.attrs;
         let part = range.clone().unwrap_or(0..info.size);
-        ok(GetObjectOutput {
-            body: Some(objects::blob(body)),
-            content_length: Some((part.end - part.start) as i64),
-            content_range: range.map(|r| {
-                format!(
-                    "bytes {}-{}/{}",
-                    r.start,
-                    r.end.saturating_sub(1),
-                    info.size
-                )
-            }),
-            accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(objects::etag(&info)),
-            last_modified: Some(objects::timestamp(info.created_at)),
-            content_type: a.content_type.clone(),
-            content_encoding: a.content_encoding.clone(),
-            cache_control: a.cache_control.clone(),
-            content_disposition: a.content_disposition.clone(),
-            content_language: a.content_language.clone(),
-            expires: objects::expires(a),
-            metadata: objects::metadata(a),
-            ..Default::default()
-        })
+        let range_header = range.map(|r| {
+            format!(
+                "bytes {}-{}/{}",
+                r.start,
+                r.end.saturating_sub(1),
+                info.size
+            )
+        });
+        ok(stored_headers!(
+            info,
+            GetObjectOutput {
+                body: Some(objects::blob(body)),
+                content_length: Some((part.end - part.start) as i64),
+                content_range: range_header,
+            }
+        ))
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> Answer<HeadObjectOutput> {
         let i = &req.input;
         let info = self.gateway.head(&i.bucket, &i.key).await.or_s3()?;
-        objects::check_conditions(
-            &Conditions {
-                if_match: i.if_match.as_ref(),
-                if_none_match: i.if_none_match.as_ref(),
-                if_modified_since: i.if_modified_since.as_ref(),
-                if_unmodified_since: i.if_unmodified_since.as_ref(),
-            },
-            &info,
-        )?;
-        let a = &info.attrs;
-        ok(HeadObjectOutput {
-            content_length: Some(info.size as i64),
-            accept_ranges: Some("bytes".to_owned()),
-            e_tag: Some(objects::etag(&info)),
-            last_modified: Some(objects::timestamp(info.created_at)),
-            content_type: a.content_type.clone(),
-            content_encoding: a.content_encoding.clone(),
-            cache_control: a.cache_control.clone(),
-            content_disposition: a.content_disposition.clone(),
-            content_language: a.content_language.clone(),
-            expires: objects::expires(a),
-            metadata: objects::metadata(a),
-            ..Default::default()
-        })
+        objects::check_conditions(&conditions!(i), &info)?;
+        ok(stored_headers!(
+            info,
+            HeadObjectOutput {
+                content_length: Some(info.size as i64),
+            }
+        ))
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Answer<DeleteObjectOutput> {
@@ -250,26 +271,23 @@ impl S3 for Front {
         let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
         may_use(&self.gateway, req.credentials.as_ref(), &src_bucket).await?;
         let i = req.input;
+        let replace = i
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        if !replace && (src_bucket.as_str(), src_key.as_str()) == (&i.bucket[..], &i.key[..]) {
+            return Err(s3_error!(
+                InvalidRequest,
+                "copying an object onto itself changes nothing unless MetadataDirective is REPLACE"
+            ));
+        }
         let (source, body) = self
             .gateway
             .get(&src_bucket, &src_key, None)
             .await
             .or_s3()?;
-        let replace = i
-            .metadata_directive
-            .as_ref()
-            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         let attrs = if replace {
-            SentHeaders {
-                content_type: i.content_type,
-                content_encoding: i.content_encoding,
-                cache_control: i.cache_control,
-                content_disposition: i.content_disposition,
-                content_language: i.content_language,
-                expires: i.expires,
-                metadata: i.metadata,
-            }
-            .into_attrs()
+            sent_headers!(i)
         } else {
             ObjectAttrs {
                 etag: None,
@@ -356,16 +374,7 @@ impl S3 for Front {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> Answer<CreateMultipartUploadOutput> {
         let i = req.input;
-        let attrs = SentHeaders {
-            content_type: i.content_type,
-            content_encoding: i.content_encoding,
-            cache_control: i.cache_control,
-            content_disposition: i.content_disposition,
-            content_language: i.content_language,
-            expires: i.expires,
-            metadata: i.metadata,
-        }
-        .into_attrs();
+        let attrs = sent_headers!(i);
         let id = self
             .gateway
             .create_upload(&i.bucket, &i.key, attrs)
@@ -463,9 +472,10 @@ impl S3 for Front {
         if listed.is_empty() {
             return Err(s3_error!(MalformedXML, "the completion lists no parts"));
         }
+        let condition = objects::write_condition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
         let info = self
             .gateway
-            .complete_upload(&i.bucket, &i.upload_id, &listed)
+            .complete_upload(&i.bucket, &i.upload_id, &listed, condition)
             .await
             .or_s3()?;
         ok(CompleteMultipartUploadOutput {

@@ -306,6 +306,9 @@ pub(super) async fn commit_object_in(
     o: &NewObject<'_>,
     now: i64,
 ) -> Result<ObjectInfo, GatewayError> {
+    if let Some(condition) = o.attrs.and_then(|a| a.condition.as_ref()) {
+        check_condition(tx, o.bucket, o.key, condition).await?;
+    }
     let (inline_data, manifest, shards, storage) = match o.body {
         StoredBody::Inline(data) => (Some(data), None, &[][..], Storage::Inline),
         StoredBody::Waiting(data) => (Some(data), None, &[][..], Storage::Waiting),
@@ -384,6 +387,40 @@ impl Meta {
         .execute(self.writer())
         .await?;
         Ok(())
+    }
+}
+
+/// Fails with `PreconditionFailed` unless `condition` holds of the object now under (bucket,
+/// key). Its first statement writes (see [`orphan_object`]), so nothing changes the object
+/// between the check and the commit.
+async fn check_condition(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    bucket: &str,
+    key: &str,
+    condition: &super::attrs::WriteCondition,
+) -> Result<(), GatewayError> {
+    let current = sqlx::query(
+        "UPDATE objects SET id = id WHERE bucket = ? AND key = ? RETURNING attrs, sha256",
+    )
+    .bind(bucket)
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let etag = current.map(|r| {
+        let sha: Vec<u8> = r.get("sha256");
+        ObjectAttrs::from_json(r.get("attrs"))
+            .etag
+            .unwrap_or_else(|| hex::encode(sha))
+    });
+    if condition.holds(etag.as_deref()) {
+        Ok(())
+    } else {
+        Err(GatewayError::PreconditionFailed(match condition {
+            super::attrs::WriteCondition::Absent => format!("{key} exists (If-None-Match: *)"),
+            super::attrs::WriteCondition::Etag(e) => {
+                format!("{key} does not have the ETag {e} (If-Match)")
+            }
+        }))
     }
 }
 

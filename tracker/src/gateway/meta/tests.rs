@@ -390,3 +390,114 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
     assert_eq!(m.orphans(10).await.unwrap().len(), 4);
     assert!(m.object(&parts.name, "up/1").await.is_err());
 }
+
+#[tokio::test]
+async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops_them() {
+    use super::{new_parts, Upload, UploadPart};
+    use crate::gateway::ObjectAttrs;
+    let (_r, m) = meta().await;
+    m.create_bucket("mp", &POLICY, 1).await.unwrap();
+    let bucket = m.bucket("mp").await.unwrap();
+    let parts = m.part_bucket(&bucket).await.unwrap();
+    let upload = |id: &str| Upload {
+        upload_id: id.into(),
+        bucket: "mp".into(),
+        key: "k".into(),
+        attrs: ObjectAttrs::default(),
+        created_at: 1,
+    };
+    m.create_upload(&upload("u1")).await.unwrap();
+    m.create_upload(&upload("u2")).await.unwrap();
+    // One part object (its own shard) under each prefix.
+    let store = |n: u8, prefix: &'static str| {
+        let m = m.clone();
+        let bucket = parts.name.clone();
+        async move {
+            m.begin_shards(&[shard(n)], 1).await.unwrap();
+            let o = NewObject {
+                bucket: &bucket,
+                key: &format!("{prefix}/000000"),
+                size: 4,
+                sha256: &[n; 32],
+                attrs: None,
+                body: StoredBody::Swarm {
+                    manifest: b"m",
+                    shards: &[shard(n).info_hash],
+                },
+            };
+            m.commit_object(&o, 2).await.unwrap();
+            UploadPart {
+                part_number: 1,
+                prefix: prefix.into(),
+                size: 4,
+                md5: [n; 16],
+                sha256: [n; 32],
+                created_at: 2,
+            }
+        }
+    };
+    let first = store(1, "pa").await;
+    m.record_part("mp", "u1", &first).await.unwrap();
+    // Sending part 1 again replaces it: the older part's shard is orphaned at once.
+    let again = store(2, "pb").await;
+    m.record_part("mp", "u1", &again).await.unwrap();
+    assert_eq!(m.upload_parts("u1").await.unwrap(), [again.clone()]);
+    assert_eq!(m.orphans(10).await.unwrap().len(), 1);
+    // A start keeps the parts of uploads in progress.
+    let other = store(3, "pc").await;
+    m.record_part("mp", "u2", &other).await.unwrap();
+    assert_eq!(m.drop_loose_parts().await.unwrap(), 0);
+    // Completing commits the object with the listed parts' part objects, in one step.
+    let objects = m.part_objects("mp", "pb").await.unwrap();
+    let new = new_parts(&objects);
+    let object = NewObject {
+        bucket: "mp",
+        key: "k",
+        size: 4,
+        sha256: &[0; 32],
+        attrs: None,
+        body: StoredBody::Grouped {
+            part_bucket: &parts.name,
+            parts: &new,
+        },
+    };
+    let refused = m
+        .complete_upload("u1", &object, 3, |_| Err(GatewayError::InvalidPartOrder))
+        .await;
+    assert!(refused.is_err());
+    assert!(
+        m.object("mp", "k").await.is_err(),
+        "a refused completion commits nothing"
+    );
+    m.complete_upload("u1", &object, 3, |_| Ok(vec!["pb".into()]))
+        .await
+        .unwrap();
+    let row = m.object("mp", "k").await.unwrap();
+    assert_eq!(m.parts(row.id).await.unwrap().len(), 1);
+    assert!(matches!(
+        m.upload("mp", "u1").await,
+        Err(GatewayError::NoSuchUpload(_))
+    ));
+    // Aborting drops its parts; the upload is gone, and so is a late part's record.
+    m.abort_upload("mp", "u2").await.unwrap();
+    assert_eq!(m.orphans(10).await.unwrap().len(), 2);
+    assert!(matches!(
+        m.record_part("mp", "u2", &other).await,
+        Err(GatewayError::NoSuchUpload(_))
+    ));
+    assert!(matches!(
+        m.abort_upload("mp", "u2").await,
+        Err(GatewayError::NoSuchUpload(_))
+    ));
+    // A bucket with an object is not empty; once the object goes it can be deleted.
+    assert!(matches!(
+        m.delete_bucket("mp").await,
+        Err(GatewayError::BucketNotEmpty(_))
+    ));
+    m.delete_object("mp", "k").await.unwrap();
+    m.delete_bucket("mp").await.unwrap();
+    assert!(matches!(
+        m.delete_bucket("mp").await,
+        Err(GatewayError::NoSuchBucket(_))
+    ));
+}

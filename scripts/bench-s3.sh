@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# What the S3 layer costs: one devnet (release build, 6 nodes on loopback), one file, stored
+# and fetched through the native API (curl) and through S3 (aws-cli at its default settings:
+# 8 MiB multipart parts, 10 at once), interleaved ROUNDS times. Prints each transfer's MB/s and
+# the S3 / native ratio of the medians, upload and download.
+#
+#   scripts/bench-s3.sh                     # 1 GiB, 2 rounds
+#   SIZE_MIB=256 ROUNDS=3 scripts/bench-s3.sh
+#   PART_MIB=64 CONCURRENCY=4 scripts/bench-s3.sh   # aws-cli's multipart_chunksize and
+#                                                   # max_concurrent_requests instead of 8 and 10
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MIB="${SIZE_MIB:-1024}"
+ROUNDS="${ROUNDS:-2}"
+NODES="${NODES:-6}"
+command -v aws >/dev/null || { echo "bench-s3: needs aws-cli (pip install awscli)" >&2; exit 2; }
+command -v curl >/dev/null || { echo "bench-s3: needs curl" >&2; exit 2; }
+
+cargo build --release -q -p raidtorrent-tracker -p raidtorrent-peer \
+  --bin raidtorrent-tracker --bin raidtorrent-peer
+bin="$(pwd)/${CARGO_TARGET_DIR:-target}/release"
+work="$(mktemp -d)"
+devnet_pid=""
+cleanup() {
+  [ -n "$devnet_pid" ] && kill -INT "$devnet_pid" 2>/dev/null && wait "$devnet_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+RUST_LOG=warn "$bin/raidtorrent-tracker" devnet --dir "$work/devnet" --nodes "$NODES" \
+  --quota 16GiB --api-listen 127.0.0.1:0 --s3-listen 127.0.0.1:0 --peer-bin "$bin/raidtorrent-peer" \
+  >"$work/banner" 2>"$work/devnet.log" &
+devnet_pid=$!
+for _ in $(seq 600); do
+  grep -q "^S3 API" "$work/banner" 2>/dev/null && break
+  kill -0 "$devnet_pid" 2>/dev/null || { cat "$work/devnet.log" >&2; exit 1; }
+  sleep 0.2
+done
+api=$(awk '/object API/ {print $3; exit}' "$work/banner")
+read -r _ _ s3 _ _ key _ secret < <(grep "^S3 API" "$work/banner")
+
+# The clients' own settings only: no config files, no CA bundle from the environment.
+unset AWS_CA_BUNDLE AWS_PROFILE AWS_ENDPOINT_URL
+export AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_DEFAULT_REGION=us-east-1
+export AWS_CONFIG_FILE="$work/aws-config" AWS_SHARED_CREDENTIALS_FILE="$work/none"
+{
+  echo "[default]"
+  echo "s3 ="
+  [ -n "${PART_MIB:-}" ] && echo "  multipart_chunksize = ${PART_MIB}MB"
+  [ -n "${PART_MIB:-}" ] && echo "  multipart_threshold = ${PART_MIB}MB"
+  [ -n "${CONCURRENCY:-}" ] && echo "  max_concurrent_requests = ${CONCURRENCY}"
+  true
+} >"$AWS_CONFIG_FILE"
+aws --endpoint-url "$s3" s3 mb s3://bench >/dev/null
+
+head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/object"
+bytes=$((SIZE_MIB << 20))
+
+# Seconds a command takes.
+timed() {
+  local start end
+  start=$(date +%s.%N)
+  "$@" >/dev/null
+  end=$(date +%s.%N)
+  echo "$end - $start" | bc -l
+}
+mbps() { echo "scale=1; $bytes / $1 / 1000000" | bc -l; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+declare -a nput nget sput sget
+for r in $(seq "$ROUNDS"); do
+  t=$(timed curl -fsS -T "$work/object" "$api/demo/native-$r")
+  nput+=("$t"); echo "round $r  native PUT  $(mbps "$t") MB/s"
+  t=$(timed aws --endpoint-url "$s3" s3 cp "$work/object" "s3://bench/s3-$r" --no-progress)
+  sput+=("$t"); echo "round $r  S3 PUT      $(mbps "$t") MB/s"
+  t=$(timed curl -fsS "$api/demo/native-$r" -o "$work/back")
+  cmp -s "$work/object" "$work/back" || { echo "native GET returned other bytes" >&2; exit 1; }
+  nget+=("$t"); echo "round $r  native GET  $(mbps "$t") MB/s"
+  t=$(timed aws --endpoint-url "$s3" s3 cp "s3://bench/s3-$r" "$work/back" --no-progress)
+  cmp -s "$work/object" "$work/back" || { echo "S3 GET returned other bytes" >&2; exit 1; }
+  sget+=("$t"); echo "round $r  S3 GET      $(mbps "$t") MB/s"
+done
+np=$(median "${nput[@]}"); sp=$(median "${sput[@]}")
+ng=$(median "${nget[@]}"); sg=$(median "${sget[@]}")
+echo
+echo "$SIZE_MIB MiB, $NODES nodes, medians of $ROUNDS rounds (MB/s):"
+printf '  upload    native %6s   S3 %6s   S3/native %s\n' "$(mbps "$np")" "$(mbps "$sp")" "$(echo "scale=2; $np / $sp" | bc -l)"
+printf '  download  native %6s   S3 %6s   S3/native %s\n' "$(mbps "$ng")" "$(mbps "$sg")" "$(echo "scale=2; $ng / $sg" | bc -l)"
