@@ -2,7 +2,9 @@
 # What the S3 layer costs: one devnet (release build, 6 nodes on loopback), one file, stored
 # and fetched through the native API (curl) and through S3 (aws-cli at its default settings:
 # 8 MiB multipart parts, 10 at once), interleaved ROUNDS times. Prints each transfer's MB/s and
-# the S3 / native ratio of the medians, upload and download.
+# the S3 / native ratio of the medians, upload and download. With boto3 installed it also moves
+# the file through S3 with curl on presigned URLs (one PUT, one GET), which shows what the S3
+# layer itself costs apart from aws-cli's own work on the same cores.
 #
 #   scripts/bench-s3.sh                     # 1 GiB, 2 rounds
 #   SIZE_MIB=256 ROUNDS=3 scripts/bench-s3.sh
@@ -67,7 +69,16 @@ timed() {
 mbps() { echo "scale=1; $bytes / $1 / 1000000" | bc -l; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-declare -a nput nget sput sget
+# A presigned URL for `method` on s3://bench/<key>, if boto3 is there.
+presign() {
+  python3 - "$s3" "$1" "$2" <<'PY' 2>/dev/null
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1])
+print(s3.generate_presigned_url(sys.argv[2], Params={"Bucket": "bench", "Key": sys.argv[3]}, ExpiresIn=3600))
+PY
+}
+
+declare -a nput nget sput sget cput cget
 for r in $(seq "$ROUNDS"); do
   t=$(timed curl -fsS -T "$work/object" "$api/demo/native-$r")
   nput+=("$t"); echo "round $r  native PUT  $(mbps "$t") MB/s"
@@ -79,6 +90,14 @@ for r in $(seq "$ROUNDS"); do
   t=$(timed aws --endpoint-url "$s3" s3 cp "s3://bench/s3-$r" "$work/back" --no-progress)
   cmp -s "$work/object" "$work/back" || { echo "S3 GET returned other bytes" >&2; exit 1; }
   sget+=("$t"); echo "round $r  S3 GET      $(mbps "$t") MB/s"
+  if url=$(presign put_object "curl-$r"); then
+    t=$(timed curl -fsS -T "$work/object" "$url")
+    cput+=("$t"); echo "round $r  S3 PUT curl $(mbps "$t") MB/s   (presigned)"
+    url=$(presign get_object "curl-$r")
+    t=$(timed curl -fsS "$url" -o "$work/back")
+    cmp -s "$work/object" "$work/back" || { echo "presigned GET returned other bytes" >&2; exit 1; }
+    cget+=("$t"); echo "round $r  S3 GET curl $(mbps "$t") MB/s   (presigned)"
+  fi
 done
 np=$(median "${nput[@]}"); sp=$(median "${sput[@]}")
 ng=$(median "${nget[@]}"); sg=$(median "${sget[@]}")
@@ -86,3 +105,8 @@ echo
 echo "$SIZE_MIB MiB, $NODES nodes, medians of $ROUNDS rounds (MB/s):"
 printf '  upload    native %6s   S3 %6s   S3/native %s\n' "$(mbps "$np")" "$(mbps "$sp")" "$(echo "scale=2; $np / $sp" | bc -l)"
 printf '  download  native %6s   S3 %6s   S3/native %s\n' "$(mbps "$ng")" "$(mbps "$sg")" "$(echo "scale=2; $ng / $sg" | bc -l)"
+if ((${#cput[@]})); then
+  cp=$(median "${cput[@]}"); cg=$(median "${cget[@]}")
+  printf '  curl, presigned S3 URLs:  upload %6s (S3/native %s)   download %6s (S3/native %s)\n' \
+    "$(mbps "$cp")" "$(echo "scale=2; $np / $cp" | bc -l)" "$(mbps "$cg")" "$(echo "scale=2; $ng / $cg" | bc -l)"
+fi

@@ -60,14 +60,24 @@ impl tower_service::Service<Request<Incoming>> for S3Http {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let has_body = !hyper::body::Body::is_end_stream(req.body());
         let served = hyper::service::Service::call(&self.0, req);
         Box::pin(async move {
-            Ok(served.await.unwrap_or_else(|e| {
+            let mut res = served.await.unwrap_or_else(|e| {
                 tracing::error!(error = ?e, "S3 request failed");
                 let mut res = Response::new(s3s::Body::from("internal error".to_owned()));
                 *res.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
                 res
-            }))
+            });
+            // A refusal may leave some of the request's body unread: close the connection
+            // rather than read what is left as the next request.
+            if has_body && !res.status().is_success() {
+                res.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(res)
         })
     }
 }

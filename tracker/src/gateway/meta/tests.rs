@@ -441,7 +441,10 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
     // Sending part 1 again replaces it: the older part's shard is orphaned at once.
     let again = store(2, "pb").await;
     m.record_part("mp", "u1", &again).await.unwrap();
-    assert_eq!(m.upload_parts("u1").await.unwrap(), std::slice::from_ref(&again));
+    assert_eq!(
+        m.upload_parts("u1").await.unwrap(),
+        std::slice::from_ref(&again)
+    );
     assert_eq!(m.orphans(10).await.unwrap().len(), 1);
     // A start keeps the parts of uploads in progress.
     let other = store(3, "pc").await;
