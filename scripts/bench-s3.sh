@@ -45,14 +45,16 @@ read -r _ _ s3 _ _ key _ secret < <(grep "^S3 API" "$work/banner")
 unset AWS_CA_BUNDLE AWS_PROFILE AWS_ENDPOINT_URL
 export AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_DEFAULT_REGION=us-east-1
 export AWS_CONFIG_FILE="$work/aws-config" AWS_SHARED_CREDENTIALS_FILE="$work/none"
-{
-  echo "[default]"
-  echo "s3 ="
-  [ -n "${PART_MIB:-}" ] && echo "  multipart_chunksize = ${PART_MIB}MB"
-  [ -n "${PART_MIB:-}" ] && echo "  multipart_threshold = ${PART_MIB}MB"
-  [ -n "${CONCURRENCY:-}" ] && echo "  max_concurrent_requests = ${CONCURRENCY}"
-  true
-} >"$AWS_CONFIG_FILE"
+echo "[default]" >"$AWS_CONFIG_FILE"
+if [ -n "${PART_MIB:-}${CONCURRENCY:-}" ]; then
+  {
+    echo "s3 ="
+    [ -n "${PART_MIB:-}" ] && echo "  multipart_chunksize = ${PART_MIB}MB"
+    [ -n "${PART_MIB:-}" ] && echo "  multipart_threshold = ${PART_MIB}MB"
+    [ -n "${CONCURRENCY:-}" ] && echo "  max_concurrent_requests = ${CONCURRENCY}"
+    true
+  } >>"$AWS_CONFIG_FILE"
+fi
 aws --endpoint-url "$s3" s3 mb s3://bench >/dev/null
 
 head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/object"
@@ -62,7 +64,7 @@ bytes=$((SIZE_MIB << 20))
 timed() {
   local start end
   start=$(date +%s.%N)
-  "$@" >/dev/null
+  "$@" >/dev/null || { echo "bench-s3: failed: $*" >&2; return 1; }
   end=$(date +%s.%N)
   echo "$end - $start" | bc -l
 }
@@ -73,28 +75,29 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? 
 presign() {
   python3 - "$s3" "$1" "$2" <<'PY' 2>/dev/null
 import sys, boto3
-s3 = boto3.client("s3", endpoint_url=sys.argv[1])
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], config=Config(signature_version="s3v4"))
 print(s3.generate_presigned_url(sys.argv[2], Params={"Bucket": "bench", "Key": sys.argv[3]}, ExpiresIn=3600))
 PY
 }
 
 declare -a nput nget sput sget cput cget
 for r in $(seq "$ROUNDS"); do
-  t=$(timed curl -fsS -T "$work/object" "$api/demo/native-$r")
+  t=$(timed curl -fsS -T "$work/object" "$api/demo/native-$r") || exit 1
   nput+=("$t"); echo "round $r  native PUT  $(mbps "$t") MB/s"
-  t=$(timed aws --endpoint-url "$s3" s3 cp "$work/object" "s3://bench/s3-$r" --no-progress)
+  t=$(timed aws --endpoint-url "$s3" s3 cp "$work/object" "s3://bench/s3-$r" --no-progress) || exit 1
   sput+=("$t"); echo "round $r  S3 PUT      $(mbps "$t") MB/s"
-  t=$(timed curl -fsS "$api/demo/native-$r" -o "$work/back")
+  t=$(timed curl -fsS "$api/demo/native-$r" -o "$work/back") || exit 1
   cmp -s "$work/object" "$work/back" || { echo "native GET returned other bytes" >&2; exit 1; }
   nget+=("$t"); echo "round $r  native GET  $(mbps "$t") MB/s"
-  t=$(timed aws --endpoint-url "$s3" s3 cp "s3://bench/s3-$r" "$work/back" --no-progress)
+  t=$(timed aws --endpoint-url "$s3" s3 cp "s3://bench/s3-$r" "$work/back" --no-progress) || exit 1
   cmp -s "$work/object" "$work/back" || { echo "S3 GET returned other bytes" >&2; exit 1; }
   sget+=("$t"); echo "round $r  S3 GET      $(mbps "$t") MB/s"
   if url=$(presign put_object "curl-$r"); then
-    t=$(timed curl -fsS -T "$work/object" "$url")
+    t=$(timed curl -fsS -T "$work/object" "$url") || exit 1
     cput+=("$t"); echo "round $r  S3 PUT curl $(mbps "$t") MB/s   (presigned)"
     url=$(presign get_object "curl-$r")
-    t=$(timed curl -fsS "$url" -o "$work/back")
+    t=$(timed curl -fsS "$url" -o "$work/back") || exit 1
     cmp -s "$work/object" "$work/back" || { echo "presigned GET returned other bytes" >&2; exit 1; }
     cget+=("$t"); echo "round $r  S3 GET curl $(mbps "$t") MB/s   (presigned)"
   fi
