@@ -1560,6 +1560,15 @@ def section_auth(sec: Section):
         f"{st} {xml_code(body)}: {body[:300]!r}",
     )
 
+    form = b'--x\r\nContent-Disposition: form-data; name="key"\r\n\r\nk\r\n--x--\r\n'
+    st, body = http("POST", f"{S.endpoint}/{b}", {"Content-Type": "multipart/form-data; boundary=x"}, form)
+    check(
+        (st, xml_code(body)) == (501, "NotImplemented"),
+        "a browser form upload (POST Object, unsigned) -> 501 NotImplemented",
+        "501 NotImplemented",
+        f"{st} {xml_code(body)}: {body[:300]!r}",
+    )
+
     wrong = client(S.access_key, S.secret_key + "x")
     expect_error("list_buckets with a wrong secret", "SignatureDoesNotMatch", 403, lambda: wrong.list_buckets())
     expect_error(

@@ -107,7 +107,9 @@ impl Gateway {
             None => self.inner.meta.record_part(bucket, upload_id, &part).await,
         };
         if let Err(e) = recorded {
-            self.inner.meta.drop_part_objects(bucket, &prefix).await?;
+            if let Err(dropped) = self.inner.meta.drop_part_objects(bucket, &prefix).await {
+                tracing::warn!(error = %dropped, "a refused part's objects stay until the next start");
+            }
             self.wake_collector();
             return Err(e);
         }

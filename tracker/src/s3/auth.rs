@@ -73,10 +73,7 @@ fn refuse_weak(cx: &S3AccessContext<'_>) -> S3Result<()> {
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("AWS "));
-    let query_v2 = cx
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p.starts_with("AWSAccessKeyId=")));
+    let query_v2 = cx.uri().query().is_some_and(presigned_v2);
     if header_v2 || query_v2 {
         return Err(s3_error!(
             AccessDenied,
@@ -90,6 +87,42 @@ fn refuse_weak(cx: &S3AccessContext<'_>) -> S3Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Whether a query string is a Signature Version 2 presigned URL's: a `Signature` or
+/// `AWSAccessKeyId` parameter, however its name is percent-encoded.
+fn presigned_v2(query: &str) -> bool {
+    query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or_default();
+        matches!(
+            percent_decoded(name).as_deref(),
+            Some("Signature" | "AWSAccessKeyId")
+        )
+    })
+}
+
+/// `text` with its `%XX` escapes decoded (`+` is kept: names never hold spaces); `None` if it
+/// is not valid UTF-8 then.
+fn percent_decoded(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Whether the signer of a request may use `bucket` (for the source of a copy, which the path
@@ -116,5 +149,22 @@ pub async fn may_use(
             AccessDenied,
             "this access key may not use that bucket"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v2_presigned_query_is_known_however_it_is_encoded() {
+        assert!(presigned_v2("AWSAccessKeyId=RT1&Expires=1&Signature=x"));
+        assert!(presigned_v2("AWS%41ccessKeyId=RT1&Expires=1&Sig%6eature=x"));
+        assert!(presigned_v2("Expires=1&%53ignature=x"));
+        assert!(!presigned_v2(
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab&X-Amz-Credential=c"
+        ));
+        assert!(!presigned_v2("list-type=2&prefix=Signature"));
+        assert_eq!(percent_decoded("a%2Fb%").as_deref(), Some("a/b%"));
     }
 }

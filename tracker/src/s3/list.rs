@@ -90,6 +90,13 @@ pub fn common_prefix<'k>(prefix: &str, delimiter: &str, key: &'k str) -> Option<
     Some(&key[..prefix.len() + at + delimiter.len()])
 }
 
+/// Where a listing goes on after `key` once its common prefix is given: past every key that
+/// starts with it (U+10FFFF sorts after any other character), if that is beyond `key`.
+fn past_prefix(prefix: &str, delimiter: &str, key: &str) -> Option<String> {
+    let past = format!("{}\u{10FFFF}", common_prefix(prefix, delimiter, key)?);
+    (past.as_str() > key).then_some(past)
+}
+
 /// Lists a page of `bucket`: keys starting with `prefix`, after `after`, rolled up at
 /// `delimiter` (empty: none).
 pub async fn page(
@@ -110,13 +117,22 @@ pub async fn page(
         let listing = gateway
             .list(bucket, prefix, Some(&from), MAX_KEYS as u32)
             .await?;
+        let mut jumped = false;
         for object in listing.objects {
+            let past = past_prefix(prefix, delimiter, &object.key);
             from.clone_from(&object.key);
             if !lister.push(object) {
                 return Ok(lister.finish());
             }
+            // Every other key under this common prefix rolls into it too: go past them all in
+            // one step rather than reading them.
+            if let Some(past) = past {
+                from = past;
+                jumped = true;
+                break;
+            }
         }
-        if listing.next_after.is_none() {
+        if !jumped && listing.next_after.is_none() {
             return Ok(lister.finish());
         }
     }
@@ -163,6 +179,14 @@ mod tests {
                 None => return seen,
             }
         }
+    }
+
+    #[test]
+    fn a_listing_goes_past_a_rolled_up_prefix_in_one_step() {
+        assert_eq!(past_prefix("", "/", "a/b").as_deref(), Some("a/\u{10FFFF}"));
+        assert_eq!(past_prefix("", "/", "ab"), None);
+        // A key already past that point is never jumped back to.
+        assert_eq!(past_prefix("", "/", "a/\u{10FFFF}x"), None);
     }
 
     #[test]

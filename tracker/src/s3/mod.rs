@@ -21,7 +21,9 @@ use std::task::{Context, Poll};
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::service::{S3Service, S3ServiceBuilder};
+use std::sync::Arc;
 
 use crate::gateway::Gateway;
 
@@ -33,6 +35,7 @@ pub fn service(gateway: Gateway, domain: Option<String>) -> S3Http {
     let mut builder = S3ServiceBuilder::new(service::Front {
         gateway: gateway.clone(),
     });
+    builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(limits()))));
     builder.set_auth(auth::Keys {
         gateway: gateway.clone(),
     });
@@ -43,6 +46,46 @@ pub fn service(gateway: Gateway, domain: Option<String>) -> S3Http {
         }
     }
     S3Http(builder.build())
+}
+
+/// s3s's limits: XML bodies up to what a completion of 10,000 parts or a batch delete of 1,000
+/// keys needs; browser form uploads (refused before s3s sees them) get nothing.
+fn limits() -> S3Config {
+    let mut c = S3Config::default();
+    c.xml_max_body_size = 4 << 20;
+    c.post_object_max_file_size = 0;
+    c.form_max_field_size = 1 << 10;
+    c.form_max_fields_size = 4 << 10;
+    c.form_max_parts = 4;
+    c
+}
+
+/// A browser form upload (PostObject): s3s would read the whole file into memory before any
+/// check, for anyone, so it is refused before s3s sees it.
+fn is_form_upload(req: &Request<Incoming>) -> bool {
+    req.method() == hyper::Method::POST
+        && req
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            })
+}
+
+fn refusal(status: hyper::StatusCode, code: &str, message: &str) -> Response<s3s::Body> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut res = Response::new(s3s::Body::from(xml));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml"),
+    );
+    res
 }
 
 /// The S3 service as the gateway's HTTP listeners serve it: a failure inside `s3s` (never a
@@ -61,13 +104,24 @@ impl tower_service::Service<Request<Incoming>> for S3Http {
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let has_body = !hyper::body::Body::is_end_stream(req.body());
-        let served = hyper::service::Service::call(&self.0, req);
+        let form = is_form_upload(&req);
+        let served = (!form).then(|| hyper::service::Service::call(&self.0, req));
         Box::pin(async move {
-            let mut res = served.await.unwrap_or_else(|e| {
+            let answer = match served {
+                Some(served) => served.await,
+                None => Ok(refusal(
+                    hyper::StatusCode::NOT_IMPLEMENTED,
+                    "NotImplemented",
+                    "browser form uploads (POST Object) are not served; use PUT or a presigned URL",
+                )),
+            };
+            let mut res = answer.unwrap_or_else(|e| {
                 tracing::error!(error = ?e, "S3 request failed");
-                let mut res = Response::new(s3s::Body::from("internal error".to_owned()));
-                *res.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-                res
+                refusal(
+                    hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "the request failed inside the gateway",
+                )
             });
             // A refusal may leave some of the request's body unread: close the connection
             // rather than read what is left as the next request.

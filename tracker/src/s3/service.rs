@@ -161,11 +161,9 @@ impl S3 for Front {
         };
         let len = objects::body_len(i.body.as_ref(), i.content_length);
         let body = objects::request_reader(i.body);
-        let info = self
-            .gateway
-            .put_with(&i.bucket, &i.key, body, len, put)
-            .await
-            .or_s3()?;
+        let (gw, bucket, key) = (self.gateway.clone(), i.bucket, i.key);
+        let info =
+            to_the_end(async move { gw.put_with(&bucket, &key, body, len, put).await }).await?;
         ok(PutObjectOutput {
             e_tag: Some(objects::etag(&info)),
             ..Default::default()
@@ -185,6 +183,10 @@ impl S3 for Front {
             .get(&i.bucket, &i.key, range.clone())
             .await
             .or_s3()?;
+        // Checked again against the version being streamed, which may have replaced the one
+        // looked up (a ranged download sends If-Match with every range); a failure drops the
+        // read.
+        objects::check_conditions(&conditions!(i), &info)?;
         let part = range.clone().unwrap_or(0..info.size);
         let range_header = range.map(|r| {
             format!(
@@ -228,6 +230,12 @@ impl S3 for Front {
         req: S3Request<DeleteObjectsInput>,
     ) -> Answer<DeleteObjectsOutput> {
         let i = req.input;
+        if i.delete.objects.len() > list::MAX_KEYS {
+            return Err(s3_error!(
+                MalformedXML,
+                "a batch delete names at most 1,000 keys"
+            ));
+        }
         self.gateway.bucket(&i.bucket).await.or_s3()?;
         let quiet = i.delete.quiet.unwrap_or(false);
         let (mut deleted, mut errors) = (Vec::new(), Vec::new());
@@ -291,11 +299,10 @@ impl S3 for Front {
             expect_md5: None,
         };
         let reader = objects::body_reader(body);
-        let info = self
-            .gateway
-            .put_with(&i.bucket, &i.key, reader, Some(source.size), put)
-            .await
-            .or_s3()?;
+        let (gw, bucket, key) = (self.gateway.clone(), i.bucket, i.key);
+        let size = Some(source.size);
+        let info =
+            to_the_end(async move { gw.put_with(&bucket, &key, reader, size, put).await }).await?;
         ok(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(objects::etag(&info)),
@@ -386,18 +393,11 @@ impl S3 for Front {
         let expect = objects::content_md5(i.content_md5.as_deref())?;
         let len = objects::body_len(i.body.as_ref(), i.content_length);
         let body = objects::request_reader(i.body);
-        let part = self
-            .gateway
-            .put_part(
-                &i.bucket,
-                &i.upload_id,
-                part_number(i.part_number)?,
-                body,
-                len,
-                expect,
-            )
-            .await
-            .or_s3()?;
+        let number = part_number(i.part_number)?;
+        let (gw, bucket, id) = (self.gateway.clone(), i.bucket, i.upload_id);
+        let part =
+            to_the_end(async move { gw.put_part(&bucket, &id, number, body, len, expect).await })
+                .await?;
         ok(UploadPartOutput {
             e_tag: Some(ETag::Strong(hex::encode(part.md5))),
             ..Default::default()
@@ -423,18 +423,14 @@ impl S3 for Front {
             .await
             .or_s3()?;
         let len = range.map_or(source.size, |r| r.end - r.start);
-        let part = self
-            .gateway
-            .put_part(
-                &i.bucket,
-                &i.upload_id,
-                part_number(i.part_number)?,
-                objects::body_reader(body),
-                Some(len),
-                None,
-            )
-            .await
-            .or_s3()?;
+        let number = part_number(i.part_number)?;
+        let reader = objects::body_reader(body);
+        let (gw, bucket, id) = (self.gateway.clone(), i.bucket, i.upload_id);
+        let part = to_the_end(async move {
+            gw.put_part(&bucket, &id, number, reader, Some(len), None)
+                .await
+        })
+        .await?;
         ok(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(ETag::Strong(hex::encode(part.md5))),
@@ -567,6 +563,19 @@ impl S3 for Front {
             uploads: Some(list),
             ..Default::default()
         })
+    }
+}
+
+/// Runs a write to its end on a task of its own. A client that goes away makes the server drop
+/// the request's future; a write dropped part-way could leave placed part objects that nothing
+/// records until the next start. On its own task the write fails (its body ends early) and
+/// deletes what it placed, or finishes.
+async fn to_the_end<T: Send + 'static>(
+    write: impl std::future::Future<Output = Result<T, GatewayError>> + Send + 'static,
+) -> S3Result<T> {
+    match tokio::spawn(write).await {
+        Ok(done) => done.or_s3(),
+        Err(e) => Err(s3_error!(InternalError, "a write failed: {e}")),
     }
 }
 

@@ -73,7 +73,7 @@ impl Meta {
              WHERE substr(o.bucket, 1, length(?1)) = ?1
                AND NOT EXISTS (SELECT 1 FROM object_groups g WHERE g.part_id = o.id)
                AND NOT EXISTS (SELECT 1 FROM multipart_parts m
-                               WHERE substr(o.key, 1, length(m.prefix) + 1) = m.prefix || '/')";
+                               WHERE m.prefix = substr(o.key, 1, instr(o.key, '/') - 1))";
         let prefix = part_bucket_name("");
         let mut tx = self.writer().begin().await?;
         sqlx::query(&format!(

@@ -87,7 +87,7 @@ impl Meta {
         let rows = sqlx::query(
             "SELECT upload_id, bucket, key, attrs, created_at FROM multipart_uploads
              WHERE bucket = ?1 AND substr(key, 1, length(?2)) = ?2
-               AND (key > ?3 OR (key = ?3 AND upload_id > ?4))
+               AND (key > ?3 OR (key = ?3 AND ?4 <> '' AND upload_id > ?4))
              ORDER BY key, upload_id LIMIT ?5",
         )
         .bind(bucket)
