@@ -324,17 +324,7 @@ async fn admin_route(
             }
         }
         ["s3-keys"] => create_s3_key(t, body).await,
-        ["s3-keys", id, "revoke"] => match t.access_keys() {
-            None => s3_off(),
-            Some(keys) => match keys.revoke(id).await {
-                Ok(()) => {
-                    tracing::info!(access_key = %id, "S3 access key revoked");
-                    json(StatusCode::OK, &serde_json::json!({ "revoked": id }))
-                }
-                Err(GatewayError::BadRequest(m)) => json_error(StatusCode::NOT_FOUND, &m),
-                Err(e) => internal(e),
-            },
-        },
+        ["s3-keys", id, "revoke"] => revoke_s3_key(t, id).await,
         _ => not_found(),
     }
 }
@@ -372,6 +362,21 @@ async fn create_s3_key(t: &Tracker, body: &[u8]) -> Reply {
         Err(e @ (GatewayError::BadRequest(_) | GatewayError::InvalidBucketName(_))) => {
             json_error(StatusCode::BAD_REQUEST, &e.to_string())
         }
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /admin/s3-keys/<id>/revoke`.
+async fn revoke_s3_key(t: &Tracker, id: &str) -> Reply {
+    let Some(keys) = t.access_keys() else {
+        return s3_off();
+    };
+    match keys.revoke(id).await {
+        Ok(()) => {
+            tracing::info!(access_key = %id, "S3 access key revoked");
+            json(StatusCode::OK, &serde_json::json!({ "revoked": id }))
+        }
+        Err(GatewayError::BadRequest(m)) => json_error(StatusCode::NOT_FOUND, &m),
         Err(e) => internal(e),
     }
 }
