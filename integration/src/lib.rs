@@ -222,7 +222,20 @@ impl TestCloud {
     }
 }
 
+/// The admin token of a [`TestCloud`]'s admin API and operator view.
+pub const ADMIN_TOKEN: &str = "test-cloud-admin-token";
+
 impl TestCloud {
+    /// The tracker's HTTP address: announces, the admin API, the dashboard and `/metrics`.
+    pub fn admin_url(&self) -> String {
+        let addr = self
+            .cloud
+            .service
+            .http_addr
+            .expect("the HTTP tracker is served");
+        format!("http://{addr}")
+    }
+
     /// A gateway and `n` nodes spread over `zones` zones, all connected.
     pub async fn start(n: usize, zones: usize) -> TestCloud {
         Self::start_with(n, zones, |_| {}).await
@@ -240,6 +253,7 @@ impl TestCloud {
             http_listen: "127.0.0.1:0".into(),
             udp_listen: "off".into(),
             db: dir.path().join("gateway.db"),
+            admin_token: Some(ADMIN_TOKEN.into()),
             objects: ObjectConfig {
                 api_listen: "127.0.0.1:0".into(),
                 s3_listen: "127.0.0.1:0".into(),

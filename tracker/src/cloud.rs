@@ -17,6 +17,7 @@ use crate::gateway::{
     open_master_key, AccessKeys, Gateway, GatewayConfig, Meta, OwnNode, PeerSession,
 };
 use crate::net::{self, Gate, HttpLimits, Tls};
+use crate::ops::Ops;
 use crate::registry::Registry;
 use crate::server::{bind_tcp, bind_udp, Listeners, Service};
 
@@ -181,6 +182,16 @@ impl Cloud {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         tasks.extend(gateway.spawn_workers(&stop_rx));
+        let ops = Ops::new(
+            gateway.clone(),
+            hub.clone(),
+            registry.clone(),
+            config.scoring.clone(),
+        );
+        tasks.push((
+            "history",
+            serve_ops(&service, ops, stopped(stop_rx.clone())),
+        ));
         let (stop_api, api_rx) = watch::channel(false);
         let api = tokio::spawn(net::serve(
             listeners.api,
@@ -250,6 +261,21 @@ impl Cloud {
         self.session.stop().await;
         self.service.shutdown().await;
     }
+}
+
+/// Puts the operator view on the tracker's admin API and starts its history sampler, which runs
+/// until `stop` resolves.
+fn serve_ops(
+    service: &Service,
+    ops: Ops,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let sampler = ops
+        .history()
+        .clone()
+        .run(ops.hub().clone(), ops.registry().clone(), stop);
+    service.tracker().serve_ops(ops);
+    tokio::spawn(sampler)
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

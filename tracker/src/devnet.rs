@@ -412,7 +412,9 @@ fn print_banner(
     );
     println!();
     println!("  object API  {url}   (open, no API key: a local devnet only)");
-    println!("  tracker     http://{tracker}   (node reliability: GET /nodes)");
+    println!("  tracker     http://{tracker}");
+    println!("  dashboard   http://{tracker}/admin/dashboard   (any user name; password: the admin token)");
+    println!("  admin token {admin}");
     println!("  control     {}", cloud.control_addr);
     for node in nodes {
         println!(
@@ -439,5 +441,7 @@ fn print_banner(
     println!("  curl -fsS -X PUT {url}/photos -d '{{\"k\":2,\"m\":1,\"copies\":2,\"high_share\":0.0,\"inline_max\":4096}}'");
     println!("  curl -fsS -X DELETE {url}/{DEMO_BUCKET}/sample.bin");
     println!("  curl -fsS -H 'Authorization: Bearer {admin}' http://{tracker}/admin/nodes");
+    println!("  curl -fsS -H 'Authorization: Bearer {admin}' http://{tracker}/metrics");
+    println!("  RAIDTORRENT_ADMIN_TOKEN={admin} raidtorrent-tracker shards {DEMO_BUCKET}/sample.bin --out /tmp/rt-shards --gateway http://{tracker}");
     println!();
 }

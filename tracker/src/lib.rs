@@ -10,14 +10,16 @@
 //!   copies and which copies move, riskiest first), [`audit`] (the BEP 3 conversation an audit
 //!   speaks, pure, and the probe that speaks it over TCP);
 //! - state and storage: [`swarm`] (in-memory swarms, the hot path), [`registry`] (nodes,
-//!   passkeys and reliability records in SQLite, off the hot path);
+//!   passkeys and reliability records in SQLite, off the hot path); [`metrics`] (the counters
+//!   and gauges `GET /metrics` exports);
 //! - [`net`]: connections from strangers: caps per listener and per address, TLS with the
 //!   gateway's certificate, and the HTTP server with header, idle and send timeouts that every
 //!   HTTP listener runs on;
 //! - [`control`]: the control listener nodes dial (BEP RT-0002): authentication, directives,
 //!   reports;
 //! - [`gateway`]: the object path (write and read pipelines, metadata, copies, workers),
-//!   [`api`], its native HTTP front, and [`s3`], its S3 front;
+//!   [`api`], its native HTTP front, and [`s3`], its S3 front; [`ops`], the operator view
+//!   (dashboard, its JSON, the metrics' snapshot gauges, shard export);
 //! - [`config`]: the TOML configuration of every part;
 //! - the tracker service: [`tracker`] (access control and interval policy over swarms and
 //!   registry) and [`server`] (the HTTP and UDP fronts);
@@ -39,7 +41,9 @@ pub mod config;
 pub mod control;
 pub mod gateway;
 pub mod ids;
+pub mod metrics;
 pub mod net;
+pub mod ops;
 pub mod placement;
 pub mod protocol;
 pub mod registry;

@@ -2,6 +2,7 @@
 //! this machine (`devnet`).
 
 mod devnet;
+mod shards;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -22,12 +23,30 @@ struct Cli {
     /// Print the default configuration, with comments, and exit.
     #[arg(long, global = true)]
     print_config: bool,
+    /// Log lines as text for people, or as one JSON object a line for log shippers.
+    #[arg(
+        long,
+        global = true,
+        env = "RAIDTORRENT_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Export an object's shards from a running gateway as `.torrent` files and magnet links
+    /// for stock BitTorrent clients (a read-only inspector credential inside).
+    Shards(shards::ShardsArgs),
     /// Run the tracker until SIGINT or SIGTERM.
     Serve(ServeArgs),
     /// Run a whole cloud on this machine: a gateway and N node processes in three zones on
@@ -172,13 +191,7 @@ fn main() -> Result<()> {
         anyhow::bail!("no command given; try `raidtorrent-tracker --help`");
     };
     // Logs go to stderr: stdout carries the JSON that `node` commands print.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_logs(cli.log_format);
     // Before the runtime: this may set the process's trust store, which only a process without
     // other threads may do.
     let serving = match &command {
@@ -195,6 +208,7 @@ fn main() -> Result<()> {
                 serve(config, tls).await
             }
             Command::Devnet(args) => devnet::run(args, shutdown_signal()).await,
+            Command::Shards(args) => shards::run(args).await,
             Command::Node { db, action } => node(db, action).await,
             Command::S3Key {
                 db,
@@ -203,6 +217,19 @@ fn main() -> Result<()> {
             } => s3_key(db, data_dir, action).await,
         }
     })
+}
+
+/// Logs to stderr, as text or JSON lines, filtered by `RUST_LOG` (default `info`).
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
 }
 
 /// The configuration `serve` runs with, and its TLS (the gateway's own certificate made the only

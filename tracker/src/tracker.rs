@@ -6,7 +6,9 @@
 //! path), so every swarm holds only registered nodes — the gateway's own seeder is one of them.
 //! The token is derived from the node's passkey (RT-0002 "Tracker additions"); the passkey itself,
 //! the control credential, is never accepted here. With `open = true` announces without a token
-//! are served too (a public tracker), and a token, when given, must still be valid.
+//! are served too (a public tracker), and a token, when given, must still be valid. An
+//! inspector token (issued by the operator for stock clients that check exported shards) is
+//! served like an anonymous client in open mode: peers, never a record, until it expires.
 //!
 //! Interval: a client counts as one of our nodes when its token is valid *and* its peer id
 //! starts with one of `announce.node_peer_id_prefixes` (librqbit's "-rQ"); it is asked for
@@ -17,6 +19,7 @@
 
 use crate::config::AnnounceConfig;
 use crate::gateway::AccessKeys;
+use crate::ops::Ops;
 use crate::protocol::bencode_out::PeerEntry;
 use crate::protocol::{Event, InfoHash, PeerId, SwarmCounts};
 use crate::registry::records::{Observation, RecorderHandle};
@@ -38,6 +41,10 @@ pub enum Refusal {
     UnknownToken,
     #[error("announce token has been revoked")]
     RevokedToken,
+    #[error("inspector token has expired")]
+    ExpiredToken,
+    #[error("this inspector token was not issued for this shard")]
+    OutOfScope,
 }
 
 /// An announce from either transport.
@@ -79,6 +86,8 @@ pub struct Tracker {
     unrecorded: OnceLock<NodeId>,
     /// The S3 access keys, for the admin API, when the gateway serves objects.
     access_keys: OnceLock<AccessKeys>,
+    /// The operator view, when the gateway serves objects.
+    ops: OnceLock<Ops>,
 }
 
 impl Tracker {
@@ -98,6 +107,7 @@ impl Tracker {
             started: Instant::now(),
             unrecorded: OnceLock::new(),
             access_keys: OnceLock::new(),
+            ops: OnceLock::new(),
         }
     }
 
@@ -120,6 +130,16 @@ impl Tracker {
     /// The S3 access keys, when the gateway serves objects.
     pub fn access_keys(&self) -> Option<&AccessKeys> {
         self.access_keys.get()
+    }
+
+    /// Serves the operator view (dashboard, metrics, shard export) on the admin API.
+    pub fn serve_ops(&self, ops: Ops) {
+        let _ = self.ops.set(ops);
+    }
+
+    /// The operator view, when the gateway serves objects.
+    pub fn ops(&self) -> Option<&Ops> {
+        self.ops.get()
     }
 
     /// How node scores are computed for the reports.
@@ -145,11 +165,18 @@ impl Tracker {
     }
 
     /// Resolves the announce token of a request into the node it belongs to (or none, in open
-    /// mode).
-    pub fn authorize(&self, token: Option<&[u8]>) -> Result<Option<NodeId>, Refusal> {
+    /// mode, or an inspector's token) for an announce or scrape of `shards`.
+    pub fn authorize(
+        &self,
+        token: Option<&[u8]>,
+        shards: &[InfoHash],
+    ) -> Result<Option<NodeId>, Refusal> {
         match token {
-            Some(token) => match self.registry.check_token(token) {
+            Some(token) => match self.registry.check_token_for(token, shards) {
                 TokenStatus::Valid(id) => Ok(Some(id)),
+                TokenStatus::Inspector => Ok(None),
+                TokenStatus::Expired => Err(Refusal::ExpiredToken),
+                TokenStatus::OutOfScope => Err(Refusal::OutOfScope),
                 TokenStatus::Revoked => Err(Refusal::RevokedToken),
                 TokenStatus::Unknown => Err(Refusal::UnknownToken),
             },
@@ -171,7 +198,7 @@ impl Tracker {
         req: &AnnounceInput<'_>,
         out: &mut Vec<PeerEntry>,
     ) -> Result<AnnounceAnswer, Refusal> {
-        let node = self.authorize(req.passkey)?;
+        let node = self.authorize(req.passkey, &[req.info_hash])?;
         let interval = if node.is_some() && self.is_our_software(&req.peer_id) {
             self.policy.node_interval_secs
         } else {
@@ -234,7 +261,7 @@ impl Tracker {
         passkey: Option<&[u8]>,
         hashes: &[InfoHash],
     ) -> Result<Vec<SwarmCounts>, Refusal> {
-        self.authorize(passkey)?;
+        self.authorize(passkey, hashes)?;
         Ok(hashes.iter().map(|h| self.swarms.counts(h)).collect())
     }
 }

@@ -7,6 +7,7 @@ mod groups;
 mod healing;
 mod nodes;
 mod objects;
+mod ops;
 mod packing;
 mod reads;
 mod s3;

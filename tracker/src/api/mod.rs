@@ -22,12 +22,13 @@
 //! that breaks off mid-upload fails the PUT (400) and nothing becomes visible; a read that fails
 //! mid-download cuts the response short of its `Content-Length`, never completing it.
 
-mod parse;
+pub mod parse;
 mod respond;
 
 use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Buf;
 use futures_util::{Stream, StreamExt};
@@ -38,6 +39,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 use crate::gateway::{BucketPolicy, Gateway, GatewayError};
+use crate::metrics::metrics;
 use parse::{RangeAnswer, Target};
 
 /// Largest bucket policy body accepted.
@@ -122,8 +124,12 @@ pub fn routes(
             move |method, path: FullPath, query: String, headers, body| {
                 let api = api.clone();
                 async move {
-                    api.handle(method, path.as_str(), &query, headers, body)
-                        .await
+                    let (since, route) = (Instant::now(), route_name(&method, path.as_str()));
+                    let res = api
+                        .handle(method, path.as_str(), &query, headers, body)
+                        .await;
+                    metrics().request("native", route, res.status().as_u16(), since);
+                    res
                 }
             },
         )
@@ -334,6 +340,24 @@ where
         }
     }
     Ok(out)
+}
+
+/// The route a request takes, as the metrics name it.
+fn route_name(method: &Method, path: &str) -> &'static str {
+    if path == "/_health" {
+        return "health";
+    }
+    match (method, parse::target(path)) {
+        (&Method::GET, Ok(Target::Root)) => "list_buckets",
+        (&Method::PUT, Ok(Target::Bucket(_))) => "create_bucket",
+        (&Method::GET, Ok(Target::Bucket(_))) => "list_objects",
+        (&Method::HEAD, Ok(Target::Bucket(_))) => "head_bucket",
+        (&Method::PUT, Ok(Target::Object(..))) => "put_object",
+        (&Method::GET, Ok(Target::Object(..))) => "get_object",
+        (&Method::HEAD, Ok(Target::Object(..))) => "head_object",
+        (&Method::DELETE, Ok(Target::Object(..))) => "delete_object",
+        _ => "other",
+    }
 }
 
 fn not_allowed(method: &Method, target: &Target) -> Response {

@@ -39,6 +39,20 @@ pub fn target(path: &str) -> Result<Target, String> {
     Ok(Target::Object(bucket, key))
 }
 
+/// `s` with every byte but ASCII letters, digits and the bytes of `keep` percent-encoded
+/// (`%XX`, upper-case hex): `b"-._~"` makes one path segment, `b"-._~/"` a path.
+pub fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decodes `%XX` escapes (and `+` as a space when `plus_is_space`, as in query strings); the
 /// result must be UTF-8.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, String> {

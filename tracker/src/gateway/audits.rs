@@ -20,6 +20,7 @@ use super::nodes::{NodeSnapshot, TransferRecord};
 use super::worker::{Worker, WorkerHandle};
 use super::{Gateway, GatewayError};
 use crate::audit::{pick, pick_pieces, probe, Candidate, Probe};
+use crate::metrics::{metrics, Outcome};
 use crate::registry::{unix_now, NodeId};
 use crate::scoring::{AuditOutcome, TransferKind};
 
@@ -199,6 +200,12 @@ impl Gateway {
             .nodes
             .record_audit(node, ih, result, &detail, now)
             .await?;
+        metrics()
+            .audits
+            .get_or_create(&Outcome {
+                result: result.as_str(),
+            })
+            .inc();
         if failed {
             self.wake_health();
         }

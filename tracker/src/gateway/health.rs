@@ -7,6 +7,7 @@
 //! tasks, so a plan is never made while the previous one is still changing the copies it counted.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raidtorrent_codec::InfoHash;
@@ -17,8 +18,9 @@ use super::config::HealthConfig;
 use super::nodes::{NodeSnapshot, Seen};
 use super::worker::{Worker, WorkerHandle, WorkerState, WorkerStatus};
 use super::{Gateway, GatewayError};
+use crate::metrics::{metrics, Outcome};
 use crate::registry::{unix_now, NodeId};
-use crate::repair::{self, Health, ObjectState, Task};
+use crate::repair::{self, Health, NodeStatus, ObjectState, Task};
 
 /// The health worker's state and latest figures, with every worker's status, for operators.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,6 +43,11 @@ pub struct HealthStatus {
     pub last_error: Option<String>,
     /// Every background worker: collector, health, audits.
     pub workers: Vec<WorkerStatus>,
+    /// Tasks of the latest plan.
+    pub queue: usize,
+    /// The nodes as the latest pass saw them, for the operator view.
+    #[serde(skip)]
+    pub statuses: Arc<Vec<NodeStatus>>,
 }
 
 impl Default for HealthStatus {
@@ -50,6 +57,8 @@ impl Default for HealthStatus {
             last_pass_at: None,
             health: Health::default(),
             planned: HashMap::new(),
+            queue: 0,
+            statuses: Arc::default(),
             tasks_done: 0,
             tasks_failed: 0,
             bytes_repaired: 0,
@@ -91,6 +100,7 @@ impl Gateway {
         self.inner.nodes.refresh_scores(&cfg.scoring).await?;
         let snapshot = self.inner.nodes.snapshot();
         let nodes = snapshot.statuses(seen);
+        let statuses = Arc::new(nodes.clone());
         let mut objects = self.inner.meta.health_snapshot().await?;
         let gone = only_reported_copies(&snapshot, &mut objects, cfg.audit_settle);
         self.forget_vanished(gone, cfg.audit_settle).await;
@@ -110,6 +120,8 @@ impl Gateway {
         self.inner.findings.send_modify(|s| {
             s.health = plan.health.clone();
             s.planned = planned;
+            s.queue = plan.tasks.len();
+            s.statuses = statuses;
             s.backing_off = snapshot.backing_off();
         });
         self.carry_out(cfg, plan.tasks, handle).await;
@@ -174,10 +186,13 @@ impl Gateway {
             Ok(bytes) => {
                 s.tasks_done += 1;
                 s.bytes_repaired += bytes;
+                repaired("done");
+                metrics().repair_bytes.inc_by(bytes);
             }
             Err(e) => {
                 tracing::info!(error = %e, "repair task failed");
                 s.tasks_failed += 1;
+                repaired("failed");
             }
         });
     }
@@ -250,4 +265,8 @@ impl Pace {
         self.next = start + Duration::from_secs_f64(bytes as f64 / self.rate as f64);
         (start > now).then(|| start - now)
     }
+}
+
+fn repaired(result: &'static str) {
+    metrics().repairs.get_or_create(&Outcome { result }).inc();
 }

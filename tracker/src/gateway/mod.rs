@@ -35,6 +35,7 @@ mod fetch_plan;
 mod groups;
 mod health;
 mod in_flight;
+mod inspect;
 mod leases;
 mod local;
 mod master_key;
@@ -73,6 +74,7 @@ pub use attrs::{multipart_etag, ObjectAttrs, PutAttrs, WriteCondition};
 pub use config::{GatewayConfig, HealthConfig, PackConfig};
 pub use error::GatewayError;
 pub use health::HealthStatus;
+pub use inspect::{InspectedPart, InspectedShard, Inspection};
 pub use local::OwnNode;
 pub use master_key::{open_master_key, KeyError, MASTER_KEY_FILE};
 pub use meta::{Meta, Upload, UploadPart};
@@ -84,6 +86,7 @@ pub use session::PeerSession;
 pub use worker::{WorkerState, WorkerStatus};
 
 use crate::control::ControlHub;
+use crate::metrics::metrics;
 use crate::registry::{unix_now, NodeId, Registry};
 use crate::scoring::Score;
 use local::{Announce, LocalPeer};
@@ -365,15 +368,20 @@ impl Gateway {
             GatewayError::TooLarge { size: max + 1, max }
         });
         let head = upload.head(kept as usize + 1).await?;
-        if head.len() as u64 > kept {
+        let stored = if head.len() as u64 > kept {
             let source = write::Source {
                 head,
                 body: upload.into_body(),
                 size_hint,
             };
-            return write::put_swarm(self, &b, key, source, Some(&tags)).await;
+            write::put_swarm(self, &b, key, source, Some(&tags)).await
+        } else {
+            self.put_kept(&b, key, &head, &tags.commit()?).await
+        };
+        if let Ok(info) = &stored {
+            metrics().bytes("in", info.size);
         }
-        self.put_kept(&b, key, &head, &tags.commit()?).await
+        stored
     }
 
     /// Bytes up to which an object is kept in the metadata store: for good up to the bucket's
@@ -450,6 +458,8 @@ impl Gateway {
         if range.start > range.end || range.end > size {
             return Err(GatewayError::InvalidRange { size });
         }
+        // Counted as the read starts: a client that hangs up early is counted in full.
+        metrics().bytes("out", range.end - range.start);
         if let Some(data) = &row.inline_data {
             let data = self.open_inline(data, row.inline_sealed)?;
             let (tx, rx) = tokio::sync::mpsc::channel(1);

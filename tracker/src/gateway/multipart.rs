@@ -14,6 +14,7 @@ use super::model::{check_key, ObjectInfo};
 use super::upload;
 use super::write::{self, GroupReader, Source};
 use super::{groups, Gateway, GatewayError};
+use crate::metrics::metrics;
 use crate::registry::unix_now;
 
 /// Smallest part S3 allows but for the last one.
@@ -115,6 +116,7 @@ impl Gateway {
         }
         // The part it replaced, if any, is now orphaned.
         self.wake_collector();
+        metrics().bytes("in", part.size);
         Ok(part)
     }
 

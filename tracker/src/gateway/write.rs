@@ -20,6 +20,7 @@ use super::rounds::{Next, Rounds};
 use super::staging::{blocking, Staging};
 use super::upload::Upload;
 use super::{Gateway, GatewayError};
+use crate::metrics::metrics;
 use crate::placement::{self, Policy, ShardNeed};
 use crate::registry::unix_now;
 use crate::scoring::TransferKind;
@@ -349,7 +350,10 @@ async fn seed_and_place(
     loop {
         let needs = match rounds.next() {
             Next::Done => return Ok(()),
-            Next::GiveUp(why) => return Err(GatewayError::InsufficientNodes(why)),
+            Next::GiveUp(why) => {
+                metrics().placement_failures.inc();
+                return Err(GatewayError::InsufficientNodes(why));
+            }
             Next::Place(needs) => needs,
         };
         let (jobs, shard_of): (Vec<HoldJob>, Vec<usize>) =
@@ -387,6 +391,7 @@ fn plan_round(
         plan = placement::place(&nodes, policy, length, needs);
     }
     if !plan.is_complete() {
+        metrics().placement_failures.inc();
         return Err(GatewayError::InsufficientNodes(format!(
             "{} connected node(s) with room for {length}-byte shards cannot hold {} copies of {} shards",
             nodes.len(),

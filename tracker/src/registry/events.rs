@@ -98,6 +98,22 @@ impl Registry {
         Ok(())
     }
 
+    /// The latest `limit` audits of `node`, newest first: (at, outcome, info-hash hex, detail).
+    pub async fn recent_audits(
+        &self,
+        node: NodeId,
+        limit: u32,
+    ) -> Result<Vec<(i64, String, String, String)>, RegistryError> {
+        Ok(sqlx::query_as(
+            "SELECT at, outcome, info_hash, detail FROM audit_events
+             WHERE node_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+        )
+        .bind(node)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
     /// Deletes audit and transfer events before `before`, per-day online records of days that
     /// ended by then, and the torrents and addresses a node was last seen with before then (who
     /// held what, and from where, is kept no longer than the scores need). Returns the rows

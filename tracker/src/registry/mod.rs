@@ -15,6 +15,7 @@
 pub mod control_records;
 pub mod db;
 pub mod events;
+pub mod inspectors;
 pub mod records;
 pub mod registration;
 pub mod report;
@@ -32,7 +33,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use crate::ids::NodeId;
 
 /// The records format this build reads and writes.
-pub const RECORDS_FORMAT: i64 = 3;
+pub const RECORDS_FORMAT: i64 = 4;
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +125,7 @@ impl Registry {
         for (passkey, id, revoked) in rows {
             tokens.insert(id, &passkey, revoked.is_some());
         }
+        inspectors::load(&db, &mut tokens).await?;
         Ok(Registry {
             db,
             tokens: Arc::new(RwLock::new(tokens)),
@@ -156,7 +158,13 @@ impl Registry {
 
     /// Looks an announce token up without touching the database.
     pub fn check_token(&self, token: &[u8]) -> TokenStatus {
-        self.tokens().check(token)
+        self.check_token_for(token, &[])
+    }
+
+    /// [`Registry::check_token`] for an announce or scrape of `shards` (an inspector token
+    /// covers only the shards it was issued for).
+    pub fn check_token_for(&self, token: &[u8], shards: &[crate::ids::InfoHash]) -> TokenStatus {
+        self.tokens().check(token, unix_now(), shards)
     }
 
     /// The announce token of a registered, unrevoked node (for the torrents it is handed), from

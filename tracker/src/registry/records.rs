@@ -289,6 +289,7 @@ impl Recorder {
         if self.pending.is_empty() && self.transfers.is_empty() {
             return Ok(());
         }
+        let since = std::time::Instant::now();
         let mut tx = self.registry.writer().begin().await?;
         for (node, p) in &self.pending {
             write_pending(&mut tx, *node, p).await?;
@@ -297,6 +298,7 @@ impl Recorder {
             write_transfer(&mut tx, t).await?;
         }
         tx.commit().await?;
+        crate::metrics::metrics().db_write(since);
         self.pending.clear();
         self.transfers.clear();
         Ok(())

@@ -202,6 +202,8 @@ pub struct Health {
     pub shards_under: usize,
     /// Shards with no counted copy.
     pub shards_without_copy: usize,
+    /// Objects readable with a margin but with a shard below its copies.
+    pub objects_degraded: usize,
     /// Objects with at most `k` shards that have a live copy (one more loss and they are unreadable).
     pub objects_at_risk: usize,
     /// Objects with fewer than `k` shards with a live or away copy: unreadable until nodes return.
@@ -210,6 +212,92 @@ pub struct Health {
     pub surplus_copies: usize,
     /// Copies that failed audits or sit on disqualified nodes.
     pub bad_copies: usize,
+    /// Shards by their number of live copies: entry `i` counts shards with `i` live copies, the
+    /// last entry those with [`LIVE_COPIES_SHOWN`] or more.
+    pub shards_by_live_copies: Vec<usize>,
+}
+
+/// Live-copy counts shown one by one in [`Health::shards_by_live_copies`].
+pub const LIVE_COPIES_SHOWN: usize = 6;
+
+/// How close an object is to loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Redundancy {
+    /// Every shard has the copies its policy wants.
+    Healthy,
+    /// Readable with a margin, but some shard lacks copies.
+    Degraded,
+    /// At most `k` shards have a live copy: one more loss and it is unreadable.
+    AtRisk,
+    /// Fewer than `k` shards have a live or away copy.
+    Unreadable,
+}
+
+impl Redundancy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Redundancy::Healthy => "healthy",
+            Redundancy::Degraded => "degraded",
+            Redundancy::AtRisk => "at_risk",
+            Redundancy::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// One object's copies as the planner classes them, and its redundancy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    pub redundancy: Redundancy,
+    /// Per shard (in the object's order), each recorded copy and its class.
+    pub copies: Vec<Vec<(NodeId, CopyClass)>>,
+}
+
+/// Classes every copy of `o` against `nodes`, as a plan would.
+pub fn assess(o: &ObjectState, nodes: &[NodeStatus], grace_secs: u64) -> Assessment {
+    let by_id: HashMap<NodeId, &NodeStatus> = nodes.iter().map(|n| (n.id, n)).collect();
+    let copies: Vec<Vec<(NodeId, CopyClass)>> = o
+        .shards
+        .iter()
+        .map(|s| {
+            s.copies
+                .iter()
+                .map(|c| (c.node, classify(c, by_id.get(&c.node).copied(), grace_secs)))
+                .collect()
+        })
+        .collect();
+    let count = |shard: &Vec<(NodeId, CopyClass)>, counted: &[CopyClass]| {
+        shard.iter().filter(|(_, c)| counted.contains(c)).count()
+    };
+    let live = copies
+        .iter()
+        .filter(|s| count(s, &[CopyClass::Live]) > 0)
+        .count();
+    let reachable = copies
+        .iter()
+        .filter(|s| count(s, &[CopyClass::Live, CopyClass::Away]) > 0)
+        .count();
+    let under = copies
+        .iter()
+        .any(|s| count(s, &[CopyClass::Live, CopyClass::Away]) < o.policy.copies);
+    Assessment {
+        redundancy: redundancy(o.policy.k, live, reachable, under),
+        copies,
+    }
+}
+
+/// The redundancy of an object with `live` shards with a live copy and `reachable` with a live
+/// or away one.
+fn redundancy(k: usize, live: usize, reachable: usize, under: bool) -> Redundancy {
+    if reachable < k {
+        Redundancy::Unreadable
+    } else if live <= k {
+        Redundancy::AtRisk
+    } else if under {
+        Redundancy::Degraded
+    } else {
+        Redundancy::Healthy
+    }
 }
 
 /// The planner's answer: tasks riskiest first, and the cluster's health.
@@ -363,7 +451,16 @@ fn view_of<'a>(
     let reachable = shards.iter().filter(|s| s.counted() > 0).count();
     let margin = intact - o.policy.k as i64;
     health.shards += shards.len();
+    let under = shards.iter().any(|s| s.counted() < o.policy.copies);
+    if redundancy(o.policy.k, intact as usize, reachable, under) == Redundancy::Degraded {
+        health.objects_degraded += 1;
+    }
     for s in &shards {
+        let bucket = s.live.len().min(LIVE_COPIES_SHOWN);
+        if health.shards_by_live_copies.len() <= bucket {
+            health.shards_by_live_copies.resize(bucket + 1, 0);
+        }
+        health.shards_by_live_copies[bucket] += 1;
         health.shards_under += usize::from(s.counted() < o.policy.copies);
         health.shards_without_copy += usize::from(s.counted() == 0);
         health.surplus_copies += s.live.len().saturating_sub(o.policy.copies);

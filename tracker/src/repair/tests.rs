@@ -389,3 +389,56 @@ fn a_shard_read_when_its_nodes_sleep_gets_a_copy_on_a_node_awake_then() {
     let third = plan(std::slice::from_ref(&o), &nodes, &cfg());
     assert!(third.tasks.is_empty(), "{:?}", third.tasks);
 }
+
+#[test]
+fn assess_classes_copies_and_ranks_redundancy_as_the_plan_counts_it() {
+    let mut nodes = cluster();
+    let p = policy(2, 1, 2);
+    let healthy = object(1, p, &[&[1, 2], &[3, 4], &[5, 6]]);
+    let a = assess(&healthy, &nodes, 60);
+    assert_eq!(a.redundancy, Redundancy::Healthy);
+    assert!(a
+        .copies
+        .iter()
+        .flatten()
+        .all(|(_, c)| *c == CopyClass::Live));
+    // Node 6 gone past the grace period: shard 2 is one copy short, nothing else.
+    nodes[5].online = false;
+    nodes[5].offline_secs = 3600;
+    let a = assess(&healthy, &nodes, 60);
+    assert_eq!(a.redundancy, Redundancy::Degraded);
+    assert_eq!(
+        a.copies[2],
+        vec![(5, CopyClass::Live), (6, CopyClass::Lost)]
+    );
+    // Shard 2 loses its last live copy: k = 2 shards live, no margin left.
+    nodes[4].online = false;
+    nodes[4].offline_secs = 10;
+    assert_eq!(assess(&healthy, &nodes, 60).redundancy, Redundancy::AtRisk);
+    // Shards 1 and 2 gone for good: fewer than k reachable.
+    for n in &mut nodes[2..] {
+        n.online = false;
+        n.offline_secs = 3600;
+    }
+    assert_eq!(
+        assess(&healthy, &nodes, 60).redundancy,
+        Redundancy::Unreadable
+    );
+    // The plan counts the same objects the same way.
+    let plan = plan(&[healthy], &cluster(), &PlanConfig::default());
+    assert_eq!(plan.health.objects_degraded, 0);
+    assert_eq!(plan.health.shards_by_live_copies, vec![0, 0, 3]);
+}
+
+#[test]
+fn the_live_copy_histogram_caps_its_last_bucket() {
+    let nodes: Vec<NodeStatus> = (1..=10).map(|id| node(id, "z", NodeTier::High)).collect();
+    let p = policy(1, 1, 1);
+    let every: Vec<NodeId> = (1..=10).collect();
+    let o = object(1, p, &[&every, &[1]]);
+    let plan = plan(&[o], &nodes, &PlanConfig::default());
+    let h = &plan.health.shards_by_live_copies;
+    assert_eq!(h.len(), LIVE_COPIES_SHOWN + 1);
+    assert_eq!(h[1], 1);
+    assert_eq!(h[LIVE_COPIES_SHOWN], 1);
+}

@@ -91,7 +91,7 @@ fn refuse_weak(cx: &S3AccessContext<'_>) -> S3Result<()> {
 
 /// Whether a query string is a Signature Version 2 presigned URL's: a `Signature` or
 /// `AWSAccessKeyId` parameter, however its name is percent-encoded.
-fn presigned_v2(query: &str) -> bool {
+pub fn presigned_v2(query: &str) -> bool {
     query.split('&').any(|pair| {
         let name = pair.split('=').next().unwrap_or_default();
         matches!(
@@ -103,7 +103,7 @@ fn presigned_v2(query: &str) -> bool {
 
 /// `text` with its `%XX` escapes decoded (`+` is kept: names never hold spaces); `None` if it
 /// is not valid UTF-8 then.
-fn percent_decoded(text: &str) -> Option<String> {
+pub fn percent_decoded(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

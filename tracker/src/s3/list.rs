@@ -17,6 +17,43 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// How a listing's answer carries keys and prefixes: as they are, or URL-encoded
+/// (`encoding-type=url`, which boto3 and aws-cli ask for on every listing and then decode, so a
+/// key with `+`, `%` or characters XML cannot carry comes back as it was stored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyEncoding {
+    Plain,
+    Url,
+}
+
+impl KeyEncoding {
+    /// The encoding a request asks for; `None` for one S3 does not define.
+    pub fn of(requested: Option<&str>) -> Option<Self> {
+        match requested {
+            None => Some(KeyEncoding::Plain),
+            Some(e) if e.eq_ignore_ascii_case("url") => Some(KeyEncoding::Url),
+            Some(_) => None,
+        }
+    }
+
+    /// `s` as the answer carries it: URL-encoded, every byte but RFC 3986's unreserved
+    /// characters and `/` percent-encoded.
+    pub fn apply(self, s: &str) -> String {
+        match self {
+            KeyEncoding::Plain => s.to_owned(),
+            KeyEncoding::Url => crate::api::parse::percent_encode(s, b"-._~/"),
+        }
+    }
+
+    /// The `EncodingType` the answer names.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            KeyEncoding::Plain => None,
+            KeyEncoding::Url => Some("url"),
+        }
+    }
+}
+
 /// Builds a page from keys given in ascending order.
 #[derive(Debug)]
 pub struct Lister<'a> {

@@ -18,6 +18,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -26,8 +27,13 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use std::sync::Arc;
 
 use crate::gateway::Gateway;
+use crate::metrics::metrics;
 
-pub use list::{common_prefix, Lister, Page};
+pub use list::{common_prefix, KeyEncoding, Lister, Page};
+// The small parsers of request fields, public for the fuzz targets.
+pub use auth::{percent_decoded, presigned_v2};
+pub use objects::content_md5;
+pub use service::{copy_range, decode_token, encode_token};
 
 /// The S3 service over `gateway`, every request signed by one of the gateway's access keys;
 /// `domain` (such as `s3.example.com`) also accepts virtual-host style requests under it.
@@ -93,6 +99,37 @@ fn refusal(status: hyper::StatusCode, code: &str, message: &str) -> Response<s3s
 #[derive(Clone)]
 pub struct S3Http(S3Service);
 
+/// The S3 operation a path-style request names, as the metrics name it.
+fn route_name<B>(req: &Request<B>) -> &'static str {
+    use hyper::Method;
+    let path = req.uri().path().trim_start_matches('/');
+    let query = req.uri().query().unwrap_or("");
+    let has = |name: &str| query.split('&').any(|p| p.split('=').next() == Some(name));
+    let object = path.trim_end_matches('/').contains('/');
+    let copy = req.headers().contains_key("x-amz-copy-source");
+    match (req.method(), path.is_empty(), object) {
+        (&Method::GET, true, _) => "list_buckets",
+        (&Method::GET, false, false) if has("uploads") => "list_uploads",
+        (&Method::GET, false, false) => "list_objects",
+        (&Method::PUT, false, false) => "create_bucket",
+        (&Method::DELETE, false, false) => "delete_bucket",
+        (&Method::HEAD, false, false) => "head_bucket",
+        (&Method::POST, false, false) if has("delete") => "delete_objects",
+        (&Method::PUT, false, true) if has("uploadId") && copy => "upload_part_copy",
+        (&Method::PUT, false, true) if has("uploadId") => "upload_part",
+        (&Method::PUT, false, true) if copy => "copy_object",
+        (&Method::PUT, false, true) => "put_object",
+        (&Method::GET, false, true) if has("uploadId") => "list_parts",
+        (&Method::GET, false, true) => "get_object",
+        (&Method::HEAD, false, true) => "head_object",
+        (&Method::DELETE, false, true) if has("uploadId") => "abort_upload",
+        (&Method::DELETE, false, true) => "delete_object",
+        (&Method::POST, false, true) if has("uploads") => "create_upload",
+        (&Method::POST, false, true) if has("uploadId") => "complete_upload",
+        _ => "other",
+    }
+}
+
 impl tower_service::Service<Request<Incoming>> for S3Http {
     type Response = Response<s3s::Body>;
     type Error = Infallible;
@@ -103,6 +140,7 @@ impl tower_service::Service<Request<Incoming>> for S3Http {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let (since, route) = (Instant::now(), route_name(&req));
         let has_body = !hyper::body::Body::is_end_stream(req.body());
         let form = is_form_upload(&req);
         let served = (!form).then(|| hyper::service::Service::call(&self.0, req));
@@ -131,6 +169,7 @@ impl tower_service::Service<Request<Incoming>> for S3Http {
                     hyper::header::HeaderValue::from_static("close"),
                 );
             }
+            metrics().request("s3", route, res.status().as_u16(), since);
             Ok(res)
         })
     }

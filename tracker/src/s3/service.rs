@@ -325,22 +325,25 @@ impl S3 for Front {
             None => i.start_after.clone().unwrap_or_default(),
         };
         let max = max_keys(i.max_keys)?;
+        let enc = key_encoding(i.encoding_type.as_ref())?;
         let page = list::page(&self.gateway, &i.bucket, &prefix, &delimiter, &after, max)
             .await
             .or_s3()?;
         let count = page.objects.len() + page.prefixes.len();
+        let apply = |s: Option<String>| s.map(|s| enc.apply(&s));
         ok(ListObjectsV2Output {
             name: Some(i.bucket),
-            prefix: Some(prefix),
-            delimiter: i.delimiter,
+            prefix: Some(enc.apply(&prefix)),
+            delimiter: apply(i.delimiter),
             max_keys: Some(max as i32),
             key_count: Some(count as i32),
             continuation_token: i.continuation_token,
-            start_after: i.start_after,
+            start_after: apply(i.start_after),
             is_truncated: Some(page.next.is_some()),
             next_continuation_token: page.next.as_deref().map(encode_token),
-            contents: Some(contents(&page)),
-            common_prefixes: Some(common_prefixes(&page)),
+            contents: Some(contents(&page, enc)),
+            common_prefixes: Some(common_prefixes(&page, enc)),
+            encoding_type: enc.name().map(EncodingType::from_static),
             ..Default::default()
         })
     }
@@ -351,19 +354,22 @@ impl S3 for Front {
         let delimiter = i.delimiter.clone().unwrap_or_default();
         let after = i.marker.clone().unwrap_or_default();
         let max = max_keys(i.max_keys)?;
+        let enc = key_encoding(i.encoding_type.as_ref())?;
         let page = list::page(&self.gateway, &i.bucket, &prefix, &delimiter, &after, max)
             .await
             .or_s3()?;
+        let apply = |s: Option<String>| s.map(|s| enc.apply(&s));
         ok(ListObjectsOutput {
             name: Some(i.bucket),
-            prefix: Some(prefix),
-            delimiter: i.delimiter,
-            marker: i.marker,
+            prefix: Some(enc.apply(&prefix)),
+            delimiter: apply(i.delimiter),
+            marker: apply(i.marker),
             max_keys: Some(max as i32),
             is_truncated: Some(page.next.is_some()),
-            next_marker: page.next.clone(),
-            contents: Some(contents(&page)),
-            common_prefixes: Some(common_prefixes(&page)),
+            next_marker: apply(page.next.clone()),
+            contents: Some(contents(&page, enc)),
+            common_prefixes: Some(common_prefixes(&page, enc)),
+            encoding_type: enc.name().map(EncodingType::from_static),
             ..Default::default()
         })
     }
@@ -614,7 +620,7 @@ fn copy_source(source: &CopySource) -> S3Result<(String, String)> {
 }
 
 /// `x-amz-copy-source-range: bytes=a-b`, within an object of `size` bytes.
-fn copy_range(text: &str, size: u64) -> S3Result<std::ops::Range<u64>> {
+pub fn copy_range(text: &str, size: u64) -> S3Result<std::ops::Range<u64>> {
     let bad = || {
         s3_error!(
             InvalidArgument,
@@ -635,11 +641,11 @@ fn copy_range(text: &str, size: u64) -> S3Result<std::ops::Range<u64>> {
     Ok(a..b + 1)
 }
 
-fn encode_token(after: &str) -> String {
+pub fn encode_token(after: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after)
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub fn decode_token(token: &str) -> S3Result<String> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()
@@ -652,11 +658,11 @@ fn decode_token(token: &str) -> S3Result<String> {
         })
 }
 
-fn contents(page: &list::Page) -> Vec<Object> {
+fn contents(page: &list::Page, enc: list::KeyEncoding) -> Vec<Object> {
     page.objects
         .iter()
         .map(|o| Object {
-            key: Some(o.key.clone()),
+            key: Some(enc.apply(&o.key)),
             size: Some(o.size as i64),
             e_tag: Some(objects::etag(o)),
             last_modified: Some(objects::timestamp(o.created_at)),
@@ -668,18 +674,33 @@ fn contents(page: &list::Page) -> Vec<Object> {
         .collect()
 }
 
-fn common_prefixes(page: &list::Page) -> Vec<CommonPrefix> {
+fn common_prefixes(page: &list::Page, enc: list::KeyEncoding) -> Vec<CommonPrefix> {
     page.prefixes
         .iter()
         .map(|p| CommonPrefix {
-            prefix: Some(p.clone()),
+            prefix: Some(enc.apply(p)),
         })
         .collect()
+}
+
+fn key_encoding(requested: Option<&EncodingType>) -> S3Result<list::KeyEncoding> {
+    list::KeyEncoding::of(requested.map(EncodingType::as_str))
+        .ok_or_else(|| s3_error!(InvalidArgument, "encoding-type must be url"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_encoded_listings_keep_slashes_and_escape_the_rest() {
+        let url = list::KeyEncoding::Url;
+        assert_eq!(url.apply("a b+c/ü%.txt"), "a%20b%2Bc/%C3%BC%25.txt");
+        assert_eq!(list::KeyEncoding::Plain.apply("a b+c"), "a b+c");
+        assert_eq!(list::KeyEncoding::of(Some("URL")), Some(url));
+        assert_eq!(list::KeyEncoding::of(None), Some(list::KeyEncoding::Plain));
+        assert_eq!(list::KeyEncoding::of(Some("base64")), None);
+    }
 
     #[test]
     fn copy_ranges_and_tokens() {

@@ -11,6 +11,7 @@
 //! allocation beyond the answer buffer.
 
 use crate::gateway::GatewayError;
+use crate::metrics::{metrics, Metrics};
 use crate::net::PeerAddr;
 use crate::protocol::bencode_out::{write_failure, write_scrape, AnnounceResponse};
 use crate::protocol::http::{parse_scrape, AnnounceRequest};
@@ -18,6 +19,7 @@ use crate::protocol::udp::passkey_from_path;
 use crate::registry::{unix_now, NodeId, RegistryError};
 use crate::swarm::Family;
 use crate::tracker::{AnnounceInput, Tracker};
+use base64::Engine;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,11 +71,14 @@ pub fn routes(
                 let (t, token) = (t.clone(), token.clone());
                 async move {
                     let path = path.as_str();
-                    if path.starts_with("/admin/") {
-                        return match admin_refusal(token.as_deref(), auth) {
-                            None => reports(&t, path).await,
-                            Some(refused) => refused,
-                        };
+                    if path.starts_with("/admin/") || path == "/metrics" {
+                        if let Some(refused) = admin_refusal(token.as_deref(), auth) {
+                            return refused;
+                        }
+                        if let Some(reply) = operator_view(&t, false, path, &query).await {
+                            return reply;
+                        }
+                        return reports(&t, path).await;
                     }
                     get_route(&t, path, query.as_bytes(), remote)
                 }
@@ -81,14 +86,36 @@ pub fn routes(
         );
     let post = warp::post()
         .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("x-requested-with"))
         .and(warp::body::content_length_limit(4096))
         .and(warp::body::bytes())
-        .then(move |path: warp::path::FullPath, auth, body: Bytes| {
-            let t = tracker.clone();
-            let token = admin_token.clone();
-            async move { admin_route(&t, token.as_deref(), path.as_str(), auth, &body).await }
-        });
+        .then(
+            move |path: warp::path::FullPath,
+                  query: String,
+                  auth: Option<String>,
+                  scripted: Option<String>,
+                  body: Bytes| {
+                let t = tracker.clone();
+                let token = admin_token.clone();
+                async move {
+                    // A browser holding the Basic credential would send it with any page's form
+                    // too: a POST on it must come from a script (a header no form can set).
+                    let auth = match scripted {
+                        Some(_) => auth,
+                        None => auth.filter(|a| !a.starts_with("Basic ")),
+                    };
+                    let request = AdminRequest {
+                        path: path.as_str(),
+                        query: &query,
+                        auth,
+                        body: &body,
+                    };
+                    admin_route(&t, token.as_deref(), request).await
+                }
+            },
+        );
     get.or(post).unify()
 }
 
@@ -146,7 +173,15 @@ async fn reports(t: &Tracker, path: &str) -> Reply {
     }
 }
 
-/// The answer to a request without `Authorization: Bearer <admin token>`; `None` lets it through.
+/// The operator view's answer (dashboard, its JSON, metrics, shard export), when the gateway
+/// serves one and `path` is one of its routes.
+async fn operator_view(t: &Tracker, post: bool, path: &str, query: &str) -> Option<Reply> {
+    t.ops()?.handle(post, path, query).await
+}
+
+/// The answer to a request without the admin token; `None` lets it through. The token comes as
+/// `Authorization: Bearer <token>`, or as the password of HTTP Basic authentication (any user
+/// name), which is what a browser sends for the dashboard.
 fn admin_refusal(token: Option<&str>, auth: Option<String>) -> Option<Reply> {
     let Some(token) = token else {
         return Some(json_error(
@@ -154,15 +189,29 @@ fn admin_refusal(token: Option<&str>, auth: Option<String>) -> Option<Reply> {
             "the admin API is disabled (no admin_token)",
         ));
     };
-    let given = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
-    if given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
-        None
-    } else {
-        Some(json_error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong admin token",
-        ))
+    if presented_token(auth.as_deref()).is_some_and(|g| same_secret(&g, token.as_bytes())) {
+        return None;
     }
+    let mut refused = json_error(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
+    refused.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"raidtorrent gateway\", charset=\"UTF-8\""),
+    );
+    Some(refused)
+}
+
+/// The admin token an `Authorization` header carries: a Bearer token, or a Basic password.
+pub fn presented_token(auth: Option<&str>) -> Option<Vec<u8>> {
+    let auth = auth?;
+    if let Some(t) = auth.strip_prefix("Bearer ") {
+        return Some(t.as_bytes().to_vec());
+    }
+    let encoded = auth.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some(decoded[colon + 1..].to_vec())
 }
 
 fn not_found() -> Reply {
@@ -181,9 +230,13 @@ fn path_is_tracker(path: &[u8], passkey: Option<&[u8]>) -> bool {
 }
 
 fn announce(t: &Tracker, passkey: Option<&[u8]>, query: &[u8], remote: SocketAddr) -> Reply {
+    let announces = &metrics().announces;
     let req = match AnnounceRequest::parse(query) {
         Ok(r) => r,
-        Err(e) => return failure(&e.to_string()),
+        Err(e) => {
+            announces.count("http", "error");
+            return failure(&e.to_string());
+        }
     };
     let ip = remote.ip().to_canonical();
     let mut peers = Vec::with_capacity(req.numwant.unwrap_or(50).min(200) as usize);
@@ -202,6 +255,7 @@ fn announce(t: &Tracker, passkey: Option<&[u8]>, query: &[u8], remote: SocketAdd
         },
         &mut peers,
     );
+    announces.count("http", Metrics::verdict(&answer));
     match answer {
         Ok(a) => {
             let mut out = Vec::with_capacity(96 + peers.len() * 6);
@@ -223,9 +277,14 @@ fn announce(t: &Tracker, passkey: Option<&[u8]>, query: &[u8], remote: SocketAdd
 fn scrape(t: &Tracker, passkey: Option<&[u8]>, query: &[u8]) -> Reply {
     let hashes = match parse_scrape(query) {
         Ok(h) => h,
-        Err(e) => return failure(&e.to_string()),
+        Err(e) => {
+            metrics().scrapes.count("http", "error");
+            return failure(&e.to_string());
+        }
     };
-    match t.scrape(passkey, &hashes) {
+    let answer = t.scrape(passkey, &hashes);
+    metrics().scrapes.count("http", Metrics::verdict(&answer));
+    match answer {
         Ok(counts) => {
             let files: Vec<_> = hashes.into_iter().zip(counts).collect();
             let mut out = Vec::with_capacity(16 + files.len() * 80);
@@ -252,19 +311,25 @@ struct CreateNode {
     capacity_limit: Option<u64>,
 }
 
-async fn admin_route(
-    t: &Tracker,
-    token: Option<&str>,
-    path: &str,
+/// A POST to the admin API.
+struct AdminRequest<'a> {
+    path: &'a str,
+    query: &'a str,
     auth: Option<String>,
-    body: &[u8],
-) -> Reply {
+    body: &'a [u8],
+}
+
+async fn admin_route(t: &Tracker, token: Option<&str>, req: AdminRequest<'_>) -> Reply {
+    let (path, body) = (req.path, req.body);
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     if segments.first() != Some(&"admin") {
         return not_found();
     }
-    if let Some(refused) = admin_refusal(token, auth) {
+    if let Some(refused) = admin_refusal(token, req.auth) {
         return refused;
+    }
+    if let Some(reply) = operator_view(t, true, path, req.query).await {
+        return reply;
     }
     match segments[1..] {
         ["nodes"] => {
@@ -397,6 +462,30 @@ mod tests {
         assert!(same_secret(b"abcdef", b"abcdef"));
         assert!(!same_secret(b"abcdef", b"abcdeg"));
         assert!(!same_secret(b"abc", b"abcdef"));
+    }
+
+    #[test]
+    fn the_admin_token_comes_as_bearer_or_basic_password() {
+        let basic = |s: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(s)
+            )
+        };
+        assert_eq!(presented_token(Some("Bearer abc")).unwrap(), b"abc");
+        assert_eq!(
+            presented_token(Some(&basic("admin:abc:d"))).unwrap(),
+            b"abc:d"
+        );
+        assert_eq!(presented_token(Some(&basic(":abc"))).unwrap(), b"abc");
+        assert!(presented_token(Some(&basic("no-colon"))).is_none());
+        assert!(presented_token(Some("Basic !!!")).is_none());
+        assert!(presented_token(Some("Digest x")).is_none());
+        assert!(presented_token(None).is_none());
+        assert!(admin_refusal(Some("abc"), Some(basic("u:abc"))).is_none());
+        let refused = admin_refusal(Some("abc"), Some(basic("u:abd"))).unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert!(refused.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 
     #[test]

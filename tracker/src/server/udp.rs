@@ -10,6 +10,7 @@
 //! scrape has no room for URL data, so on a private tracker it is refused with an error packet
 //! pointing at HTTP `/scrape/<passkey>`.
 
+use crate::metrics::{metrics, Metrics};
 use crate::protocol::bencode_out::PeerEntry;
 use crate::protocol::udp::{passkey_from_path, AnnounceRequest, ParseError, Request, Response};
 use crate::swarm::Family;
@@ -107,7 +108,10 @@ fn answer(
         Err(ParseError::Invalid {
             transaction_id,
             kind,
-        }) => error(transaction_id, &kind.to_string(), out),
+        }) => {
+            metrics().announces.count("udp", "error");
+            error(transaction_id, &kind.to_string(), out)
+        }
         Ok(Request::Connect { transaction_id }) => Response::Connect {
             transaction_id,
             connection_id: ids.make(&from, now),
@@ -167,6 +171,7 @@ fn announce(
         },
         peers,
     );
+    metrics().announces.count("udp", Metrics::verdict(&answer));
     match answer {
         Ok(ans) => {
             let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.addr).collect();
@@ -192,10 +197,13 @@ fn scrape(
     out: &mut Vec<u8>,
 ) {
     if private {
+        metrics().scrapes.count("udp", "refused");
         let why = "this tracker is private: scrape over HTTP at /scrape/<passkey>";
         return error(transaction_id, why, out);
     }
-    match t.scrape(None, info_hashes) {
+    let answer = t.scrape(None, info_hashes);
+    metrics().scrapes.count("udp", Metrics::verdict(&answer));
+    match answer {
         Ok(counts) => Response::Scrape {
             transaction_id,
             counts: &counts,

@@ -16,6 +16,8 @@ const LAYERS: &[&str] = &[
     "audit",
     // State and storage.
     "swarm",
+    // What the gateway counts for Prometheus.
+    "metrics",
     // Connections from strangers: admission caps and the HTTP server.
     "net",
     "registry",
@@ -25,6 +27,8 @@ const LAYERS: &[&str] = &[
     "gateway",
     "api",
     "s3",
+    // The operator view: dashboard, its JSON, metrics exposition, shard export.
+    "ops",
     // Settings of every part.
     "config",
     // The tracker service.

@@ -2,6 +2,7 @@
 //! announces.
 
 use crate::common::*;
+use raidtorrent_tracker::ids::InfoHash;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -184,6 +185,53 @@ async fn refusals_are_bencoded_failure_reasons() {
         reason(body),
         "query string is 5000 bytes, longer than the limit of 4096"
     );
+    t.service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inspector_token_gets_peers_for_its_shards_only_and_leaves_no_record() {
+    let t = TestTracker::start(test_config(false)).await;
+    let (_, seeder_key) = t.node("seeder").await;
+    let (mine, other) = ([0x21u8; 20], [0x22u8; 20]);
+    for ih in [mine, other] {
+        let q = announce_query(&ih, b"-rQ0910-seeder000000", 7101, 0);
+        let (_, body) = get(t.http, &format!("/announce/{seeder_key}?{q}")).await;
+        assert_eq!(decode(&body).failure(), None);
+    }
+    let inspector = t
+        .registry()
+        .issue_inspector("photos/cat.jpg", 600, &[InfoHash(mine)])
+        .await
+        .unwrap();
+    let token = &inspector.token;
+    let stock = *b"-lt2080-inspector000";
+    let q = announce_query(&mine, &stock, 7102, 1000);
+    let (_, body) = get(t.http, &format!("/announce/{token}?{q}")).await;
+    let v = decode(&body);
+    assert_eq!(v.failure(), None);
+    assert_eq!(v.int("interval"), 60, "a stranger's interval, not a node's");
+    assert_eq!(
+        compact_peers(v.bytes("peers")),
+        ["127.0.0.1:7101".parse().unwrap()]
+    );
+    // Another shard's swarm stays closed to it, for announces and scrapes alike.
+    let q = announce_query(&other, &stock, 7102, 1000);
+    let (_, body) = get(t.http, &format!("/announce/{token}?{q}")).await;
+    assert_eq!(
+        decode(&body).failure().as_deref(),
+        Some("this inspector token was not issued for this shard")
+    );
+    let (_, body) = get(
+        t.http,
+        &format!("/scrape/{token}?info_hash={}", enc(&other)),
+    )
+    .await;
+    assert!(decode(&body).failure().is_some());
+    let (_, body) = get(t.http, &format!("/scrape/{token}?info_hash={}", enc(&mine))).await;
+    assert_eq!(decode(&body).failure(), None);
+    // It is no node: the registry knows only the seeder.
+    let nodes = t.registry().nodes().await.unwrap();
+    assert_eq!(nodes.len(), 1);
     t.service.shutdown().await;
 }
 

@@ -293,9 +293,11 @@ impl Meta {
         o: &NewObject<'_>,
         now: i64,
     ) -> Result<ObjectInfo, GatewayError> {
+        let since = std::time::Instant::now();
         let mut tx = self.writer().begin().await?;
         let info = commit_object_in(&mut tx, o, now).await?;
         tx.commit().await?;
+        crate::metrics::metrics().db_write(since);
         Ok(info)
     }
 }
