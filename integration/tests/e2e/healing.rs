@@ -21,7 +21,8 @@ pub async fn collect(mut body: Body) -> Result<Vec<u8>, std::io::Error> {
 }
 
 /// Health settings for tests: passes every 200 ms and a 3 s grace period, so a lost node is
-/// re-replicated within seconds; audits as `audit_interval` says.
+/// re-replicated within seconds; audits as `audit_interval` says. No sweep beyond its daily
+/// share: what a pass looks at comes from the marks that changes leave, as in a large cloud.
 pub fn quick_health(audit_interval: Duration) -> impl FnOnce(&mut CloudSettings) {
     move |s: &mut CloudSettings| {
         s.gateway.hold_timeout = Duration::from_secs(30);
@@ -42,6 +43,7 @@ pub fn quick_health(audit_interval: Duration) -> impl FnOnce(&mut CloudSettings)
                 min_audits: 2,
                 ..ScoringConfig::default()
             },
+            sweep_min: 0,
             ..HealthConfig::default()
         };
     }

@@ -27,6 +27,8 @@ pub struct HealthSection {
     pub max_moves: usize,
     /// Share of a node's capacity above which copies move off it (0.5 to 1).
     pub quota_high_water: f64,
+    /// Nodes drawn as candidates when placing a repaired or moved copy (0: every node).
+    pub placement_candidates: usize,
     /// Seconds a node is left out of plans after a failed directive; doubles per failure.
     pub backoff_base_secs: u64,
     /// Longest back-off, in seconds.
@@ -41,6 +43,12 @@ pub struct HealthSection {
     pub audit_timeout_secs: u64,
     /// Seconds a node must have been connected before a shard it says it lacks fails its audit.
     pub audit_settle_secs: u64,
+    /// Most objects marked by changes that one pass looks at.
+    pub dirty_max: usize,
+    /// Seconds in which the background sweep looks at every stored object once.
+    pub sweep_secs: u64,
+    /// Fewest objects the sweep looks at per pass (a cloud this small is swept every pass).
+    pub sweep_min_objects: usize,
 }
 
 impl Default for HealthSection {
@@ -59,6 +67,7 @@ impl From<&HealthConfig> for HealthSection {
             max_tasks: c.plan.max_tasks,
             max_moves: c.plan.max_moves,
             quota_high_water: c.plan.quota_high_water,
+            placement_candidates: c.plan.candidates,
             backoff_base_secs: c.backoff_base.as_secs(),
             backoff_max_secs: c.backoff_max.as_secs(),
             audit_interval_ms: c.audit_interval.as_millis() as u64,
@@ -66,6 +75,9 @@ impl From<&HealthConfig> for HealthSection {
             audit_pieces: c.audit_pieces,
             audit_timeout_secs: c.audit_timeout.as_secs(),
             audit_settle_secs: c.audit_settle.as_secs(),
+            dirty_max: c.dirty_max,
+            sweep_secs: c.sweep_period.as_secs(),
+            sweep_min_objects: c.sweep_min,
         }
     }
 }
@@ -81,6 +93,8 @@ impl HealthSection {
             ("audit_pieces", self.audit_pieces as u64),
             ("audit_timeout_secs", self.audit_timeout_secs),
             ("backoff_base_secs", self.backoff_base_secs),
+            ("dirty_max", self.dirty_max as u64),
+            ("sweep_secs", self.sweep_secs),
         ];
         for (name, v) in at_least_one {
             if v == 0 {
@@ -107,6 +121,7 @@ impl HealthSection {
                 quota_high_water: self.quota_high_water,
                 max_tasks: self.max_tasks,
                 max_moves: self.max_moves,
+                candidates: self.placement_candidates,
             },
             concurrency: self.concurrency,
             bandwidth: self.bandwidth_bytes_per_sec,
@@ -118,6 +133,9 @@ impl HealthSection {
             audit_timeout: Duration::from_secs(self.audit_timeout_secs),
             audit_settle: Duration::from_secs(self.audit_settle_secs),
             scoring: scoring.clone(),
+            dirty_max: self.dirty_max,
+            sweep_period: Duration::from_secs(self.sweep_secs),
+            sweep_min: self.sweep_min_objects,
         }
     }
 }

@@ -170,6 +170,7 @@ impl Conn {
             connected_since: SystemTime::now(),
             last_report_at: None,
             report: None,
+            held: None,
         }
     }
 

@@ -69,7 +69,7 @@ mod tests;
 use crate::net::{Gate, Tls};
 use crate::registry::records::RecorderHandle;
 use crate::registry::{NodeId, Registry};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,6 +112,8 @@ pub struct ConnectedNode {
     /// Its latest report, with `held` the complete held set (deltas already applied). Shared, so
     /// listing nodes that hold thousands of shards copies no held sets.
     pub report: Option<Arc<Report>>,
+    /// The latest report's held set, for lookups.
+    pub held: Option<Arc<HashSet<InfoHash>>>,
 }
 
 /// How a node answered a directive.
@@ -167,6 +169,8 @@ struct Inner {
     /// Bumped whenever the live map changes.
     changes: watch::Sender<u64>,
     reports: broadcast::Sender<(NodeId, Report)>,
+    /// Shards connected nodes stopped reporting, until the health worker takes them.
+    unreported: Mutex<Unreported>,
     next_conn: AtomicU64,
     /// The zero of every `heard` time.
     epoch: Instant,
@@ -190,6 +194,7 @@ impl ControlHub {
                 nodes: Mutex::new(HashMap::new()),
                 changes: watch::channel(0).0,
                 reports,
+                unreported: Mutex::default(),
                 next_conn: AtomicU64::new(1),
                 epoch: Instant::now(),
             }),
@@ -248,6 +253,18 @@ impl ControlHub {
             log_join(done);
         }
         tracing::info!("control listener stopped");
+    }
+
+    /// Takes the shards connected nodes stopped reporting since the last take.
+    pub fn take_unreported(&self) -> Unreported {
+        std::mem::take(&mut *self.unreported())
+    }
+
+    fn unreported(&self) -> std::sync::MutexGuard<'_, Unreported> {
+        self.inner
+            .unreported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Nodes connected and authenticated now, by node id.
@@ -469,10 +486,43 @@ impl ControlHub {
             l.info.free = capacity.saturating_sub(report.used).min(report.free);
             l.info.capacity = capacity;
             l.info.last_report_at = Some(SystemTime::now());
+            let held: HashSet<InfoHash> = report.held.iter().copied().collect();
+            if let Some(before) = &l.info.report {
+                self.unreported().add(&before.held, &report.held, &held);
+            }
             l.info.report = Some(Arc::new(report.clone()));
+            l.info.held = Some(Arc::new(held));
         }
         // No subscriber is not an error.
         let _ = self.inner.reports.send((node, report.clone()));
+    }
+}
+
+/// Shards that left some connected node's reports, for the health worker: a copy the node no
+/// longer has stops counting without anything else changing. Bounded; past the bound it only
+/// says that some were missed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Unreported {
+    pub shards: Vec<InfoHash>,
+    /// More were dropped than kept: the taker must look at everything.
+    pub overflowed: bool,
+}
+
+/// Most shards [`Unreported`] keeps between two takes.
+const UNREPORTED_MAX: usize = 65_536;
+
+impl Unreported {
+    fn add(&mut self, before: &[InfoHash], now: &[InfoHash], now_set: &HashSet<InfoHash>) {
+        if before == now {
+            return;
+        }
+        for ih in before.iter().filter(|ih| !now_set.contains(ih)) {
+            if self.shards.len() >= UNREPORTED_MAX {
+                self.overflowed = true;
+                return;
+            }
+            self.shards.push(*ih);
+        }
     }
 }
 

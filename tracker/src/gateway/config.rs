@@ -152,6 +152,23 @@ pub struct HealthConfig {
     pub audit_settle: Duration,
     /// How scores and tiers are computed.
     pub scoring: ScoringConfig,
+    /// Most marked objects one pass loads (the rest wait for the next pass).
+    pub dirty_max: usize,
+    /// The background sweep looks at every stored object once per this period ...
+    pub sweep_period: Duration,
+    /// ... and at no fewer than this many objects per pass (so a small cloud is swept whole
+    /// every pass, as if there were no marks at all).
+    pub sweep_min: usize,
+}
+
+impl HealthConfig {
+    /// Objects the sweep looks at per pass for every one of `known` objects to be looked at
+    /// once per `sweep_period`: never fewer than `sweep_min`, and at least one.
+    pub fn sweep_share(&self, known: usize) -> usize {
+        let passes = self.sweep_period.as_secs_f64() / self.interval.as_secs_f64().max(1e-3);
+        let share = (known as f64 / passes.max(1.0)).ceil() as usize;
+        share.max(self.sweep_min).max(1)
+    }
 }
 
 impl Default for HealthConfig {
@@ -169,6 +186,9 @@ impl Default for HealthConfig {
             audit_timeout: Duration::from_secs(30),
             audit_settle: Duration::from_secs(120),
             scoring: ScoringConfig::default(),
+            dirty_max: 10_000,
+            sweep_period: Duration::from_secs(86_400),
+            sweep_min: 1_000,
         }
     }
 }

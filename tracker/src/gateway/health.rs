@@ -1,5 +1,12 @@
-//! The health worker: scores the nodes, plans repair and rebalance over a snapshot of every
-//! stored object (`crate::repair`), and carries the plan out (`repair_exec`).
+//! The health worker: scores the nodes, plans repair and rebalance (`crate::repair`), and
+//! carries the plan out (`repair_exec`).
+//!
+//! A pass plans over the objects that changed, not over every stored object: a
+//! [`Tracker`](crate::repair::dirty::Tracker) marks the objects held by nodes whose standing
+//! changed, and those named by the database's change log (copies recorded, dropped or failing
+//! audits, shards committed) or that a connected node stopped reporting. A slow sweep
+//! (`sweep_period`, at least `sweep_min` objects a pass) looks at every object in turn for what
+//! nothing marks. The figures it publishes cover every stored object.
 //!
 //! Bounds: at most `concurrency` tasks run at once, repair traffic is paced to `bandwidth` bytes
 //! per second (the worker shows as throttled while it waits), and a node whose directive failed
@@ -15,11 +22,12 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::config::HealthConfig;
-use super::nodes::{NodeSnapshot, Seen};
+use super::nodes::{NodeSnapshot, Reported, Seen};
 use super::worker::{Worker, WorkerHandle, WorkerState, WorkerStatus};
 use super::{Gateway, GatewayError};
 use crate::metrics::{metrics, Outcome};
 use crate::registry::{unix_now, NodeId};
+use crate::repair::dirty::Tracker;
 use crate::repair::{self, Health, NodeStatus, ObjectState, Task};
 
 /// The health worker's state and latest figures, with every worker's status, for operators.
@@ -45,6 +53,9 @@ pub struct HealthStatus {
     pub workers: Vec<WorkerStatus>,
     /// Tasks of the latest plan.
     pub queue: usize,
+    /// Objects the latest pass looked at, and objects still marked for a later one.
+    pub objects_planned: usize,
+    pub objects_marked: usize,
     /// The nodes as the latest pass saw them, for the operator view.
     #[serde(skip)]
     pub statuses: Arc<Vec<NodeStatus>>,
@@ -58,6 +69,8 @@ impl Default for HealthStatus {
             health: Health::default(),
             planned: HashMap::new(),
             queue: 0,
+            objects_planned: 0,
+            objects_marked: 0,
             statuses: Arc::default(),
             tasks_done: 0,
             tasks_failed: 0,
@@ -69,11 +82,15 @@ impl Default for HealthStatus {
     }
 }
 
+/// Change-log entries one pass takes; the rest wait for the next.
+const CHANGES_PER_PASS: usize = 100_000;
+
 /// The health worker.
 pub(super) struct HealthWorker {
     pub gw: Gateway,
     pub cfg: HealthConfig,
     pub seen: Seen,
+    pub tracker: Tracker,
 }
 
 impl Worker for HealthWorker {
@@ -86,41 +103,60 @@ impl Worker for HealthWorker {
     }
 
     async fn step(&mut self, handle: &WorkerHandle) -> Result<(), GatewayError> {
-        self.gw.health_pass(&self.cfg, &mut self.seen, handle).await
+        let pass = Pass {
+            cfg: &self.cfg,
+            seen: &mut self.seen,
+            tracker: &mut self.tracker,
+        };
+        self.gw.health_pass(pass, handle).await
     }
 }
 
+/// What one pass works with.
+struct Pass<'a> {
+    cfg: &'a HealthConfig,
+    seen: &'a mut Seen,
+    tracker: &'a mut Tracker,
+}
+
 impl Gateway {
-    async fn health_pass(
-        &self,
-        cfg: &HealthConfig,
-        seen: &mut Seen,
-        handle: &WorkerHandle,
-    ) -> Result<(), GatewayError> {
+    async fn health_pass(&self, pass: Pass<'_>, handle: &WorkerHandle) -> Result<(), GatewayError> {
+        let cfg = pass.cfg;
         self.inner.nodes.refresh_scores(&cfg.scoring).await?;
         let snapshot = self.inner.nodes.snapshot();
-        let nodes = snapshot.statuses(seen);
+        let nodes = snapshot.statuses(pass.seen);
         let statuses = Arc::new(nodes.clone());
-        let mut objects = self.inner.meta.health_snapshot().await?;
-        let gone = only_reported_copies(&snapshot, &mut objects, cfg.audit_settle);
+        pass.tracker.observe_nodes(&nodes, &cfg.plan);
+        self.mark_changes(pass.tracker).await?;
+        let sweep = cfg.sweep_share(pass.tracker.known());
+        let meta = &self.inner.meta;
+        let mut objects = meta
+            .load_selected(pass.tracker, cfg.dirty_max, sweep)
+            .await?;
+        let (gone, unsettled) = only_reported_copies(&snapshot, &mut objects, cfg.audit_settle);
         self.forget_vanished(gone, cfg.audit_settle).await;
         let plan_cfg = cfg.plan.clone();
+        let planned_over = objects.len();
         let plan = tokio::task::spawn_blocking(move || repair::plan(&objects, &nodes, &plan_cfg))
             .await
             .map_err(|e| GatewayError::Internal(format!("planner: {e}")))?;
+        pass.tracker.assessed(&plan, &unsettled);
         let mut planned: HashMap<String, usize> = HashMap::new();
         for t in &plan.tasks {
             *planned
                 .entry(format!("{:?}", t.why).to_lowercase())
                 .or_default() += 1;
         }
+        let health = pass.tracker.health().clone();
         if !plan.tasks.is_empty() {
-            tracing::info!(?planned, health = ?plan.health, "health pass");
+            tracing::info!(?planned, ?health, planned_over, "health pass");
         }
         self.inner.findings.send_modify(|s| {
-            s.health = plan.health.clone();
+            s.health = health;
             s.planned = planned;
             s.queue = plan.tasks.len();
+            s.objects_planned = planned_over;
+            s.objects_marked = pass.tracker.dirty();
             s.statuses = statuses;
             s.backing_off = snapshot.backing_off();
         });
@@ -128,6 +164,23 @@ impl Gateway {
         self.inner
             .findings
             .send_modify(|s| s.last_pass_at = Some(unix_now()));
+        Ok(())
+    }
+
+    /// Marks the objects whose recorded copies changed since the last pass (the database's
+    /// change log) and those with a shard a connected node stopped reporting.
+    async fn mark_changes(&self, tracker: &mut Tracker) -> Result<(), GatewayError> {
+        let meta = &self.inner.meta;
+        for id in meta.take_health_changes(CHANGES_PER_PASS).await? {
+            tracker.mark(id);
+        }
+        let unreported = self.inner.nodes.hub().take_unreported();
+        if unreported.overflowed {
+            tracker.sweep_all();
+        }
+        for id in meta.objects_of_shards(&unreported.shards).await? {
+            tracker.mark(id);
+        }
         Ok(())
     }
 
@@ -202,31 +255,38 @@ impl Gateway {
 /// or came back with an empty disk, or has not reported yet): they must not count, and a
 /// surplus drop must never be chosen because of them. Failed copies stay, so they are dropped.
 /// Returns the copies a node has left out of its reports for longer than `settle` since it
-/// connected: copies it no longer has.
+/// connected (copies it no longer has), and the objects with copies left out that are not
+/// settled yet (to look at again).
 fn only_reported_copies(
     snapshot: &NodeSnapshot,
     objects: &mut [ObjectState],
     settle: Duration,
-) -> Vec<(InfoHash, NodeId)> {
-    let held = snapshot.held_sets();
+) -> (Vec<(InfoHash, NodeId)>, Vec<i64>) {
     let mut gone = Vec::new();
-    for s in objects.iter_mut().flat_map(|o| o.shards.iter_mut()) {
-        s.copies.retain(|c| {
-            let reported = held.get(&c.node);
-            let keep = c.failed_audit
-                || match reported {
-                    Some(Some(set)) => set.contains(&s.info_hash),
-                    Some(None) => false,
-                    // Disconnected: the grace period decides.
-                    None => true,
-                };
-            if !keep && matches!(reported, Some(Some(_))) && snapshot.settled(c.node, settle) {
-                gone.push((s.info_hash, c.node));
-            }
-            keep
-        });
+    let mut unsettled = Vec::new();
+    for o in objects.iter_mut() {
+        let mut waiting = false;
+        for s in o.shards.iter_mut() {
+            s.copies.retain(|c| {
+                let reported = snapshot.reported(c.node, &s.info_hash);
+                let keep =
+                    c.failed_audit || matches!(reported, Reported::Holds | Reported::Offline);
+                if keep {
+                    return true;
+                }
+                if reported == Reported::Lacks && snapshot.settled(c.node, settle) {
+                    gone.push((s.info_hash, c.node));
+                } else {
+                    waiting = true;
+                }
+                false
+            });
+        }
+        if waiting {
+            unsettled.push(o.id);
+        }
     }
-    gone
+    (gone, unsettled)
 }
 
 /// Bytes a task moves: one shard length per new copy.

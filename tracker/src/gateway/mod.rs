@@ -218,6 +218,7 @@ impl Gateway {
             gw: self.clone(),
             cfg: cfg.health.clone(),
             seen: nodes::Seen::new(),
+            tracker: crate::repair::dirty::Tracker::new(),
         };
         let audits = audits::Auditor {
             gw: self.clone(),

@@ -307,23 +307,12 @@ impl NodeSnapshot {
 
     /// What `node` last reported about `info_hash`.
     pub(super) fn reported(&self, node: NodeId, info_hash: &InfoHash) -> Reported {
-        match self.connected.get(&node).map(|c| &c.report) {
+        match self.connected.get(&node).map(|c| &c.held) {
             None => Reported::Offline,
             Some(None) => Reported::NotYet,
-            Some(Some(r)) if r.held.contains(info_hash) => Reported::Holds,
+            Some(Some(held)) if held.contains(info_hash) => Reported::Holds,
             Some(Some(_)) => Reported::Lacks,
         }
-    }
-
-    /// The held sets connected nodes last reported (`None`: no report yet), for many lookups.
-    pub(super) fn held_sets(&self) -> HashMap<NodeId, Option<HashSet<InfoHash>>> {
-        self.connected
-            .values()
-            .map(|c| {
-                let set = c.report.as_ref().map(|r| r.held.iter().copied().collect());
-                (c.node, set)
-            })
-            .collect()
     }
 
     /// What each connected node (the gateway's own seeder aside) last reported holding or

@@ -35,6 +35,7 @@ use crate::placement::{self, NodeView, Policy, ShardNeed};
 use crate::scoring::NodeTier;
 use raidtorrent_codec::InfoHash;
 
+pub mod dirty;
 mod moves;
 #[cfg(test)]
 mod sim;
@@ -112,6 +113,9 @@ pub struct PlanConfig {
     pub max_tasks: usize,
     /// Most rebalance moves in one plan (within `max_tasks`).
     pub max_moves: usize,
+    /// Nodes drawn as placement candidates for each object repaired or moved, besides its
+    /// holders; 0, or a fleet no larger, considers every node.
+    pub candidates: usize,
 }
 
 impl Default for PlanConfig {
@@ -121,6 +125,7 @@ impl Default for PlanConfig {
             quota_high_water: 0.95,
             max_tasks: 64,
             max_moves: 8,
+            candidates: 1024,
         }
     }
 }
@@ -220,6 +225,71 @@ pub struct Health {
 /// Live-copy counts shown one by one in [`Health::shards_by_live_copies`].
 pub const LIVE_COPIES_SHOWN: usize = 6;
 
+/// One object's share of [`Health`], kept per object so that totals follow incremental passes
+/// (`dirty.rs`): adding every object's share gives what a plan over all objects reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObjectHealth {
+    pub shards: u32,
+    pub shards_under: u32,
+    pub shards_without_copy: u32,
+    pub surplus_copies: u32,
+    pub bad_copies: u32,
+    pub degraded: bool,
+    pub at_risk: bool,
+    pub unreadable: bool,
+    /// Shards by live copies, as in [`Health::shards_by_live_copies`].
+    pub by_live_copies: [u32; LIVE_COPIES_SHOWN + 1],
+}
+
+impl ObjectHealth {
+    /// Whether a plan could have work on the object now: a shard below its copies, a surplus
+    /// copy, or a bad one.
+    pub fn needs_work(&self) -> bool {
+        self.shards_under > 0 || self.surplus_copies > 0 || self.bad_copies > 0
+    }
+}
+
+impl Health {
+    /// Counts one more object.
+    pub fn add(&mut self, h: &ObjectHealth) {
+        self.apply(h, |total, n| *total += n);
+    }
+
+    /// Takes back an object [`Health::add`] counted.
+    pub fn sub(&mut self, h: &ObjectHealth) {
+        self.apply(h, |total, n| *total -= n);
+        while self.shards_by_live_copies.last() == Some(&0) {
+            self.shards_by_live_copies.pop();
+        }
+    }
+
+    fn apply(&mut self, h: &ObjectHealth, f: impl Fn(&mut usize, usize)) {
+        f(&mut self.objects, 1);
+        f(&mut self.shards, h.shards as usize);
+        f(&mut self.shards_under, h.shards_under as usize);
+        f(
+            &mut self.shards_without_copy,
+            h.shards_without_copy as usize,
+        );
+        f(&mut self.surplus_copies, h.surplus_copies as usize);
+        f(&mut self.bad_copies, h.bad_copies as usize);
+        f(&mut self.objects_degraded, usize::from(h.degraded));
+        f(&mut self.objects_at_risk, usize::from(h.at_risk));
+        f(&mut self.objects_unreadable, usize::from(h.unreadable));
+        let used = h
+            .by_live_copies
+            .iter()
+            .rposition(|&n| n > 0)
+            .map_or(0, |i| i + 1);
+        if self.shards_by_live_copies.len() < used {
+            self.shards_by_live_copies.resize(used, 0);
+        }
+        for (total, &n) in self.shards_by_live_copies.iter_mut().zip(&h.by_live_copies) {
+            f(total, n as usize);
+        }
+    }
+}
+
 /// How close an object is to loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -304,7 +374,12 @@ fn redundancy(k: usize, live: usize, reachable: usize, under: bool) -> Redundanc
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub tasks: Vec<Task>,
+    /// The health of the objects planned over.
     pub health: Health,
+    /// Each object's share of `health`, in the order they were given.
+    pub objects: Vec<(i64, ObjectHealth)>,
+    /// Objects a task or move budget ran out before: they may still have work.
+    pub deferred: Vec<i64>,
 }
 
 /// A copy's state (see the module doc).
@@ -349,71 +424,28 @@ struct ObjectView<'a> {
     object: &'a ObjectState,
     shards: Vec<ShardView>,
     margin: i64,
+    health: ObjectHealth,
 }
 
 /// Plans repair, rebalance and trimming for `objects` over `nodes`.
 pub fn plan(objects: &[ObjectState], nodes: &[NodeStatus], cfg: &PlanConfig) -> Plan {
     let by_id: HashMap<NodeId, &NodeStatus> = nodes.iter().map(|n| (n.id, n)).collect();
-    let mut health = Health {
-        objects: objects.len(),
-        ..Health::default()
-    };
-    let views: Vec<ObjectView> = objects
-        .iter()
-        .map(|o| view_of(o, &by_id, cfg, &mut health))
-        .collect();
+    let mut health = Health::default();
+    let views: Vec<ObjectView> = objects.iter().map(|o| view_of(o, &by_id, cfg)).collect();
+    for v in &views {
+        health.add(&v.health);
+    }
     let mut order: Vec<usize> = (0..views.len()).collect();
     order.sort_by_key(|&i| (views[i].margin, weakest(&views[i]), views[i].object.id));
 
-    let mut planner = Planner {
-        nodes,
-        by_id: &by_id,
-        cfg,
-        free: nodes.iter().map(|n| (n.id, n.free)).collect(),
-        load: nodes.iter().map(|n| (n.id, n.load)).collect(),
-        tasks: Vec::new(),
-        moves: 0,
-        attempts: 0,
-        eligible_zones: nodes
-            .iter()
-            .filter(|n| eligible(n))
-            .map(|n| n.zone.clone())
-            .collect(),
-        eligible_high: nodes
-            .iter()
-            .any(|n| eligible(n) && n.tier == NodeTier::High),
-        eligible_hours: nodes
-            .iter()
-            .filter(|n| eligible(n))
-            .map(|n| n.poor_hours)
-            .collect(),
-    };
-    for &i in &order {
-        if planner.full() {
-            break;
-        }
-        planner.repair(&views[i]);
-    }
-    for &i in &order {
-        // Each attempt costs a placement over the cluster: bounded, so that reasons no move can
-        // fix (one zone, no high-tier node with room) never cost a pass over every object.
-        if planner.full()
-            || planner.moves >= cfg.max_moves
-            || planner.attempts >= 4 * cfg.max_moves.max(1)
-        {
-            break;
-        }
-        planner.rebalance(&views[i]);
-    }
-    for &i in &order {
-        if planner.full() {
-            break;
-        }
-        planner.trim(&views[i]);
-    }
+    let mut planner = Planner::new(nodes, &by_id, cfg);
+    let mut deferred = planner.run(&views, &order);
+    deferred.sort_unstable();
     Plan {
         tasks: planner.tasks,
         health,
+        objects: views.iter().map(|v| (v.object.id, v.health)).collect(),
+        deferred,
     }
 }
 
@@ -425,7 +457,6 @@ fn view_of<'a>(
     o: &'a ObjectState,
     by_id: &HashMap<NodeId, &NodeStatus>,
     cfg: &PlanConfig,
-    health: &mut Health,
 ) -> ObjectView<'a> {
     let shards: Vec<ShardView> = o
         .shards
@@ -448,31 +479,35 @@ fn view_of<'a>(
         })
         .collect();
     let intact = shards.iter().filter(|s| !s.live.is_empty()).count() as i64;
-    let reachable = shards.iter().filter(|s| s.counted() > 0).count();
     let margin = intact - o.policy.k as i64;
-    health.shards += shards.len();
-    let under = shards.iter().any(|s| s.counted() < o.policy.copies);
-    if redundancy(o.policy.k, intact as usize, reachable, under) == Redundancy::Degraded {
-        health.objects_degraded += 1;
-    }
-    for s in &shards {
-        let bucket = s.live.len().min(LIVE_COPIES_SHOWN);
-        if health.shards_by_live_copies.len() <= bucket {
-            health.shards_by_live_copies.resize(bucket + 1, 0);
-        }
-        health.shards_by_live_copies[bucket] += 1;
-        health.shards_under += usize::from(s.counted() < o.policy.copies);
-        health.shards_without_copy += usize::from(s.counted() == 0);
-        health.surplus_copies += s.live.len().saturating_sub(o.policy.copies);
-        health.bad_copies += s.bad.len();
-    }
-    health.objects_at_risk += usize::from(margin <= 0);
-    health.objects_unreadable += usize::from(reachable < o.policy.k);
     ObjectView {
         object: o,
+        health: health_of(o.policy.k, o.policy.copies, &shards),
         shards,
         margin,
     }
+}
+
+/// An object's share of [`Health`], from its shards' classified copies.
+fn health_of(k: usize, copies: usize, shards: &[ShardView]) -> ObjectHealth {
+    let intact = shards.iter().filter(|s| !s.live.is_empty()).count();
+    let reachable = shards.iter().filter(|s| s.counted() > 0).count();
+    let under = shards.iter().any(|s| s.counted() < copies);
+    let mut h = ObjectHealth {
+        shards: shards.len() as u32,
+        degraded: redundancy(k, intact, reachable, under) == Redundancy::Degraded,
+        at_risk: intact <= k,
+        unreadable: reachable < k,
+        ..ObjectHealth::default()
+    };
+    for s in shards {
+        h.by_live_copies[s.live.len().min(LIVE_COPIES_SHOWN)] += 1;
+        h.shards_under += u32::from(s.counted() < copies);
+        h.shards_without_copy += u32::from(s.counted() == 0);
+        h.surplus_copies += s.live.len().saturating_sub(copies) as u32;
+        h.bad_copies += s.bad.len() as u32;
+    }
+    h
 }
 
 /// Planning state across objects: capacity and load already promised by earlier tasks.
@@ -491,6 +526,17 @@ struct Planner<'a> {
     eligible_high: bool,
     /// The distinct poor-hour sets of nodes that may take copies.
     eligible_hours: HashSet<u32>,
+    /// Nodes that may take copies, to sample placement candidates from.
+    pool: Vec<&'a NodeStatus>,
+}
+
+/// SplitMix64: a small, well-mixed generator for the candidate draw.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Whether a node may take new copies at all (before per-object rules).
@@ -498,7 +544,66 @@ fn eligible(n: &NodeStatus) -> bool {
     n.online && !n.backing_off && matches!(n.tier, NodeTier::High | NodeTier::Low) && n.free > 0
 }
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
+    fn new(
+        nodes: &'a [NodeStatus],
+        by_id: &'a HashMap<NodeId, &'a NodeStatus>,
+        cfg: &'a PlanConfig,
+    ) -> Self {
+        let pool: Vec<&NodeStatus> = nodes.iter().filter(|n| eligible(n)).collect();
+        Planner {
+            nodes,
+            by_id,
+            cfg,
+            free: nodes.iter().map(|n| (n.id, n.free)).collect(),
+            load: nodes.iter().map(|n| (n.id, n.load)).collect(),
+            tasks: Vec::new(),
+            moves: 0,
+            attempts: 0,
+            eligible_zones: pool.iter().map(|n| n.zone.clone()).collect(),
+            eligible_high: pool.iter().any(|n| n.tier == NodeTier::High),
+            eligible_hours: pool.iter().map(|n| n.poor_hours).collect(),
+            pool,
+        }
+    }
+
+    /// Repairs, then rebalance moves, then trims, riskiest object first, within the budgets.
+    /// Returns the objects a budget ran out before that the stage could have had work for.
+    fn run(&mut self, views: &[ObjectView], order: &[usize]) -> Vec<i64> {
+        let mut deferred: HashSet<i64> = HashSet::new();
+        let mut defer = |rest: &[usize], has_work: &dyn Fn(&ObjectView) -> bool| {
+            let left = rest.iter().map(|&i| &views[i]).filter(|v| has_work(v));
+            deferred.extend(left.map(|v| v.object.id));
+        };
+        for (at, &i) in order.iter().enumerate() {
+            if self.full() {
+                defer(&order[at..], &|v| v.health.needs_work());
+                break;
+            }
+            self.repair(&views[i]);
+        }
+        let max_moves = self.cfg.max_moves;
+        for (at, &i) in order.iter().enumerate() {
+            // Each attempt costs a placement: bounded, so that reasons no move can fix (one
+            // zone, no high-tier node with room) never cost a pass over every object.
+            if self.full() || self.moves >= max_moves || self.attempts >= 4 * max_moves.max(1) {
+                if max_moves > 0 {
+                    defer(&order[at..], &|v| self.wants_move(v));
+                }
+                break;
+            }
+            self.rebalance(&views[i]);
+        }
+        for (at, &i) in order.iter().enumerate() {
+            if self.full() {
+                defer(&order[at..], &|v| v.health.needs_work());
+                break;
+            }
+            self.trim(&views[i]);
+        }
+        deferred.into_iter().collect()
+    }
+
     fn full(&self) -> bool {
         self.tasks.len() >= self.cfg.max_tasks
     }
@@ -518,14 +623,10 @@ impl Planner<'_> {
             .iter()
             .flat_map(|s| s.live.iter().chain(&s.away).copied())
             .collect();
-        self.nodes
-            .iter()
+        self.candidates(v.object.id, &holders)
+            .into_iter()
             .filter_map(|n| {
-                let eligible = n.online
-                    && !n.backing_off
-                    && matches!(n.tier, NodeTier::High | NodeTier::Low)
-                    && !bad.contains(&n.id)
-                    && fits(n);
+                let eligible = eligible(n) && !bad.contains(&n.id) && fits(n);
                 if !eligible && !holders.contains(&n.id) {
                     return None;
                 }
@@ -541,6 +642,29 @@ impl Planner<'_> {
                 })
             })
             .collect()
+    }
+
+    /// The nodes placement may consider for an object: every node, or in a fleet with more
+    /// than `cfg.candidates` nodes that may take copies, the object's holders and that many
+    /// drawn from them (the same draw for the same object and fleet), so that placing costs
+    /// the sample's size, not the fleet's.
+    fn candidates(&self, object: i64, holders: &HashSet<NodeId>) -> Vec<&'a NodeStatus> {
+        let want = self.cfg.candidates;
+        if want == 0 || self.pool.len() <= want {
+            return self.nodes.iter().collect();
+        }
+        let mut seed = (object as u64) ^ 0x9E37_79B9_7F4A_7C15;
+        let mut picked: Vec<usize> = (0..want)
+            .map(|_| (splitmix(&mut seed) % self.pool.len() as u64) as usize)
+            .collect();
+        picked.sort_unstable();
+        picked.dedup();
+        let mut out: Vec<&'a NodeStatus> = picked.into_iter().map(|i| self.pool[i]).collect();
+        let by_id = self.by_id;
+        out.extend(holders.iter().filter_map(|id| by_id.get(id).copied()));
+        out.sort_by_key(|n| n.id);
+        out.dedup_by_key(|n| n.id);
+        out
     }
 
     fn take(&mut self, node: NodeId, bytes: u64) {

@@ -13,12 +13,7 @@ impl Planner<'_> {
     /// At most one move per object per plan, only for objects with nothing to repair.
     pub(super) fn rebalance(&mut self, v: &ObjectView) {
         let o = v.object;
-        let r = o.policy.copies;
-        let healthy = v
-            .shards
-            .iter()
-            .all(|s| s.away.is_empty() && s.bad.is_empty() && s.live.len() == r);
-        if !healthy {
+        if !self.settled(v) {
             return;
         }
         for (i, s) in v.shards.iter().enumerate() {
@@ -98,6 +93,24 @@ impl Planner<'_> {
             .iter()
             .filter(|&&c| self.node(c).tier == NodeTier::High)
             .count()
+    }
+
+    /// Whether [`Planner::rebalance`] would look for a move for the object.
+    pub(super) fn wants_move(&self, v: &ObjectView) -> bool {
+        self.settled(v)
+            && v.shards
+                .iter()
+                .any(|s| self.move_reason(v.object, s).is_some())
+    }
+
+    /// Every shard has exactly its copies, all live, and no bad copy a trim could drop now:
+    /// only then do copies move. (A bad copy on a node that is not online cannot be dropped
+    /// and must not hold moves up for ever: its node may never come back.)
+    fn settled(&self, v: &ObjectView) -> bool {
+        let r = v.object.policy.copies;
+        v.shards.iter().all(|s| {
+            s.away.is_empty() && s.live.len() == r && !s.bad.iter().any(|&n| self.node_online(n))
+        })
     }
 
     /// Why one of the shard's copies should move, if any (first reason wins).

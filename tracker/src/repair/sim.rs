@@ -284,9 +284,71 @@ impl World {
     }
 }
 
+/// How the simulation plans: over every object each step, as a small gateway does, or through a
+/// [`dirty::Tracker`] over what changed, checked at every step against a plan over everything.
+#[derive(Clone, Copy)]
+enum Mode {
+    Full,
+    Incremental { sweep: usize },
+}
+
+/// Plans through a tracker, as the gateway's health pass does, and checks it against the plan
+/// over every object: the same health, and every object with repair work among those planned.
+struct Incremental {
+    tracker: dirty::Tracker,
+    sweep: usize,
+    /// The objects as the tracker last saw them recorded, to mark the ones that changed (the
+    /// gateway's database change log).
+    recorded: Vec<ObjectState>,
+}
+
+impl Incremental {
+    fn plan(&mut self, w: &World, cfg: &PlanConfig) -> Plan {
+        for (o, before) in w.objects.iter().zip(&self.recorded) {
+            if o != before {
+                self.tracker.mark(o.id);
+            }
+        }
+        self.recorded = w.objects.clone();
+        self.tracker.observe_nodes(&w.nodes, cfg);
+        let sel = self.tracker.select(usize::MAX, self.sweep);
+        let window: Vec<i64> = sel.sweep.map_or(Vec::new(), |win| {
+            let after = w.objects.iter().filter(|o| o.id > win.after);
+            after.take(win.limit).map(|o| o.id).collect()
+        });
+        let chosen: Vec<ObjectState> = w
+            .objects
+            .iter()
+            .filter(|o| sel.dirty.contains(&o.id) || window.contains(&o.id))
+            .cloned()
+            .collect();
+        self.tracker.loaded(&sel, &window, &chosen);
+        let plan = plan(&chosen, &w.nodes, cfg);
+        self.tracker.assessed(&plan, &[]);
+        let full = super::plan(&w.objects, &w.nodes, cfg);
+        assert_eq!(self.tracker.health(), &full.health, "incremental health");
+        let urgent = [
+            Why::Repair,
+            Why::Rebuild,
+            Why::BadCopy,
+            Why::Surplus,
+            Why::Drain,
+        ];
+        for t in full.tasks.iter().filter(|t| urgent.contains(&t.why)) {
+            assert!(
+                chosen.iter().any(|o| o.id == t.object),
+                "object {} has {:?} work but was not selected",
+                t.object,
+                t.why
+            );
+        }
+        plan
+    }
+}
+
 /// Runs churn for `steps`, then lets the cluster settle; returns the tasks planned during churn by
 /// reason.
-fn run(seed: u64, nodes: usize, objects: usize, steps: usize) -> HashMap<Why, usize> {
+fn run(seed: u64, nodes: usize, objects: usize, steps: usize, mode: Mode) -> HashMap<Why, usize> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let p = Policy {
         k: 4,
@@ -301,11 +363,23 @@ fn run(seed: u64, nodes: usize, objects: usize, steps: usize) -> HashMap<Why, us
         max_moves: 50,
         ..PlanConfig::default()
     };
+    let mut inc = match mode {
+        Mode::Full => None,
+        Mode::Incremental { sweep } => Some(Incremental {
+            tracker: dirty::Tracker::new(),
+            sweep,
+            recorded: Vec::new(),
+        }),
+    };
+    let mut plan_now = |w: &World| match inc.as_mut() {
+        Some(inc) => inc.plan(w, &cfg),
+        None => plan(&w.objects, &w.nodes, &cfg),
+    };
     let mut repaired = 0;
     let mut kinds: HashMap<Why, usize> = HashMap::new();
     for _ in 0..steps {
         w.churn(&mut rng);
-        let plan = plan(&w.objects, &w.nodes, &cfg);
+        let plan = plan_now(&w);
         repaired += plan.tasks.len();
         for t in &plan.tasks {
             *kinds.entry(t.why).or_insert(0usize) += 1;
@@ -320,7 +394,7 @@ fn run(seed: u64, nodes: usize, objects: usize, steps: usize) -> HashMap<Why, us
     w.calm();
     let mut rounds = 0;
     loop {
-        let plan = plan(&w.objects, &w.nodes, &cfg);
+        let plan = plan_now(&w);
         if plan.tasks.is_empty() {
             assert_eq!(plan.health.objects_unreadable, 0);
             break;
@@ -356,7 +430,7 @@ fn run(seed: u64, nodes: usize, objects: usize, steps: usize) -> HashMap<Why, us
 
 #[test]
 fn thousands_of_nodes_with_churn_settle_back_to_policy() {
-    let kinds = run(0x5eed, 2000, 400, 40);
+    let kinds = run(0x5eed, 2000, 400, 40, Mode::Full);
     for why in [
         Why::Repair,
         Why::Rebuild,
@@ -372,7 +446,7 @@ fn thousands_of_nodes_with_churn_settle_back_to_policy() {
 fn small_clusters_with_churn_settle_back_to_policy() {
     let mut surplus = 0;
     for seed in 1..9 {
-        surplus += run(seed, 24, 30, 30)
+        surplus += run(seed, 24, 30, 30, Mode::Full)
             .get(&Why::Surplus)
             .copied()
             .unwrap_or(0);
@@ -381,4 +455,22 @@ fn small_clusters_with_churn_settle_back_to_policy() {
         surplus > 0,
         "nodes came back after their copies were replaced"
     );
+}
+
+#[test]
+fn incremental_passes_see_all_repair_work_and_settle_back_to_policy() {
+    // No sweep at all: marks alone must find every object with work.
+    let kinds = run(0x1dea, 2000, 400, 40, Mode::Incremental { sweep: 0 });
+    for why in [
+        Why::Repair,
+        Why::Rebuild,
+        Why::Surplus,
+        Why::Drain,
+        Why::BadCopy,
+    ] {
+        assert!(kinds.contains_key(&why), "{why:?} exercised: {kinds:?}");
+    }
+    for seed in 1..5 {
+        run(seed, 24, 30, 30, Mode::Incremental { sweep: 3 });
+    }
 }

@@ -2,7 +2,7 @@ use super::*;
 
 const MIB: u64 = 1 << 20;
 
-fn node(id: NodeId, zone: &str, tier: NodeTier) -> NodeStatus {
+pub(super) fn node(id: NodeId, zone: &str, tier: NodeTier) -> NodeStatus {
     NodeStatus {
         id,
         zone: zone.into(),
@@ -18,13 +18,13 @@ fn node(id: NodeId, zone: &str, tier: NodeTier) -> NodeStatus {
 }
 
 /// Six nodes, two per zone, all high tier.
-fn cluster() -> Vec<NodeStatus> {
+pub(super) fn cluster() -> Vec<NodeStatus> {
     (1..=6)
         .map(|id| node(id, &format!("z{}", (id - 1) / 2), NodeTier::High))
         .collect()
 }
 
-fn policy(k: usize, m: usize, copies: usize) -> Policy {
+pub(super) fn policy(k: usize, m: usize, copies: usize) -> Policy {
     Policy {
         k,
         m,
@@ -34,7 +34,7 @@ fn policy(k: usize, m: usize, copies: usize) -> Policy {
 }
 
 /// An object whose shard `i` is held by `holders[i]`.
-fn object(id: i64, p: Policy, holders: &[&[NodeId]]) -> ObjectState {
+pub(super) fn object(id: i64, p: Policy, holders: &[&[NodeId]]) -> ObjectState {
     ObjectState {
         id,
         policy: p,
@@ -58,13 +58,13 @@ fn object(id: i64, p: Policy, holders: &[&[NodeId]]) -> ObjectState {
     }
 }
 
-fn offline(nodes: &mut [NodeStatus], id: NodeId, secs: u64) {
+pub(super) fn offline(nodes: &mut [NodeStatus], id: NodeId, secs: u64) {
     let n = nodes.iter_mut().find(|n| n.id == id).unwrap();
     n.online = false;
     n.offline_secs = secs;
 }
 
-fn cfg() -> PlanConfig {
+pub(super) fn cfg() -> PlanConfig {
     PlanConfig {
         grace_secs: 60,
         ..PlanConfig::default()
@@ -250,6 +250,67 @@ fn a_suspended_node_is_drained_by_adding_before_dropping() {
         second.tasks[0].action,
         Action::Drop { node: 3, .. }
     ));
+}
+
+#[test]
+fn a_bad_copy_on_a_node_that_is_gone_does_not_hold_a_drain_up() {
+    let mut nodes = cluster();
+    nodes[2].tier = NodeTier::Suspended; // node 3
+    let mut o = object(1, policy(2, 1, 2), &[&[1, 3], &[2, 5], &[4, 6]]);
+    // Node 7 failed an audit of shard 0, then left for good: its copy cannot be dropped.
+    nodes.push(node(7, "z3", NodeTier::High));
+    offline(&mut nodes, 7, 100_000);
+    o.shards[0].copies.push(CopyState {
+        node: 7,
+        failed_audit: true,
+    });
+    let p = plan(&[o], &nodes, &cfg());
+    assert_eq!(p.tasks.len(), 1, "{:?}", p.tasks);
+    assert_eq!(p.tasks[0].why, Why::Drain);
+}
+
+#[test]
+fn placement_candidates_are_a_sample_of_a_large_fleet_and_still_repair() {
+    // 3,000 nodes in 30 zones, 64 candidates: every lost copy still finds a new home, never on
+    // a node holding the shard already.
+    let mut nodes: Vec<NodeStatus> = (1..=3000)
+        .map(|id| node(id, &format!("z{}", id % 30), NodeTier::High))
+        .collect();
+    let cfg = PlanConfig {
+        candidates: 64,
+        max_tasks: 1000,
+        ..cfg()
+    };
+    let objects: Vec<ObjectState> = (0..50)
+        .map(|i| {
+            object(
+                i,
+                policy(4, 2, 2),
+                &[&[1, 2], &[3, 4], &[5, 6], &[7, 8], &[9, 10], &[11, 12]],
+            )
+        })
+        .collect();
+    offline(&mut nodes, 1, 100_000);
+    let p = plan(&objects, &nodes, &cfg);
+    assert_eq!(p.tasks.len(), 50, "{:?}", p.tasks);
+    let mut targets = std::collections::HashSet::new();
+    for t in &p.tasks {
+        let Action::Copy {
+            targets: to,
+            sources,
+            ..
+        } = &t.action
+        else {
+            panic!("{t:?}")
+        };
+        assert_eq!((sources.as_slice(), to.len()), (&[2][..], 1));
+        assert!(to[0] > 12, "a new node: {to:?}");
+        targets.insert(to[0]);
+    }
+    assert!(
+        targets.len() > 10,
+        "the draw differs per object: {targets:?}"
+    );
 }
 
 #[test]

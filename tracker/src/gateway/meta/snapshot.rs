@@ -1,9 +1,12 @@
-//! What the health worker plans over: every stored object with its shards and their copies.
+//! What the health worker plans over: stored objects with their shards and their copies, all of
+//! them or those a pass selects (`crate::repair::dirty`), and the change log that selects them.
 
+use raidtorrent_codec::InfoHash;
 use sqlx::Row;
 
 use super::{info_hash_col, policy_col, Meta};
 use crate::gateway::GatewayError;
+use crate::repair::dirty::Tracker;
 use crate::repair::{CopyState, ObjectState, ShardState};
 
 impl Meta {
@@ -26,14 +29,117 @@ impl Meta {
     }
 }
 
+/// Objects read per query when a pass loads a selection.
+const LOAD_CHUNK: usize = 500;
+
+impl Meta {
+    /// Takes (and deletes) up to `limit` entries of the change log the database's triggers
+    /// write: objects whose recorded copies changed. Returns their ids, each once.
+    pub async fn take_health_changes(&self, limit: usize) -> Result<Vec<i64>, GatewayError> {
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "DELETE FROM health_changes WHERE seq IN
+               (SELECT seq FROM health_changes ORDER BY seq LIMIT ?)
+             RETURNING object_id",
+        )
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(self.writer())
+        .await?;
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The objects the live shards among `shards` belong to, each once.
+    pub async fn objects_of_shards(&self, shards: &[InfoHash]) -> Result<Vec<i64>, GatewayError> {
+        let mut ids = Vec::new();
+        for chunk in shards.chunks(LOAD_CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT object_id FROM shards
+                 WHERE state = 'live' AND object_id IS NOT NULL AND info_hash IN ({marks})"
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for ih in chunk {
+                q = q.bind(ih.to_hex());
+            }
+            ids.extend(q.fetch_all(self.reader()).await?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Ids of the next `limit` objects above `after` with stored shards, in order.
+    pub async fn stored_object_ids_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>, GatewayError> {
+        Ok(sqlx::query_scalar(
+            "SELECT o.id FROM objects o
+             WHERE o.id > ? AND EXISTS
+               (SELECT 1 FROM shards s WHERE s.object_id = o.id AND s.state = 'live')
+             ORDER BY o.id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// Loads what `tracker` selects (at most `dirty_max` marked objects and the sweep's next
+    /// `sweep` objects) and hands it to the tracker; returns the objects, for planning.
+    pub async fn load_selected(
+        &self,
+        tracker: &mut Tracker,
+        dirty_max: usize,
+        sweep: usize,
+    ) -> Result<Vec<ObjectState>, GatewayError> {
+        let sel = tracker.select(dirty_max, sweep);
+        let window = match sel.sweep {
+            Some(w) => self.stored_object_ids_after(w.after, w.limit).await?,
+            None => Vec::new(),
+        };
+        let mut ids: Vec<i64> = sel.dirty.iter().chain(&window).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let objects = self.objects_state(&ids).await?;
+        tracker.loaded(&sel, &window, &objects);
+        Ok(objects)
+    }
+
+    /// The objects among `ids` that have stored shards, as [`Meta::health_snapshot`] has them.
+    pub async fn objects_state(&self, ids: &[i64]) -> Result<Vec<ObjectState>, GatewayError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(LOAD_CHUNK) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = snapshot_sql(&format!("WHERE o.id IN ({marks})"));
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            out.extend(fold(q.fetch_all(self.reader()).await?)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The snapshot query, for every object (`filter` empty) or those `filter` names by id. With
+/// a filter, the shard's state is kept off its index (`+s.state`), or SQLite would walk every
+/// live shard to find the few objects named.
 fn snapshot_sql(filter: &str) -> String {
+    let state = if filter.is_empty() {
+        "s.state"
+    } else {
+        "+s.state"
+    };
     format!(
         "SELECT o.id AS object_id, o.read_hours AS read_hours, b.policy AS policy, s.idx AS idx,
                 s.info_hash AS info_hash,
                 s.length AS length, h.node_id AS node_id, h.failed_at AS failed_at
          FROM objects o
          JOIN buckets b ON b.name = o.bucket
-         JOIN shards s ON s.object_id = o.id AND s.state = 'live'
+         JOIN shards s ON s.object_id = o.id AND {state} = 'live'
          LEFT JOIN holdings h ON h.info_hash = s.info_hash
          {filter}
          ORDER BY o.id, s.idx, h.node_id"
