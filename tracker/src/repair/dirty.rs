@@ -46,6 +46,14 @@ pub struct Window {
     pub limit: usize,
 }
 
+impl Window {
+    /// Every object.
+    pub const ALL: Window = Window {
+        after: ObjectId::MIN,
+        limit: usize::MAX,
+    };
+}
+
 /// Where a node stands, as far as the copies it holds are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Presence {
@@ -239,10 +247,7 @@ impl Tracker {
             self.cursor = ObjectId::MIN;
             return Selection {
                 dirty: Vec::new(),
-                sweep: Some(Window {
-                    after: ObjectId::MIN,
-                    limit: usize::MAX,
-                }),
+                sweep: Some(Window::ALL),
             };
         }
         let take = dirty_max.min(self.dirty.len());

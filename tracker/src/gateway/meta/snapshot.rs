@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::{info_hash_col, policy_col, Meta};
 use crate::gateway::GatewayError;
-use crate::repair::dirty::Tracker;
+use crate::repair::dirty::{Tracker, Window};
 use crate::repair::{CopyState, ObjectState, ShardState};
 
 impl Meta {
@@ -96,6 +96,13 @@ impl Meta {
         sweep: usize,
     ) -> Result<Vec<ObjectState>, GatewayError> {
         let sel = tracker.select(dirty_max, sweep);
+        if sel.sweep == Some(Window::ALL) {
+            // Everything: one ordered scan beats reading it back by id, chunk by chunk.
+            let objects = self.health_snapshot().await?;
+            let window: Vec<i64> = objects.iter().map(|o| o.id).collect();
+            tracker.loaded(&sel, &window, &objects);
+            return Ok(objects);
+        }
         let window = match sel.sweep {
             Some(w) => self.stored_object_ids_after(w.after, w.limit).await?,
             None => Vec::new(),
