@@ -428,16 +428,19 @@ fn run(seed: u64, nodes: usize, objects: usize, steps: usize, mode: Mode) -> Has
     kinds
 }
 
+/// Every kind of task a churning cloud of thousands of nodes must give the planner.
+const EXERCISED: [Why; 5] = [
+    Why::Repair,
+    Why::Rebuild,
+    Why::Surplus,
+    Why::Drain,
+    Why::BadCopy,
+];
+
 #[test]
 fn thousands_of_nodes_with_churn_settle_back_to_policy() {
     let kinds = run(0x5eed, 2000, 400, 40, Mode::Full);
-    for why in [
-        Why::Repair,
-        Why::Rebuild,
-        Why::Surplus,
-        Why::Drain,
-        Why::BadCopy,
-    ] {
+    for why in EXERCISED {
         assert!(kinds.contains_key(&why), "{why:?} exercised: {kinds:?}");
     }
 }
@@ -461,13 +464,7 @@ fn small_clusters_with_churn_settle_back_to_policy() {
 fn incremental_passes_see_all_repair_work_and_settle_back_to_policy() {
     // No sweep at all: marks alone must find every object with work.
     let kinds = run(0x1dea, 2000, 400, 40, Mode::Incremental { sweep: 0 });
-    for why in [
-        Why::Repair,
-        Why::Rebuild,
-        Why::Surplus,
-        Why::Drain,
-        Why::BadCopy,
-    ] {
+    for why in EXERCISED {
         assert!(kinds.contains_key(&why), "{why:?} exercised: {kinds:?}");
     }
     for seed in 1..5 {
