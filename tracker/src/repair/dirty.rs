@@ -190,11 +190,14 @@ impl Tracker {
 
     /// Marks every object `node` holds a copy of.
     pub fn mark_node(&mut self, node: NodeId) {
-        let held: Vec<ObjectId> = self
+        let mut held: Vec<ObjectId> = self
             .by_node
             .get(&node)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
+        // In id order, so that the queue's order (and what a budget leaves for later) does not
+        // depend on how a hash set happens to iterate.
+        held.sort_unstable();
         for o in held {
             self.mark(o);
         }
