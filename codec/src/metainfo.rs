@@ -179,6 +179,12 @@ impl Metainfo {
         })
     }
 
+    /// The same torrent with no tracker: the info dict exactly as received (so the same
+    /// info-hash) and nothing else. A client given it announces nowhere.
+    pub fn without_trackers(&self) -> Vec<u8> {
+        [&b"d4:info"[..], &self.info_bytes, b"e"].concat()
+    }
+
     /// Checks that this is a shard torrent by the conventions above and returns its shard view.
     pub fn shard(&self) -> Result<ShardInfo, MetainfoError> {
         let Files::Single { length } = self.info.files else {
@@ -425,6 +431,9 @@ mod tests {
             prop_assert_eq!(m.info_hash, s.info_hash());
             prop_assert_eq!(m.shard().unwrap(), s);
             prop_assert_eq!(m.announce.as_ref(), trackers.iter().flatten().next());
+            let bare = Metainfo::parse(&m.without_trackers()).unwrap();
+            prop_assert_eq!(bare.info_hash, m.info_hash);
+            prop_assert!(bare.announce.is_none() && bare.announce_list.is_empty());
         }
 
         #[test]

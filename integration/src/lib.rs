@@ -247,9 +247,21 @@ impl TestCloud {
         zones: usize,
         tweak: impl FnOnce(&mut CloudSettings),
     ) -> TestCloud {
+        Self::start_custom(n, zones, |_| {}, tweak, &[]).await
+    }
+
+    /// As [`TestCloud::start_with`], with `configure` applied to the gateway's configuration
+    /// first and `node_args` added to every node's command line.
+    pub async fn start_custom(
+        n: usize,
+        zones: usize,
+        configure: impl FnOnce(&mut Config),
+        tweak: impl FnOnce(&mut CloudSettings),
+        node_args: &[&str],
+    ) -> TestCloud {
         logs::capture();
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             http_listen: "127.0.0.1:0".into(),
             udp_listen: "off".into(),
             db: dir.path().join("gateway.db"),
@@ -270,6 +282,7 @@ impl TestCloud {
             },
             ..Config::default()
         };
+        configure(&mut config);
         let registry = Registry::open(&config.db).await.unwrap();
         let listeners = CloudListeners::bind(&config, None).await.unwrap();
         let mut settings = CloudSettings::from_config(&config);
@@ -293,7 +306,7 @@ impl TestCloud {
                 .await
                 .unwrap();
             let node_dir = dir.path().join(format!("node-{i}"));
-            let args: Vec<OsString> = vec![
+            let mut args: Vec<OsString> = vec![
                 "run".into(),
                 "--quota".into(),
                 "4GiB".into(),
@@ -306,6 +319,7 @@ impl TestCloud {
                 "--gateway".into(),
                 format!("{}:{}@{}", new.node.id, new.passkey, cloud.control_addr).into(),
             ];
+            args.extend(node_args.iter().map(OsString::from));
             let env = vec![("RUST_LOG".into(), "warn".into())];
             nodes.push(Node::spawn(
                 new.node.id,

@@ -213,15 +213,17 @@ impl ProcessNode {
     /// Registers node `name` with the (stopped) gateway and starts it in `zone`, dialling the
     /// gateway's control address (pinning its certificate when it serves TLS).
     pub fn start(gateway: &GatewayProcess, name: &str, zone: &str) -> ProcessNode {
-        Self::start_pinned(gateway, name, zone, gateway.tls_cert().as_deref())
+        Self::start_pinned(gateway, name, zone, gateway.tls_cert().as_deref(), &[])
     }
 
-    /// As [`ProcessNode::start`], pinning the certificate `cert` (any, right or wrong).
+    /// As [`ProcessNode::start`], pinning the certificate `cert` (any, right or wrong), with
+    /// `extra` arguments on the node's command line.
     pub fn start_pinned(
         gateway: &GatewayProcess,
         name: &str,
         zone: &str,
         cert: Option<&Path>,
+        extra: &[&str],
     ) -> ProcessNode {
         let (id, passkey) = gateway.add_node(name);
         let dir = gateway.dir.join(name);
@@ -241,6 +243,7 @@ impl ProcessNode {
         if let Some(cert) = cert {
             args.extend(["--gateway-cert".into(), cert.into()]);
         }
+        args.extend(extra.iter().map(OsString::from));
         let env = vec![("RUST_LOG".into(), "warn".into())];
         let process = testkit::Node::spawn(dir, peer_binary(), args, env);
         ProcessNode { id, process }

@@ -4,7 +4,8 @@
 //! shards of `BYTES` each (the first time), starts a node on it, waits until every shard is verified
 //! and seeding, and prints the start-up time and the process's resident memory. Run it with 0 shards
 //! for the baseline of an empty node. Raise `ulimit -n` above the shard count: librqbit keeps one open
-//! file per shard.
+//! file per shard. With `RESEED_ANNOUNCE=1` every shard announces to its (unreachable) tracker, as
+//! with the node's `announce_held` option, to compare with the default of announcing nothing.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -78,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         listen: "127.0.0.4:0".parse()?,
         gateways: Vec::new(),
         limits: Limits::default(),
+        announce_held: std::env::var_os("RESEED_ANNOUNCE").is_some(),
     })
     .await?;
     let elapsed = started.elapsed();

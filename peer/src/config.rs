@@ -29,6 +29,11 @@ pub struct Config {
     /// Limits and timings.
     #[serde(default)]
     pub limits: Limits,
+    /// Announce every shard held to its tracker, as plain BitTorrent clients do. Off by default:
+    /// gateways name a shard's holders from the nodes' reports (BEP RT-0002 "Peers from
+    /// reports"). Only for a gateway too old to do so.
+    #[serde(default)]
+    pub announce_held: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +198,7 @@ mod tests {
                 upload_bps: Some(1 << 20),
                 ..Limits::default()
             },
+            announce_held: false,
         }
     }
 

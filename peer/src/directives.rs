@@ -12,6 +12,7 @@ use raidtorrent_codec::{metainfo::MAX_METAINFO_LEN, Metainfo};
 use raidtorrent_proto::{Hold, InfoHash, Message, MetainfoSource, RefuseCode};
 use tokio::sync::watch;
 
+use crate::engine::Source;
 use crate::ledger::{HoldDecision, Waiter};
 use crate::node::{lock, Fetch, Node};
 use crate::status::{unix_now, DirectiveRecord};
@@ -258,7 +259,7 @@ pub(crate) fn spawn_fetch(
     let node = node.clone();
     node.clone().tasks.spawn(format!("fetch {ih}"), async move {
         let work = async {
-            let handle = node.engine.add(torrent, peers).await?;
+            let handle = node.engine.add(torrent, Source::fetch_from(peers)).await?;
             let name = lock(&node.ledger).get(&ih).map(|s| s.name.clone());
             tokio::select! {
                 r = node.engine.wait_complete(&handle) => r?,

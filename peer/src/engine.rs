@@ -1,5 +1,9 @@
 //! The node's BitTorrent client: one librqbit session configured for private swarms (listener with an
 //! explicit announce port, no DHT, LSD or UPnP), seeding data already on disk after a hash check.
+//!
+//! A node announces only the shards it fetches without being told whom from (RT-0002 "Peers from
+//! reports"): the gateway answers every shard's swarm from the held sets nodes report on the
+//! control connection, so a node seeding thousands of shards sends the tracker nothing for them.
 
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroU32;
@@ -15,6 +19,7 @@ use librqbit::{
     AddTorrent, AddTorrentOptions, ListenerMode, ListenerOptions, ManagedTorrent, Session,
     SessionOptions,
 };
+use raidtorrent_codec::Metainfo;
 use raidtorrent_proto::{InfoHash, Transfer};
 use tokio_util::sync::CancellationToken;
 
@@ -22,9 +27,33 @@ use crate::config::Limits;
 
 pub type TorrentHandle = Arc<ManagedTorrent>;
 
+/// Where a shard's missing pieces come from when it joins the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Nowhere: its data is on disk; it is seeded and never announced.
+    Disk,
+    /// The peers a directive named; nothing is announced.
+    Peers(Vec<SocketAddr>),
+    /// Whoever the tracker names: the shard's torrent announces to its tracker.
+    Tracker,
+}
+
+impl Source {
+    /// The given peers, or the tracker when there are none.
+    pub fn fetch_from(peers: Vec<SocketAddr>) -> Self {
+        if peers.is_empty() {
+            Source::Tracker
+        } else {
+            Source::Peers(peers)
+        }
+    }
+}
+
 pub struct Engine {
     session: Arc<Session>,
     listen: SocketAddr,
+    /// Every shard's torrent announces, whatever its [`Source`].
+    announce_all: bool,
 }
 
 impl Engine {
@@ -32,6 +61,7 @@ impl Engine {
         shards_dir: &Path,
         listen: SocketAddr,
         limits: &Limits,
+        announce_all: bool,
         token: CancellationToken,
     ) -> anyhow::Result<Self> {
         // librqbit announces 4240 for a loopback listener without an explicit port, so the port must
@@ -73,26 +103,40 @@ impl Engine {
         )
         .await
         .context("starting the BitTorrent session")?;
-        Ok(Engine { session, listen })
+        Ok(Engine {
+            session,
+            listen,
+            announce_all,
+        })
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
     }
 
-    /// Adds a shard torrent; data already on disk is hash-checked and seeded, the rest fetched.
-    pub async fn add(
-        &self,
-        torrent: Vec<u8>,
-        peers: Vec<SocketAddr>,
-    ) -> anyhow::Result<TorrentHandle> {
+    /// Adds a shard torrent; data already on disk is hash-checked and seeded, the rest fetched
+    /// from `source`. A torrent the session already has is left as it is.
+    pub async fn add(&self, torrent: Vec<u8>, source: Source) -> anyhow::Result<TorrentHandle> {
+        let (initial_peers, announce) = match source {
+            Source::Disk => (None, self.announce_all),
+            Source::Peers(peers) => (Some(peers), self.announce_all),
+            Source::Tracker => (None, true),
+        };
+        // librqbit 9 announces to every tracker a torrent names (its per-torrent
+        // `disable_trackers` option is not read), so a torrent that must not announce is added
+        // without its trackers.
+        let torrent = if announce {
+            torrent
+        } else {
+            Metainfo::parse(&torrent)?.without_trackers()
+        };
         let response = self
             .session
             .add_torrent(
                 AddTorrent::from_bytes(torrent),
                 Some(AddTorrentOptions {
                     overwrite: true,
-                    initial_peers: (!peers.is_empty()).then_some(peers),
+                    initial_peers,
                     ..Default::default()
                 }),
             )

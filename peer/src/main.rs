@@ -83,6 +83,10 @@ struct RunArgs {
     /// Download limit in bytes per second.
     #[arg(long, env = "RT_DOWNLOAD_BPS")]
     download_bps: Option<u32>,
+    /// Announce every shard held to its tracker (for gateways that do not name holders from
+    /// the nodes' reports).
+    #[arg(long, env = "RT_ANNOUNCE_HELD")]
+    announce_held: bool,
     /// Print the effective config as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -106,8 +110,10 @@ impl RunArgs {
                 listen: "0.0.0.0:6881".parse().expect("a socket address"),
                 gateways: Vec::new(),
                 limits: Limits::default(),
+                announce_held: false,
             },
         };
+        config.announce_held |= self.announce_held;
         if let Some(d) = &self.data_dir {
             config.data_dir = d.clone();
         }

@@ -83,6 +83,7 @@ impl RunningNode {
             &store.shards_dir(),
             config.listen,
             &config.limits,
+            config.announce_held,
             token.child_token(),
         )
         .await?;

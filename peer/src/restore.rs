@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use raidtorrent_proto::InfoHash;
 
+use crate::engine::Source;
 use crate::node::{lock, Node};
 use crate::store::StoredShard;
 
@@ -119,10 +120,14 @@ impl Node {
         let Some(torrent) = self.store.read_torrent(ih)? else {
             return Ok(Reopened::NoMetainfo);
         };
-        let handle = self.engine.add(torrent.clone(), Vec::new()).await?;
+        let handle = self.engine.add(torrent.clone(), Source::Disk).await?;
         match self.engine.verified(&handle).await {
             Ok(true) => Ok(Reopened::Verified),
-            Ok(false) => Ok(Reopened::Incomplete(torrent)),
+            Ok(false) => {
+                // Fetched again through the tracker, so out of the session until then.
+                self.engine.close(ih).await?;
+                Ok(Reopened::Incomplete(torrent))
+            }
             Err(e) => {
                 // Out of the session, files kept: it stays parked.
                 if let Err(closed) = self.engine.close(ih).await {

@@ -159,6 +159,7 @@ impl Cloud {
             service.recorder().clone(),
             settings.control,
         );
+        service.tracker().answer_from_reports(hub.clone());
         let (stop, stop_rx) = watch::channel(false);
         let serving = hub.clone();
         let rx = stop_rx.clone();

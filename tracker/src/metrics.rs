@@ -111,6 +111,11 @@ impl Exchanges {
         };
         self.cells[p][r].inc();
     }
+
+    /// Everything counted so far, over both protocols and every result.
+    pub fn total(&self) -> u64 {
+        self.cells.iter().flatten().map(|c| c.get()).sum()
+    }
 }
 
 /// Every metric the gateway exports.

@@ -15,9 +15,16 @@
 //! `node_interval_secs`. Everyone else — a stock client, even with a valid token — gets
 //! `interval_secs`. Both rules are needed: the token proves membership, the peer-id prefix says
 //! the software follows our liveness protocol; a volunteer testing with another client keeps
-//! normal re-announces.
+//! normal re-announces. Our nodes are also sent `min interval` equal to their interval, since
+//! librqbit re-announces at `min interval` whenever an answer has one.
+//!
+//! Peers from reports (RT-0002): nodes do not announce the shards they hold. When the gateway has
+//! a control hub, an announce's peers are the swarm's, topped up with the connected nodes whose
+//! latest report holds the shard, and `complete` counts the larger of the two sets' seeders, so
+//! a stock client fetching an exported shard finds its holders all the same.
 
 use crate::config::AnnounceConfig;
+use crate::control::ControlHub;
 use crate::gateway::AccessKeys;
 use crate::ops::Ops;
 use crate::protocol::bencode_out::PeerEntry;
@@ -88,6 +95,8 @@ pub struct Tracker {
     access_keys: OnceLock<AccessKeys>,
     /// The operator view, when the gateway serves objects.
     ops: OnceLock<Ops>,
+    /// The control hub whose nodes' reports say who holds each shard.
+    holders: OnceLock<ControlHub>,
 }
 
 impl Tracker {
@@ -108,6 +117,7 @@ impl Tracker {
             unrecorded: OnceLock::new(),
             access_keys: OnceLock::new(),
             ops: OnceLock::new(),
+            holders: OnceLock::new(),
         }
     }
 
@@ -135,6 +145,11 @@ impl Tracker {
     /// Serves the operator view (dashboard, metrics, shard export) on the admin API.
     pub fn serve_ops(&self, ops: Ops) {
         let _ = self.ops.set(ops);
+    }
+
+    /// Answers shard swarms with the holders `hub`'s nodes report too. Set once.
+    pub fn answer_from_reports(&self, hub: ControlHub) {
+        let _ = self.holders.set(hub);
     }
 
     /// The operator view, when the gateway serves objects.
@@ -199,17 +214,14 @@ impl Tracker {
         out: &mut Vec<PeerEntry>,
     ) -> Result<AnnounceAnswer, Refusal> {
         let node = self.authorize(req.passkey, &[req.info_hash])?;
-        let interval = if node.is_some() && self.is_our_software(&req.peer_id) {
-            self.policy.node_interval_secs
-        } else {
-            self.policy.interval_secs
-        };
+        let (interval, min_interval) = self.intervals(node.is_some(), &req.peer_id);
         let now = self.now();
         let numwant = req
             .numwant
             .unwrap_or(self.policy.default_numwant)
             .min(self.policy.max_numwant);
-        let outcome = self.swarms.announce(
+        let from_swarm = out.len();
+        let mut outcome = self.swarms.announce(
             &Announce {
                 info_hash: req.info_hash,
                 peer_id: req.peer_id,
@@ -225,34 +237,96 @@ impl Tracker {
             },
             out,
         );
+        if req.event != Event::Stopped {
+            let held = self.top_up_from_reports(req, numwant as usize, from_swarm, out);
+            outcome.counts.complete = outcome.counts.complete.max(held);
+        }
         if let Some(node) = node.filter(|n| self.unrecorded.get() != Some(n)) {
-            let prev = outcome.previous;
-            // The first announce of a peer only sets the baseline: librqbit reports bytes held
-            // as `downloaded`, so a seeder's first figure is not a transfer.
-            let delta = |now: u64, before: Option<u64>| match before {
-                Some(b) if now >= b => now - b,
-                Some(_) => now,
-                None => 0,
-            };
-            self.recorder.observe(Observation {
-                node,
-                info_hash: req.info_hash,
-                addr: req.addr,
-                at: unix_now(),
-                seeding: req.left == 0,
-                bytes_up: delta(req.uploaded, prev.map(|p| p.uploaded)),
-                bytes_down: delta(req.downloaded, prev.map(|p| p.downloaded)),
-                gap: prev.map(|p| now.saturating_sub(p.last_seen)),
-                expected_interval: interval,
-                allowance: interval.saturating_add(self.policy.grace_secs),
-                completed: outcome.completed,
-            });
+            self.record(node, req, &outcome, now, interval);
         }
         Ok(AnnounceAnswer {
             interval,
-            min_interval: self.policy.min_interval_secs.min(interval),
+            min_interval,
             counts: outcome.counts,
         })
+    }
+
+    /// `interval` and `min interval` for a client: our nodes (a valid token and our peer-id
+    /// prefix) get the node interval as both, everyone else the ordinary ones.
+    fn intervals(&self, registered: bool, peer_id: &PeerId) -> (u32, u32) {
+        if registered && self.is_our_software(peer_id) {
+            let i = self.policy.node_interval_secs;
+            (i, i)
+        } else {
+            let i = self.policy.interval_secs;
+            (i, self.policy.min_interval_secs.min(i))
+        }
+    }
+
+    /// Records a node's announce against its reliability record.
+    fn record(
+        &self,
+        node: NodeId,
+        req: &AnnounceInput<'_>,
+        outcome: &crate::swarm::Outcome,
+        now: u32,
+        interval: u32,
+    ) {
+        let prev = outcome.previous;
+        // The first announce of a peer only sets the baseline: librqbit reports bytes held
+        // as `downloaded`, so a seeder's first figure is not a transfer.
+        let delta = |now: u64, before: Option<u64>| match before {
+            Some(b) if now >= b => now - b,
+            Some(_) => now,
+            None => 0,
+        };
+        self.recorder.observe(Observation {
+            node,
+            info_hash: req.info_hash,
+            addr: req.addr,
+            at: unix_now(),
+            seeding: req.left == 0,
+            bytes_up: delta(req.uploaded, prev.map(|p| p.uploaded)),
+            bytes_down: delta(req.downloaded, prev.map(|p| p.downloaded)),
+            gap: prev.map(|p| now.saturating_sub(p.last_seen)),
+            expected_interval: interval,
+            allowance: interval.saturating_add(self.policy.grace_secs),
+            completed: outcome.completed,
+        });
+    }
+
+    /// Adds the reported holders of the shard that are not in `out[from..]` yet (nor the
+    /// announcer itself) up to `numwant` peers in all; returns how many nodes report holding it.
+    fn top_up_from_reports(
+        &self,
+        req: &AnnounceInput<'_>,
+        numwant: usize,
+        from: usize,
+        out: &mut Vec<PeerEntry>,
+    ) -> u32 {
+        let Some(hub) = self.holders.get() else {
+            return 0;
+        };
+        let holders = hub.holders_of(&req.info_hash);
+        for addr in &holders {
+            if out.len() - from >= numwant {
+                break;
+            }
+            let family = match req.family {
+                Family::Any => true,
+                Family::V4 => addr.is_ipv4(),
+                Family::V6 => addr.is_ipv6(),
+            };
+            if family && *addr != req.addr && !out[from..].iter().any(|p| p.addr == *addr) {
+                // A node's peer id is its session's, which its report does not carry.
+                let peer_id = PeerId([0; 20]);
+                out.push(PeerEntry {
+                    peer_id,
+                    addr: *addr,
+                });
+            }
+        }
+        u32::try_from(holders.len()).unwrap_or(u32::MAX)
     }
 
     /// Scrape counts for `hashes`, in order.
@@ -262,6 +336,15 @@ impl Tracker {
         hashes: &[InfoHash],
     ) -> Result<Vec<SwarmCounts>, Refusal> {
         self.authorize(passkey, hashes)?;
-        Ok(hashes.iter().map(|h| self.swarms.counts(h)).collect())
+        let held = |h: &InfoHash| {
+            let n = self.holders.get().map_or(0, |hub| hub.holders_of(h).len());
+            u32::try_from(n).unwrap_or(u32::MAX)
+        };
+        let counts = |h: &InfoHash| {
+            let mut c = self.swarms.counts(h);
+            c.complete = c.complete.max(held(h));
+            c
+        };
+        Ok(hashes.iter().map(counts).collect())
     }
 }

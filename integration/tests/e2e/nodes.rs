@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use raidtorrent_codec::InfoHash;
 use raidtorrent_tracker::gateway::{Body, BucketPolicy, Gateway};
-use raidtorrent_tracker::registry::NodeId;
+use raidtorrent_tracker::registry::{unix_now, NodeId};
 
 use raidtorrent_integration::*;
 use raidtorrent_testkit::{corrupt, random_bytes, wait_until};
@@ -43,6 +43,28 @@ fn reports_held(t: &TestCloud, node: NodeId, info_hash: &InfoHash) -> bool {
         .is_some_and(|r| r.held.contains(info_hash))
 }
 
+/// The shards of `shards` any node announced to the tracker, by the records its announces left.
+async fn announced(
+    t: &TestCloud,
+    shards: &BTreeMap<usize, (InfoHash, BTreeSet<NodeId>)>,
+) -> Vec<String> {
+    let service = &t.cloud.service;
+    service.recorder().flush().await.unwrap();
+    let registry = service.tracker().registry();
+    let ours: BTreeSet<String> = shards.values().map(|(ih, _)| ih.to_hex()).collect();
+    let mut seen = Vec::new();
+    for node in &t.nodes {
+        let report = registry.report(node.id, unix_now()).await.unwrap();
+        let torrents = report.torrents.unwrap_or_default().into_iter();
+        seen.extend(
+            torrents
+                .filter(|r| ours.contains(&r.info_hash))
+                .map(|r| r.info_hash),
+        );
+    }
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_node_reconnects_and_seeds_what_it_held_from_disk() {
     let mut t = TestCloud::start(6, 3).await;
@@ -62,6 +84,18 @@ async fn a_restarted_node_reconnects_and_seeds_what_it_held_from_disk() {
     let shards = placement(&gw, "single", "o").await;
     let (ih0, holders0) = &shards[&0];
     assert_eq!(holders0.len(), 1, "one copy of each shard");
+    // Nodes fetch from the peers their directives name and announce nothing (RT-0002 "Peers
+    // from reports"); the tracker names them from their reports.
+    assert_eq!(announced(&t, &shards).await, Vec::<String>::new());
+    let first = *holders0.first().unwrap();
+    let holder = t.cloud.hub.node(first).unwrap().data_addr.unwrap();
+    let hub = &t.cloud.hub;
+    wait_until(
+        Duration::from_secs(30),
+        "the tracker names shard 0's holder from its report",
+        || async move { hub.holders_of(ih0).contains(&holder) },
+    )
+    .await;
     let x = *holders0.first().unwrap();
     let xi = t.nodes.iter().position(|n| n.id == x).unwrap();
     let files = t.nodes[xi].shard_files();
@@ -94,6 +128,11 @@ async fn a_restarted_node_reconnects_and_seeds_what_it_held_from_disk() {
     // have sent it the shard again. (librqbit sets the file length when it opens a torrent, so the
     // modification time changes; the bytes do not.)
     assert_eq!(t.nodes[xi].shard_files(), files);
+    assert_eq!(
+        announced(&t, &shards).await,
+        Vec::<String>::new(),
+        "a node seeding from disk announces nothing"
+    );
     for (f, bytes) in files.iter().zip(&before) {
         assert!(
             std::fs::read(f).unwrap() == *bytes,

@@ -1,7 +1,8 @@
 //! A gateway serving TLS on its control listener, tracker and object API (a certificate it
 //! created itself), nodes pinning that certificate, and curl as the client: objects go in and
-//! come back over HTTPS, the nodes' librqbit sessions announce over HTTPS, and a node pinning
-//! another certificate never gets in.
+//! come back over HTTPS, the nodes' librqbit sessions announce over HTTPS (asked to announce what
+//! they hold, since by default they announce nothing they were given peers for), and a node
+//! pinning another certificate never gets in.
 
 use std::path::Path;
 use std::process::Command;
@@ -58,13 +59,22 @@ async fn a_tls_cloud_stores_and_serves_and_refuses_a_wrongly_pinned_node() {
         c.objects.default_policy.inline_max = 0;
     });
     let nodes: Vec<ProcessNode> = (0..3)
-        .map(|i| ProcessNode::start(&gw, &format!("node-{i}"), &format!("zone-{i}")))
+        .map(|i| {
+            let (name, zone) = (format!("node-{i}"), format!("zone-{i}"));
+            let cert = gw.tls_cert();
+            ProcessNode::start_pinned(&gw, &name, &zone, cert.as_deref(), &["--announce-held"])
+        })
         .collect();
     let other = dir.path().join("other");
     let names = ["localhost".to_string(), "127.0.0.1".to_string()];
     TlsIdentity::load_or_create(&other.join("cert.pem"), &other.join("key.pem"), &names).unwrap();
-    let impostor =
-        ProcessNode::start_pinned(&gw, "wrong-pin", "zone-x", Some(&other.join("cert.pem")));
+    let impostor = ProcessNode::start_pinned(
+        &gw,
+        "wrong-pin",
+        "zone-x",
+        Some(&other.join("cert.pem")),
+        &[],
+    );
     gw.start().await;
     let cert = gw.tls_cert().unwrap();
     let nodes = &nodes;

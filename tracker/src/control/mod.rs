@@ -61,6 +61,7 @@
 mod config;
 mod conn;
 mod handshake;
+mod holders;
 mod wire;
 
 #[cfg(test)]
@@ -73,7 +74,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -171,6 +172,8 @@ struct Inner {
     reports: broadcast::Sender<(NodeId, Report)>,
     /// Shards connected nodes stopped reporting, until the health worker takes them.
     unreported: Mutex<Unreported>,
+    /// Who holds each shard by the connected nodes' reports; changed only under `nodes`' lock.
+    holders: RwLock<holders::Holders>,
     next_conn: AtomicU64,
     /// The zero of every `heard` time.
     epoch: Instant,
@@ -195,6 +198,7 @@ impl ControlHub {
                 changes: watch::channel(0).0,
                 reports,
                 unreported: Mutex::default(),
+                holders: RwLock::default(),
                 next_conn: AtomicU64::new(1),
                 epoch: Instant::now(),
             }),
@@ -360,7 +364,7 @@ impl ControlHub {
     /// refuses). Its outstanding directives resolve as [`ControlError::Disconnected`]. False if it
     /// was not connected.
     pub fn disconnect(&self, node: NodeId) -> bool {
-        let Some(live) = self.nodes().remove(&node) else {
+        let Some(live) = self.remove_live(&mut self.nodes(), node) else {
             return false;
         };
         let _ = live.evict.send(Evict::Revoked);
@@ -404,6 +408,27 @@ impl ControlHub {
         self.inner.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Takes a node out of the map (whose lock the caller holds) and out of the holder index.
+    fn remove_live(&self, nodes: &mut HashMap<NodeId, Live>, node: NodeId) -> Option<Live> {
+        let live = nodes.remove(&node)?;
+        self.holders_mut().forget(node, live.info.held.as_deref());
+        Some(live)
+    }
+
+    fn holders_mut(&self) -> std::sync::RwLockWriteGuard<'_, holders::Holders> {
+        self.inner
+            .holders
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The BitTorrent addresses of the connected nodes whose latest report holds `ih`: the peers
+    /// of the shard's swarm by the placement records, whether or not they announce it.
+    pub fn holders_of(&self, ih: &InfoHash) -> Vec<SocketAddr> {
+        let holders = self.inner.holders.read();
+        holders.unwrap_or_else(|e| e.into_inner()).of(ih)
+    }
+
     /// Milliseconds since the hub's epoch: the clock of `heard`.
     fn now_ms(&self) -> u64 {
         self.inner.epoch.elapsed().as_millis() as u64
@@ -440,7 +465,10 @@ impl ControlHub {
                 evict,
                 info,
             };
-            nodes.insert(node, live)
+            let old = nodes.insert(node, live);
+            self.holders_mut()
+                .forget(node, old.as_ref().and_then(|l| l.info.held.as_deref()));
+            old
         };
         if old.is_some() {
             tracing::info!(
@@ -463,7 +491,7 @@ impl ControlHub {
         let removed = {
             let mut nodes = self.nodes();
             match nodes.get(&node) {
-                Some(l) if l.conn == conn => nodes.remove(&node),
+                Some(l) if l.conn == conn => self.remove_live(&mut nodes, node),
                 _ => None,
             }
         };
@@ -490,6 +518,9 @@ impl ControlHub {
             if let Some(before) = &l.info.report {
                 self.unreported().add(&before.held, &report.held, &held);
             }
+            let before = l.info.held.as_deref();
+            self.holders_mut()
+                .update(node, l.info.data_addr, before, &held);
             l.info.report = Some(Arc::new(report.clone()));
             l.info.held = Some(Arc::new(held));
         }

@@ -25,9 +25,10 @@ async fn private_announce_scrape_and_intervals() {
     assert_eq!(s, 200);
     let v = decode(&body);
     assert_eq!(v.failure(), None);
-    // A registered node running our software gets the long interval.
+    // A registered node running our software gets the long interval, as its min interval too
+    // (librqbit re-announces at the min interval when there is one).
     assert_eq!(v.int("interval"), 600);
-    assert_eq!(v.int("min interval"), 5);
+    assert_eq!(v.int("min interval"), 600);
     assert_eq!((v.int("complete"), v.int("incomplete")), (1, 0));
     assert!(v.bytes("peers").is_empty());
 
@@ -42,6 +43,7 @@ async fn private_announce_scrape_and_intervals() {
     let v = decode(&body);
     // A stock client, even registered, gets the normal interval.
     assert_eq!(v.int("interval"), 60);
+    assert_eq!(v.int("min interval"), 5);
     assert_eq!((v.int("complete"), v.int("incomplete")), (1, 1));
     assert_eq!(
         compact_peers(v.bytes("peers")),

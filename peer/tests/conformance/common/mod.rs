@@ -386,6 +386,7 @@ pub fn node_config(dir: &Path, gateway: SocketAddr, quota: u64) -> Config {
             status_interval_secs: 1,
             ..Limits::default()
         },
+        announce_held: false,
     }
 }
 

@@ -482,3 +482,83 @@ async fn control_liveness_reaches_the_reliability_record() {
     assert_eq!(torrents[0].info_hash, hex::encode(CONTROL_INFO_HASH));
     gw.shutdown().await;
 }
+
+/// An announce for `ih` from a stranger at 127.0.0.9:7000, as a stock client sends it.
+fn stranger_announce(
+    tracker: &raidtorrent_tracker::tracker::Tracker,
+    ih: u8,
+) -> (Vec<std::net::SocketAddr>, u32) {
+    use raidtorrent_tracker::protocol::{Event, PeerId};
+    use raidtorrent_tracker::tracker::AnnounceInput;
+    let req = AnnounceInput {
+        passkey: None,
+        info_hash: InfoHash([ih; 20]),
+        peer_id: PeerId(*b"-TR3000-stranger0000"),
+        addr: "127.0.0.9:7000".parse().unwrap(),
+        uploaded: 0,
+        downloaded: 0,
+        left: 1,
+        event: Event::Started,
+        numwant: None,
+        family: raidtorrent_tracker::swarm::Family::Any,
+    };
+    let mut out = Vec::new();
+    let answer = tracker.announce(&req, &mut out).unwrap();
+    (out.iter().map(|p| p.addr).collect(), answer.counts.complete)
+}
+
+/// Nodes do not announce what they hold: the tracker names them from their reports, for as long
+/// as they are connected and report the shard.
+#[tokio::test]
+async fn the_tracker_names_the_holders_nodes_report() {
+    use raidtorrent_tracker::config::AnnounceConfig;
+    use raidtorrent_tracker::tracker::Tracker;
+    let gw = Gateway::start(quick()).await;
+    let tracker = Tracker::new(
+        gw.registry.clone(),
+        gw.recorder.clone(),
+        AnnounceConfig::default(),
+        true,
+    );
+    tracker.answer_from_reports(gw.hub.clone());
+    let (id, key) = gw.node_with("alpha", paris(None)).await;
+    let mut reports = gw.hub.subscribe_reports();
+    let mut node = RawNode::connect(gw.addr, id, &key).await;
+    assert!(gw.hub.wait_connected(id, WAIT).await);
+    let data: std::net::SocketAddr = "127.0.0.1:6881".parse().unwrap();
+    assert_eq!(
+        stranger_announce(&tracker, 1),
+        (vec![], 0),
+        "nothing reported yet"
+    );
+
+    node.send(Message::Report(report(&[1, 2], true, &[]))).await;
+    tokio::time::timeout(WAIT, reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stranger_announce(&tracker, 1), (vec![data], 1));
+    assert_eq!(stranger_announce(&tracker, 2), (vec![data], 1));
+    assert_eq!(stranger_announce(&tracker, 3), (vec![], 0));
+    let scraped = tracker.scrape(None, &[InfoHash([2; 20])]).unwrap();
+    assert_eq!(scraped[0].complete, 1);
+
+    // A delta report that loses shard 1 takes the node out of its swarm.
+    node.send(Message::Report(report(&[3], false, &[1]))).await;
+    tokio::time::timeout(WAIT, reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stranger_announce(&tracker, 1), (vec![], 0));
+    assert_eq!(stranger_announce(&tracker, 3), (vec![data], 1));
+
+    // The stranger is in shard 3's swarm now and is not handed its own address.
+    let (peers, _) = stranger_announce(&tracker, 3);
+    assert_eq!(peers, vec![data]);
+
+    // A node that is gone is named no more.
+    drop(node);
+    assert!(gw.hub.wait_disconnected(id, WAIT).await);
+    assert_eq!(stranger_announce(&tracker, 2), (vec![], 0));
+    gw.shutdown().await;
+}
