@@ -66,6 +66,11 @@ fn main() {
         }
         let ratio = reports.per_copy_hour / baseline.per_copy_hour.max(f64::MIN_POSITIVE);
         println!("  announce rate from reports / baseline = {ratio:.3}x");
+        // Both must still name every holder of a shard (two copies) to a stranger.
+        assert!(
+            baseline.named >= 2 && reports.named >= 2,
+            "holders not named"
+        );
     });
 }
 

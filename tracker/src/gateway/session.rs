@@ -5,6 +5,11 @@
 //! seed, and on loopback it announces port 4240 unless told its port, so the session listens on a
 //! port chosen here and announces that port; DHT, LSD and UPnP are off (private swarms only);
 //! seeding data already on disk needs `overwrite`, and the data is hash-checked when added.
+//!
+//! The session announces nothing: every node it seeds to is told its address in the directive,
+//! and it fetches only from the holders it names, which are the peers the tracker would name
+//! (RT-0002 "Peers from reports"). Torrents join it as their bare info dict, since librqbit 9
+//! announces to every tracker a torrent lists.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -13,7 +18,7 @@ use std::time::Duration;
 
 use librqbit::dht::Id20;
 use librqbit::{AddTorrent, AddTorrentOptions, ListenerOptions, Session, SessionOptions};
-use raidtorrent_codec::InfoHash;
+use raidtorrent_codec::{InfoHash, Metainfo};
 
 /// The gateway's session; cheap to clone.
 #[derive(Clone)]
@@ -68,7 +73,7 @@ impl PeerSession {
         self.add(folder, torrent, Vec::new(), timeout).await.0
     }
 
-    /// Downloads a shard into `folder` from `peers` (and whoever the tracker names); resolves when
+    /// Downloads a shard into `folder` from `peers`; resolves when
     /// every piece is in and verified. Also says how each peer did: librqbit drops a peer whose
     /// piece fails its hash and counts that as an error against it.
     pub async fn fetch(
@@ -112,6 +117,7 @@ impl PeerSession {
         torrent: Vec<u8>,
         peers: Vec<SocketAddr>,
     ) -> anyhow::Result<Arc<librqbit::ManagedTorrent>> {
+        let torrent = Metainfo::parse(&torrent)?.without_trackers();
         let handle = self
             .session
             .add_torrent(
