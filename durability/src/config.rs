@@ -168,6 +168,10 @@ pub struct RepairConfig {
     /// Hours a node that failed a task gets no new copies.
     #[serde(default = "default_backoff")]
     pub backoff_hours: f64,
+    /// Whether a node going offline within the grace period (and back) marks its objects, as
+    /// the gateway's `objects.health.away_marks`.
+    #[serde(default = "yes")]
+    pub away_marks: bool,
 }
 
 /// Greater than zero (false for NaN).

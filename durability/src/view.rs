@@ -29,7 +29,7 @@ impl View {
         View {
             statuses: Vec::new(),
             pos: Vec::new(),
-            tracker: Tracker::new(),
+            tracker: Tracker::new().away_marks(cfg.repair.away_marks),
             plan_cfg: PlanConfig {
                 grace_secs: (cfg.repair.grace_hours * HOUR) as u64,
                 quota_high_water: 0.95,

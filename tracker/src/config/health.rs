@@ -49,6 +49,10 @@ pub struct HealthSection {
     pub sweep_secs: u64,
     /// Fewest objects the sweep looks at per pass (a cloud this small is swept every pass).
     pub sweep_min_objects: usize,
+    /// Whether a node going offline within `grace_secs` (and coming back) has its objects looked
+    /// at: exact health figures for away copies. A large fleet of volunteers who go offline
+    /// daily sets false, so that only crossing the grace period costs a look.
+    pub away_marks: bool,
 }
 
 impl Default for HealthSection {
@@ -78,6 +82,7 @@ impl From<&HealthConfig> for HealthSection {
             dirty_max: c.dirty_max,
             sweep_secs: c.sweep_period.as_secs(),
             sweep_min_objects: c.sweep_min,
+            away_marks: c.away_marks,
         }
     }
 }
@@ -136,6 +141,7 @@ impl HealthSection {
             dirty_max: self.dirty_max,
             sweep_period: Duration::from_secs(self.sweep_secs),
             sweep_min: self.sweep_min_objects,
+            away_marks: self.away_marks,
         }
     }
 }

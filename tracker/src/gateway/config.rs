@@ -159,6 +159,9 @@ pub struct HealthConfig {
     /// ... and at no fewer than this many objects per pass (so a small cloud is swept whole
     /// every pass, as if there were no marks at all).
     pub sweep_min: usize,
+    /// Whether a node going away within the grace period, or back, marks its objects
+    /// ([`crate::repair::dirty::Tracker::away_marks`]).
+    pub away_marks: bool,
 }
 
 impl HealthConfig {
@@ -189,6 +192,7 @@ impl Default for HealthConfig {
             dirty_max: 10_000,
             sweep_period: Duration::from_secs(86_400),
             sweep_min: 1_000,
+            away_marks: true,
         }
     }
 }

@@ -218,7 +218,7 @@ impl Gateway {
             gw: self.clone(),
             cfg: cfg.health.clone(),
             seen: nodes::Seen::new(),
-            tracker: crate::repair::dirty::Tracker::new(),
+            tracker: crate::repair::dirty::Tracker::new().away_marks(cfg.health.away_marks),
         };
         let audits = audits::Auditor {
             gw: self.clone(),

@@ -5,7 +5,13 @@
 //! 1. tells it the nodes as they are now ([`Tracker::observe_nodes`]): every node whose standing
 //!    changed (connected, away within the grace period, gone past it or from the list, tier,
 //!    hours it is often offline, over its quota) marks the objects it holds, and a fleet that
-//!    can now offer something new (a zone, a high-tier node, other hours) asks for a full sweep;
+//!    can now offer something new (a zone, a high-tier node, other hours) asks for a full sweep.
+//!    A tracker made with [`Tracker::away_marks`]`(false)` takes *away* for online: in a large
+//!    fleet of volunteers who go offline every day, marking every object of every node that
+//!    blinks would load the whole store twice a day, while a plan has nothing to do for a copy
+//!    that still counts. Then only crossing the grace period marks; the health figures count an
+//!    away copy as live until its object is next looked at, and a move that waited for every copy
+//!    to be live waits for the sweep;
 //! 2. marks the objects whose recorded copies changed ([`Tracker::mark`]; the gateway learns them
 //!    from its database's change log and from nodes' reports);
 //! 3. takes a [`Selection`]: at most `dirty_max` dirty objects, and the next window of the slow
@@ -73,11 +79,15 @@ struct NodeMark {
 }
 
 impl NodeMark {
-    fn of(n: &NodeStatus, cfg: &PlanConfig) -> Self {
+    fn of(n: &NodeStatus, cfg: &PlanConfig, away_marks: bool) -> Self {
         let presence = if n.online {
             Presence::Online
         } else if n.offline_secs <= cfg.grace_secs {
-            Presence::Away
+            if away_marks {
+                Presence::Away
+            } else {
+                Presence::Online
+            }
         } else {
             Presence::Gone
         };
@@ -142,6 +152,8 @@ pub struct Tracker {
     /// The next selection sweeps everything (at start, and when the fleet offers more).
     full: bool,
     totals: Health,
+    /// Whether going away (and coming back within the grace period) marks a node's objects.
+    away_marks: bool,
 }
 
 impl Default for Tracker {
@@ -163,7 +175,15 @@ impl Tracker {
             cursor: ObjectId::MIN,
             full: true,
             totals: Health::default(),
+            away_marks: true,
         }
+    }
+
+    /// Whether a node going offline within the grace period, or coming back within it, marks
+    /// the objects it holds (the default); see the module doc for what turning it off costs.
+    pub fn away_marks(mut self, on: bool) -> Self {
+        self.away_marks = on;
+        self
     }
 
     /// Objects it knows of.
@@ -213,7 +233,7 @@ impl Tracker {
         let mut listed = HashSet::with_capacity(nodes.len());
         for n in nodes {
             listed.insert(n.id);
-            let mark = NodeMark::of(n, cfg);
+            let mark = NodeMark::of(n, cfg, self.away_marks);
             if self.marks.get(&n.id) != Some(&mark) {
                 self.marks.insert(n.id, mark);
                 self.mark_node(n.id);

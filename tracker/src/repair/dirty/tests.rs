@@ -63,6 +63,31 @@ fn a_node_change_marks_only_the_objects_it_holds() {
 }
 
 #[test]
+fn without_away_marks_only_crossing_the_grace_period_marks() {
+    let (all, mut nodes) = (world(), cluster());
+    let mut t = Tracker::new().away_marks(false);
+    pass(&mut t, &all, &nodes, 0);
+    // Away within grace, and back: a plan over everything has nothing to do, so nothing loads.
+    offline(&mut nodes, 1, 10);
+    assert!(plan(&all, &nodes, &cfg()).tasks.is_empty());
+    assert!(pass(&mut t, &all, &nodes, 0).is_empty());
+    nodes[0].online = true;
+    nodes[0].offline_secs = 0;
+    assert!(pass(&mut t, &all, &nodes, 0).is_empty());
+    // Past grace: its objects are marked as with away marks, and stay marked while they lack a
+    // copy.
+    offline(&mut nodes, 1, 600);
+    assert!(!plan(&all, &nodes, &cfg()).tasks.is_empty());
+    assert_eq!(pass(&mut t, &all, &nodes, 0), vec![1, 3]);
+    assert_eq!(pass(&mut t, &all, &nodes, 0), vec![1, 3]);
+    assert_eq!(t.health(), &plan(&all, &nodes, &cfg()).health);
+    // Back from past grace: marked again (surplus copies may follow).
+    nodes[0].online = true;
+    nodes[0].offline_secs = 0;
+    assert_eq!(pass(&mut t, &all, &nodes, 0), vec![1, 3]);
+}
+
+#[test]
 fn a_node_that_leaves_the_list_marks_its_objects() {
     let (all, mut nodes) = (world(), cluster());
     let mut t = Tracker::new();
