@@ -31,12 +31,14 @@ def loss_vs_expansion(summary, out):
         else:
             ax.plot(x, y, "v")  # no loss seen: the 95% upper bound
         ax.annotate(r["policy"], (x, y), textcoords="offset points", xytext=(6, 4))
+        if r.get("model_annual_loss"):
+            ax.plot(x, max(float(r["model_annual_loss"]), 1e-30), "D", color="black", ms=5)
     ax.axhline(1e-11, color="grey", ls="--", lw=1)
     ax.text(ax.get_xlim()[0], 1.3e-11, " 11 nines", color="grey")
     ax.set_yscale("log")
     ax.set_xlabel("expansion (stored bytes per user byte)")
     ax.set_ylabel("annual object loss (share; ▼ = upper bound, none lost)")
-    ax.set_title("Loss vs expansion (95% intervals)")
+    ax.set_title("Loss vs expansion (95% intervals; ◆ = model from measured repair waits)")
     fig.tight_layout()
     fig.savefig(out / "loss_vs_expansion.png", dpi=120)
 
@@ -82,6 +84,32 @@ def repair_over_time(series, out):
     fig.savefig(out / "repair_over_time.png", dpi=120)
 
 
+def frontier(summary, out):
+    """Per policy: the model's nines and the read unavailability, against expansion."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for r in summary:
+        x = float(r["expansion"])
+        if r.get("model_nines"):
+            y = min(float(r["model_nines"]), 30.0)
+            a1.plot(x, y, "o")
+            a1.annotate(r["policy"], (x, y), textcoords="offset points", xytext=(5, 3), fontsize=8)
+        u = max(1 - float(r["availability"]), 1e-7)
+        a2.plot(x, u, "o")
+        a2.annotate(r["policy"], (x, u), textcoords="offset points", xytext=(5, 3), fontsize=8)
+    for ax in (a1, a2):
+        ax.axvline(2.0, color="grey", ls=":", lw=1)
+        ax.set_xlabel("expansion (stored bytes per user byte)")
+    a1.axhline(11, color="grey", ls="--", lw=1)
+    a1.set_ylabel("annual durability, nines (model; capped at 30)")
+    a1.set_title("Durability: goal 11 nines at <= 2.0x")
+    a2.axhline(1e-4, color="grey", ls="--", lw=1)
+    a2.set_yscale("log")
+    a2.set_ylabel("share of reads without k online shards (1e-7 = none)")
+    a2.set_title("Read unavailability: goal <= 1e-4")
+    fig.tight_layout()
+    fig.savefig(out / "frontier.png", dpi=120)
+
+
 def group(series):
     g = defaultdict(list)
     for r in series:
@@ -96,12 +124,14 @@ def main():
     summary = rows(out / "summary.csv")
     series = rows(out / "timeseries.csv")
     loss_vs_expansion(summary, out)
+    frontier(summary, out)
     availability_vs_uptime(series, out)
     repair_over_time(series, out)
     for r in summary:
         nines = r["nines"]
+        model = r.get("model_nines") or "-"
         print(f'{r["policy"]:>10}  x{float(r["expansion"]):.2f}  lost {r["lost_objects"]:>6}  '
-              f'nines {nines}  availability {float(r["availability"]):.6f}  '
+              f'nines seen {nines}  model {model}  availability {float(r["availability"]):.6f}  '
               f'repair/month {float(r["repair_per_stored_byte_month"]):.3f}')
 
 

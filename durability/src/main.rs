@@ -79,6 +79,12 @@ fn main() -> anyhow::Result<()> {
                     "{}: simulated annual loss {:.4e} (95% {:.4e} .. {:.4e}, {} objects lost), Markov {:.4e}, ratio {:.3}",
                     s.policy.name(), s.pooled, s.pooled_lo, s.pooled_hi, s.lost, markov, s.pooled / markov
                 );
+                if let Some(m) = &s.model {
+                    println!(
+                        "{}: chain with the measured rates {:.4e}, ratio {:.3} (hours to a repair by state: {:?})",
+                        s.policy.name(), m.annual_loss, s.pooled / m.annual_loss, &m.repair_hours[1..]
+                    );
+                }
             }
         }
     }

@@ -21,15 +21,25 @@ pub enum Repairs {
 /// `D_0 = 1 / a_0`, `D_i = (1 + b_i D_{i-1}) / a_i`, `T_0 = Σ D_i`, where `a_i = (n - i) λ` and
 /// `b_i` the repair rate in state `i`.
 pub fn mttdl(n: usize, m: usize, lambda: f64, mu: f64, repairs: Repairs) -> f64 {
-    let mut d_prev = 0.0;
-    let mut total = 0.0;
-    for i in 0..=m {
-        let a = (n - i) as f64 * lambda;
-        let b = match repairs {
+    let up: Vec<f64> = (0..=m).map(|i| (n - i) as f64 * lambda).collect();
+    let down: Vec<f64> = (0..=m)
+        .map(|i| match repairs {
             Repairs::Serial if i > 0 => mu,
             Repairs::Parallel => i as f64 * mu,
             _ => 0.0,
-        };
+        })
+        .collect();
+    mttdl_rates(&up, &down)
+}
+
+/// Mean time from state 0 to state `up.len()` of a birth-death chain that leaves state `i` up
+/// at rate `up[i]` and down at `down[i]` (`down[0]` unused), in the unit of the rates'
+/// inverse. The recurrence of [`mttdl`].
+pub fn mttdl_rates(up: &[f64], down: &[f64]) -> f64 {
+    let mut d_prev = 0.0;
+    let mut total = 0.0;
+    for (i, (&a, &b)) in up.iter().zip(down).enumerate() {
+        let b = if i == 0 { 0.0 } else { b };
         let d = (1.0 + b * d_prev) / a;
         total += d;
         d_prev = d;
@@ -40,7 +50,8 @@ pub fn mttdl(n: usize, m: usize, lambda: f64, mu: f64, repairs: Repairs) -> f64 
 /// Expected objects lost out of `objects` over `t`, losses being (nearly) exponential with
 /// mean `mttdl`.
 pub fn expected_losses(objects: f64, t: f64, mttdl: f64) -> f64 {
-    objects * (1.0 - (-t / mttdl).exp())
+    // exp_m1 keeps the digits of shares far below 1e-16.
+    objects * -(-t / mttdl).exp_m1()
 }
 
 #[cfg(test)]

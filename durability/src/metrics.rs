@@ -2,6 +2,7 @@
 
 use crate::config::PolicyConfig;
 use crate::dist::{DAY, YEAR};
+use crate::tally::Tally;
 use crate::tasks::Tasks;
 
 /// One daily row of the time series.
@@ -48,6 +49,8 @@ pub struct RunMetrics {
     pub years: f64,
     pub wall_secs: f64,
     pub rows: Vec<Row>,
+    /// How long copies and shards stayed missing (see [`Tally`]).
+    pub tally: Tally,
     day_reads: (u64, u64),
     day_bytes: u64,
 }
@@ -82,6 +85,7 @@ impl RunMetrics {
             years: 0.0,
             wall_secs: 0.0,
             rows: Vec::new(),
+            tally: Tally::default(),
             day_reads: (0, 0),
             day_bytes: 0,
         }

@@ -7,6 +7,7 @@ use crate::config::{PolicyConfig, SimConfig};
 use crate::dist::{Lifetime, HOUR, YEAR};
 use crate::markov::{self, Repairs};
 use crate::metrics::RunMetrics;
+use crate::model::Model;
 use crate::stats::{mean_ci, poisson_ci};
 
 /// Why results could not be written.
@@ -37,6 +38,8 @@ pub struct Summary {
     pub peak_tasks: usize,
     pub peak_task_bytes: u64,
     pub markov: Option<f64>,
+    /// The durability model fed with these runs' measurements.
+    pub model: Option<Model>,
     pub node_days_per_sec: f64,
 }
 
@@ -113,6 +116,7 @@ fn summary_of(cfg: &SimConfig, p: PolicyConfig, rs: &[&RunMetrics]) -> Summary {
         peak_tasks: rs.iter().map(|r| r.peak_tasks).max().unwrap_or(0),
         peak_task_bytes: rs.iter().map(|r| r.peak_task_bytes).max().unwrap_or(0),
         markov: markov_prediction(cfg, p),
+        model: Model::of(p, (cfg.fleet.uptime_min + cfg.fleet.uptime_max) / 2.0, rs),
         node_days_per_sec: if wall > 0.0 { node_days / wall } else { 0.0 },
     }
 }
@@ -144,21 +148,45 @@ pub fn summary_csv(sums: &[Summary]) -> String {
         "policy,k,m,copies,expansion,runs,object_years,lost_objects,annual_loss_mean,\
          annual_loss_ci95,annual_loss_pooled,annual_loss_lo95,annual_loss_hi95,nines,\
          availability,availability_ci95,repair_per_stored_byte_month,peak_dirty,peak_tasks,\
-         peak_task_bytes,markov_annual_loss,node_days_per_sec\n",
+         peak_task_bytes,markov_annual_loss,node_days_per_sec,copy_loss_per_year,\
+         copy_wait_hours,shard_loss_per_year,repair_hours_by_state,measured_up_to,\
+         model_annual_loss,model_nines\n",
     );
     for m in sums {
         let p = m.policy;
         let markov = m.markov.map(|v| format!("{v:.6e}")).unwrap_or_default();
+        let model = m
+            .model
+            .as_ref()
+            .map(model_columns)
+            .unwrap_or_else(|| ",,,,,,".into());
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.3},{},{:.1},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.6e},{:.2},{:.8},{:.8},{:.6},{},{},{},{},{:.0}",
+            "{},{},{},{},{:.3},{},{:.1},{},{:.6e},{:.6e},{:.6e},{:.6e},{:.6e},{:.2},{:.8},{:.8},{:.6},{},{},{},{},{:.0},{}",
             p.name(), p.k, p.m, p.copies, p.expansion(), m.runs, m.object_years, m.lost,
             m.loss_mean, m.loss_ci, m.pooled, m.pooled_lo, m.pooled_hi, m.nines(),
             m.availability, m.availability_ci, m.repair_per_month, m.peak_dirty, m.peak_tasks,
-            m.peak_task_bytes, markov, m.node_days_per_sec
+            m.peak_task_bytes, markov, m.node_days_per_sec, model
         );
     }
     s
+}
+
+fn model_columns(m: &Model) -> String {
+    let hours: Vec<String> = m.repair_hours[1..]
+        .iter()
+        .map(|h| format!("{h:.2}"))
+        .collect();
+    format!(
+        "{:.6e},{:.3},{:.6e},{},{},{:.6e},{:.2}",
+        m.copy_loss,
+        m.copy_wait_hours,
+        m.shard_loss,
+        hours.join(";"),
+        m.measured_up_to,
+        m.annual_loss,
+        m.nines()
+    )
 }
 
 pub fn timeseries_csv(runs: &[RunMetrics]) -> String {

@@ -74,11 +74,10 @@ impl Sim {
             rng: SmallRng::seed_from_u64(seed),
             queue: BinaryHeap::new(),
             seq: 0,
-            world: World {
-                nodes: Vec::new(),
-                zone_down: vec![false; cfg.fleet.zones as usize],
-                store: Store::new(objects, p.k, p.m, p.copies, shard_len),
-            },
+            world: World::new(
+                cfg.fleet.zones as usize,
+                Store::new(objects, p.k, p.m, p.copies, shard_len),
+            ),
             view: View::new(cfg, policy),
             tasks: Tasks::new(cfg),
             metrics: RunMetrics::new(p, seed, objects, shard_len),
@@ -88,6 +87,7 @@ impl Sim {
             sim.spawn_node();
         }
         sim.fill();
+        sim.world.start_tally();
         sim.schedule_processes();
         sim
     }
@@ -114,10 +114,13 @@ impl Sim {
                 tick(at);
             }
             self.now = at;
+            self.world.clock = at;
             self.handle(e);
         }
         self.metrics.node_secs += self.metrics.alive as f64 * (self.horizon - self.now) as f64;
         self.now = self.horizon;
+        self.world.tally.finish(self.horizon);
+        self.metrics.tally = self.world.tally.clone();
         self.metrics
             .finish(self.horizon, started.elapsed().as_secs_f64());
         tick(self.horizon);

@@ -5,6 +5,8 @@
 //! corrupt bit and a failed-audit bit), so memory stays near 12 bytes per copy plus 4 for the
 //! node's list of what it holds.
 
+use crate::tally::{Missing, Tally};
+
 /// A slot that holds no copy.
 pub const EMPTY: u32 = NODE_MASK;
 const NODE_MASK: u32 = (1 << 30) - 1;
@@ -44,6 +46,8 @@ pub struct Store {
     pub k: usize,
     pub n: usize,
     pub stride: usize,
+    /// Copies each shard should have.
+    pub copies: usize,
     pub shard_len: u64,
     pub slots: Vec<u32>,
     /// Per object: shards with an intact copy somewhere.
@@ -65,6 +69,9 @@ pub struct World {
     pub nodes: Vec<Node>,
     pub zone_down: Vec<bool>,
     pub store: Store,
+    /// The simulated second changes happen at (the event loop keeps it current).
+    pub clock: u64,
+    pub tally: Tally,
 }
 
 impl Store {
@@ -75,6 +82,7 @@ impl Store {
             k,
             n,
             stride,
+            copies,
             shard_len,
             slots: vec![EMPTY; objects * n * stride],
             intact: vec![0; objects],
@@ -107,6 +115,16 @@ impl Store {
 }
 
 impl World {
+    pub fn new(zones: usize, store: Store) -> World {
+        World {
+            nodes: Vec::new(),
+            zone_down: vec![false; zones],
+            store,
+            clock: 0,
+            tally: Tally::default(),
+        }
+    }
+
     fn copy_intact(&self, slot: u32) -> bool {
         slot != EMPTY && slot & CORRUPT == 0 && self.nodes[node_of(slot) as usize].alive
     }
@@ -151,23 +169,82 @@ impl World {
         !self.store.lost[object] && self.readable_shards(object) >= self.store.k
     }
 
+    /// What `shard` lacks now.
+    pub fn missing(&self, shard: u32) -> Missing {
+        let slots = self.store.slots_of(shard);
+        let intact = slots.iter().filter(|&&s| self.copy_intact(s)).count();
+        Missing {
+            copies: self.store.copies.saturating_sub(intact) as u64,
+            shard: u64::from(intact == 0),
+        }
+    }
+
+    /// Copies the object's shards lack together.
+    fn missing_copies(&self, object: usize) -> u64 {
+        let first = (object * self.store.n) as u32;
+        (first..first + self.store.n as u32)
+            .map(|s| self.missing(s).copies)
+            .sum()
+    }
+
+    /// Starts the tally of missing copies and shards from the state now.
+    pub fn start_tally(&mut self) {
+        let live: Vec<usize> = (0..self.store.objects())
+            .filter(|&o| !self.store.lost[o])
+            .collect();
+        let states: Vec<usize> = live.iter().map(|&o| self.state(o)).collect();
+        let copies = live.iter().map(|&o| self.missing_copies(o)).sum();
+        self.tally.start(self.clock, self.store.n, &states, copies);
+    }
+
+    /// The object's shards with no intact copy left.
+    fn state(&self, object: usize) -> usize {
+        self.store.n - self.store.intact[object] as usize
+    }
+
+    /// Counts one shard of a live object gaining (`gained`) or losing its last intact copy.
+    fn shift(&mut self, object: usize, gained: bool) {
+        let from = self.state(object);
+        if gained {
+            self.store.intact[object] += 1;
+        } else {
+            self.store.intact[object] -= 1;
+        }
+        if !self.store.lost[object] {
+            let to = self.state(object);
+            self.tally.moved(self.clock, from, to);
+        }
+    }
+
     /// Runs `change` on the truth and updates the object's intact count for `shard`.
     fn on_shard(&mut self, shard: u32, change: impl FnOnce(&mut World)) -> Effect {
-        let before = self.shard_intact(shard);
-        change(self);
-        let after = self.shard_intact(shard);
         let o = self.store.object_of(shard);
-        match (before, after) {
-            (true, false) => self.store.intact[o] -= 1,
-            (false, true) => self.store.intact[o] += 1,
+        let before = self.missing(shard);
+        change(self);
+        let after = self.missing(shard);
+        if !self.store.lost[o] {
+            self.tally.change(self.clock, before, after);
+        }
+        match (before.shard, after.shard) {
+            (0, 1) => self.shift(o, false),
+            (1, 0) => self.shift(o, true),
             _ => return Effect::None,
         }
         // Only a shard going away can lose an object (while filling, counts rise from zero).
-        if before && !self.store.lost[o] && (self.store.intact[o] as usize) < self.store.k {
-            self.store.lost[o] = true;
+        if before.shard == 0
+            && !self.store.lost[o]
+            && (self.store.intact[o] as usize) < self.store.k
+        {
+            self.lose(o);
             return Effect::Lost;
         }
         Effect::None
+    }
+
+    fn lose(&mut self, object: usize) {
+        self.store.lost[object] = true;
+        let copies = self.missing_copies(object);
+        self.tally.leave(self.clock, self.state(object), copies);
     }
 
     /// Puts an intact copy of `shard` on `node`. When every slot is taken, forgets a recorded
@@ -238,17 +315,21 @@ impl World {
     /// The node leaves for good. Returns the objects it took below `k`.
     pub fn kill(&mut self, node: u32, now: u64) -> Vec<usize> {
         let held = self.nodes[node as usize].held.clone();
-        let before: Vec<bool> = held.iter().map(|&s| self.shard_intact(s)).collect();
+        let before: Vec<Missing> = held.iter().map(|&s| self.missing(s)).collect();
         self.nodes[node as usize].alive = false;
         let mut lost = Vec::new();
         for (shard, was) in held.into_iter().zip(before) {
-            if !was || self.shard_intact(shard) {
+            let after = self.missing(shard);
+            let o = self.store.object_of(shard);
+            if !self.store.lost[o] {
+                self.tally.change(self.clock, was, after);
+            }
+            if was.shard == 1 || after.shard == 0 {
                 continue;
             }
-            let o = self.store.object_of(shard);
-            self.store.intact[o] -= 1;
+            self.shift(o, false);
             if !self.store.lost[o] && (self.store.intact[o] as usize) < self.store.k {
-                self.store.lost[o] = true;
+                self.lose(o);
                 lost.push(o);
             }
         }
@@ -292,8 +373,7 @@ mod tests {
         };
         World {
             nodes: vec![node; nodes],
-            zone_down: vec![false],
-            store: Store::new(1, 2, 1, 1, 100),
+            ..World::new(1, Store::new(1, 2, 1, 1, 100))
         }
     }
 

@@ -28,6 +28,17 @@ fn losses_agree_with_the_markov_chain() {
         (0.75..=1.25).contains(&ratio),
         "simulated/Markov = {ratio:.3}"
     );
+    // The model the frontier extrapolates with: the same chain, fed the run's own measured
+    // loss rate and repair waits instead of the preset's.
+    let model = s.model.as_ref().expect("repairs were seen");
+    assert_eq!(model.measured_up_to, 2, "every state measured");
+    assert!(
+        (s.pooled_lo..=s.pooled_hi).contains(&model.annual_loss),
+        "model {:.4e} outside the simulated 95% interval {:.4e}..{:.4e}",
+        model.annual_loss,
+        s.pooled_lo,
+        s.pooled_hi
+    );
 }
 
 #[test]
