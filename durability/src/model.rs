@@ -49,7 +49,8 @@ pub struct Model {
 
 impl Model {
     /// The model of `p` from its runs, in a fleet whose nodes are online a share `uptime` of
-    /// the time; `None` when no repair at all was seen (nothing to measure).
+    /// the time; `None` when state 1 saw fewer than [`MIN_REPAIRS`] repairs or no shard was
+    /// lost (no rate to measure).
     pub fn of(p: PolicyConfig, uptime: f64, runs: &[&RunMetrics]) -> Option<Model> {
         let n = p.k + p.m;
         let states = |i: usize| -> (f64, u64, u64) {
