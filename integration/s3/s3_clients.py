@@ -57,6 +57,7 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 import xml.etree.ElementTree as ET
 from unittest import mock
 
@@ -444,6 +445,7 @@ def section_boto3(sec: Section):
     b3_headers_and_metadata(s3, b)
     b3_overwrite(s3, b)
     b3_content_md5(s3, b)
+    b3_checksums(s3, b)
     b3_odd_keys(s3, b)
     b3_listing_small(s3, b)
     b3_listing_delimiter_pages(s3, b)
@@ -563,6 +565,68 @@ def b3_content_md5(s3, b):
         404,
         lambda: s3.head_object(Bucket=b, Key="md5/bad"),
     )
+
+
+
+def crc32_b64(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def trailer_put(b, key, data: bytes, trailer: str):
+    """(status, body) of a PUT whose aws-chunked body carries `trailer` (name:value) after its
+    last chunk, unsigned as boto3 sends it over TLS by default."""
+    body = (b"%x\r\n" % len(data) + data + b"\r\n" if data else b"") + b"0\r\n"
+    body += trailer.encode() + b"\r\n\r\n"
+    req = AWSRequest(method="PUT", url=f"{S.endpoint}/{b}/{urllib.parse.quote(key)}", data=body)
+    req.headers["x-amz-content-sha256"] = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    req.headers["Content-Encoding"] = "aws-chunked"
+    req.headers["x-amz-decoded-content-length"] = str(len(data))
+    req.headers["x-amz-trailer"] = trailer.split(":")[0]
+    SigV4Auth(Credentials(S.access_key, S.secret_key), "s3", S.region).add_auth(req)
+    p = req.prepare()
+    return http(p.method, p.url, dict(p.headers.items()), p.body)
+
+
+def b3_checksums(s3, b):
+    """x-amz-checksum-* in a header or in an aws-chunked trailer: checked against the body; a
+    mismatch is BadDigest and stores nothing."""
+    data = b"checksummed body\n" * 100
+    r = s3.put_object(Bucket=b, Key="sum/default", Body=data)
+    check_eq(r.get("ChecksumCRC32"), crc32_b64(data), "boto3's default CRC32 comes back with the put")
+    sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    r = s3.put_object(Bucket=b, Key="sum/sha256", Body=data, ChecksumSHA256=sha)
+    check_eq(r.get("ChecksumSHA256"), sha, "a SHA-256 sent by the client is checked and returned")
+    wrong = crc32_b64(b"other bytes")
+    expect_error(
+        "put_object with a wrong x-amz-checksum-crc32 header",
+        "BadDigest",
+        400,
+        lambda: s3.put_object(Bucket=b, Key="sum/bad-header", Body=data, ChecksumCRC32=wrong),
+    )
+    st, _ = trailer_put(b, "sum/trailer", data, f"x-amz-checksum-crc32:{crc32_b64(data)}")
+    check_eq(st, 200, "an aws-chunked PUT whose CRC32 trailer matches is stored")
+    got = s3.get_object(Bucket=b, Key="sum/trailer")["Body"].read()
+    check(got == data, "the trailer PUT's body reads back", Blob(data), Blob(got))
+    st, body = trailer_put(b, "sum/bad-trailer", data, f"x-amz-checksum-crc32:{wrong}")
+    check_eq((st, xml_code(body)), (400, "BadDigest"), "an aws-chunked PUT whose CRC32 trailer differs")
+    for key in ("sum/bad-header", "sum/bad-trailer"):
+        expect_error(
+            f"{key}: an upload refused for its checksum was not stored",
+            ("404", "NoSuchKey"),
+            404,
+            lambda: s3.head_object(Bucket=b, Key=key),
+        )
+    uid = s3.create_multipart_upload(Bucket=b, Key="sum/mp")["UploadId"]
+    expect_error(
+        "upload_part with a wrong x-amz-checksum-crc32",
+        "BadDigest",
+        400,
+        lambda: s3.upload_part(Bucket=b, Key="sum/mp", UploadId=uid, PartNumber=1, Body=data, ChecksumCRC32=wrong),
+    )
+    parts = s3.list_parts(Bucket=b, Key="sum/mp", UploadId=uid).get("Parts", [])
+    check_eq(parts, [], "a part refused for its checksum is not listed")
+    s3.abort_multipart_upload(Bucket=b, Key="sum/mp", UploadId=uid)
+    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in ("sum/default", "sum/sha256", "sum/trailer")]})
 
 
 ODD_KEYS = [
@@ -1015,6 +1079,15 @@ def b3_multipart(s3, b):
         f"not {u3}",
         uploads,
     )
+    odd = "mp/odd key ü+&.bin"
+    u4 = s3.create_multipart_upload(Bucket=b, Key=odd)["UploadId"]
+    listed = s3.list_multipart_uploads(Bucket=b, Prefix="mp/odd", EncodingType="url")
+    check_eq(
+        (listed.get("EncodingType"), [u["Key"] for u in listed.get("Uploads", [])]),
+        ("url", [urllib.parse.quote(odd, safe="-._~/")]),
+        "list_multipart_uploads with encoding-type=url percent-encodes the keys",
+    )
+    s3.abort_multipart_upload(Bucket=b, Key=odd, UploadId=u4)
     expect_error(
         "the aborted upload made no object", ("404", "NoSuchKey"), 404, lambda: s3.head_object(Bucket=b, Key=akey)
     )

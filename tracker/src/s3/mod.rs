@@ -9,6 +9,7 @@
 //! error codes, `auth` the access keys and their bucket scopes.
 
 mod auth;
+mod checksum;
 mod errors;
 mod list;
 mod objects;

@@ -2,16 +2,14 @@
 //! conditional requests, and bodies both ways.
 
 use std::collections::BTreeMap;
-use std::io;
 
 use base64::Engine;
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
 use s3s::dto::{ETag, ETagCondition, Metadata, StreamingBlob, Timestamp};
 use s3s::{s3_error, S3Error, S3Result};
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
 
+use super::checksum;
 use crate::gateway::{Body, ObjectAttrs, ObjectInfo, WriteCondition};
 
 /// The ETag S3 clients see: the stored one (MD5, or the multipart form), else — for an object
@@ -188,13 +186,14 @@ pub fn body_reader(body: Body) -> impl AsyncRead + Send + Unpin + 'static {
     StreamReader::new(Box::pin(stream))
 }
 
-/// A request body as a reader.
-pub fn request_reader(body: Option<StreamingBlob>) -> impl AsyncRead + Send + Unpin + 'static {
-    let stream: std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> = match body {
-        Some(b) => Box::pin(b.map(|chunk| chunk.map_err(io::Error::other))),
-        None => Box::pin(futures_util::stream::empty()),
-    };
-    StreamReader::new(stream)
+/// A request body as a reader that checks the sum the client announced when the body ends,
+/// and the verdict of that check.
+pub fn request_reader(
+    body: Option<StreamingBlob>,
+    expected: Option<checksum::Expected>,
+) -> (impl AsyncRead + Send + Unpin + 'static, checksum::Verdict) {
+    let (checked, verdict) = checksum::Checked::new(body, expected);
+    (StreamReader::new(checked), verdict)
 }
 
 /// The length of a request body when known (for `aws-chunked` bodies, the decoded length).

@@ -6,6 +6,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 use super::auth::may_use;
+use super::checksum;
 use super::errors::OrS3;
 use super::list;
 use super::objects::{self, Conditions, SentHeaders};
@@ -148,6 +149,7 @@ impl S3 for Front {
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> Answer<PutObjectOutput> {
+        let expected = checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
         let i = req.input;
         // Checked when the object is committed, after the body is read: a refusal before it
         // would leave the body on a connection the client goes on using.
@@ -160,14 +162,18 @@ impl S3 for Front {
             },
         };
         let len = objects::body_len(i.body.as_ref(), i.content_length);
-        let body = objects::request_reader(i.body);
+        let (body, verdict) = objects::request_reader(i.body, expected);
         let (gw, bucket, key) = (self.gateway.clone(), i.bucket, i.key);
-        let info =
-            to_the_end(async move { gw.put_with(&bucket, &key, body, len, put).await }).await?;
-        ok(PutObjectOutput {
-            e_tag: Some(objects::etag(&info)),
-            ..Default::default()
-        })
+        let info = to_the_end(async move { gw.put_with(&bucket, &key, body, len, put).await })
+            .await
+            .map_err(|e| verdict.error_of(e))?;
+        ok(checksum::with_sums!(
+            PutObjectOutput {
+                e_tag: Some(objects::etag(&info)),
+                ..Default::default()
+            },
+            verdict
+        ))
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> Answer<GetObjectOutput> {
@@ -394,20 +400,25 @@ impl S3 for Front {
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> Answer<UploadPartOutput> {
+        let expected = checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
         let i = req.input;
         check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
         let expect = objects::content_md5(i.content_md5.as_deref())?;
         let len = objects::body_len(i.body.as_ref(), i.content_length);
-        let body = objects::request_reader(i.body);
+        let (body, verdict) = objects::request_reader(i.body, expected);
         let number = part_number(i.part_number)?;
         let (gw, bucket, id) = (self.gateway.clone(), i.bucket, i.upload_id);
         let part =
             to_the_end(async move { gw.put_part(&bucket, &id, number, body, len, expect).await })
-                .await?;
-        ok(UploadPartOutput {
-            e_tag: Some(ETag::Strong(hex::encode(part.md5))),
-            ..Default::default()
-        })
+                .await
+                .map_err(|e| verdict.error_of(e))?;
+        ok(checksum::with_sums!(
+            UploadPartOutput {
+                e_tag: Some(ETag::Strong(hex::encode(part.md5))),
+                ..Default::default()
+            },
+            verdict
+        ))
     }
 
     async fn upload_part_copy(
@@ -536,6 +547,7 @@ impl S3 for Front {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> Answer<ListMultipartUploadsOutput> {
         let i = req.input;
+        let enc = key_encoding(i.encoding_type.as_ref())?;
         let prefix = i.prefix.clone().unwrap_or_default();
         let key_marker = i.key_marker.clone().unwrap_or_default();
         let id_marker = i.upload_id_marker.clone().unwrap_or_default();
@@ -551,7 +563,7 @@ impl S3 for Front {
         let list = uploads
             .into_iter()
             .map(|u| MultipartUpload {
-                key: Some(u.key),
+                key: Some(enc.apply(&u.key)),
                 upload_id: Some(u.upload_id),
                 initiated: Some(objects::timestamp(u.created_at)),
                 ..Default::default()
@@ -559,12 +571,13 @@ impl S3 for Front {
             .collect();
         ok(ListMultipartUploadsOutput {
             bucket: Some(i.bucket),
-            prefix: i.prefix,
-            key_marker: i.key_marker,
+            prefix: i.prefix.map(|p| enc.apply(&p)),
+            key_marker: i.key_marker.map(|m| enc.apply(&m)),
             upload_id_marker: i.upload_id_marker,
             max_uploads: Some(max as i32),
             is_truncated: Some(truncated),
-            next_key_marker: last.as_ref().filter(|_| truncated).map(|l| l.0.clone()),
+            encoding_type: enc.name().map(EncodingType::from_static),
+            next_key_marker: last.as_ref().filter(|_| truncated).map(|l| enc.apply(&l.0)),
             next_upload_id_marker: last.filter(|_| truncated).map(|l| l.1),
             uploads: Some(list),
             ..Default::default()
