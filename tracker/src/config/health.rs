@@ -43,6 +43,9 @@ pub struct HealthSection {
     pub audit_timeout_secs: u64,
     /// Seconds a node must have been connected before a shard it says it lacks fails its audit.
     pub audit_settle_secs: u64,
+    /// Seconds between computations of every node's score (0: every pass); a node registered,
+    /// revoked or requalified, or an audit not passed, has them computed at the next pass.
+    pub scores_secs: u64,
     /// Most objects marked by changes that one pass looks at.
     pub dirty_max: usize,
     /// Seconds in which the background sweep looks at every stored object once.
@@ -79,6 +82,7 @@ impl From<&HealthConfig> for HealthSection {
             audit_pieces: c.audit_pieces,
             audit_timeout_secs: c.audit_timeout.as_secs(),
             audit_settle_secs: c.audit_settle.as_secs(),
+            scores_secs: c.scores_every.as_secs(),
             dirty_max: c.dirty_max,
             sweep_secs: c.sweep_period.as_secs(),
             sweep_min_objects: c.sweep_min,
@@ -138,6 +142,7 @@ impl HealthSection {
             audit_timeout: Duration::from_secs(self.audit_timeout_secs),
             audit_settle: Duration::from_secs(self.audit_settle_secs),
             scoring: scoring.clone(),
+            scores_every: Duration::from_secs(self.scores_secs),
             dirty_max: self.dirty_max,
             sweep_period: Duration::from_secs(self.sweep_secs),
             sweep_min: self.sweep_min_objects,

@@ -152,6 +152,9 @@ pub struct HealthConfig {
     pub audit_settle: Duration,
     /// How scores and tiers are computed.
     pub scoring: ScoringConfig,
+    /// Scores are computed afresh at most this often, and at once after a change in standing
+    /// (a node registered, revoked or requalified, an audit not passed).
+    pub scores_every: Duration,
     /// Most marked objects one pass loads (the rest wait for the next pass).
     pub dirty_max: usize,
     /// The background sweep looks at every stored object once per this period ...
@@ -189,6 +192,7 @@ impl Default for HealthConfig {
             audit_timeout: Duration::from_secs(30),
             audit_settle: Duration::from_secs(120),
             scoring: ScoringConfig::default(),
+            scores_every: Duration::from_secs(300),
             dirty_max: 10_000,
             sweep_period: Duration::from_secs(86_400),
             sweep_min: 1_000,

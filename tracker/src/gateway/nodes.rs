@@ -36,9 +36,25 @@ pub(super) struct Nodes {
     /// The gateway's own seeder, registered as a node: never a placement target or repair node.
     own: NodeId,
     scores: RwLock<Arc<HashMap<NodeId, Score>>>,
+    /// When `scores` were computed, and the registry's standing version read just before.
+    scored: Mutex<Option<(Instant, u64)>>,
+    /// Scores older than this are computed afresh; a change in standing does it at once.
+    scores_every: Duration,
     traffic: Mutex<Traffic>,
     backoff_base: Duration,
     backoff_max: Duration,
+}
+
+/// Whether scores computed at `last` (when, and the standing version then) must be computed
+/// again at `now`: never computed, older than `every`, or the standing changed since (a node
+/// registered, revoked or requalified, an audit not passed), which a placement or a drain must
+/// see at once. The rest of a score (uptime over days, transfer averages) moves slowly; at
+/// 100,000 nodes scoring reads millions of rows, so it waits for `every`.
+fn scores_due(last: Option<(Instant, u64)>, version: u64, now: Instant, every: Duration) -> bool {
+    match last {
+        None => true,
+        Some((at, seen)) => seen != version || now.saturating_duration_since(at) >= every,
+    }
 }
 
 /// Back-off and load per node.
@@ -70,6 +86,8 @@ impl Nodes {
             registry,
             own,
             scores: RwLock::new(Arc::new(HashMap::new())),
+            scored: Mutex::new(None),
+            scores_every: cfg.scores_every,
             traffic: Mutex::new(Traffic::default()),
             backoff_base: cfg.backoff_base,
             backoff_max: cfg.backoff_max,
@@ -116,19 +134,22 @@ impl Nodes {
         self.scores.read().expect("scores lock").clone()
     }
 
-    /// Scores every node afresh from its records; every later snapshot sees them.
-    pub(super) async fn refresh_scores(
-        &self,
-        cfg: &ScoringConfig,
-    ) -> Result<Arc<HashMap<NodeId, Score>>, GatewayError> {
+    /// Scores every node afresh from its records when they are due ([`scores_due`]); every
+    /// later snapshot sees them. Returns whether it scored.
+    pub(super) async fn refresh_scores(&self, cfg: &ScoringConfig) -> Result<bool, GatewayError> {
+        let version = self.registry.standing_version();
+        let last = *self.scored.lock().expect("scored lock");
+        if !scores_due(last, version, Instant::now(), self.scores_every) {
+            return Ok(false);
+        }
         let scores = self
             .registry
             .scores(unix_now(), cfg)
             .await
             .map_err(|e| GatewayError::Internal(format!("scores: {e}")))?;
-        let scores = Arc::new(scores);
-        *self.scores.write().expect("scores lock") = scores.clone();
-        Ok(scores)
+        *self.scores.write().expect("scores lock") = Arc::new(scores);
+        *self.scored.lock().expect("scored lock") = Some((Instant::now(), version));
+        Ok(true)
     }
 
     /// A directive to `node` starts a transfer.
@@ -398,5 +419,22 @@ impl Seen {
             started: Instant::now(),
             last: HashMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_are_due_when_never_computed_old_or_standing_changed() {
+        let every = Duration::from_secs(300);
+        let t0 = Instant::now();
+        assert!(scores_due(None, 0, t0, every));
+        let last = Some((t0, 7));
+        assert!(!scores_due(last, 7, t0 + Duration::from_secs(299), every));
+        assert!(scores_due(last, 7, t0 + every, every));
+        assert!(scores_due(last, 8, t0 + Duration::from_secs(1), every));
+        assert!(scores_due(last, 7, t0, Duration::ZERO));
     }
 }

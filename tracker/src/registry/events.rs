@@ -64,6 +64,9 @@ impl Registry {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if outcome != AuditOutcome::Pass {
+            self.standing_changed();
+        }
         Ok(())
     }
 
@@ -197,6 +200,7 @@ impl Registry {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.standing_changed();
         Ok(matches!(was, Some((Some(_),))))
     }
 

@@ -26,6 +26,7 @@ pub use db::Db;
 use serde::Serialize;
 use sqlx::SqlitePool;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -89,6 +90,9 @@ pub struct Registry {
     tokens: Arc<RwLock<tokens::Tokens>>,
     /// Bumped after every revocation, so live control sessions close at once.
     revocations: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped by every change scores must reflect at once (a node registered, revoked or
+    /// requalified, an audit not passed); see [`Registry::standing_version`].
+    standing: Arc<AtomicU64>,
 }
 
 /// Current Unix time in seconds.
@@ -130,6 +134,7 @@ impl Registry {
             db,
             tokens: Arc::new(RwLock::new(tokens)),
             revocations: Arc::new(tokio::sync::watch::channel(0).0),
+            standing: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -202,7 +207,19 @@ impl Registry {
         row.ok_or(RegistryError::NoSuchNode(id))?;
         self.tokens_mut().revoke(id);
         self.revocations.send_modify(|n| *n += 1);
+        self.standing_changed();
         self.node(id).await
+    }
+
+    /// Counts the changes scores must reflect at once: a node registered, revoked or
+    /// requalified, or an audit not passed. Scores computed when it read `v` are stale once it
+    /// reads more; other records (uptime, transfers) move scores slowly and may wait.
+    pub fn standing_version(&self) -> u64 {
+        self.standing.load(Ordering::Acquire)
+    }
+
+    fn standing_changed(&self) {
+        self.standing.fetch_add(1, Ordering::AcqRel);
     }
 
     /// One node.

@@ -99,6 +99,7 @@ impl Registry {
         .fetch_one(self.writer())
         .await?;
         self.tokens_mut().insert(id, &passkey, false);
+        self.standing_changed();
         Ok(NewNode {
             announce_token: raidtorrent_proto::auth::announce_token(&passkey),
             node: Node {
