@@ -2,10 +2,12 @@
 //!
 //! `cargo run -p raidtorrent-peer --example reseed -- DIR SHARDS BYTES` fills `DIR` with `SHARDS`
 //! shards of `BYTES` each (the first time), starts a node on it, waits until every shard is verified
-//! and seeding, and prints the start-up time and the process's resident memory. Run it with 0 shards
-//! for the baseline of an empty node. Raise `ulimit -n` above the shard count: librqbit keeps one open
-//! file per shard. With `RESEED_ANNOUNCE=1` every shard announces to its (unreachable) tracker, as
-//! with the node's `announce_held` option, to compare with the default of announcing nothing.
+//! and seeding, and prints the start-up time, the process's resident memory and its open files (all
+//! descriptors, and those of shard files). Run it with 0 shards for the baseline of an empty node.
+//! Shard files share the node's budget of `limits.open_files` descriptors, so `ulimit -n 1024`
+//! does for any number of shards. With `RESEED_ANNOUNCE=1` every shard announces to its
+//! (unreachable) tracker, as with the node's `announce_held` option, to compare with the default of
+//! announcing nothing.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -13,9 +15,11 @@ use std::time::Instant;
 
 use raidtorrent_codec::ShardInfo;
 use raidtorrent_peer::config::{Config, Limits};
+use raidtorrent_peer::fds::{open_files, open_files_under};
 use raidtorrent_peer::size::ByteSize;
 use raidtorrent_peer::store::{Store, StoredShard};
 use raidtorrent_peer::RunningNode;
+use raidtorrent_proto::InfoHash;
 use sha1::{Digest, Sha1};
 
 fn rss_kib() -> u64 {
@@ -86,10 +90,22 @@ async fn main() -> anyhow::Result<()> {
     let status = node.node().snapshot_status();
     let held = status.shards.iter().filter(|s| s.state == "held").count();
     anyhow::ensure!(held == shards, "{held} of {shards} shards verified");
+    let seeding = status
+        .shards
+        .iter()
+        .filter_map(|s| InfoHash::from_hex(&s.info_hash))
+        .filter(|ih| node.node().seeding(ih))
+        .count();
+    anyhow::ensure!(seeding == shards, "{seeding} of {shards} shards seeding");
+    let (shard_files, budget) = node.node().shard_files();
     println!(
-        "shards={shards} bytes_each={bytes} reseed_secs={:.2} rss_kib={} rss_before_start_kib={before}",
+        "shards={shards} bytes_each={bytes} reseed_secs={:.2} rss_kib={} rss_before_start_kib={before} \
+         open_files={} shard_files_open={} (counted {}) shard_file_budget={budget}",
         elapsed.as_secs_f64(),
-        rss_kib()
+        rss_kib(),
+        open_files(),
+        shard_files,
+        open_files_under(&store.shards_dir()),
     );
     let left = node.shutdown().await;
     anyhow::ensure!(left.is_empty(), "tasks did not stop: {left:?}");

@@ -79,6 +79,10 @@ pub struct Limits {
     pub metainfo_fetch_timeout_secs: u64,
     /// Seconds between rewrites of the status file.
     pub status_interval_secs: u64,
+    /// Most shard data files open at once, whatever the number of shards held: files are opened
+    /// when a peer or a fetch needs them and the least recently used closed first. Lowered at
+    /// start to fit under the process's open-file limit, leaving room for connections.
+    pub open_files: usize,
 }
 
 impl Default for Limits {
@@ -91,6 +95,7 @@ impl Default for Limits {
             reconnect_max_secs: 60,
             metainfo_fetch_timeout_secs: 30,
             status_interval_secs: 5,
+            open_files: 256,
         }
     }
 }
@@ -148,6 +153,7 @@ impl Config {
             (l.reconnect_max_secs, "reconnect_max_secs"),
             (l.metainfo_fetch_timeout_secs, "metainfo_fetch_timeout_secs"),
             (l.status_interval_secs, "status_interval_secs"),
+            (l.open_files as u64, "open_files"),
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroLimit(name));
@@ -244,6 +250,9 @@ mod tests {
             c.validate(),
             Err(ConfigError::ZeroLimit("status_interval_secs"))
         );
+        let mut c = sample();
+        c.limits.open_files = 0;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroLimit("open_files")));
     }
 
     #[test]

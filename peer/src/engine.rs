@@ -1,5 +1,7 @@
 //! The node's BitTorrent client: one librqbit session configured for private swarms (listener with an
 //! explicit announce port, no DHT, LSD or UPnP), seeding data already on disk after a hash check.
+//! Every shard's data file is read and written through one node-wide cache of open files
+//! (`files.rs`), so the session holds any number of shards within a fixed descriptor budget.
 //!
 //! A node announces only the shards it fetches without being told whom from (RT-0002 "Peers from
 //! reports"): the gateway answers every shard's swarm from the held sets nodes report on the
@@ -15,6 +17,7 @@ use anyhow::Context;
 use librqbit::api::TorrentIdOrHash;
 use librqbit::dht::Id20;
 use librqbit::limits::LimitsConfig;
+use librqbit::storage::StorageFactoryExt;
 use librqbit::{
     AddTorrent, AddTorrentOptions, ListenerMode, ListenerOptions, ManagedTorrent, Session,
     SessionOptions,
@@ -24,6 +27,7 @@ use raidtorrent_proto::{InfoHash, Transfer};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
+use crate::files::{CachedFilesFactory, FileCache};
 
 pub type TorrentHandle = Arc<ManagedTorrent>;
 
@@ -51,16 +55,21 @@ impl Source {
 
 pub struct Engine {
     session: Arc<Session>,
+    /// Opens every shard torrent's files through the node's one [`FileCache`].
+    files: CachedFilesFactory,
+    cache: Arc<FileCache>,
     listen: SocketAddr,
     /// Every shard's torrent announces, whatever its [`Source`].
     announce_all: bool,
 }
 
 impl Engine {
+    /// Starts the session; shard files are kept open `file_budget` at a time at most.
     pub async fn start(
         shards_dir: &Path,
         listen: SocketAddr,
         limits: &Limits,
+        file_budget: usize,
         announce_all: bool,
         token: CancellationToken,
     ) -> anyhow::Result<Self> {
@@ -71,6 +80,8 @@ impl Engine {
         } else {
             listen
         };
+        let cache = FileCache::new(file_budget);
+        let files = CachedFilesFactory::new(cache.clone(), shards_dir.to_owned());
         let session = Session::new_with_opts(
             shards_dir.to_owned(),
             SessionOptions {
@@ -93,6 +104,7 @@ impl Engine {
                     upload_bps: limits.upload_bps.and_then(NonZeroU32::new),
                     download_bps: limits.download_bps.and_then(NonZeroU32::new),
                 },
+                default_storage_factory: Some(files.clone().boxed()),
                 cancellation_token: Some(token),
                 client_name_and_version: Some(format!(
                     "raidtorrent-peer {}",
@@ -105,6 +117,8 @@ impl Engine {
         .context("starting the BitTorrent session")?;
         Ok(Engine {
             session,
+            files,
+            cache,
             listen,
             announce_all,
         })
@@ -112,6 +126,16 @@ impl Engine {
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// Shard data files open now; never more than the budget given at start.
+    pub fn open_shard_files(&self) -> usize {
+        self.cache.open_files()
+    }
+
+    /// The most shard data files open at once.
+    pub fn shard_file_budget(&self) -> usize {
+        self.cache.budget()
     }
 
     /// Adds a shard torrent; data already on disk is hash-checked and seeded, the rest fetched
@@ -137,6 +161,7 @@ impl Engine {
                 Some(AddTorrentOptions {
                     overwrite: true,
                     initial_peers,
+                    storage_factory: Some(self.files.clone().boxed()),
                     ..Default::default()
                 }),
             )
@@ -151,6 +176,13 @@ impl Engine {
         handle.wait_until_initialized().await?;
         let stats = handle.stats();
         Ok(stats.total_bytes > 0 && stats.progress_bytes == stats.total_bytes)
+    }
+
+    /// Whether a shard is in the session with every piece verified, serving peers.
+    pub fn seeding(&self, ih: &InfoHash) -> bool {
+        self.session
+            .get(TorrentIdOrHash::Hash(Id20::new(ih.0)))
+            .is_some_and(|h| h.live().is_some() && h.stats().finished)
     }
 
     /// Waits until every piece is downloaded and verified. librqbit's completion notice can be missed

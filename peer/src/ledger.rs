@@ -22,9 +22,9 @@ pub enum ShardState {
         waiters: Vec<Waiter>,
     },
     Held,
-    /// Held on disk and kept in the held set, but not in the session: over the node's open-file
-    /// budget, or its metainfo or data could not be opened for a moment. Not reported, not
-    /// served; the node tries again later. Never forgotten for that.
+    /// Held on disk and kept in the held set, but not in the session: its metainfo or data could
+    /// not be read for a moment (an I/O error, permissions). Not reported, not served; the node
+    /// tries again later. Never forgotten for that.
     Parked,
 }
 
@@ -63,8 +63,6 @@ pub struct DropDecision {
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     capacity: u64,
-    /// Most shards in the session (Fetching and Held) at once: the node's open-file budget.
-    max_open: usize,
     shards: BTreeMap<InfoHash, Shard>,
     /// How many of `shards` are Parked (kept by [`Ledger::put`] and [`Ledger::take`]).
     parked: usize,
@@ -74,16 +72,9 @@ impl Ledger {
     pub fn new(capacity: u64) -> Self {
         Ledger {
             capacity,
-            max_open: usize::MAX,
             shards: BTreeMap::new(),
             parked: 0,
         }
-    }
-
-    /// At most `max_open` shards in the session at once (see `fds::torrent_budget`).
-    pub fn with_max_open(mut self, max_open: usize) -> Self {
-        self.max_open = max_open;
-        self
     }
 
     /// Shards in the session: every one but the parked.
@@ -104,11 +95,6 @@ impl Ledger {
         let shard = self.shards.remove(ih)?;
         self.parked -= usize::from(shard.state == ShardState::Parked);
         Some(shard)
-    }
-
-    /// Whether one more shard may enter the session.
-    pub fn can_open(&self) -> bool {
-        self.open() < self.max_open
     }
 
     pub fn capacity(&self) -> u64 {
@@ -232,20 +218,10 @@ impl Ledger {
                 }
                 ShardState::Parked => HoldDecision::Refuse {
                     code: RefuseCode::Quota,
-                    text: "the shard is on disk but not served: too many shards for this \
-                           node's open-file limit"
+                    text: "the shard is on disk but could not be opened for now; the node \
+                           tries again"
                         .into(),
                 },
-            };
-        }
-        if !self.can_open() {
-            return HoldDecision::Refuse {
-                code: RefuseCode::Quota,
-                text: format!(
-                    "too many shards for this node's open-file limit: {} are open, the most it \
-                     keeps open",
-                    self.open()
-                ),
             };
         }
         let free = self.free();

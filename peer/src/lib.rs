@@ -10,11 +10,13 @@
 //! - [`size`], [`backoff`], [`ledger`] (the directive state machine, `STATE.md`), [`config`]: synchronous
 //!   and unit-tested without I/O;
 //! - [`store`] and [`status`]: the files in the data directory; [`fds`]: the open-file limit and
-//!   how many shards fit under it;
+//!   the shard-file budget under it;
+//! - [`files`]: shard data files opened on demand through one node-wide cache of descriptors, so
+//!   a node serves every shard it holds within a fixed number of open files;
 //! - [`engine`]: the librqbit session;
 //! - [`node`], `restore`, `directives`, `control`: the running node (held shards brought back from
-//!   disk within the open-file budget, directives, the control connections), every task named
-//!   under one cancellation token ([`tasks`]).
+//!   disk, directives, the control connections), every task named under one cancellation token
+//!   ([`tasks`]).
 //!
 //! ```no_run
 //! # async fn example(config: raidtorrent_peer::config::Config) -> anyhow::Result<()> {
@@ -30,6 +32,7 @@ mod control;
 mod directives;
 pub mod engine;
 pub mod fds;
+pub mod files;
 pub mod ledger;
 pub mod node;
 mod restore;

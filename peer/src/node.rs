@@ -26,15 +26,20 @@ use crate::tasks::Tasks;
 /// How long shutdown waits for tasks to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// How many shards the session may hold open under this process's open-file limit.
-fn open_file_budget() -> anyhow::Result<usize> {
+/// How many shard data files may be open at once: the configured number, lowered to fit under
+/// this process's open-file limit.
+fn shard_file_budget(configured: usize) -> anyhow::Result<usize> {
     let limit = crate::fds::nofile_limit().context("reading the open-file limit")?;
-    let budget = crate::fds::torrent_budget(limit);
-    tracing::info!(
-        open_files = limit,
-        shards = budget,
-        "open-file limit: at most this many shards in the session"
-    );
+    let budget = crate::fds::shard_file_budget(configured, limit);
+    if budget < configured {
+        tracing::warn!(
+            open_files = limit,
+            configured,
+            budget,
+            "the open-file limit is low: fewer shard files are kept open than configured"
+        );
+    }
+    tracing::info!(budget, "shard data files open at most");
     Ok(budget)
 }
 
@@ -83,6 +88,7 @@ impl RunningNode {
             &store.shards_dir(),
             config.listen,
             &config.limits,
+            shard_file_budget(config.limits.open_files)?,
             config.announce_held,
             token.child_token(),
         )
@@ -106,9 +112,8 @@ impl RunningNode {
                 .collect(),
             ..Status::default()
         };
-        let budget = open_file_budget()?;
         let node = Arc::new(Node {
-            ledger: Mutex::new(Ledger::new(config.quota.0).with_max_open(budget)),
+            ledger: Mutex::new(Ledger::new(config.quota.0)),
             status: Mutex::new(status),
             conns: Mutex::default(),
             fetches: Mutex::default(),
@@ -261,6 +266,19 @@ impl Node {
                 g.last_error = error;
             }
         }
+    }
+
+    /// Whether a shard is in the session, complete and served to peers.
+    pub fn seeding(&self, ih: &InfoHash) -> bool {
+        self.engine.seeding(ih)
+    }
+
+    /// Shard data files open now, and the most that may be (see `files.rs`).
+    pub fn shard_files(&self) -> (usize, usize) {
+        (
+            self.engine.open_shard_files(),
+            self.engine.shard_file_budget(),
+        )
     }
 
     /// Per-peer statistics of one shard, as reports carry them.

@@ -1,10 +1,11 @@
 //! Bringing held shards from disk into the session: at start for the whole held set, then every
 //! [`RETRY`] for the shards still parked (see `STATE.md`).
 //!
-//! Every held shard enters the ledger parked, then comes into the session while the open-file
-//! budget allows. Only a metainfo file that does not exist forgets a shard. Any other failure
-//! (too many open files, an I/O error, permissions) leaves it parked: still in the held set,
-//! its files untouched, tried again later. A transient error is never read as "missing".
+//! Every held shard enters the ledger parked, then comes into the session: all of them, however
+//! many, since shard files share one fixed budget of descriptors (`files.rs`). Only a metainfo
+//! file that does not exist forgets a shard. Any other failure (an I/O error, permissions, too
+//! many open files elsewhere in the process) leaves it parked: still in the held set, its files
+//! untouched, tried again later. A transient error is never read as "missing".
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +28,6 @@ pub(crate) struct Reopening {
     pub forgotten: usize,
     /// Still parked after a failure, tried again later.
     pub failed: usize,
-    /// Still parked: no room in the open-file budget.
-    pub over_budget: usize,
 }
 
 /// What came of bringing one parked shard into the session.
@@ -42,8 +41,8 @@ enum Reopened {
 }
 
 impl Node {
-    /// Puts the held set on disk into the ledger (parked), then into the session as the budget
-    /// allows, and writes the held set back.
+    /// Puts the held set on disk into the ledger (parked), then into the session, and writes the
+    /// held set back.
     pub(crate) async fn restore(self: &Arc<Self>) -> anyhow::Result<()> {
         let stored = self.store.load()?;
         let strays = self.store.remove_strays(&stored)?;
@@ -65,32 +64,20 @@ impl Node {
             lock(&self.ledger).park(ih, name, length, owners);
         }
         let r = self.reopen_parked().await;
-        if r.over_budget > 0 {
-            tracing::warn!(
-                parked = r.over_budget,
-                open = lock(&self.ledger).open(),
-                "too many shards for this node's open-file limit: the rest stay on disk, unserved; \
-                 raise the limit (ulimit -n, systemd LimitNOFILE) and restart"
-            );
-        }
         tracing::info!(
             shards = r.opened,
-            parked = r.over_budget + r.failed,
+            parked = r.failed,
             elapsed = ?started.elapsed(),
             "held set restored"
         );
         self.persist()
     }
 
-    /// Brings parked shards into the session while the budget allows.
+    /// Brings parked shards into the session.
     pub(crate) async fn reopen_parked(self: &Arc<Self>) -> Reopening {
         let mut r = Reopening::default();
         let parked = lock(&self.ledger).parked();
         for ih in parked {
-            if !lock(&self.ledger).can_open() {
-                r.over_budget += 1;
-                continue;
-            }
             match self.reopen(&ih).await {
                 Ok(Reopened::Verified) => {
                     r.opened += usize::from(lock(&self.ledger).unpark(&ih, true));

@@ -1,6 +1,7 @@
-//! A node process whose open-file limit is too low for the shards it holds keeps every copy: the
-//! shards past its budget stay on disk and in its held set, unserved, a new hold is refused with a
-//! clear answer, and once the limit is raised every shard is served again.
+//! A node keeps a fixed number of shard files open however many shards it holds: a node process
+//! under an open-file limit lower than its shard count serves every shard, and a node with a
+//! small shard-file budget serves, and uploads, every one of many more shards than the budget
+//! without ever having more of their files open.
 
 use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
@@ -8,13 +9,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use crate::common::*;
-use raidtorrent_peer::fds::torrent_budget;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use raidtorrent_peer::fds::{open_files_under, shard_file_budget};
 use raidtorrent_peer::store::{Store, StoredShard};
-use raidtorrent_proto::{Message, RefuseCode};
+use raidtorrent_proto::InfoHash;
 
 const BIN: &str = env!("CARGO_BIN_EXE_raidtorrent-peer");
 
-/// Shards held, and the open-file limit (soft and hard) of the first run: 300 do not fit in 256.
+/// Shards held, and the open-file limit (soft and hard) of the node process: more shards than
+/// descriptors.
 const SHARDS: usize = 300;
 const LIMIT: u64 = 256;
 
@@ -89,8 +96,25 @@ fn assert_all_kept(store: &Store, shards: &[TestShard]) {
     }
 }
 
+/// Files process `pid` has open under `dir`.
+fn files_open_by(pid: u32, dir: &Path) -> usize {
+    let dir = dir.canonicalize().unwrap();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter(|target| target.starts_with(&dir))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn sorted(mut v: Vec<InfoHash>) -> Vec<InfoHash> {
+    v.sort();
+    v
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_node_over_its_open_file_limit_forgets_and_deletes_no_copy() {
+async fn a_node_under_a_low_open_file_limit_serves_every_shard() {
     let gw = TestGateway::bind().await;
     let dir = tempfile::tempdir().unwrap();
     let shards: Vec<TestShard> = (0..SHARDS).map(|i| shard(20_000, 500 + i as u64)).collect();
@@ -99,39 +123,108 @@ async fn a_node_over_its_open_file_limit_forgets_and_deletes_no_copy() {
 
     let mut node = spawn_node(dir.path(), gw.addr(), Some(LIMIT));
     let (mut conn, _) = gw.accept_welcomed().await;
-    let held = conn.held().await;
-    assert!(
-        !held.is_empty() && held.len() <= torrent_budget(LIMIT),
-        "{} shards served under a limit of {LIMIT}",
-        held.len()
-    );
-    let extra = shard(20_000, 99);
-    let seq = conn.send(hold(&extra, vec![])).await;
-    match conn.answer(seq).await {
-        Message::Refuse {
-            code: RefuseCode::Quota,
-            text,
-            ..
-        } => assert!(text.contains("open-file limit"), "{text}"),
-        other => panic!("a hold past the budget must be refused: {other:?}"),
-    }
+    let held = sorted(conn.held().await);
+    let all = sorted(shards.iter().map(|s| s.ih).collect());
+    assert!(held == all, "{} of {SHARDS} shards served", held.len());
+    let open = files_open_by(node.id(), &store.shards_dir());
+    let budget = shard_file_budget(256, LIMIT);
+    assert!(open <= budget, "{open} shard files open, budget {budget}");
     assert!(node.try_wait().unwrap().is_none(), "the node keeps running");
     assert_all_kept(&store, &shards);
     node.kill().unwrap();
     node.wait().unwrap();
-    drop(conn);
+}
 
-    // With the limit raised, every shard is served again, from disk.
-    let mut node = spawn_node(dir.path(), gw.addr(), None);
+/// Samples how many files the test process has open under a folder, keeping the most seen.
+struct FdWatch {
+    most: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FdWatch {
+    fn start(dir: &Path) -> Self {
+        let (most, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let dir = dir.to_owned();
+        let task = tokio::spawn({
+            let (most, stop) = (most.clone(), stop.clone());
+            async move {
+                // A sampling period, not a wait for anything.
+                let mut tick = tokio::time::interval(Duration::from_millis(2));
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    most.fetch_max(open_files_under(&dir), Ordering::Relaxed);
+                }
+            }
+        });
+        FdWatch { most, stop, task }
+    }
+
+    async fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        self.most.load(Ordering::Relaxed)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_seeds_more_shards_than_its_file_budget_within_it() {
+    const BUDGET: usize = 8;
+    const HELD: usize = 40;
+    let gw = TestGateway::bind().await;
+    let dir = tempfile::tempdir().unwrap();
+    let shards: Vec<TestShard> = (0..HELD).map(|i| shard(40_000, 700 + i as u64)).collect();
+    let store = held_on_disk(dir.path(), &shards, "test");
+    let mut config = node_config(dir.path(), gw.addr(), 1 << 30);
+    config.limits.open_files = BUDGET;
+    let watch = FdWatch::start(&store.shards_dir());
+
+    let node = start_node(config).await;
     let (mut conn, _) = gw.accept_welcomed().await;
-    let mut held = conn.held().await;
-    held.sort();
-    let mut all: Vec<_> = shards.iter().map(|s| s.ih).collect();
-    all.sort();
-    assert!(held == all, "{} of {SHARDS} shards served", held.len());
+    let held = sorted(conn.held().await);
+    assert!(
+        held == sorted(shards.iter().map(|s| s.ih).collect()),
+        "{} of {HELD} shards reported",
+        held.len()
+    );
+    let seeding = shards.iter().filter(|s| node.node().seeding(&s.ih)).count();
+    assert_eq!(seeding, HELD, "shards in the session and complete");
+
+    // A peer downloads every shard from the node at once: all of them are read through the budget.
+    let client_dir = tempfile::tempdir().unwrap();
+    let (client, _) = swarm::session(client_dir.path(), Ipv4Addr::new(127, 0, 0, 6)).await;
+    let fetches: Vec<_> = shards
+        .iter()
+        .map(|s| {
+            let (client, torrent, peer) = (client.clone(), s.torrent.clone(), node.listen_addr());
+            tokio::spawn(async move { swarm::fetch(&client, &torrent, &[peer], DEADLINE).await })
+        })
+        .collect();
+    for fetch in fetches {
+        fetch.await.unwrap();
+    }
+    for s in &shards {
+        let got = std::fs::read(client_dir.path().join(&s.info.name)).unwrap();
+        assert!(
+            got == s.data,
+            "shard {} downloaded from the node differs",
+            s.ih
+        );
+    }
+    let (open, budget) = node.node().shard_files();
+    assert_eq!(budget, BUDGET);
+    assert!(open <= BUDGET, "{open} shard files open");
+    let most = watch.stop().await;
+    assert!(
+        (1..=BUDGET).contains(&most),
+        "{most} shard files open at once, budget {BUDGET}"
+    );
+    client.stop().await;
+    stop_node(node).await;
     assert_all_kept(&store, &shards);
-    node.kill().unwrap();
-    node.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
