@@ -1,6 +1,6 @@
 //! The small parsers of request fields a stranger controls: object API paths, ranges and
 //! listing queries; S3 continuation tokens, copy ranges, Content-MD5, presigned-URL queries and
-//! listing key encoding; the admin credential. None may panic, and what is written is read back
+//! listing key encoding, `x-amz-checksum-*` and `x-amz-trailer` headers; the admin credential. None may panic, and what is written is read back
 //! the same.
 #![no_main]
 
@@ -37,4 +37,14 @@ fuzz_target!(|data: &[u8]| {
     let url = s3::KeyEncoding::Url.apply(text);
     assert_eq!(s3::percent_decoded(&url).as_deref(), Some(text));
     let _ = presented_token(Some(text));
+    if let Ok(value) = http::HeaderValue::from_str(text) {
+        for name in ["x-amz-checksum-crc32", "x-amz-checksum-sha256", "x-amz-trailer"] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(name, value.clone());
+            let _ = s3::announced_checksum(&headers, None);
+        }
+    }
+    if let Some(a) = s3::ChecksumAlgorithm::of_header(text) {
+        assert!(a.header().eq_ignore_ascii_case(text.trim()));
+    }
 });

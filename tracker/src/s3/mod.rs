@@ -33,6 +33,7 @@ use crate::metrics::metrics;
 pub use list::{common_prefix, KeyEncoding, Lister, Page};
 // The small parsers of request fields, public for the fuzz targets.
 pub use auth::{percent_decoded, presigned_v2};
+pub use checksum::{expected as announced_checksum, Algorithm as ChecksumAlgorithm};
 pub use objects::content_md5;
 pub use service::{copy_range, decode_token, encode_token};
 
