@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
         let encoded = parse::percent_encode(text, keep);
         assert_eq!(parse::percent_decode(&encoded, false).as_deref(), Ok(text));
     }
-    assert_eq!(s3::decode_token(&s3::encode_token(text)).ok().as_deref(), Some(text));
+    assert_eq!(
+        s3::decode_token(&s3::encode_token(text)).ok().as_deref(),
+        Some(text)
+    );
     let _ = s3::decode_token(text);
     if let Ok(r) = s3::copy_range(text, size) {
         assert!(r.start <= r.end && r.end <= size, "{r:?} outside {size}");
@@ -38,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(s3::percent_decoded(&url).as_deref(), Some(text));
     let _ = presented_token(Some(text));
     if let Ok(value) = http::HeaderValue::from_str(text) {
-        for name in ["x-amz-checksum-crc32", "x-amz-checksum-sha256", "x-amz-trailer"] {
+        for name in [
+            "x-amz-checksum-crc32",
+            "x-amz-checksum-sha256",
+            "x-amz-trailer",
+        ] {
             let mut headers = http::HeaderMap::new();
             headers.insert(name, value.clone());
             let _ = s3::announced_checksum(&headers, None);
