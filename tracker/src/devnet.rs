@@ -444,4 +444,14 @@ fn print_banner(
     println!("  curl -fsS -H 'Authorization: Bearer {admin}' http://{tracker}/metrics");
     println!("  RAIDTORRENT_ADMIN_TOKEN={admin} raidtorrent-tracker shards {DEMO_BUCKET}/sample.bin --out /tmp/rt-shards --gateway http://{tracker}");
     println!();
+    println!("Encrypt on your own machine and seed the shards to the nodes yourself (RT-0004):");
+    println!("  export RT_GATEWAY={url}");
+    println!(
+        "  raidtorrent-peer put /tmp/rt-sample.bin {DEMO_BUCKET}/mine.bin   # prints a capability"
+    );
+    println!(
+        "  raidtorrent-peer get {DEMO_BUCKET}/mine.bin -o /tmp/rt-mine.bin  # or: get <capability>"
+    );
+    println!("  raidtorrent-peer stat {DEMO_BUCKET}/mine.bin");
+    println!();
 }

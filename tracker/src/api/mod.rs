@@ -10,6 +10,7 @@
 //! | `GET /<bucket>/<key>` (optional `Range: bytes=a-b`, `a-` or `-n`) | 200, or 206 with `Content-Range`; 416 with `Content-Range: bytes */size` |
 //! | `HEAD /<bucket>/<key>` | 200 with `Content-Length`, `ETag` (SHA-256), `Last-Modified` |
 //! | `DELETE /<bucket>/<key>` | 204 |
+//! | `POST /_place/...`, `GET /_place/...`, `GET /_cap/...` | client placements and capability reads ([`client`], RT-0004) |
 //! | `GET /_health` | 200, the health worker's `HealthStatus`: its state, what its latest plan found, repairs done, and every worker's state (`workers`) |
 //!
 //! Every request carries `Authorization: Bearer <key>` unless the API is open (see [`ApiAuth`]).
@@ -22,6 +23,7 @@
 //! that breaks off mid-upload fails the PUT (400) and nothing becomes visible; a read that fails
 //! mid-download cuts the response short of its `Content-Length`, never completing it.
 
+mod client;
 pub mod parse;
 mod respond;
 
@@ -163,6 +165,14 @@ impl Api {
         S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
         B: Buf + Send + 'static,
     {
+        // A capability is its own credential (RT-0004): its manifest hash is the secret.
+        if let Some(rest) = path.strip_prefix("/_cap/") {
+            let result = match method {
+                Method::GET => client::capability(&self.gateway, rest, query).await,
+                _ => Err(GatewayError::BadRequest("use GET on /_cap/".into())),
+            };
+            return result.unwrap_or_else(|e| respond::gateway_error(&e));
+        }
         if !self.auth.allows(&headers) {
             let mut res = respond::error(
                 StatusCode::UNAUTHORIZED,
@@ -187,6 +197,9 @@ impl Api {
                     .insert(header::ALLOW, HeaderValue::from_static("GET"));
                 res
             };
+        }
+        if let Some(rest) = path.strip_prefix("/_place/") {
+            return self.place(&method, rest, query, body).await;
         }
         let target = match parse::target(path) {
             Ok(t) => t,
@@ -218,6 +231,23 @@ impl Api {
         result.unwrap_or_else(|e| respond::gateway_error(&e))
     }
 
+    async fn place<S, B>(&self, method: &Method, rest: &str, query: &str, body: S) -> Response
+    where
+        S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+        B: Buf + Send + 'static,
+    {
+        let body = match *method {
+            Method::POST => match read_small(body, client::MAX_PLACE_BODY, "a placement").await {
+                Ok(b) => Some(b),
+                Err(e) => return respond::gateway_error(&e),
+            },
+            _ => None,
+        };
+        client::place(&self.gateway, method, rest, query, body)
+            .await
+            .unwrap_or_else(|e| respond::gateway_error(&e))
+    }
+
     async fn buckets(&self) -> Result<Response, GatewayError> {
         let buckets = self.gateway.buckets().await?;
         Ok(respond::json(
@@ -231,7 +261,7 @@ impl Api {
         S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
         B: Buf,
     {
-        let bytes = read_small(body, MAX_POLICY_BYTES).await?;
+        let bytes = read_small(body, MAX_POLICY_BYTES, "a bucket policy").await?;
         let policy = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
@@ -317,8 +347,8 @@ impl Api {
     }
 }
 
-/// Reads a body of at most `limit` bytes.
-async fn read_small<S, B>(body: S, limit: usize) -> Result<Vec<u8>, GatewayError>
+/// Reads a body of at most `limit` bytes; `what` names it in the error.
+async fn read_small<S, B>(body: S, limit: usize, what: &str) -> Result<Vec<u8>, GatewayError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -329,7 +359,7 @@ where
         let mut chunk = chunk.map_err(|e| GatewayError::Upload(io::Error::other(e)))?;
         if out.len() + chunk.remaining() > limit {
             return Err(GatewayError::BadRequest(format!(
-                "a bucket policy is at most {limit} bytes"
+                "{what} is at most {limit} bytes"
             )));
         }
         while chunk.has_remaining() {
@@ -346,6 +376,15 @@ where
 fn route_name(method: &Method, path: &str) -> &'static str {
     if path == "/_health" {
         return "health";
+    }
+    if path.starts_with("/_cap/") {
+        return "capability_read";
+    }
+    if path.starts_with("/_place/") {
+        return match *method {
+            Method::POST => "place",
+            _ => "placement_status",
+        };
     }
     match (method, parse::target(path)) {
         (&Method::GET, Ok(Target::Root)) => "list_buckets",

@@ -39,6 +39,10 @@ pub enum GatewayError {
     BucketNotEmpty(String),
     #[error("no such multipart upload: {0}")]
     NoSuchUpload(String),
+    #[error(
+        "no such placement: {0} (it ended more than 10 minutes ago, or the gateway restarted)"
+    )]
+    NoSuchPlacement(String),
     #[error("invalid part: {0}")]
     InvalidPart(String),
     #[error("the parts must be listed in ascending order of part number")]
@@ -56,7 +60,7 @@ impl GatewayError {
     pub fn http_status(&self) -> u16 {
         match self {
             GatewayError::NoSuchBucket(_) | GatewayError::NoSuchKey(_) => 404,
-            GatewayError::NoSuchUpload(_) => 404,
+            GatewayError::NoSuchUpload(_) | GatewayError::NoSuchPlacement(_) => 404,
             GatewayError::PreconditionFailed(_) => 412,
             GatewayError::BucketExists(_) | GatewayError::BucketNotEmpty(_) => 409,
             GatewayError::InvalidBucketName(_)
@@ -99,6 +103,7 @@ impl GatewayError {
             GatewayError::PreconditionFailed(_) => "PreconditionFailed",
             GatewayError::BucketNotEmpty(_) => "BucketNotEmpty",
             GatewayError::NoSuchUpload(_) => "NoSuchUpload",
+            GatewayError::NoSuchPlacement(_) => "NoSuchPlacement",
             GatewayError::InvalidPart(_) => "InvalidPart",
             GatewayError::InvalidPartOrder => "InvalidPartOrder",
             GatewayError::EntityTooSmall { .. } => "EntityTooSmall",

@@ -47,6 +47,7 @@ mod pack;
 mod piece_board;
 mod piece_conn;
 mod piece_read;
+mod place;
 mod read;
 mod reconcile;
 mod repair_exec;
@@ -82,6 +83,10 @@ pub use model::{
     check_bucket_name, check_key, Body, Bucket, BucketPolicy, Listing, ObjectInfo, PolicyLimits,
 };
 pub use multipart::{MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE};
+pub use place::{
+    CapabilityRead, ClientShards, PlaceState, PlacementStatus, ShardPlacement, MAX_CLIENT_PEERS,
+    MAX_WAIT,
+};
 pub use session::PeerSession;
 pub use worker::{WorkerState, WorkerStatus};
 
@@ -118,6 +123,8 @@ struct Inner {
     piece_bytes: AtomicU64,
     /// Bytes of objects waiting for a pack (recounted by every pass of the packer).
     waiting_bytes: AtomicU64,
+    /// Client placements in progress or recently ended.
+    placements: place::Placements,
 }
 
 /// The handles of the background workers.
@@ -187,6 +194,7 @@ impl Gateway {
                 admission: admission::Admission::new(&config),
                 piece_bytes: AtomicU64::new(0),
                 waiting_bytes: AtomicU64::new(waiting),
+                placements: place::Placements::default(),
                 config,
                 meta,
                 master,

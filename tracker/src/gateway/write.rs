@@ -6,6 +6,7 @@
 use raidtorrent_codec::{
     DataKey, EncodeError, Encoded, Geometry, KeyRef, Layout, SegmentEncoder, ShardInfo,
 };
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -22,7 +23,7 @@ use super::upload::Upload;
 use super::{Gateway, GatewayError};
 use crate::metrics::metrics;
 use crate::placement::{self, Policy, ShardNeed};
-use crate::registry::unix_now;
+use crate::registry::{unix_now, NodeId};
 use crate::scoring::TransferKind;
 
 /// Rounds of placement attempts before an upload gives up: a node that refuses or fails is left
@@ -346,6 +347,28 @@ async fn seed_and_place(
     for info in infos {
         staging.seed(info, inner.config.hold_timeout).await?;
     }
+    // The gateway's seeder is a peer the node can dial at once, before any announce.
+    let peers = [inner.local.data_addr()];
+    place_copies(gw, policy, infos, &peers, &mut |_| {}).await
+}
+
+/// What a placement did, as it happens.
+pub(super) enum Placed<'a> {
+    /// A round asked these nodes to hold these shards (by shard index).
+    Asked(&'a [(usize, NodeId)]),
+    /// A node confirmed its copy of a shard.
+    Confirmed(usize),
+}
+
+/// Gets every shard its copies, confirmed by the nodes, in rounds: each round's holds name
+/// `peers` as the shards' sources; a node that refuses or fails is left out of the next round.
+pub(super) async fn place_copies(
+    gw: &Gateway,
+    policy: &Policy,
+    infos: &[ShardInfo],
+    peers: &[SocketAddr],
+    progress: &mut (dyn FnMut(Placed<'_>) + Send),
+) -> Result<(), GatewayError> {
     let mut rounds = Rounds::new(infos.len(), policy.copies, PLACEMENT_ROUNDS);
     loop {
         let needs = match rounds.next() {
@@ -360,13 +383,24 @@ async fn seed_and_place(
             plan_round(gw, policy, infos, &needs, rounds.excluded())?
                 .into_iter()
                 .unzip();
-        // The gateway's seeder is a peer the node can dial at once, before any announce.
-        let peers = [inner.local.data_addr()];
-        let held = inner.copies.hold(jobs, &peers, TransferKind::Hold).await?;
+        let asked: Vec<_> = jobs
+            .iter()
+            .zip(&shard_of)
+            .map(|(j, s)| (*s, j.node))
+            .collect();
+        progress(Placed::Asked(&asked));
+        let held = gw
+            .inner
+            .copies
+            .hold(jobs, peers, TransferKind::Hold)
+            .await?;
         for h in held {
             let shard = shard_of[h.job];
             match h.outcome {
-                Ok(()) => rounds.confirmed(shard, h.node),
+                Ok(()) => {
+                    rounds.confirmed(shard, h.node);
+                    progress(Placed::Confirmed(shard));
+                }
                 Err(why) => rounds.failed(h.node, why),
             }
         }
@@ -380,7 +414,7 @@ fn plan_round(
     policy: &Policy,
     infos: &[ShardInfo],
     needs: &[ShardNeed],
-    excluded: &[crate::registry::NodeId],
+    excluded: &[NodeId],
 ) -> Result<Vec<(HoldJob, usize)>, GatewayError> {
     let snapshot = gw.inner.nodes.snapshot();
     let length = infos[0].length;

@@ -13,6 +13,7 @@ pub fn s3_error(e: GatewayError) -> S3Error {
         GatewayError::BucketNotEmpty(_) => S3ErrorCode::BucketNotEmpty,
         GatewayError::NoSuchKey(_) => S3ErrorCode::NoSuchKey,
         GatewayError::NoSuchUpload(_) => S3ErrorCode::NoSuchUpload,
+        GatewayError::NoSuchPlacement(_) => S3ErrorCode::Custom("NoSuchPlacement".into()),
         GatewayError::InvalidBucketName(_) => S3ErrorCode::InvalidBucketName,
         GatewayError::InvalidKey(_) => S3ErrorCode::KeyTooLongError,
         GatewayError::InvalidRange { .. } => S3ErrorCode::InvalidRange,
@@ -39,6 +40,7 @@ pub fn s3_error(e: GatewayError) -> S3Error {
         GatewayError::InvalidKey(_) => Some(StatusCode::BAD_REQUEST),
         GatewayError::InsufficientStorage(_) => Some(StatusCode::INSUFFICIENT_STORAGE),
         GatewayError::PolicyNotAllowed(_) => Some(StatusCode::FORBIDDEN),
+        GatewayError::NoSuchPlacement(_) => Some(StatusCode::NOT_FOUND),
         _ => None,
     };
     let mut err = S3Error::with_message(code, e.to_string());
