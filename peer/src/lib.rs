@@ -16,7 +16,9 @@
 //! - [`engine`]: the librqbit session;
 //! - [`node`], `restore`, `directives`, `control`: the running node (held shards brought back from
 //!   disk, directives, the control connections), every task named under one cancellation token
-//!   ([`tasks`]).
+//!   ([`tasks`]);
+//! - [`client`]: the same binary as a client of BEP RT-0004 (`put`, `get`, `ls`, `rm`, `stat`):
+//!   objects encoded and seeded here, read back with a capability.
 //!
 //! ```no_run
 //! # async fn example(config: raidtorrent_peer::config::Config) -> anyhow::Result<()> {
@@ -27,6 +29,7 @@
 //! ```
 
 pub mod backoff;
+pub mod client;
 pub mod config;
 mod control;
 mod directives;

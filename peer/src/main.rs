@@ -1,11 +1,14 @@
 //! `raidtorrent-peer run` starts a node; `raidtorrent-peer status` shows what a running (or stopped)
-//! node holds and how its gateways are.
+//! node holds and how its gateways are. `put`, `get`, `ls`, `rm` and `stat` use a raidtorrent
+//! cloud as a client (BEP RT-0004, `raidtorrent_peer::client`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use raidtorrent_peer::client::cli::ClientCommand;
 use raidtorrent_peer::config::{parse_gateway_flag, Config, GatewayConfig, Limits};
 use raidtorrent_peer::size::ByteSize;
 use raidtorrent_peer::status::Status;
@@ -14,7 +17,7 @@ use raidtorrent_peer::RunningNode;
 #[derive(Parser)]
 #[command(
     version,
-    about = "A raidtorrent node: donate disk space to a raidtorrent cloud"
+    about = "A raidtorrent node: donate disk space to a raidtorrent cloud, or store and read objects in one"
 )]
 struct Cli {
     /// Log lines as text for people, or as one JSON object a line for log shippers.
@@ -46,6 +49,8 @@ enum Command {
         #[arg(long, env = "RT_DATA_DIR")]
         data_dir: PathBuf,
     },
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 #[derive(clap::Args)]
@@ -147,12 +152,17 @@ impl RunArgs {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // A client command's stderr is for its progress and errors; the node's for its log.
+    let default_filter = match cli.command {
+        Command::Client(_) => "warn,librqbit=error",
+        _ => "info,librqbit=warn",
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,librqbit=warn".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr);
     match cli.log_format {
@@ -164,7 +174,7 @@ fn main() -> anyhow::Result<()> {
             let config = args.config()?;
             if args.print_config {
                 print!("{}", config.to_toml());
-                return Ok(());
+                return Ok(ExitCode::SUCCESS);
             }
             // Before the runtime: pointing the process's trust store at the pinned gateway
             // certificates needs a process without other threads.
@@ -182,13 +192,15 @@ fn main() -> anyhow::Result<()> {
                 let node = RunningNode::start(config).await?;
                 tracing::info!(listen = %node.listen_addr(), "node running");
                 node.run_until_signal().await
-            })
+            })?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status { data_dir } => {
             let status = Status::read(&data_dir.join("status.json"))
                 .with_context(|| format!("no node status in {}", data_dir.display()))?;
             print!("{}", status.render());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Client(command) => Ok(raidtorrent_peer::client::cli::run(command)),
     }
 }

@@ -2,6 +2,7 @@
 //! `raidtorrent-peer` processes on loopback: objects go in, nodes die, objects come back.
 
 mod chaos;
+mod client;
 mod crash;
 mod groups;
 mod healing;

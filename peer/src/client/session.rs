@@ -1,0 +1,95 @@
+//! A client's short-lived BitTorrent session: an [`Engine`] over a temporary directory that
+//! `put` seeds shards from and `get` downloads shards into. Dropping the session deletes the
+//! directory; [`ClientSession::stop`] first stops the engine and its tasks.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Limits;
+use crate::engine::{Engine, Source, TorrentHandle};
+use raidtorrent_codec::InfoHash;
+
+/// Shard files kept open at once: the session holds at most k + m shards, opened on demand.
+const FILE_BUDGET: usize = 64;
+
+pub struct ClientSession {
+    pub engine: Arc<Engine>,
+    token: CancellationToken,
+    dir: TempDir,
+}
+
+impl ClientSession {
+    /// An empty temporary directory for shards; the engine starts later, in [`ClientSession::start`].
+    pub fn dir() -> anyhow::Result<TempDir> {
+        tempfile::Builder::new()
+            .prefix("raidtorrent-client-")
+            .tempdir()
+            .context("creating a temporary directory for shards")
+    }
+
+    /// Starts a session over `dir` (shards already there are seeded once added).
+    pub async fn start(dir: TempDir, listen: SocketAddr) -> anyhow::Result<Self> {
+        let token = CancellationToken::new();
+        let engine = Engine::start(
+            dir.path(),
+            listen,
+            &Limits::default(),
+            FILE_BUDGET,
+            false,
+            token.child_token(),
+        )
+        .await?;
+        Ok(ClientSession {
+            engine: Arc::new(engine),
+            token,
+            dir,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Adds a shard's torrent (tracker-less), fetching or seeding with `peers`.
+    pub async fn add(
+        &self,
+        torrent: Vec<u8>,
+        peers: Vec<SocketAddr>,
+    ) -> anyhow::Result<TorrentHandle> {
+        let source = match peers.is_empty() {
+            true => Source::Disk,
+            false => Source::Peers(peers),
+        };
+        self.engine.add(torrent, source).await
+    }
+
+    /// Takes a shard out of the session and deletes its file.
+    pub async fn remove(&self, ih: &InfoHash) -> anyhow::Result<()> {
+        self.engine.remove(ih).await
+    }
+
+    /// Stops the engine and its tasks; the directory lives until the session is dropped.
+    pub async fn stop(&self) {
+        self.engine.stop().await;
+        self.token.cancel();
+    }
+}
+
+/// Socket addresses from the gateway's strings; those that do not parse are skipped with a warning.
+pub fn parse_nodes(nodes: &[String]) -> Vec<SocketAddr> {
+    nodes
+        .iter()
+        .filter_map(|n| match n.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                tracing::warn!(node = %n, "the gateway named a node address that does not parse");
+                None
+            }
+        })
+        .collect()
+}
