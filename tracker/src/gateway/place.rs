@@ -462,6 +462,33 @@ mod tests {
         assert!(refused(&bucket(4, 2), &peers, u64::MAX).contains("peers"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// A stranger's bytes anywhere in the request: refused with a reason, never a panic,
+        /// and never accepted unless the request still matches itself.
+        #[test]
+        fn a_damaged_request_is_refused_not_trusted(
+            in_manifest in proptest::bool::ANY,
+            which in 0usize..6,
+            at in 0usize..4096,
+            byte in proptest::num::u8::ANY,
+        ) {
+            let mut req = client_shards(4, 2, client_key());
+            let target = match in_manifest {
+                true => &mut req.manifest,
+                false => &mut req.infos[which],
+            };
+            let at = at % target.len();
+            let changed = target[at] != byte;
+            target[at] = byte;
+            let checked = check_client_shards(&bucket(4, 2), &req, u64::MAX);
+            if changed && !in_manifest {
+                proptest::prop_assert!(checked.is_err());
+            }
+        }
+    }
+
     #[test]
     fn a_wrapped_key_is_refused() {
         let master = raidtorrent_codec::MasterKey::new("m", &[3; 32]).unwrap();
