@@ -15,9 +15,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch};
 
-use super::meta::{NewObject, ShardRow, StoredBody};
+use super::meta::{NewObject, StoredBody};
 use super::model::{check_key, Bucket, ObjectInfo};
-use super::write::{place_copies, Placed};
+use super::write::{place_copies, shard_rows, Placed};
 use super::{Gateway, GatewayError};
 use crate::registry::{unix_now, NodeId};
 
@@ -270,19 +270,6 @@ impl Gateway {
             at_risk,
         })
     }
-}
-
-fn shard_rows(infos: &[ShardInfo]) -> Vec<ShardRow> {
-    infos
-        .iter()
-        .enumerate()
-        .map(|(idx, s)| ShardRow {
-            info_hash: s.info_hash(),
-            idx: idx as u32,
-            length: s.length,
-            info: s.info_bytes(),
-        })
-        .collect()
 }
 
 fn first_status(id: &str, b: &Bucket, infos: &[ShardInfo]) -> PlacementStatus {

@@ -117,16 +117,7 @@ async fn place_staged(
         .encoded
         .manifest(KeyRef::Wrapped(wrapped), infos)
         .to_bytes();
-    let rows: Vec<ShardRow> = infos
-        .iter()
-        .enumerate()
-        .map(|(idx, s)| ShardRow {
-            info_hash: s.info_hash(),
-            idx: idx as u32,
-            length: s.length,
-            info: s.info_bytes(),
-        })
-        .collect();
+    let rows = shard_rows(infos);
     let hashes: Vec<_> = rows.iter().map(|r| r.info_hash).collect();
     // Recorded before any node hears of them, so a failure from here on leaves orphans to collect.
     inner.meta.begin_shards(&rows, unix_now()).await?;
@@ -153,6 +144,20 @@ async fn place_staged(
         gw.wake_collector();
     }
     committed
+}
+
+/// The metadata rows of an object's shards, in shard order.
+pub(super) fn shard_rows(infos: &[ShardInfo]) -> Vec<ShardRow> {
+    infos
+        .iter()
+        .enumerate()
+        .map(|(idx, s)| ShardRow {
+            info_hash: s.info_hash(),
+            idx: idx as u32,
+            length: s.length,
+            info: s.info_bytes(),
+        })
+        .collect()
 }
 
 type UploadBody<B> = tokio::io::Chain<std::io::Cursor<Vec<u8>>, B>;
