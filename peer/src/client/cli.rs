@@ -111,10 +111,7 @@ pub struct GetArgs {
     /// Only bytes FIRST-LAST (inclusive) of the object.
     #[arg(long, value_parser = get::parse_range)]
     range: Option<std::ops::Range<u64>>,
-    /// The client's BitTorrent listener (port 0: any free port).
-    #[arg(long, env = "RT_CLIENT_LISTEN", default_value = "0.0.0.0:0")]
-    listen: SocketAddr,
-    /// Give up when no shard byte arrives for this many seconds.
+    /// Give up on a node, and on a piece, that sends nothing for this many seconds.
     #[arg(long, default_value_t = 60)]
     stall_timeout: u64,
     #[command(flatten)]
@@ -241,7 +238,6 @@ async fn run_get(a: GetArgs) -> Result<(), ClientError> {
         Some(path) => Output::File(path.into()),
     };
     let opts = GetOptions {
-        listen: a.listen,
         stall: Duration::from_secs(a.stall_timeout),
         progress: a.common.progress(),
     };

@@ -4,31 +4,32 @@
 //! holders in a short-lived session and decoded here; a whole read also checks the plaintext's
 //! SHA-256 (the codec's [`decode`] does).
 //!
-//! Every shard that has holders is fetched at once; as soon as k are complete the others are
-//! dropped. The fetch gives up when no byte arrives for the stall timeout.
+//! The read is the gateway's own piece read (`raidtorrent-fetch`): a plain BEP 3 leecher dials
+//! every holder of the data shards at once and fetches exactly the pieces the range needs, each
+//! checked against its hash as it arrives; the decoder works on a segment as soon as its pieces
+//! are in, and a parity shard starts only when a data shard fails. Nothing is written to disk but
+//! the output. A piece, or a holder, that does not arrive within the stall timeout is given up.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use raidtorrent_codec::{
-    decode, decode_range, DataKey, KeyRef, Manifest, Metainfo, ShardInfo, ShardInput,
+    decode, decode_range, DataKey, DecodeError, KeyRef, Layout, Manifest, Metainfo, ShardInfo,
 };
-use tokio::task::JoinSet;
+use raidtorrent_fetch::{PieceRead, Sources};
 
 use super::api::{base64_field, Api, CapAnswer};
 use super::cap::{CapError, Capability};
 use super::progress::{Counter, CountingWrite, Progress};
 use super::put::sha256;
-use super::session::{parse_nodes, ClientSession};
+use super::session::parse_nodes;
 use super::{ClientError, ObjectName};
-use crate::engine::{Engine, TorrentHandle};
 
 /// Where the object goes.
 #[derive(Debug, Clone)]
@@ -39,9 +40,7 @@ pub enum Output {
 
 #[derive(Debug, Clone)]
 pub struct GetOptions {
-    /// The client's BitTorrent listener (it only dials out, but the session needs one).
-    pub listen: SocketAddr,
-    /// Give up when no shard byte arrives for this long.
+    /// Give up on a holder, and on a piece, when it does not arrive for this long.
     pub stall: Duration,
     pub progress: Progress,
 }
@@ -50,8 +49,6 @@ pub struct GetOptions {
 #[derive(Debug, Clone)]
 pub struct Shard {
     pub info: ShardInfo,
-    /// The torrent to add: the gateway's info dict as it arrived, wrapped in `d4:info...e`.
-    pub torrent: Vec<u8>,
     pub nodes: Vec<SocketAddr>,
 }
 
@@ -128,7 +125,6 @@ fn check_shard(
         .map_err(|e| untrusted(&format!("shard info: {e}")))?;
     Ok(Shard {
         info,
-        torrent,
         nodes: parse_nodes(nodes),
     })
 }
@@ -146,161 +142,124 @@ pub async fn get(
     opts: &GetOptions,
 ) -> Result<u64, ClientError> {
     let object = lookup(cap).await?;
-    let session = ClientSession::start(ClientSession::dir()?, opts.listen).await?;
-    let fetched = fetch(&session, &object, opts).await;
-    session.stop().await;
-    let done = fetched?;
     let key = DataKey::from_bytes(cap.data_key);
-    decode_to(
-        session.path(),
-        &object,
-        &key,
-        &done,
-        range,
-        out,
-        opts.progress,
-    )
-    .await
+    read_to(object, key, range, out, opts).await
 }
 
-/// Fetches shards until k are complete; returns their indexes.
-async fn fetch(
-    session: &ClientSession,
-    object: &Object,
-    opts: &GetOptions,
-) -> Result<Vec<usize>, ClientError> {
-    let k = object.manifest.layout.k();
-    let listed: Vec<usize> = (0..object.shards.len())
-        .filter(|&i| !object.shards[i].nodes.is_empty())
-        .collect();
-    let not_enough = |reachable| ClientError::NotEnoughShards {
-        reachable,
-        needed: k,
-        listed: listed.len(),
-        total: object.shards.len(),
-    };
-    if listed.len() < k {
-        return Err(not_enough(listed.len()));
-    }
-    let mut handles = Vec::with_capacity(listed.len());
-    for &i in &listed {
-        let s = &object.shards[i];
-        handles.push((i, session.add(s.torrent.clone(), s.nodes.clone()).await?));
-    }
-    let total = k as u64 * object.manifest.layout.shard_len();
-    let done = wait_for_k(&session.engine, &handles, k, total, opts).await;
-    for &(i, _) in handles.iter().filter(|(i, _)| !done.contains(i)) {
-        session.remove(&object.shards[i].info.info_hash()).await?;
-    }
-    match done.len() >= k {
-        true => Ok(done),
-        false => Err(not_enough(done.len())),
-    }
-}
-
-/// Waits until `k` of `handles` are complete, all have failed, or nothing moved for the stall
-/// timeout; returns the complete ones.
-async fn wait_for_k(
-    engine: &Arc<Engine>,
-    handles: &[(usize, TorrentHandle)],
-    k: usize,
-    total: u64,
-    opts: &GetOptions,
-) -> Vec<usize> {
-    let mut waits = JoinSet::new();
-    for (i, h) in handles.iter().cloned() {
-        let engine = engine.clone();
-        waits.spawn(async move { (i, engine.wait_complete(&h).await) });
-    }
-    let all: Vec<TorrentHandle> = handles.iter().map(|(_, h)| h.clone()).collect();
-    let bytes = move || all.iter().map(|h| h.stats().progress_bytes).sum::<u64>();
-    let reporter = opts.progress.start("fetch", Some(total), bytes.clone());
-    let mut done = Vec::new();
-    let (mut last, mut moved) = (0, Instant::now());
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    while done.len() < k && !waits.is_empty() && moved.elapsed() < opts.stall {
-        tokio::select! {
-            Some(joined) = waits.join_next() => match joined {
-                Ok((i, Ok(()))) => done.push(i),
-                Ok((i, Err(e))) => tracing::warn!(shard = i, "fetching a shard failed: {e:#}"),
-                Err(e) => tracing::warn!("a shard's wait ended: {e}"),
-            },
-            _ = tick.tick() => {
-                let now = bytes();
-                if now > last {
-                    (last, moved) = (now, Instant::now());
-                }
-            }
-        }
-    }
-    waits.abort_all();
-    reporter.finish().await;
-    done.sort_unstable();
-    done
-}
-
-/// Decodes from the complete shards in `dir` on a blocking thread.
-async fn decode_to(
-    dir: &Path,
-    object: &Object,
-    key: &DataKey,
-    done: &[usize],
+/// Fetches the pieces the read needs from every holder at once and decodes each segment as its
+/// pieces arrive, on a blocking thread.
+async fn read_to(
+    object: Object,
+    key: DataKey,
     range: Option<Range<u64>>,
     out: Output,
-    progress: Progress,
+    opts: &GetOptions,
 ) -> Result<u64, ClientError> {
+    let layout = object.manifest.layout;
+    let want = range.clone().unwrap_or(0..layout.size);
+    let want = want.start.min(layout.size)..want.end.min(layout.size);
+    let listed = object.shards.iter().filter(|s| !s.nodes.is_empty()).count();
+    let total = object.shards.len();
+    let not_enough = |reachable| ClientError::NotEnoughShards {
+        reachable,
+        needed: layout.k(),
+        listed,
+        total,
+    };
+    if listed < layout.k() {
+        return Err(not_enough(listed));
+    }
+    let read = PieceRead::start(sources(&object, opts.stall), want.clone());
     let count = Counter::default();
-    let total = range.clone().map_or(object.manifest.layout.size, |r| {
-        r.end
-            .min(object.manifest.layout.size)
-            .saturating_sub(r.start)
-    });
-    let reporter = progress.start("decode", Some(total), {
+    let fetching = opts
+        .progress
+        .start("fetch", Some(fetch_bytes(&layout, &want)), {
+            let read = read.clone();
+            move || read.fetched()
+        });
+    let decoding = opts.progress.start("decode", Some(want.end - want.start), {
         let count = count.clone();
         move || count.load(Ordering::Relaxed)
     });
-    let (dir, object, key, done) = (dir.to_owned(), object.clone(), key.clone(), done.to_vec());
+    let reading = read.clone();
     let job = tokio::task::spawn_blocking(move || {
-        decode_files(&dir, &object, &key, &done, range, out, count)
+        decode_pieces(&object, &key, &reading, range, out, count)
     });
     let result = job.await.context("the decoder thread panicked");
-    reporter.finish().await;
-    result?
+    let done = read.finish().await;
+    fetching.finish().await;
+    decoding.finish().await;
+    tracing::debug!(fetched = done.fetched, took = ?done.took, "read from the holders");
+    match result? {
+        Err(Decoded::NotEnough(available)) => Err(not_enough(available)),
+        Err(Decoded::Failed(e)) => Err(e),
+        Ok(bytes) => Ok(bytes),
+    }
 }
 
-fn decode_files(
-    dir: &Path,
+/// The shards' infos and holders, each piece's wait bounded by the stall timeout.
+fn sources(object: &Object, stall: Duration) -> Sources {
+    Sources {
+        infos: object.shards.iter().map(|s| Some(s.info.clone())).collect(),
+        holders: object.shards.iter().map(|s| s.nodes.clone()).collect(),
+        layout: object.manifest.layout,
+        patience: stall,
+    }
+}
+
+/// About the bytes a read of `want` fetches: its share of `k` shards, whole pieces.
+fn fetch_bytes(layout: &Layout, want: &Range<u64>) -> u64 {
+    let pieces: u64 = layout
+        .plan_range(want.clone())
+        .pieces(layout)
+        .iter()
+        .map(|(_, p)| p.end.saturating_sub(p.start) as u64)
+        .sum();
+    (pieces * layout.geometry.piece_length).min(layout.k() as u64 * layout.shard_len())
+}
+
+/// Why a decode ended without the object.
+enum Decoded {
+    /// Fewer than k shards could be read and verified for a segment.
+    NotEnough(usize),
+    Failed(ClientError),
+}
+
+fn decode_pieces(
     object: &Object,
     key: &DataKey,
-    done: &[usize],
+    read: &Arc<PieceRead>,
     range: Option<Range<u64>>,
     out: Output,
     count: Counter,
-) -> Result<u64, ClientError> {
-    let mut inputs = Vec::with_capacity(object.shards.len());
-    for (i, s) in object.shards.iter().enumerate() {
-        let input = match done.contains(&i) {
-            true => Some(ShardInput {
-                info: &s.info,
-                reader: File::open(dir.join(&s.info.name)).context("opening a fetched shard")?,
-            }),
-            false => None,
-        };
-        inputs.push(input);
-    }
-    let (mut sink, finish) = open_output(out)?;
+) -> Result<u64, Decoded> {
+    let failed = |e: anyhow::Error| Decoded::Failed(ClientError::Other(e));
+    let (mut sink, finish) = open_output(out).map_err(Decoded::Failed)?;
     let mut writer = CountingWrite {
         inner: &mut sink,
         count: count.clone(),
     };
+    let inputs = read.inputs();
     let decoded = match range {
         Some(r) => decode_range(&object.manifest, key, inputs, r, &mut writer),
         None => decode(&object.manifest, key, inputs, &mut writer),
     };
-    decoded.map_err(|e| ClientError::Other(e.into()))?;
-    writer.flush().context("writing the object")?;
+    match decoded {
+        Err(DecodeError::NotEnoughShards { available, .. }) => {
+            return Err(Decoded::NotEnough(available))
+        }
+        Err(e) => return Err(failed(e.into())),
+        Ok(report) if !report.failed_shards.is_empty() || !report.bad_pieces.is_empty() => {
+            tracing::warn!(?report, "the read worked around shards that failed");
+        }
+        Ok(_) => {}
+    }
+    writer
+        .flush()
+        .context("writing the object")
+        .map_err(failed)?;
     drop(writer);
-    finish(sink)?;
+    finish(sink).map_err(Decoded::Failed)?;
     Ok(count.load(Ordering::Relaxed))
 }
 

@@ -1,5 +1,5 @@
 //! A client's short-lived BitTorrent session: an [`Engine`] over a temporary directory that
-//! `put` seeds shards from and `get` downloads shards into. Dropping the session deletes the
+//! `put` seeds shards from (`get` needs none: it leeches pieces itself). Dropping the session deletes the
 //! directory; [`ClientSession::stop`] first stops the engine and its tasks.
 
 use std::net::SocketAddr;
@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 use crate::engine::{Engine, Source, TorrentHandle};
-use raidtorrent_codec::InfoHash;
 
 /// Shard files kept open at once: the session holds at most k + m shards, opened on demand.
 const FILE_BUDGET: usize = 64;
@@ -55,7 +54,7 @@ impl ClientSession {
         self.dir.path()
     }
 
-    /// Adds a shard's torrent (tracker-less), fetching or seeding with `peers`.
+    /// Adds a shard's torrent (tracker-less), seeding to `peers`.
     pub async fn add(
         &self,
         torrent: Vec<u8>,
@@ -66,11 +65,6 @@ impl ClientSession {
             false => Source::Peers(peers),
         };
         self.engine.add(torrent, source).await
-    }
-
-    /// Takes a shard out of the session and deletes its file.
-    pub async fn remove(&self, ih: &InfoHash) -> anyhow::Result<()> {
-        self.engine.remove(ih).await
     }
 
     /// Stops the engine and its tasks; the directory lives until the session is dropped.

@@ -1,9 +1,10 @@
 //! Audits: the gateway, acting as a plain BitTorrent peer, asks a node for random pieces of a shard
 //! it holds and checks them against the piece hashes.
 //!
-//! - [`wire`]: the BEP 3 peer-wire messages (pure); the handshake is [`raidtorrent_proto::Handshake`];
-//! - [`exchange`]: one audit conversation as a state machine (pure): what to send, what each answer
-//!   means, the verdict;
+//! - [`wire`]: the BEP 3 peer-wire messages (pure; in `raidtorrent-fetch`, with the reads); the
+//!   handshake is [`raidtorrent_proto::Handshake`];
+//! - [`exchange`]: one audit conversation as a state machine (pure, in `raidtorrent-fetch`): what
+//!   to send, what each answer means, the verdict;
 //! - [`probe()`]: that conversation over TCP under one deadline, giving a [`Probe`]; and
 //!   [`pick_pieces`], which pieces to ask for;
 //! - [`schedule`]: which (node, shard) holdings to audit next, weighted by node (pure).
@@ -45,11 +46,13 @@
 //! right after reading the handshake ([`Probe::Unreachable`]: a full peer list looks the same); a request for a piece the session does
 //! not have also makes it close the connection, which is why the probe checks the bitfield first.
 
-pub mod exchange;
 pub mod probe;
-mod rng;
 pub mod schedule;
-pub mod wire;
 
-pub use probe::{pick_pieces, probe, Probe, PEER_ID_PREFIX};
+/// The peer wire, the conversation and the generator are the leeching crate's, shared with the
+/// gateway's and the client's piece reads.
+pub use raidtorrent_fetch::{exchange, rng, wire};
+
+pub use probe::{pick_pieces, probe, Probe};
+pub use raidtorrent_fetch::peer::PEER_ID_PREFIX;
 pub use schedule::{pick, Candidate};

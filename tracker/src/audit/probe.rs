@@ -5,19 +5,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use raidtorrent_codec::ShardInfo;
-use raidtorrent_proto::{Handshake, Parsed};
+use raidtorrent_fetch::peer::{absorb, peer_id, quick_ack};
+use raidtorrent_proto::Handshake;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use super::exchange::{Exchange, Verdict};
 use super::rng::XorShift;
-use super::wire;
-
-/// The first eight bytes of every audit's peer id (Azureus style), so a node's logs show who asked.
-pub const PEER_ID_PREFIX: &[u8; 8] = b"-RA0001-";
 
 /// The outcome of one audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,43 +119,6 @@ async fn run(
     }
 }
 
-/// Feeds every whole frame at the start of `buf` to `ex`, the node's handshake first (until
-/// `handshaken`), and removes them from `buf`. `Some` ends the exchange. Never buffers more
-/// than one frame of the size the shard allows: a longer length prefix is a violation.
-pub fn absorb(ex: &mut Exchange, buf: &mut BytesMut, handshaken: &mut bool) -> Option<Verdict> {
-    let max_frame = ex.max_frame();
-    loop {
-        if !*handshaken {
-            match Handshake::parse(buf) {
-                Ok(Parsed::Incomplete(_)) => return None,
-                Ok(Parsed::Done(h, used)) => {
-                    buf.advance(used);
-                    *handshaken = true;
-                    if let Err(v) = ex.on_handshake(&h) {
-                        return Some(v);
-                    }
-                }
-                Err(e) => {
-                    return Some(Verdict::Missing {
-                        reason: format!("answered with something else: {e}"),
-                    })
-                }
-            }
-        } else {
-            match wire::decode_with_limit(buf, max_frame) {
-                Ok(Parsed::Incomplete(_)) => return None,
-                Ok(Parsed::Done(m, used)) => {
-                    buf.advance(used);
-                    if let Some(v) = ex.on_message(m) {
-                        return Some(v);
-                    }
-                }
-                Err(e) => return Some(ex.on_wire_error(&e)),
-            }
-        }
-    }
-}
-
 /// Writes `bytes`; `Some` when the node closed the connection.
 async fn send(
     stream: &mut TcpStream,
@@ -171,45 +131,6 @@ async fn send(
         Ok(Err(_)) => Ok(Some(ex.on_closed())),
         Ok(Ok(())) => Ok(None),
     }
-}
-
-/// Asks the kernel to acknowledge received data at once. librqbit does not set `TCP_NODELAY`, so
-/// a block it writes while an earlier one is unacknowledged waits for our ACK, which Linux delays
-/// by up to 40 ms: without this, most audits stall once for about that long. The kernel drops
-/// the setting as it goes, so it is set again before every read.
-#[cfg(target_os = "linux")]
-pub fn quick_ack(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: the descriptor is the stream's open socket, and the option value is a c_int of the
-    // size passed. A failure only leaves the kernel's default, so its result is not needed.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn quick_ack(_: &TcpStream) {}
-
-/// [`PEER_ID_PREFIX`] and twelve random digits.
-pub fn peer_id() -> [u8; 20] {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut rng = XorShift::new(nanos ^ (u64::from(std::process::id()) << 32));
-    let mut id = [0u8; 20];
-    id[..8].copy_from_slice(PEER_ID_PREFIX);
-    for b in &mut id[8..] {
-        *b = b'0' + rng.below(10) as u8;
-    }
-    id
 }
 
 /// `count` distinct piece indices of `shard` in ascending order, deterministic in `seed` (all of
@@ -274,12 +195,5 @@ mod tests {
         for c in counts {
             assert!((2_740..3_260).contains(&c), "{counts:?}");
         }
-    }
-
-    #[test]
-    fn peer_ids_carry_the_prefix() {
-        let id = peer_id();
-        assert_eq!(&id[..8], PEER_ID_PREFIX);
-        assert!(id[8..].iter().all(u8::is_ascii_digit));
     }
 }

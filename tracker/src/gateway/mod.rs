@@ -11,7 +11,7 @@
 //! - `rounds`, `fetch_plan`: pure state machines of the upload's placement rounds and of which
 //!   shards a rebuild fetches next; `reconcile`: the pure decision of which reported copies
 //!   nobody tracks;
-//! - `write`, `read` (with `piece_read`, `piece_conn` and the pure `piece_board`): the pipelines;
+//! - `write`, `read` (with `piece_read`, over `raidtorrent-fetch`'s piece reads): the pipelines;
 //!   `groups`: large objects as runs of parts, each placed while the next is encoded;
 //!   `fetch`: whole shards through librqbit, for rebuilds;
 //! - [`worker`]: the worker abstraction; `collect`, `health` (with `repair_exec`) and `audits`:
@@ -44,8 +44,6 @@ pub mod model;
 mod multipart;
 mod nodes;
 mod pack;
-mod piece_board;
-mod piece_conn;
 mod piece_read;
 mod place;
 mod read;

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use raidtorrent_codec::{decode_range, DataKey, DecodeError, KeyRef, Layout};
+use raidtorrent_fetch::{window_pieces, PieceRead};
 use tokio::sync::{mpsc, oneshot};
 
 use super::fetch::ObjectShards;
 use super::meta::ObjectRow;
 use super::model::Body;
-use super::piece_read::{self, PieceRead};
+use super::piece_read::GatewayRead;
 use super::{Gateway, GatewayError};
 
 /// Bytes per chunk sent to the client.
@@ -39,10 +40,10 @@ pub(super) async fn get_swarm(
         .admission
         .read_memory(read_memory(&layout, &range))
         .await?;
-    let read = PieceRead::start(gw, &shards, range.clone()).await?;
+    let read = GatewayRead::start(gw, &shards, range.clone()).await?;
     let (started, first) = oneshot::channel();
     tokio::spawn(async move {
-        let reading = read.clone();
+        let reading = read.read.clone();
         let decoded = tokio::task::spawn_blocking(move || {
             decode(&shards, &key, &reading, range, tx, started)
         })
@@ -76,7 +77,7 @@ fn read_memory(layout: &Layout, range: &Range<u64>) -> u64 {
     let (k, n) = (u64::from(g.k), g.shard_count() as u64);
     let len = range.end - range.start + RANGE_SLACK;
     let touched = len.min(g.segment_size + RANGE_SLACK);
-    let window = piece_read::window_pieces(&g) * g.piece_length;
+    let window = window_pieces(&g) * g.piece_length;
     let per_shard = (len.div_ceil(k) + 2 * g.piece_length).min(window);
     (k + 1) * per_shard + touched * 2 + touched.div_ceil(k) * n
 }
@@ -112,7 +113,7 @@ fn decode(
         buf: Vec::with_capacity(SEND_CHUNK),
         started: Some(started),
     };
-    match decode_range(&shards.manifest, key, read.inputs(shards), range, &mut out) {
+    match decode_range(&shards.manifest, key, read.inputs(), range, &mut out) {
         Ok(report) => {
             if !report.bad_pieces.is_empty() || !report.failed_shards.is_empty() {
                 tracing::warn!(?report, "read worked around bad shards");

@@ -39,21 +39,24 @@ const LAYERS: &[&str] = &[
 ];
 
 /// Files that must stay free of I/O, clocks and async: wire formats, scoring, placement, repair
-/// planning, the audit conversation and the gateway's decision state machines.
+/// planning, the leeching conversation and read board (in `fetch/`, relative to `tracker/src`)
+/// and the gateway's decision state machines.
 const PURE: &[&str] = &[
     "ids.rs",
     "protocol",
     "scoring",
     "placement",
     "repair",
-    "audit/wire.rs",
-    "audit/exchange.rs",
     "audit/schedule.rs",
-    "audit/rng.rs",
     "gateway/rounds.rs",
     "gateway/fetch_plan.rs",
-    "gateway/piece_board.rs",
     "gateway/reconcile.rs",
+    // The leeching crate's cores, which the audits and every piece read drive.
+    "../../fetch/src/wire.rs",
+    "../../fetch/src/exchange.rs",
+    "../../fetch/src/exchange_tests.rs",
+    "../../fetch/src/rng.rs",
+    "../../fetch/src/board.rs",
 ];
 
 /// What a pure file may not mention (outside comments).

@@ -1,5 +1,6 @@
-//! One connection of a piece read: the gateway, as a plain BitTorrent leecher, fetches the pieces
-//! the read's board hands it from one holder of one shard, and hands back each verified piece.
+//! One connection of a piece read: a plain BitTorrent leecher (the gateway or a client) fetches
+//! the pieces the read's board hands it from one holder of one shard, and hands back each
+//! verified piece.
 //!
 //! A holder that refuses, closes, lacks a piece (it may be re-checking its files after a restart)
 //! or goes quiet is dialled again after a growing pause, until the read's patience runs out; one
@@ -18,10 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 
-use super::piece_board::ConnId;
-use super::piece_read::Shared;
-use crate::audit::exchange::{Exchange, Verdict};
-use crate::audit::probe::{absorb, peer_id, quick_ack};
+use crate::board::ConnId;
+use crate::exchange::{Exchange, Verdict};
+use crate::peer::{absorb, peer_id, quick_ack};
+use crate::read::Shared;
 
 /// How long a dial may take.
 const CONNECT: Duration = Duration::from_secs(5);
@@ -32,7 +33,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// What one connection task is to do.
-pub(super) struct Job {
+pub(crate) struct Job {
     pub shared: Arc<Shared>,
     pub info: Arc<ShardInfo>,
     pub shard: usize,
@@ -45,7 +46,7 @@ pub(super) struct Job {
 }
 
 /// What a connection did, for the node's records.
-pub(super) struct ConnOutcome {
+pub struct ConnOutcome {
     pub shard: usize,
     pub addr: SocketAddr,
     /// Bytes received.
@@ -65,7 +66,7 @@ enum End {
 }
 
 /// Fetches pieces of `job.shard` from `job.addr` until the read ends or the holder is given up.
-pub(super) async fn run(job: Job) -> ConnOutcome {
+pub(crate) async fn run(job: Job) -> ConnOutcome {
     let started = Instant::now();
     let mut pause = FIRST_PAUSE;
     let mut outcome = ConnOutcome {

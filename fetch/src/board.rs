@@ -19,12 +19,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 /// A connection's number within one read.
-pub(super) type ConnId = usize;
+pub(crate) type ConnId = usize;
 
 /// A piece in flight this many times longer than the shard's usual piece time may be hedged.
-pub(super) const HEDGE_FACTOR: u64 = 3;
+pub(crate) const HEDGE_FACTOR: u64 = 3;
 /// Nor before this many milliseconds, whatever the usual time.
-pub(super) const HEDGE_MIN_MS: u64 = 100;
+pub(crate) const HEDGE_MIN_MS: u64 = 100;
 
 /// A piece in flight: who fetches it, since when.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ struct Flight {
 
 /// The pieces of one read.
 #[derive(Debug)]
-pub(super) struct Board {
+pub(crate) struct Board {
     shards: Vec<Shard>,
     /// Pieces below `floor` are behind the decoder: dropped, never fetched.
     floor: u32,
@@ -69,7 +69,7 @@ enum State {
 
 /// What the decoder finds when it asks for a piece.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Lookup {
+pub(crate) enum Lookup {
     Ready(Bytes),
     Wait,
     /// Every holder gave up: why.
@@ -78,7 +78,7 @@ pub(super) enum Lookup {
 
 impl Board {
     /// A read of an object of `shards` shards, fetching at most `window` pieces ahead.
-    pub(super) fn new(shards: usize, window: u32) -> Self {
+    pub(crate) fn new(shards: usize, window: u32) -> Self {
         Board {
             shards: (0..shards).map(|_| Shard::default()).collect(),
             floor: 0,
@@ -89,7 +89,7 @@ impl Board {
 
     /// The read needs `pieces` of shard `s`. True when the shard was idle: the caller starts one
     /// connection per holder (`holders` of them) now.
-    pub(super) fn need(&mut self, s: usize, pieces: &[u32], holders: usize) -> bool {
+    pub(crate) fn need(&mut self, s: usize, pieces: &[u32], holders: usize) -> bool {
         let Some(sh) = self.shards.get_mut(s) else {
             return false;
         };
@@ -114,7 +114,7 @@ impl Board {
     /// Up to `room` pieces of shard `s` for connection `conn` to fetch at time `now`, lowest
     /// first; or, when it has nothing in flight and nothing is pending, one hedge. Also when to
     /// ask again for a hedge that is not due yet.
-    pub(super) fn take(
+    pub(crate) fn take(
         &mut self,
         s: usize,
         conn: ConnId,
@@ -156,7 +156,7 @@ impl Board {
 
     /// Connection `conn` delivered verified piece `p` of shard `s` at time `now`. True when it
     /// is the first copy (a hedge's twin delivers a second).
-    pub(super) fn delivered(
+    pub(crate) fn delivered(
         &mut self,
         s: usize,
         conn: ConnId,
@@ -185,7 +185,7 @@ impl Board {
     }
 
     /// Connection `conn` of shard `s` closed: the pieces only it was fetching are pending again.
-    pub(super) fn lost(&mut self, s: usize, conn: ConnId) {
+    pub(crate) fn lost(&mut self, s: usize, conn: ConnId) {
         let sh = &mut self.shards[s];
         let mut orphaned = Vec::new();
         sh.assigned.retain(|p, f| {
@@ -200,7 +200,7 @@ impl Board {
 
     /// Connection `conn` of shard `s` gave up for good (`why`); the shard fails with its last
     /// connection.
-    pub(super) fn gave_up(&mut self, s: usize, conn: ConnId, why: String) {
+    pub(crate) fn gave_up(&mut self, s: usize, conn: ConnId, why: String) {
         self.lost(s, conn);
         let sh = &mut self.shards[s];
         sh.failures.push(why);
@@ -212,7 +212,7 @@ impl Board {
     }
 
     /// Piece `p` of shard `s`, for the decoder.
-    pub(super) fn lookup(&self, s: usize, p: u32) -> Lookup {
+    pub(crate) fn lookup(&self, s: usize, p: u32) -> Lookup {
         let sh = &self.shards[s];
         if let Some(d) = sh.done.get(&p) {
             return Lookup::Ready(d.clone());
@@ -225,7 +225,7 @@ impl Board {
 
     /// The decoder reached piece `floor`: every piece below it is dropped and pieces up to
     /// `floor + window` may be fetched.
-    pub(super) fn advance(&mut self, floor: u32) {
+    pub(crate) fn advance(&mut self, floor: u32) {
         if floor <= self.floor {
             return;
         }
@@ -237,17 +237,17 @@ impl Board {
     }
 
     /// The read is over: connections stop taking pieces.
-    pub(super) fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.closed = true;
     }
 
-    pub(super) fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed
     }
 
     /// Bytes of verified pieces held for the decoder.
     #[cfg(test)]
-    pub(super) fn held_bytes(&self) -> usize {
+    pub(crate) fn held_bytes(&self) -> usize {
         self.shards
             .iter()
             .flat_map(|s| s.done.values())

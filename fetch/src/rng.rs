@@ -3,10 +3,10 @@
 
 /// Deterministic pseudo-random numbers from a seed.
 #[derive(Debug, Clone)]
-pub(crate) struct XorShift(u64);
+pub struct XorShift(u64);
 
 impl XorShift {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub fn new(seed: u64) -> Self {
         // splitmix64 of the seed: never zero for xorshift, and nearby seeds start far apart.
         let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -15,7 +15,7 @@ impl XorShift {
         XorShift(if z == 0 { 0x2545_f491_4f6c_dd1d } else { z })
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -26,12 +26,12 @@ impl XorShift {
 
     /// A number in `0..bound` (`bound > 0`), by multiply-shift; the bias is below 2^-32 for the
     /// bounds used here.
-    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+    pub fn below(&mut self, bound: u64) -> u64 {
         ((self.next_u64() as u128 * bound as u128) >> 64) as u64
     }
 
     /// A float in `[0, 1)`.
-    pub(crate) fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }

@@ -1,6 +1,6 @@
-//! The gateway's side of one leeching peer-wire conversation, without sockets: what to send, what
-//! the node's answers mean, and the verdict. [`super::probe()`] drives it over TCP for an audit
-//! (a fixed set of pieces, then a verdict); the gateway's piece reads drive it in *read mode*
+//! The leecher's side of one peer-wire conversation with a node, without sockets: what to send,
+//! what the node's answers mean, and the verdict. The gateway's audit probe drives it over TCP
+//! (a fixed set of pieces, then a verdict); piece reads ([`crate::read`]) drive it in *read mode*
 //! ([`Exchange::reader`]): pieces are added as the read needs them ([`Exchange::want`]), each
 //! verified piece is handed over ([`Exchange::take_completed`]), and only a failure ends it.
 //!
