@@ -26,6 +26,8 @@ pub struct GatewayProcess {
     pub config: Config,
     pub api_addr: SocketAddr,
     pub control_addr: SocketAddr,
+    /// Flags added to `serve --config` at every start, as an operator's command line would.
+    pub serve_args: Vec<String>,
     binary: PathBuf,
     child: Option<Child>,
     starts: u32,
@@ -77,6 +79,7 @@ impl GatewayProcess {
                 .parse()
                 .expect("control address"),
             config,
+            serve_args: Vec::new(),
             binary: workspace_binary("raidtorrent-tracker", "raidtorrent-tracker"),
             child: None,
             starts: 0,
@@ -112,6 +115,7 @@ impl GatewayProcess {
         let child = Command::new(&self.binary)
             .args(["serve", "--config"])
             .arg(self.dir.join("gateway.toml"))
+            .args(&self.serve_args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -139,6 +143,11 @@ impl GatewayProcess {
             None => Api::new(self.api_addr),
             Some(cert) => Api::tls(self.api_addr, &cert),
         }
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL: nothing is flushed, no node is told. Waits for the process.

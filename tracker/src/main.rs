@@ -150,6 +150,10 @@ struct ServeArgs {
     /// Directory for staged shards and the master key (overrides objects.data_dir).
     #[arg(long, env = "RAIDTORRENT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Carry no object bytes: refuse object PUT/GET and S3 uploads, copies and reads, so clients
+    /// store with `raidtorrent-peer put/get` (objects.data_path = false).
+    #[arg(long, env = "RAIDTORRENT_NO_DATA_PATH")]
+    no_data_path: bool,
     /// Serve the control listener, the HTTP tracker and the object API over TLS (tls.enabled).
     #[arg(long, env = "RAIDTORRENT_TLS")]
     tls: bool,
@@ -297,6 +301,9 @@ fn read_config(args: &ServeArgs) -> Result<Config> {
     }
     if let Some(v) = &args.data_dir {
         config.objects.data_dir = v.clone();
+    }
+    if args.no_data_path {
+        config.objects.data_path = false;
     }
     config.tls.enabled |= args.tls;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {

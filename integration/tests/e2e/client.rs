@@ -4,15 +4,18 @@
 //! processes, and the client binary run as a user would; the gateway's database, logs and data
 //! folder are then searched for the plaintext and the data keys.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use raidtorrent_codec::{Geometry, DEFAULT_SEGMENT_TARGET};
 use raidtorrent_integration::process::{GatewayProcess, ProcessNode, API_KEY};
-use raidtorrent_testkit::{files_under, peer_binary, random_bytes, wait_until};
+use raidtorrent_testkit::{files_under, peer_binary, random_bytes, wait_until, Rng};
+use raidtorrent_tracker::config::Config;
 
 const BUCKET: &str = "own-keys";
 const K: u16 = 4;
@@ -29,14 +32,25 @@ struct ClientCloud {
 
 impl ClientCloud {
     async fn start(n: usize) -> ClientCloud {
+        Self::start_with(n, |_| {}, &[]).await
+    }
+
+    /// As [`ClientCloud::start`], with `tweak` applied to the gateway's configuration and
+    /// `serve_args` on its command line.
+    async fn start_with(
+        n: usize,
+        tweak: impl FnOnce(&mut Config),
+        serve_args: &[&str],
+    ) -> ClientCloud {
         let dir = tempfile::tempdir().unwrap();
-        let mut gw = GatewayProcess::new(dir.path(), |_| {});
+        let mut gw = GatewayProcess::new(dir.path(), tweak);
+        gw.serve_args = serve_args.iter().map(|a| a.to_string()).collect();
         let nodes: Vec<ProcessNode> = (0..n)
             .map(|i| ProcessNode::start(&gw, &format!("node-{i}"), &format!("zone-{}", i % 3)))
             .collect();
         gw.start().await;
         let client = dir.path().join("client");
-        std::fs::create_dir_all(&client).unwrap();
+        std::fs::create_dir_all(client.join("tmp")).unwrap();
         let c = ClientCloud {
             gw,
             nodes,
@@ -69,16 +83,29 @@ impl ClientCloud {
     /// Runs the client binary with `args` (its gateway, API key and keyring set), off the
     /// runtime's threads.
     async fn peer(&self, args: &[&str]) -> Output {
+        let mut cmd = self.peer_command(args);
+        tokio::task::spawn_blocking(move || cmd.output().expect("raidtorrent-peer runs"))
+            .await
+            .unwrap()
+    }
+
+    /// The client binary's command line, its temporary folders under the client's `tmp`.
+    fn peer_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(peer_binary());
         cmd.args(args)
             .env("RT_GATEWAY", format!("http://{}", self.gw.api_addr))
             .env("RT_API_KEY", API_KEY)
             .env("RT_LOG_FORMAT", "text")
             .env("XDG_CONFIG_HOME", self.client.join("config"))
-            .env("HOME", &self.client);
-        tokio::task::spawn_blocking(move || cmd.output().expect("raidtorrent-peer runs"))
-            .await
-            .unwrap()
+            .env("HOME", &self.client)
+            .env("TMPDIR", self.client.join("tmp"));
+        cmd
+    }
+
+    /// What the client left in its temporary folder.
+    fn client_tmp(&self) -> Vec<PathBuf> {
+        let entries = std::fs::read_dir(self.client.join("tmp")).unwrap();
+        entries.map(|e| e.unwrap().path()).collect()
     }
 
     /// `put FILE BUCKET/KEY --json`: the capability.
@@ -97,13 +124,19 @@ impl ClientCloud {
 
     /// `get WHAT -o FILE`: the bytes, or the failed run.
     async fn get(&self, what: &str, extra: &[&str]) -> Result<Vec<u8>, Output> {
+        let file = self.get_file(what, extra).await?;
+        Ok(std::fs::read(file).unwrap())
+    }
+
+    /// `get WHAT -o FILE`: the file written, or the failed run.
+    async fn get_file(&self, what: &str, extra: &[&str]) -> Result<PathBuf, Output> {
         let out_file = self.client.join("read-back");
         let _ = std::fs::remove_file(&out_file);
         let mut args = vec!["get", what, "-o", out_file.to_str().unwrap()];
         args.extend(extra);
         let out = self.peer(&args).await;
         match out.status.success() {
-            true => Ok(std::fs::read(&out_file).unwrap()),
+            true => Ok(out_file),
             false => Err(out),
         }
     }
@@ -152,6 +185,57 @@ impl ClientCloud {
         )
         .await;
     }
+}
+
+/// Bytes the process `pid` has read and written through system calls so far (`rchar` +
+/// `wchar` of `/proc/<pid>/io`): sockets and files alike.
+fn io_bytes(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("reading /proc/<pid>/io");
+    text.lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(k, _)| *k == "rchar" || *k == "wchar")
+        .map(|(_, v)| v.trim().parse::<u64>().expect("a byte count"))
+        .sum()
+}
+
+/// Writes `len` bytes of the test RNG's stream seeded with `seed` to `path`, a MiB at a time.
+fn write_random(path: &Path, len: u64, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut out = BufWriter::new(File::create(path).unwrap());
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(1 << 20);
+        out.write_all(&rng.bytes(n as usize)).unwrap();
+        left -= n;
+    }
+    out.flush().unwrap();
+}
+
+/// Whether two files hold the same bytes, read a MiB at a time.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (mut a, mut b) = (File::open(a).unwrap(), File::open(b).unwrap());
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = read_full(&mut a, &mut x);
+        let m = read_full(&mut b, &mut y);
+        if n != m || x[..n] != y[..m] {
+            return false;
+        }
+        if n == 0 {
+            return true;
+        }
+    }
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> usize {
+    let mut at = 0;
+    while at < buf.len() {
+        match f.read(&mut buf[at..]).unwrap() {
+            0 => break,
+            n => at += n,
+        }
+    }
+    at
 }
 
 fn stderr(out: &Output) -> String {
@@ -275,4 +359,133 @@ async fn bad_capabilities_and_an_unreachable_cloud_fail_with_their_exit_codes() 
     c.gw.kill();
     let failed = c.get(&cap, &[]).await.unwrap_err();
     assert_eq!(failed.status.code(), Some(3), "{}", stderr(&failed));
+}
+
+/// A 300 MiB object through a gateway whose own data path is off: the gateway refuses its PUT
+/// and GET, and while the client stores the object and reads it back the gateway reads and
+/// writes (sockets and files together) under 5% of the object's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_its_data_path_the_gateway_moves_almost_none_of_a_large_objects_bytes() {
+    const SIZE: u64 = 300 << 20;
+    let started = Instant::now();
+    // Audits read pieces of the shards on purpose; they have tests of their own and are kept
+    // out of this measurement of what storing and reading cost the gateway.
+    let no_audits = |c: &mut Config| c.objects.health.audit_interval_ms = 3_600_000;
+    let c = ClientCloud::start_with(6, no_audits, &["--no-data-path"]).await;
+    let api = c.gw.api();
+    let refused = api
+        .put(BUCKET, "direct", b"through the gateway".to_vec())
+        .await;
+    assert_eq!(
+        refused.unwrap(),
+        403,
+        "a PUT through the gateway is refused"
+    );
+    assert!(
+        api.list(BUCKET).await.is_empty(),
+        "the refused PUT left nothing"
+    );
+
+    let file = c.client.join("large");
+    write_random(&file, SIZE, 300);
+    let pid = c.gw.pid().expect("the gateway runs");
+    let before = io_bytes(pid);
+    let put_started = Instant::now();
+    let cap = c.put(&file, "large").await;
+    let (put_secs, put_bytes) = (put_started.elapsed(), io_bytes(pid) - before);
+    let before = io_bytes(pid);
+    let get_started = Instant::now();
+    let back = c
+        .get_file(&cap, &[])
+        .await
+        .unwrap_or_else(|o| panic!("{}", stderr(&o)));
+    let (get_secs, get_bytes) = (get_started.elapsed(), io_bytes(pid) - before);
+    assert!(same_file(&file, &back), "read back differs");
+    eprintln!(
+        "300 MiB object: put {put_secs:.1?}, gateway moved {put_bytes} bytes; get {get_secs:.1?}, \
+         gateway moved {get_bytes} bytes; test so far {:.1?}",
+        started.elapsed()
+    );
+    assert!(
+        put_bytes < SIZE / 20,
+        "the gateway moved {put_bytes} bytes during the put"
+    );
+    assert!(
+        get_bytes < SIZE / 20,
+        "the gateway moved {get_bytes} bytes during the get"
+    );
+
+    // The object is the gateway's to list and describe, not to serve.
+    let listed = api.list(BUCKET).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["size"], SIZE);
+    assert_eq!(api.get(BUCKET, "large").await, Err(403));
+}
+
+/// Ctrl-C during a `put` whose placement is under way: the placement is cancelled at the gateway,
+/// the client's temporary shards are removed, nothing becomes visible and the copies the nodes
+/// began are dropped; the same `put` run again then stores the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_interrupted_put_cancels_its_placement_and_can_run_again() {
+    let c = ClientCloud::start(3).await;
+    let object = random_bytes(3 << 20, 11);
+    let file = c.client.join("interrupted");
+    std::fs::write(&file, &object).unwrap();
+    let target = format!("{BUCKET}/interrupted");
+
+    // Frozen nodes take the holds and never confirm, so the placement is still under way when
+    // the user gives up.
+    c.nodes.iter().for_each(|n| n.process.pause());
+    let mut put = c
+        .peer_command(&["put", file.to_str().unwrap(), &target])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("raidtorrent-peer put starts");
+    let mut lines = BufReader::new(put.stderr.take().unwrap()).lines();
+    let placing = tokio::task::block_in_place(|| {
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("placing "))
+    });
+    assert!(placing.is_some(), "put never reached its placement");
+    let pid = put.id().to_string();
+    let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(sent.success());
+    let rest: Vec<String> = tokio::task::block_in_place(|| lines.map_while(Result::ok).collect());
+    let status = tokio::task::block_in_place(|| put.wait().unwrap());
+    c.nodes.iter().for_each(|n| n.process.resume());
+    let said = rest.join("\n");
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("was cancelled"), "{said}");
+    assert!(
+        c.client_tmp().is_empty(),
+        "left behind: {:?}",
+        c.client_tmp()
+    );
+    assert!(c.gw.api().list(BUCKET).await.is_empty());
+    let nodes = &c.nodes;
+    let gw = &c.gw;
+    wait_until(
+        Duration::from_secs(60),
+        "the cancelled placement's copies dropped",
+        || async move {
+            gw.recorded().await.values().all(|s| s.is_empty())
+                && nodes.iter().all(|n| n.copies().is_empty())
+        },
+    )
+    .await;
+
+    let cap = c.put(&file, "interrupted").await;
+    let back = c
+        .get(&cap, &[])
+        .await
+        .unwrap_or_else(|o| panic!("{}", stderr(&o)));
+    assert!(back == object, "read back differs");
+    assert!(
+        c.client_tmp().is_empty(),
+        "left behind: {:?}",
+        c.client_tmp()
+    );
 }

@@ -235,6 +235,14 @@ impl Api {
         self.json(Method::GET, &path, None, Some(timeout)).await
     }
 
+    /// Cancels a placement (RT-0004 §2): its status once it ended, `failed` unless it had
+    /// already been stored.
+    pub async fn cancel(&self, placement: &str) -> Result<PlaceStatus, ClientError> {
+        let path = format!("/_place/{}", percent_encode(placement, b""));
+        let timeout = REQUEST_TIMEOUT + Duration::from_secs(FOLLOW_WAIT_SECS);
+        self.json(Method::DELETE, &path, None, Some(timeout)).await
+    }
+
     /// RT-0004 §3: a `404` (no object, or not this manifest) is [`ClientError::NoSuchObject`].
     pub async fn cap(
         &self,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use super::api::Api;
 use super::cap::Capability;
@@ -175,15 +176,21 @@ async fn dispatch(command: ClientCommand) -> Result<(), ClientError> {
 
 async fn run_put(a: PutArgs) -> Result<(), ClientError> {
     let name = put_target(&a)?;
+    let interrupt = CancellationToken::new();
+    let progress = a.common.progress();
+    let watcher = tokio::spawn(interrupt_on_signal(interrupt.clone(), progress));
     let opts = PutOptions {
         gateway: a.common.gateway()?.to_owned(),
         api_key: a.common.api_key.clone(),
         listen: a.listen,
         advertise: !a.no_listen_advertise,
-        progress: a.common.progress(),
+        progress,
+        interrupt,
     };
     let keyring = a.common.keyring()?;
-    let outcome = put::put(&opts, Input::from_arg(&a.file), &name).await?;
+    let outcome = put::put(&opts, Input::from_arg(&a.file), &name).await;
+    watcher.abort();
+    let outcome = outcome?;
     let cap = outcome.cap.encode();
     keyring.put(&name.to_string(), &cap)?;
     match a.common.json {
@@ -197,6 +204,29 @@ async fn run_put(a: PutArgs) -> Result<(), ClientError> {
         false => println!("{cap}"),
     }
     Ok(())
+}
+
+/// Cancels `interrupt` at the first SIGINT or SIGTERM, so the command undoes what it began; a
+/// second one ends the process at once.
+async fn interrupt_on_signal(interrupt: CancellationToken, progress: Progress) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    progress.note("interrupted: cleaning up (again to quit at once)");
+    interrupt.cancel();
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    std::process::exit(130);
 }
 
 /// BUCKET/KEY, or --bucket and the file's name.

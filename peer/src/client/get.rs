@@ -213,7 +213,7 @@ fn fetch_bytes(layout: &Layout, want: &Range<u64>) -> u64 {
         .plan_range(want.clone())
         .pieces(layout)
         .iter()
-        .map(|(_, p)| p.end.saturating_sub(p.start) as u64)
+        .map(|(_, p)| p.end.saturating_sub(p.start))
         .sum();
     (pieces * layout.geometry.piece_length).min(layout.k() as u64 * layout.shard_len())
 }

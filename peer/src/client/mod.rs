@@ -30,7 +30,7 @@ use cap::CapError;
 /// The exit codes of the client commands, for their `--help`.
 pub const EXIT_CODES: &str = "Exit codes: 0 success; 1 any other failure (HTTP errors, a failed \
 placement, no such object, local I/O); 2 the capability is not one or is damaged; 3 the gateway \
-could not be reached; 4 fewer than k shards could be fetched.";
+could not be reached; 4 fewer than k shards could be fetched; 130 interrupted (Ctrl-C or SIGTERM).";
 
 /// Why a client command failed, shaped by what the user does next.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,9 @@ pub enum ClientError {
         listed: usize,
         total: usize,
     },
+    /// Ctrl-C or SIGTERM: what was begun was undone, so the same command can simply run again.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -74,6 +77,7 @@ impl ClientError {
             ClientError::Capability(_) => 2,
             ClientError::Unreachable { .. } => 3,
             ClientError::NotEnoughShards { .. } => 4,
+            ClientError::Interrupted(_) => 130,
             _ => 1,
         }
     }
@@ -160,5 +164,6 @@ mod tests {
         };
         assert_eq!(unreachable.exit_code(), 3);
         assert_eq!(ClientError::NoSuchObject.exit_code(), 1);
+        assert_eq!(ClientError::Interrupted("x".into()).exit_code(), 130);
     }
 }

@@ -5,6 +5,11 @@
 //!
 //! Memory stays bounded by the codec's segments whatever the object's size; the disk holds the
 //! object's k + m shards ((k + m) / k of its size) until the command ends.
+//!
+//! An interrupted `put` (Ctrl-C, SIGTERM: [`PutOptions::interrupt`]) undoes what it began: the
+//! encoder stops at its next read, a placement already asked for is cancelled at the gateway
+//! (which leaves its shards to its collector, so nothing becomes visible), and the temporary
+//! directory is removed. Running the same `put` again starts over.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -17,6 +22,7 @@ use raidtorrent_codec::{
     encode, DataKey, Encoded, Geometry, KeyRef, ShardInfo, DEFAULT_SEGMENT_TARGET,
 };
 use ring::digest::{digest, SHA256};
+use tokio_util::sync::CancellationToken;
 
 use super::api::{Api, PlaceRequest, PlaceState, Placement, FOLLOW_WAIT_SECS};
 use super::cap::Capability;
@@ -63,6 +69,8 @@ pub struct PutOptions {
     /// Name the listener in the placement so nodes may dial it (off behind NAT).
     pub advertise: bool,
     pub progress: Progress,
+    /// Cancelled when the user interrupts the command.
+    pub interrupt: CancellationToken,
 }
 
 /// What a successful `put` made.
@@ -90,7 +98,7 @@ pub async fn put(
     let policy = api.bucket(&name.bucket).await?.policy;
     let key = DataKey::generate().map_err(|e| ClientError::Other(e.into()))?;
     let dir = ClientSession::dir()?;
-    let object = encode_into(dir.path(), input, policy.k, policy.m, &key, opts.progress).await?;
+    let object = encode_into(dir.path(), input, policy.k, policy.m, &key, opts).await?;
     let session = ClientSession::start(dir, opts.listen).await?;
     let placed = place_and_seed(&api, &session, &object, name, opts).await;
     session.stop().await;
@@ -115,22 +123,29 @@ async fn encode_into(
     k: u16,
     m: u16,
     key: &DataKey,
-    progress: Progress,
+    opts: &PutOptions,
 ) -> Result<EncodedObject, ClientError> {
     let total = match &input {
         Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
         Input::Stdin => None,
     };
     let count = Counter::default();
-    let reporter = progress.start("encode", total, {
+    let reporter = opts.progress.start("encode", total, {
         let count = count.clone();
         move || count.load(Ordering::Relaxed)
     });
     let fingerprint = key.fingerprint();
-    let (dir, key) = (dir.to_owned(), key.clone());
-    let job = tokio::task::spawn_blocking(move || encode_files(&dir, &input, k, m, &key, count));
+    let (dir, key, interrupt) = (dir.to_owned(), key.clone(), opts.interrupt.clone());
+    let job = tokio::task::spawn_blocking(move || {
+        encode_files(&dir, &input, k, m, &key, count, interrupt)
+    });
     let result = job.await.context("the encoder thread panicked");
     reporter.finish().await;
+    if opts.interrupt.is_cancelled() {
+        return Err(ClientError::Interrupted(
+            "nothing was sent to the gateway; the shards encoded so far were removed".into(),
+        ));
+    }
     let (encoded, infos) = result??;
     let manifest = encoded
         .manifest(KeyRef::Client { fingerprint }, &infos)
@@ -150,6 +165,7 @@ fn encode_files(
     m: u16,
     key: &DataKey,
     count: Counter,
+    interrupt: CancellationToken,
 ) -> anyhow::Result<(Encoded, Vec<ShardInfo>)> {
     let (reader, size) = input.open().context("opening the input")?;
     let geometry = Geometry::choose(k, m, DEFAULT_SEGMENT_TARGET, size)?;
@@ -162,7 +178,10 @@ fn encode_files(
         .collect::<io::Result<Vec<_>>>()
         .context("creating shard files")?;
     let reader = CountingRead {
-        inner: reader,
+        inner: Interruptible {
+            inner: reader,
+            interrupt,
+        },
         count,
     };
     let encoded = encode(geometry, key, reader, &mut outs)?;
@@ -193,6 +212,39 @@ async fn place_and_seed(
         peers.iter().map(|p| p.to_string()).collect(),
     );
     let placement = api.place(name, &request).await?;
+    let id = placement.placement.clone();
+    let seeded = seed_and_follow(api, session, object, name, placement, opts);
+    tokio::select! {
+        biased;
+        () = opts.interrupt.cancelled() => cancel(api, &id).await,
+        done = seeded => done,
+    }
+}
+
+/// The user interrupted a placement: the gateway cancels it and its shards leave the nodes. One
+/// that had already been stored stands, and the command ends as if not interrupted.
+async fn cancel(api: &Api, placement: &str) -> Result<(), ClientError> {
+    match api.cancel(placement).await {
+        Ok(status) if status.state == PlaceState::Stored => Ok(()),
+        Ok(_) => Err(ClientError::Interrupted(format!(
+            "placement {placement} was cancelled: nothing was stored, and the nodes drop its shards"
+        ))),
+        Err(e) => Err(ClientError::Interrupted(format!(
+            "placement {placement} could not be cancelled ({e}); it fails on its own once its \
+             holds time out, and its shards are then dropped"
+        ))),
+    }
+}
+
+/// Seeds every shard to the nodes the placement names and follows it to its end.
+async fn seed_and_follow(
+    api: &Api,
+    session: &ClientSession,
+    object: &EncodedObject,
+    name: &ObjectName,
+    placement: Placement,
+    opts: &PutOptions,
+) -> Result<(), ClientError> {
     check_placement(&placement, &object.infos)?;
     opts.progress.note(format_args!(
         "placing {name}: placement {}, {} shards x {} copies",
@@ -200,10 +252,61 @@ async fn place_and_seed(
         placement.shards.len(),
         placement.copies
     ));
-    for (info, shard) in object.infos.iter().zip(&placement.shards) {
-        seed(session, info, parse_nodes(&shard.nodes)).await?;
+    let copies = u64::from(placement.copies);
+    let total: u64 = object.infos.iter().map(|i| i.length * copies).sum();
+    let seeding = opts
+        .progress
+        .start("seed", Some(total), uploaded(session, &object.infos, total));
+    let confirmed = Counter::default();
+    let confirming = opts.progress.start("confirm", Some(total), {
+        let confirmed = confirmed.clone();
+        move || confirmed.load(Ordering::Relaxed)
+    });
+    let followed = async {
+        for (info, shard) in object.infos.iter().zip(&placement.shards) {
+            seed(session, info, parse_nodes(&shard.nodes)).await?;
+        }
+        follow(api, session, object, placement, &confirmed, opts).await
     }
-    follow(api, session, object, placement, opts).await
+    .await;
+    seeding.finish().await;
+    confirming.finish().await;
+    followed
+}
+
+/// Bytes the client has sent the nodes so far, at most `total`.
+fn uploaded(
+    session: &ClientSession,
+    infos: &[ShardInfo],
+    total: u64,
+) -> impl Fn() -> u64 + Send + 'static {
+    let engine = session.engine.clone();
+    let hashes: Vec<_> = infos.iter().map(ShardInfo::info_hash).collect();
+    move || {
+        let sent: u64 = hashes
+            .iter()
+            .flat_map(|ih| engine.transfers(ih))
+            .map(|t| t.up)
+            .sum();
+        sent.min(total)
+    }
+}
+
+/// A reader that fails once the user interrupted the command, so the encoder stops at its next
+/// read.
+struct Interruptible<R> {
+    inner: R,
+    interrupt: CancellationToken,
+}
+
+impl<R: Read> Read for Interruptible<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.interrupt.is_cancelled() {
+            // Not `ErrorKind::Interrupted`, which readers retry.
+            return Err(io::Error::other("interrupted"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// The answer must name the shards asked for, in order.
@@ -246,16 +349,19 @@ async fn follow(
     session: &ClientSession,
     object: &EncodedObject,
     placement: Placement,
+    confirmed_bytes: &Counter,
     opts: &PutOptions,
 ) -> Result<(), ClientError> {
     let mut known: Vec<Vec<String>> = placement.shards.iter().map(|s| s.nodes.clone()).collect();
     loop {
         let status = api.follow(&placement.placement, FOLLOW_WAIT_SECS).await?;
-        let confirmed: u64 = status.shards.iter().map(|s| u64::from(s.confirmed)).sum();
-        let wanted = status.shards.len() as u64 * u64::from(status.copies);
-        opts.progress.note(format_args!(
-            "placing: {confirmed} of {wanted} copies confirmed"
-        ));
+        let confirmed: u64 = status
+            .shards
+            .iter()
+            .zip(&object.infos)
+            .map(|(s, i)| u64::from(s.confirmed) * i.length)
+            .sum();
+        confirmed_bytes.store(confirmed, Ordering::Relaxed);
         match status.state {
             PlaceState::Stored => return Ok(()),
             PlaceState::Failed => {
@@ -354,8 +460,17 @@ mod tests {
         let shards = tempfile::tempdir().unwrap();
         let key = DataKey::generate().unwrap();
         let count = Counter::default();
-        let (encoded, infos) =
-            encode_files(shards.path(), &Input::File(src), 2, 1, &key, count.clone()).unwrap();
+        let never = CancellationToken::new();
+        let (encoded, infos) = encode_files(
+            shards.path(),
+            &Input::File(src.clone()),
+            2,
+            1,
+            &key,
+            count.clone(),
+            never,
+        )
+        .unwrap();
         assert_eq!(count.load(Ordering::Relaxed), 90_000);
         assert_eq!(encoded.layout.size, 90_000);
         for info in &infos {
@@ -365,5 +480,19 @@ mod tests {
             assert_eq!(len, info.length);
         }
         assert_eq!(std::fs::read_dir(shards.path()).unwrap().count(), 3);
+
+        let interrupted = CancellationToken::new();
+        interrupted.cancel();
+        let e = encode_files(
+            shards.path(),
+            &Input::File(src),
+            2,
+            1,
+            &key,
+            Counter::default(),
+            interrupted,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("interrupted"), "{e:#}");
     }
 }

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `POST /_place/<bucket>/<key>` (JSON: manifest, shards, peers) | 202, the `PlacementStatus` once the first nodes are asked |
 //! | `GET /_place/<placement>?wait=<seconds>` | 200, the `PlacementStatus`, when it changed or after `wait` |
+//! | `DELETE /_place/<placement>` | 200, the `PlacementStatus` once it ended: `failed` (cancelled, nothing visible) or `stored` |
 //! | `GET /_cap/<bucket>/<key>?manifest=<hex>` (no authentication) | 200, the manifest and each shard's info dict and holders; 404 for any mismatch |
 
 use std::net::SocketAddr;
@@ -55,8 +56,14 @@ pub async fn place(
             let status = gw.placement(id, wait.min(MAX_WAIT)).await?;
             Ok(respond::json(StatusCode::OK, &status))
         }
+        ("DELETE", _) => {
+            let status = gw.cancel_placement(rest.trim_start_matches('/')).await?;
+            Ok(respond::json(StatusCode::OK, &status))
+        }
         _ => Err(GatewayError::BadRequest(
-            "use POST /_place/<bucket>/<key> or GET /_place/<placement>".into(),
+            "use POST /_place/<bucket>/<key>, GET /_place/<placement> or DELETE \
+             /_place/<placement>"
+                .into(),
         )),
     }
 }
@@ -89,7 +96,9 @@ pub async fn capability(gw: &Gateway, rest: &str, query: &str) -> Result<Respons
     Ok(respond::json(StatusCode::OK, &answer))
 }
 
-fn client_shards(body: &[u8]) -> Result<ClientShards, GatewayError> {
+/// A placement request's body (`{manifest, shards, peers}` JSON, base64 fields) as the gateway
+/// checks it.
+pub fn client_shards(body: &[u8]) -> Result<ClientShards, GatewayError> {
     let bad = |why: String| GatewayError::BadRequest(why);
     let body: PlaceBody = serde_json::from_slice(body).map_err(|e| {
         bad(format!(

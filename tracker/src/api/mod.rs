@@ -10,8 +10,12 @@
 //! | `GET /<bucket>/<key>` (optional `Range: bytes=a-b`, `a-` or `-n`) | 200, or 206 with `Content-Range`; 416 with `Content-Range: bytes */size` |
 //! | `HEAD /<bucket>/<key>` | 200 with `Content-Length`, `ETag` (SHA-256), `Last-Modified` |
 //! | `DELETE /<bucket>/<key>` | 204 |
-//! | `POST /_place/...`, `GET /_place/...`, `GET /_cap/...` | client placements and capability reads ([`client`], RT-0004) |
+//! | `POST /_place/...`, `GET /_place/...`, `DELETE /_place/...`, `GET /_cap/...` | client placements and capability reads ([`client`], RT-0004) |
 //! | `GET /_health` | 200, the health worker's `HealthStatus`: its state, what its latest plan found, repairs done, and every worker's state (`workers`) |
+//!
+//! A gateway whose data path is off (`objects.data_path = false`) answers an object's PUT and GET
+//! with 403 `DataPathOff` before reading the body: its users store and read with
+//! `raidtorrent-peer put/get`; everything else here still answers.
 //!
 //! Every request carries `Authorization: Bearer <key>` unless the API is open (see [`ApiAuth`]).
 //! Errors are JSON, `{"error": code, "message": text}`, with the status the gateway gives the
@@ -24,6 +28,7 @@
 //! mid-download cuts the response short of its `Content-Length`, never completing it.
 
 mod client;
+pub use client::client_shards;
 pub mod parse;
 mod respond;
 
@@ -297,6 +302,7 @@ impl Api {
         S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
         B: Buf + Send + 'static,
     {
+        self.gateway.carries_data()?;
         // hyper has already refused a malformed Content-Length; chunked uploads have none.
         let size_hint = headers
             .get(header::CONTENT_LENGTH)
@@ -317,6 +323,7 @@ impl Api {
         key: &str,
         headers: &HeaderMap,
     ) -> Result<Response, GatewayError> {
+        self.gateway.carries_data()?;
         let mut ranges = headers.get_all(header::RANGE).iter();
         let range = match (ranges.next(), ranges.next()) {
             (None, _) => None,
@@ -383,6 +390,7 @@ fn route_name(method: &Method, path: &str) -> &'static str {
     if path.starts_with("/_place/") {
         return match *method {
             Method::POST => "place",
+            Method::DELETE => "cancel_placement",
             _ => "placement_status",
         };
     }

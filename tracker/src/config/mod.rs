@@ -261,6 +261,13 @@ reconcile_settle_secs = 60
 # Seconds a multipart upload (S3) may stay unfinished before the collector aborts it and its
 # parts leave the nodes.
 upload_expiry_secs = 604800
+# Whether the gateway carries object bytes itself. false: object PUT and GET on the object API,
+# and PutObject, GetObject, CopyObject and multipart uploads on the S3 API, are refused (403,
+# DataPathOff / AccessDenied) before a byte is read or staged; clients store and read with
+# `raidtorrent-peer put/get`, which encrypt and code objects on their own machine and move the
+# shards to and from the nodes (RT-0004). Listing, HEAD, DELETE, placements (/_place),
+# capability reads (/_cap), audits and repair go on (repair moves ciphertext between nodes).
+data_path = true
 
 [objects.default_policy]
 # Policy of buckets created without one: any k of k + m shards rebuild an object, every shard

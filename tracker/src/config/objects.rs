@@ -76,6 +76,11 @@ pub struct ObjectConfig {
     pub reconcile_settle_secs: u64,
     /// Seconds a multipart upload may stay unfinished before the collector aborts it.
     pub upload_expiry_secs: u64,
+    /// Whether the gateway carries object bytes itself. false: object PUT and GET, S3 uploads,
+    /// copies and reads are refused (403) and clients use `raidtorrent-peer put/get`, which code
+    /// objects on their machine; listing, HEAD, DELETE, placements, capability reads, audits and
+    /// repair go on.
+    pub data_path: bool,
     /// Audits, repair and rebalance.
     pub health: HealthSection,
     /// Small objects packed together.
@@ -113,6 +118,7 @@ impl Default for ObjectConfig {
             policy_limits: g.policy_limits,
             reconcile_settle_secs: g.reconcile_settle.as_secs(),
             upload_expiry_secs: g.upload_expiry.as_secs(),
+            data_path: g.data_path,
             health: HealthSection::from(&g.health),
             packing: PackSection::from(&g.packing),
         }
@@ -254,6 +260,7 @@ impl ObjectConfig {
             upload_expiry: Duration::from_secs(self.upload_expiry_secs),
             health: self.health.to_config(scoring),
             packing: self.packing.to_config(),
+            data_path: self.data_path,
         }
     }
 }

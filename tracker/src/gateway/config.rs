@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::model::{BucketPolicy, PolicyLimits};
+use super::{Gateway, GatewayError};
 use crate::repair::PlanConfig;
 use crate::scoring::ScoringConfig;
 
@@ -61,6 +62,10 @@ pub struct GatewayConfig {
     pub body_timeout: Duration,
     /// How small objects are packed together.
     pub packing: PackConfig,
+    /// Whether the gateway carries object bytes itself (object PUT and GET, S3 uploads, copies
+    /// and reads). Off, clients store and read with `raidtorrent-peer put/get` (RT-0004) and the
+    /// gateway only places, lists, deletes, audits and repairs.
+    pub data_path: bool,
 }
 
 /// How small objects are packed together (`pack`).
@@ -121,6 +126,18 @@ impl Default for GatewayConfig {
             queue_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             packing: PackConfig::default(),
+            data_path: true,
+        }
+    }
+}
+
+impl Gateway {
+    /// Refuses a request that would move object bytes through a gateway whose data path is off,
+    /// before anything of it is read or staged.
+    pub fn carries_data(&self) -> Result<(), GatewayError> {
+        match self.inner.config.data_path {
+            true => Ok(()),
+            false => Err(GatewayError::DataPathOff),
         }
     }
 }

@@ -43,6 +43,8 @@ pub enum GatewayError {
         "no such placement: {0} (it ended more than 10 minutes ago, or the gateway restarted)"
     )]
     NoSuchPlacement(String),
+    #[error("the placement was cancelled by its client")]
+    PlacementCancelled,
     #[error("invalid part: {0}")]
     InvalidPart(String),
     #[error("the parts must be listed in ascending order of part number")]
@@ -51,6 +53,12 @@ pub enum GatewayError {
     EntityTooSmall { part: u32, size: u64, min: u64 },
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
+    #[error(
+        "this gateway carries no object data: store and read objects with `raidtorrent-peer put` \
+         and `raidtorrent-peer get`, which code them on your machine and move them to and from \
+         the nodes"
+    )]
+    DataPathOff,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -63,6 +71,7 @@ impl GatewayError {
             GatewayError::NoSuchUpload(_) | GatewayError::NoSuchPlacement(_) => 404,
             GatewayError::PreconditionFailed(_) => 412,
             GatewayError::BucketExists(_) | GatewayError::BucketNotEmpty(_) => 409,
+            GatewayError::PlacementCancelled => 409,
             GatewayError::InvalidBucketName(_)
             | GatewayError::InvalidKey(_)
             | GatewayError::BadRequest(_)
@@ -71,7 +80,7 @@ impl GatewayError {
             | GatewayError::InvalidPart(_)
             | GatewayError::InvalidPartOrder
             | GatewayError::EntityTooSmall { .. } => 400,
-            GatewayError::PolicyNotAllowed(_) => 403,
+            GatewayError::PolicyNotAllowed(_) | GatewayError::DataPathOff => 403,
             GatewayError::TooLarge { .. } => 413,
             GatewayError::InvalidRange { .. } => 416,
             GatewayError::InsufficientNodes(_)
@@ -104,9 +113,11 @@ impl GatewayError {
             GatewayError::BucketNotEmpty(_) => "BucketNotEmpty",
             GatewayError::NoSuchUpload(_) => "NoSuchUpload",
             GatewayError::NoSuchPlacement(_) => "NoSuchPlacement",
+            GatewayError::PlacementCancelled => "PlacementCancelled",
             GatewayError::InvalidPart(_) => "InvalidPart",
             GatewayError::InvalidPartOrder => "InvalidPartOrder",
             GatewayError::EntityTooSmall { .. } => "EntityTooSmall",
+            GatewayError::DataPathOff => "DataPathOff",
             GatewayError::Internal(_) => "InternalError",
         }
     }
@@ -131,5 +142,8 @@ mod tests {
             503
         );
         assert_eq!(GatewayError::Internal("x".into()).http_status(), 500);
+        let off = GatewayError::DataPathOff;
+        assert_eq!((off.http_status(), off.code()), (403, "DataPathOff"));
+        assert!(off.to_string().contains("raidtorrent-peer put"), "{off}");
     }
 }

@@ -82,8 +82,8 @@ pub use model::{
 };
 pub use multipart::{MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use place::{
-    CapabilityRead, ClientShards, PlaceState, PlacementStatus, ShardPlacement, MAX_CLIENT_PEERS,
-    MAX_WAIT,
+    check_client_shards, CapabilityRead, ClientShards, PlaceState, PlacementStatus, ShardPlacement,
+    MAX_CLIENT_PEERS, MAX_WAIT,
 };
 pub use session::PeerSession;
 pub use worker::{WorkerState, WorkerStatus};

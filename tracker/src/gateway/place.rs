@@ -4,6 +4,11 @@
 //! every copy is confirmed, exactly as for its own uploads (`write::place_copies`). The gateway
 //! never sees a byte of the object. A read capability's holder gets the manifest and the
 //! holders' addresses back ([`Gateway::capability_read`]) and reads from the nodes.
+//!
+//! A client that gives up (its user pressed Ctrl-C) cancels its placement
+//! ([`Gateway::cancel_placement`]): the holds still out are dropped, the shards become orphans the
+//! collector removes from the nodes, and nothing becomes visible. A placement that already
+//! reached its commit is not undone: it ends `stored`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +19,7 @@ use raidtorrent_codec::{KeyRef, Manifest, Metainfo, ShardInfo};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::meta::{NewObject, StoredBody};
 use super::model::{check_key, Bucket, ObjectInfo};
@@ -66,18 +72,28 @@ pub struct PlacementStatus {
     pub object: Option<ObjectInfo>,
 }
 
+/// A placement as the gateway keeps it: its status and the token its client cancels it with.
+#[derive(Clone)]
+struct Entry {
+    status: watch::Receiver<PlacementStatus>,
+    cancel: CancellationToken,
+}
+
 /// The placements in progress or recently ended, by id.
 #[derive(Default)]
 pub(super) struct Placements {
-    by_id: Mutex<HashMap<String, watch::Receiver<PlacementStatus>>>,
+    by_id: Mutex<HashMap<String, Entry>>,
 }
 
 impl Placements {
-    fn insert(&self, id: String, rx: watch::Receiver<PlacementStatus>) {
-        self.by_id.lock().expect("placements lock").insert(id, rx);
+    fn insert(&self, id: String, entry: Entry) {
+        self.by_id
+            .lock()
+            .expect("placements lock")
+            .insert(id, entry);
     }
 
-    fn get(&self, id: &str) -> Option<watch::Receiver<PlacementStatus>> {
+    fn get(&self, id: &str) -> Option<Entry> {
         self.by_id.lock().expect("placements lock").get(id).cloned()
     }
 
@@ -97,7 +113,7 @@ pub struct CapabilityRead {
 }
 
 /// Checks a client's manifest and info dicts against each other and the bucket's policy.
-pub(super) fn check_client_shards(
+pub fn check_client_shards(
     bucket: &Bucket,
     req: &ClientShards,
     max_size: u64,
@@ -187,7 +203,12 @@ impl Gateway {
         self.inner.meta.begin_shards(&rows, unix_now()).await?;
         let id = placement_id();
         let (tx, rx) = watch::channel(first_status(&id, &b, &infos));
-        self.inner.placements.insert(id.clone(), rx.clone());
+        let cancel = CancellationToken::new();
+        let entry = Entry {
+            status: rx.clone(),
+            cancel: cancel.clone(),
+        };
+        self.inner.placements.insert(id.clone(), entry);
         let job = PlaceJob {
             gw: self.clone(),
             bucket: b,
@@ -200,7 +221,7 @@ impl Gateway {
         };
         let (started, first_round) = oneshot::channel();
         tokio::spawn(async move {
-            job.run(&tx, started).await;
+            job.run(&tx, started, &cancel).await;
             drop(turn);
             tokio::time::sleep(KEPT_AFTER_END).await;
             job.gw.inner.placements.remove(&id);
@@ -218,11 +239,7 @@ impl Gateway {
         id: &str,
         wait: Duration,
     ) -> Result<PlacementStatus, GatewayError> {
-        let mut rx = self
-            .inner
-            .placements
-            .get(id)
-            .ok_or_else(|| GatewayError::NoSuchPlacement(id.to_owned()))?;
+        let mut rx = self.placement_entry(id)?.status;
         let now = rx.borrow_and_update().clone();
         if now.state != PlaceState::Placing || wait.is_zero() {
             return Ok(now);
@@ -230,6 +247,26 @@ impl Gateway {
         let _ = tokio::time::timeout(wait.min(MAX_WAIT), rx.changed()).await;
         let latest = rx.borrow().clone();
         Ok(latest)
+    }
+
+    /// Cancels a placement for its client and answers its status once it ended (up to
+    /// [`MAX_WAIT`]): `failed` with nothing visible and its shards left to the collector, or
+    /// `stored` when it had already reached its commit. An ended placement is answered as is.
+    pub async fn cancel_placement(&self, id: &str) -> Result<PlacementStatus, GatewayError> {
+        let entry = self.placement_entry(id)?;
+        entry.cancel.cancel();
+        let mut rx = entry.status;
+        let ended = rx.wait_for(|s| s.state != PlaceState::Placing);
+        let _ = tokio::time::timeout(MAX_WAIT, ended).await;
+        let latest = rx.borrow().clone();
+        Ok(latest)
+    }
+
+    fn placement_entry(&self, id: &str) -> Result<Entry, GatewayError> {
+        self.inner
+            .placements
+            .get(id)
+            .ok_or_else(|| GatewayError::NoSuchPlacement(id.to_owned()))
     }
 
     /// The manifest and holders of a client-keyed object whose manifest hashes to `manifest`;
@@ -304,11 +341,12 @@ struct PlaceJob {
 
 impl PlaceJob {
     /// Places and commits; `started` hears once the first round's nodes are asked, or why the
-    /// placement failed before any was.
+    /// placement failed before any was. `cancel` stops it before its commit, never during.
     async fn run(
         &self,
         tx: &watch::Sender<PlacementStatus>,
         started: oneshot::Sender<Result<(), GatewayError>>,
+        cancel: &CancellationToken,
     ) {
         let policy = self.bucket.policy.placement();
         let snapshot = self.gw.inner.nodes.snapshot();
@@ -327,7 +365,11 @@ impl PlaceJob {
                 let _ = started.send(Ok(()));
             }
         };
-        let placed = place_copies(&self.gw, &policy, &self.infos, &self.peers, &mut progress).await;
+        // Dropping the holds mid-way is safe: a copy not yet recorded is left to the collector.
+        let placed = tokio::select! {
+            placed = place_copies(&self.gw, &policy, &self.infos, &self.peers, &mut progress) => placed,
+            () = cancel.cancelled() => Err(GatewayError::PlacementCancelled),
+        };
         let outcome = match placed {
             Ok(()) => self.commit().await,
             Err(e) => Err(e),

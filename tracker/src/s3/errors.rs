@@ -14,6 +14,7 @@ pub fn s3_error(e: GatewayError) -> S3Error {
         GatewayError::NoSuchKey(_) => S3ErrorCode::NoSuchKey,
         GatewayError::NoSuchUpload(_) => S3ErrorCode::NoSuchUpload,
         GatewayError::NoSuchPlacement(_) => S3ErrorCode::Custom("NoSuchPlacement".into()),
+        GatewayError::PlacementCancelled => S3ErrorCode::Custom("PlacementCancelled".into()),
         GatewayError::InvalidBucketName(_) => S3ErrorCode::InvalidBucketName,
         GatewayError::InvalidKey(_) => S3ErrorCode::KeyTooLongError,
         GatewayError::InvalidRange { .. } => S3ErrorCode::InvalidRange,
@@ -25,7 +26,7 @@ pub fn s3_error(e: GatewayError) -> S3Error {
         GatewayError::PreconditionFailed(_) => S3ErrorCode::PreconditionFailed,
         GatewayError::InvalidPart(_) => S3ErrorCode::InvalidPart,
         GatewayError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
-        GatewayError::PolicyNotAllowed(_) => S3ErrorCode::AccessDenied,
+        GatewayError::PolicyNotAllowed(_) | GatewayError::DataPathOff => S3ErrorCode::AccessDenied,
         GatewayError::Busy(_) => S3ErrorCode::SlowDown,
         GatewayError::InsufficientNodes(_) | GatewayError::Unavailable(_) => {
             S3ErrorCode::ServiceUnavailable
@@ -39,8 +40,11 @@ pub fn s3_error(e: GatewayError) -> S3Error {
     let status = match &e {
         GatewayError::InvalidKey(_) => Some(StatusCode::BAD_REQUEST),
         GatewayError::InsufficientStorage(_) => Some(StatusCode::INSUFFICIENT_STORAGE),
-        GatewayError::PolicyNotAllowed(_) => Some(StatusCode::FORBIDDEN),
+        GatewayError::PolicyNotAllowed(_) | GatewayError::DataPathOff => {
+            Some(StatusCode::FORBIDDEN)
+        }
         GatewayError::NoSuchPlacement(_) => Some(StatusCode::NOT_FOUND),
+        GatewayError::PlacementCancelled => Some(StatusCode::CONFLICT),
         _ => None,
     };
     let mut err = S3Error::with_message(code, e.to_string());
@@ -58,5 +62,18 @@ pub trait OrS3<T> {
 impl<T> OrS3<T> for Result<T, GatewayError> {
     fn or_s3(self) -> Result<T, S3Error> {
         self.map_err(s3_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gateway_without_a_data_path_answers_access_denied_and_says_what_to_use() {
+        let e = s3_error(GatewayError::DataPathOff);
+        assert_eq!(e.code(), &S3ErrorCode::AccessDenied);
+        assert_eq!(e.status_code(), Some(StatusCode::FORBIDDEN));
+        assert!(e.message().unwrap().contains("raidtorrent-peer get"));
     }
 }

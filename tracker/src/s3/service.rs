@@ -1,5 +1,7 @@
 //! Every S3 operation the gateway serves, each mapped onto the [`Gateway`]. Operations not
-//! here answer `NotImplemented` (s3s's default).
+//! here answer `NotImplemented` (s3s's default). With the gateway's data path off, the ones that
+//! move object bytes (PutObject, GetObject, CopyObject, CreateMultipartUpload, UploadPart,
+//! UploadPartCopy) answer `AccessDenied` before reading anything.
 
 use base64::Engine;
 use s3s::dto::*;
@@ -149,6 +151,7 @@ impl S3 for Front {
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> Answer<PutObjectOutput> {
+        self.gateway.carries_data().or_s3()?;
         let expected = checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
         let i = req.input;
         // Checked when the object is committed, after the body is read: a refusal before it
@@ -177,6 +180,7 @@ impl S3 for Front {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> Answer<GetObjectOutput> {
+        self.gateway.carries_data().or_s3()?;
         let i = &req.input;
         let info = self.gateway.head(&i.bucket, &i.key).await.or_s3()?;
         objects::check_conditions(&conditions!(i), &info)?;
@@ -274,6 +278,7 @@ impl S3 for Front {
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> Answer<CopyObjectOutput> {
+        self.gateway.carries_data().or_s3()?;
         let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
         may_use(&self.gateway, req.credentials.as_ref(), &src_bucket).await?;
         let i = req.input;
@@ -384,6 +389,7 @@ impl S3 for Front {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> Answer<CreateMultipartUploadOutput> {
+        self.gateway.carries_data().or_s3()?;
         let i = req.input;
         let attrs = sent_headers!(i);
         let id = self
@@ -400,6 +406,7 @@ impl S3 for Front {
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> Answer<UploadPartOutput> {
+        self.gateway.carries_data().or_s3()?;
         let expected = checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
         let i = req.input;
         check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
@@ -425,6 +432,7 @@ impl S3 for Front {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> Answer<UploadPartCopyOutput> {
+        self.gateway.carries_data().or_s3()?;
         let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
         may_use(&self.gateway, req.credentials.as_ref(), &src_bucket).await?;
         let i = req.input;

@@ -17,9 +17,11 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod data_path;
 mod errors;
 mod hostile;
 mod objects;
+mod placements;
 mod service;
 mod tls;
 

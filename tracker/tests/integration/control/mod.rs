@@ -2,7 +2,7 @@
 //! from the wire crate alone (raidtorrent-proto) over real TCP on 127.0.0.1, and by a stock
 //! BitTorrent client (python3-libtorrent) dialling the control port.
 
-mod node;
+pub(crate) mod node;
 mod security;
 mod stock;
 
