@@ -37,6 +37,7 @@ mod handshake;
 mod hello;
 mod message;
 pub mod session;
+pub mod sigv4;
 
 pub use fields::FieldError;
 pub use frame::{Frame, FrameError};

@@ -105,6 +105,26 @@ impl GatewayProcess {
         (id, v["passkey"].as_str().expect("a passkey").to_owned())
     }
 
+    /// Runs `raidtorrent-tracker s3-key ARGS` on this gateway's database and data folder (a
+    /// running gateway sees the change at once): what it printed, as JSON.
+    pub fn s3_key(&self, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(&self.binary)
+            .arg("s3-key")
+            .args(args)
+            .arg("--db")
+            .arg(&self.config.db)
+            .arg("--data-dir")
+            .arg(&self.config.objects.data_dir)
+            .output()
+            .expect("raidtorrent-tracker s3-key runs");
+        assert!(
+            out.status.success(),
+            "s3-key {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("s3-key prints JSON")
+    }
+
     /// Starts the process (killing a running one first) and waits until its API answers. Each
     /// start logs to its own file, `gateway-<n>.log`.
     pub async fn start(&mut self) {

@@ -171,6 +171,7 @@ async fn devnet_s3_key(cloud: &Cloud, dir: &Path) -> Result<(String, String)> {
         .create(
             "devnet",
             &[raidtorrent_tracker::gateway::ALL_BUCKETS.to_owned()],
+            None,
         )
         .await?;
     use std::io::Write;

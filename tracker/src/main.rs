@@ -7,7 +7,9 @@ mod shards;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use raidtorrent_tracker::cloud::{Cloud, CloudListeners, CloudSettings};
-use raidtorrent_tracker::config::{read_secret, read_secrets, Config, DEFAULT_TOML};
+use raidtorrent_tracker::config::{
+    parse_limit, parse_size, read_secret, read_secrets, Config, DEFAULT_TOML,
+};
 use raidtorrent_tracker::net::{Tls, TlsIdentity};
 use raidtorrent_tracker::registry::{unix_now, Registry};
 use raidtorrent_tracker::server::Service;
@@ -100,11 +102,31 @@ enum S3KeyAction {
         /// Buckets the key may use, comma-separated; * for every bucket.
         #[arg(long, value_delimiter = ',', default_value = "*")]
         buckets: Vec<String>,
+        /// Most bytes the key's objects may take: plain bytes or with a unit (500MB, 10GiB);
+        /// no limit without it.
+        #[arg(long, value_parser = parse_size)]
+        quota: Option<u64>,
     },
-    /// List keys (never their secrets), revoked ones with when (JSON).
+    /// List keys (never their secrets), revoked ones with when, each with its quota and the
+    /// bytes its objects take (JSON).
     List,
     /// Revoke a key: requests it signs are refused from now on.
     Revoke { access_key: String },
+    /// Set a key's quota, from its next write on: a size (500MB, 10GiB, 1048576) or none.
+    Quota {
+        access_key: String,
+        #[arg(value_name = "SIZE|none", value_parser = limit_arg)]
+        quota: Limit,
+    },
+}
+
+/// A quota as the `quota` command takes it: a size, or none for no limit (a type of its own, as
+/// clap would take an `Option` for an argument that may be left out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Limit(Option<u64>);
+
+fn limit_arg(text: &str) -> Result<Limit, raidtorrent_tracker::config::SizeError> {
+    parse_limit(text).map(Limit)
 }
 
 #[derive(clap::Args)]
@@ -405,24 +427,81 @@ async fn s3_key(db: PathBuf, data_dir: PathBuf, action: S3KeyAction) -> Result<(
         .with_context(|| format!("opening {}", db.display()))?;
     let master = open_master_key(&data_dir, registry.db()).await?;
     let keys = AccessKeys::new(Meta::new(registry.db().clone()), master);
-    let done = match action {
-        S3KeyAction::Add { owner, buckets } => {
-            keys.create(&owner, &buckets).await.map(|(k, secret)| {
-                serde_json::json!({
-                    "access_key": k.access_key,
-                    "secret_key": secret,
-                    "owner": k.owner,
-                    "buckets": k.buckets,
-                })
-            })
-        }
-        S3KeyAction::List => keys.list().await.map(|l| serde_json::json!(l)),
-        S3KeyAction::Revoke { access_key } => keys
-            .revoke(&access_key)
-            .await
-            .map(|()| serde_json::json!({ "revoked": access_key })),
-    };
+    let done = s3_key_action(&keys, action).await;
     registry.close().await;
     println!("{}", serde_json::to_string_pretty(&done?)?);
     Ok(())
+}
+
+async fn s3_key_action(
+    keys: &raidtorrent_tracker::gateway::AccessKeys,
+    action: S3KeyAction,
+) -> Result<serde_json::Value, raidtorrent_tracker::gateway::GatewayError> {
+    use serde_json::json;
+    Ok(match action {
+        S3KeyAction::Add {
+            owner,
+            buckets,
+            quota,
+        } => {
+            let (k, secret) = keys.create(&owner, &buckets, quota).await?;
+            json!({
+                "access_key": k.access_key,
+                "secret_key": secret,
+                "owner": k.owner,
+                "buckets": k.buckets,
+                "quota_bytes": k.quota_bytes,
+            })
+        }
+        S3KeyAction::List => json!(keys.list().await?),
+        S3KeyAction::Revoke { access_key } => {
+            keys.revoke(&access_key).await?;
+            json!({ "revoked": access_key })
+        }
+        S3KeyAction::Quota {
+            access_key,
+            quota: Limit(quota),
+        } => {
+            keys.set_quota(&access_key, quota).await?;
+            let used = keys.usage(&access_key).await?;
+            json!({ "access_key": access_key, "quota_bytes": quota, "used_bytes": used })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3_key(args: &[&str]) -> Result<S3KeyAction, clap::Error> {
+        let argv = ["raidtorrent-tracker", "s3-key"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Some(Command::S3Key { action, .. }) => Ok(action),
+            _ => unreachable!("the s3-key command"),
+        }
+    }
+
+    #[test]
+    fn s3_key_quotas_read_sizes_and_none() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let Ok(S3KeyAction::Add { quota, .. }) = s3_key(&["add", "alice", "--quota", "10GiB"])
+        else {
+            panic!("an add");
+        };
+        assert_eq!(quota, Some(10 << 30));
+        assert!(matches!(
+            s3_key(&["add", "alice"]),
+            Ok(S3KeyAction::Add { quota: None, .. })
+        ));
+        let quota = |size| match s3_key(&["quota", "RTA", size]) {
+            Ok(S3KeyAction::Quota { quota, .. }) => Ok(quota),
+            Ok(_) => unreachable!("a quota"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(quota("500MB").unwrap(), Limit(Some(500_000_000)));
+        assert_eq!(quota("none").unwrap(), Limit(None));
+        assert!(quota("5PB").is_err());
+        assert!(s3_key(&["quota", "RTA"]).is_err(), "the size is required");
+    }
 }

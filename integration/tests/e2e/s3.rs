@@ -35,8 +35,8 @@ fn clients_present(sections: &[&str]) -> bool {
 async fn run_clients(t: &TestCloud, sections: &[&str]) {
     let keys = t.cloud.gateway.access_keys();
     let every = [ALL_BUCKETS.to_owned()];
-    let (key, secret) = keys.create("clients", &every).await.unwrap();
-    let (revoked, revoked_secret) = keys.create("revoked", &every).await.unwrap();
+    let (key, secret) = keys.create("clients", &every, None).await.unwrap();
+    let (revoked, revoked_secret) = keys.create("revoked", &every, None).await.unwrap();
     keys.revoke(&revoked.access_key).await.unwrap();
     let work = tempfile::tempdir().unwrap();
     let endpoint = format!("http://{}", t.cloud.s3_addr.expect("the S3 API is served"));

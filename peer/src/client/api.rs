@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use raidtorrent_proto::sigv4;
 use reqwest::{Method, StatusCode};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -139,16 +140,46 @@ struct ErrorBody {
     message: String,
 }
 
+/// How the client proves to the gateway who it is (RT-0004 section 5).
+#[derive(Clone, Default)]
+pub enum Credentials {
+    /// Nothing: an open gateway, or a capability read.
+    #[default]
+    None,
+    /// An object API key, sent as a bearer token.
+    ApiKey(String),
+    /// An S3 access key: every request is signed with AWS Signature Version 4, so the secret
+    /// never leaves this machine.
+    AccessKey {
+        id: String,
+        secret: String,
+        region: String,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Names the kind and the key id, never a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::None => f.write_str("None"),
+            Credentials::ApiKey(_) => f.write_str("ApiKey(..)"),
+            Credentials::AccessKey { id, region, .. } => {
+                write!(f, "AccessKey {{ id: {id}, region: {region} }}")
+            }
+        }
+    }
+}
+
 /// One gateway's object API.
 pub struct Api {
     http: reqwest::Client,
     base: String,
-    api_key: Option<String>,
+    credentials: Credentials,
 }
 
 impl Api {
-    /// `base` is the object API URL (`http://host:port`); `api_key` goes out as a bearer token.
-    pub fn new(base: &str, api_key: Option<String>) -> Result<Self, ClientError> {
+    /// `base` is the object API URL (`http://host:port`).
+    pub fn new(base: &str, credentials: Credentials) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
@@ -156,7 +187,7 @@ impl Api {
         Ok(Api {
             http,
             base: base.trim_end_matches('/').to_owned(),
-            api_key,
+            credentials,
         })
     }
 
@@ -283,13 +314,18 @@ impl Api {
         body: Option<Vec<u8>>,
         timeout: Option<Duration>,
     ) -> Result<Vec<u8>, ClientError> {
-        let url = format!("{}{path}", self.base);
+        let url = reqwest::Url::parse(&format!("{}{path}", self.base)).map_err(|e| {
+            ClientError::Unreachable {
+                url: self.base.clone(),
+                reason: format!("not a URL: {e}"),
+            }
+        })?;
         let mut req = self
             .http
-            .request(method, &url)
+            .request(method.clone(), url.clone())
             .timeout(timeout.unwrap_or(REQUEST_TIMEOUT));
-        if let Some(key) = &self.api_key {
-            req = req.header("authorization", format!("Bearer {key}"));
+        for (name, value) in self.auth_headers(&method, &url, body.as_deref())? {
+            req = req.header(name, value);
         }
         if let Some(body) = body {
             req = req.header("content-type", "application/json").body(body);
@@ -301,6 +337,50 @@ impl Api {
             return Ok(bytes.to_vec());
         }
         Err(http_error(status, &bytes))
+    }
+
+    /// The headers that authenticate one request.
+    fn auth_headers(
+        &self,
+        method: &Method,
+        url: &reqwest::Url,
+        body: Option<&[u8]>,
+    ) -> Result<Vec<(&'static str, String)>, ClientError> {
+        let (id, secret, region) = match &self.credentials {
+            Credentials::None => return Ok(vec![]),
+            Credentials::ApiKey(key) => {
+                return Ok(vec![("authorization", format!("Bearer {key}"))])
+            }
+            Credentials::AccessKey { id, secret, region } => (id, secret, region),
+        };
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_owned(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let date = sigv4::amz_date(now);
+        let payload = sigv4::payload_sha256(body.unwrap_or_default());
+        let headers = [
+            ("host", host.as_str()),
+            ("x-amz-content-sha256", payload.as_str()),
+            ("x-amz-date", date.as_str()),
+        ];
+        let req = sigv4::Request {
+            method: method.as_str(),
+            path: url.path(),
+            query: url.query().unwrap_or(""),
+            headers: &headers,
+            payload_hash: &payload,
+        };
+        let auth = sigv4::sign(&req, id, secret, &date, region)
+            .map_err(|e| ClientError::Other(anyhow::anyhow!("signing the request: {e}")))?;
+        Ok(vec![
+            ("authorization", auth.header_value()),
+            ("x-amz-content-sha256", payload),
+            ("x-amz-date", date),
+        ])
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ClientError {

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::api::Api;
+use super::api::{Api, Credentials};
 use super::cap::Capability;
 use super::get::{self, GetOptions, Output};
 use super::keyring::Keyring;
@@ -27,8 +27,28 @@ pub struct Common {
     #[arg(long, env = "RT_GATEWAY")]
     gateway: Option<String>,
     /// Object API key, sent as `Authorization: Bearer`.
-    #[arg(long, env = "RT_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RT_API_KEY",
+        hide_env_values = true,
+        conflicts_with = "access_key"
+    )]
     api_key: Option<String>,
+    /// S3 access key id: requests are signed with it (AWS Signature Version 4) and reach only
+    /// its buckets; what it stores counts against its quota.
+    #[arg(long, env = "RT_ACCESS_KEY", requires = "secret_key")]
+    access_key: Option<String>,
+    /// The S3 access key's secret; it never leaves this machine.
+    #[arg(
+        long,
+        env = "RT_SECRET_KEY",
+        hide_env_values = true,
+        requires = "access_key"
+    )]
+    secret_key: Option<String>,
+    /// Region named in signatures (the gateway accepts any).
+    #[arg(long, env = "RT_REGION", default_value = "us-east-1")]
+    region: String,
     /// Keyring file [default: $XDG_CONFIG_HOME/raidtorrent/keyring or ~/.config/raidtorrent/keyring].
     #[arg(long, env = "RT_KEYRING")]
     keyring: Option<PathBuf>,
@@ -48,7 +68,19 @@ impl Common {
     }
 
     fn api(&self) -> Result<Api, ClientError> {
-        Api::new(self.gateway()?, self.api_key.clone())
+        Api::new(self.gateway()?, self.credentials())
+    }
+
+    fn credentials(&self) -> Credentials {
+        match (&self.api_key, &self.access_key, &self.secret_key) {
+            (Some(key), _, _) => Credentials::ApiKey(key.clone()),
+            (None, Some(id), Some(secret)) => Credentials::AccessKey {
+                id: id.clone(),
+                secret: secret.clone(),
+                region: self.region.clone(),
+            },
+            _ => Credentials::None,
+        }
     }
 
     fn keyring(&self) -> Result<Keyring, ClientError> {
@@ -181,7 +213,7 @@ async fn run_put(a: PutArgs) -> Result<(), ClientError> {
     let watcher = tokio::spawn(interrupt_on_signal(interrupt.clone(), progress));
     let opts = PutOptions {
         gateway: a.common.gateway()?.to_owned(),
-        api_key: a.common.api_key.clone(),
+        credentials: a.common.credentials(),
         listen: a.listen,
         advertise: !a.no_listen_advertise,
         progress,

@@ -24,7 +24,7 @@ use raidtorrent_codec::{
 };
 use raidtorrent_fetch::{PieceRead, Sources};
 
-use super::api::{base64_field, Api, CapAnswer};
+use super::api::{base64_field, Api, CapAnswer, Credentials};
 use super::cap::{CapError, Capability};
 use super::progress::{Counter, CountingWrite, Progress};
 use super::put::sha256;
@@ -63,7 +63,7 @@ pub struct Object {
 /// Fetches the object's manifest and holders and checks them against `cap`.
 pub async fn lookup(cap: &Capability) -> Result<Object, ClientError> {
     // No API key: `_cap` needs none, and the capability's gateway may be anyone's.
-    let api = Api::new(&cap.gateway, None)?;
+    let api = Api::new(&cap.gateway, Credentials::None)?;
     let name = ObjectName {
         bucket: cap.bucket.clone(),
         key: cap.key.clone(),

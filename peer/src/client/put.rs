@@ -24,7 +24,7 @@ use raidtorrent_codec::{
 use ring::digest::{digest, SHA256};
 use tokio_util::sync::CancellationToken;
 
-use super::api::{Api, PlaceRequest, PlaceState, Placement, FOLLOW_WAIT_SECS};
+use super::api::{Api, Credentials, PlaceRequest, PlaceState, Placement, FOLLOW_WAIT_SECS};
 use super::cap::Capability;
 use super::progress::{Counter, CountingRead, Progress};
 use super::session::{parse_nodes, ClientSession};
@@ -63,7 +63,7 @@ impl Input {
 #[derive(Debug, Clone)]
 pub struct PutOptions {
     pub gateway: String,
-    pub api_key: Option<String>,
+    pub credentials: Credentials,
     /// The client's BitTorrent listener.
     pub listen: SocketAddr,
     /// Name the listener in the placement so nodes may dial it (off behind NAT).
@@ -94,7 +94,7 @@ pub async fn put(
     input: Input,
     name: &ObjectName,
 ) -> Result<PutOutcome, ClientError> {
-    let api = Api::new(&opts.gateway, opts.api_key.clone())?;
+    let api = Api::new(&opts.gateway, opts.credentials.clone())?;
     let policy = api.bucket(&name.bucket).await?.policy;
     let key = DataKey::generate().map_err(|e| ClientError::Other(e.into()))?;
     let dir = ClientSession::dir()?;

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use super::caller::Caller;
 use super::parse::{self, Target};
 use super::respond;
 use crate::gateway::{ClientShards, Gateway, GatewayError, MAX_WAIT};
@@ -35,6 +36,7 @@ struct PlaceBody {
 /// The routes under `/_place/`: `rest` is the path after it.
 pub async fn place(
     gw: &Gateway,
+    caller: &Caller,
     method: &warp::http::Method,
     rest: &str,
     query: &str,
@@ -47,17 +49,27 @@ pub async fn place(
                     "place an object with POST /_place/<bucket>/<key>".into(),
                 ));
             };
-            let status = gw.place(&bucket, &key, client_shards(&body)?).await?;
+            if !caller.may_use(&bucket) {
+                return Err(GatewayError::AccessDenied(format!(
+                    "this access key may not use bucket {bucket}"
+                )));
+            }
+            let status = gw
+                .place(&bucket, &key, client_shards(&body)?, caller.key())
+                .await?;
             Ok(respond::json(StatusCode::ACCEPTED, &status))
         }
         ("GET", _) => {
             let id = rest.trim_start_matches('/');
+            check_owner(gw, caller, id)?;
             let wait = Duration::from_secs(query_u64(query, "wait")?.unwrap_or(0));
             let status = gw.placement(id, wait.min(MAX_WAIT)).await?;
             Ok(respond::json(StatusCode::OK, &status))
         }
         ("DELETE", _) => {
-            let status = gw.cancel_placement(rest.trim_start_matches('/')).await?;
+            let id = rest.trim_start_matches('/');
+            check_owner(gw, caller, id)?;
+            let status = gw.cancel_placement(id).await?;
             Ok(respond::json(StatusCode::OK, &status))
         }
         _ => Err(GatewayError::BadRequest(
@@ -66,6 +78,19 @@ pub async fn place(
                 .into(),
         )),
     }
+}
+
+/// An access key follows and cancels only its own placements; the operator any.
+fn check_owner(gw: &Gateway, caller: &Caller, id: &str) -> Result<(), GatewayError> {
+    let Some(key) = caller.key() else {
+        return Ok(());
+    };
+    if gw.placement_owner(id)?.as_deref() == Some(key.access_key.as_str()) {
+        return Ok(());
+    }
+    Err(GatewayError::AccessDenied(
+        "this placement was not started with this access key".into(),
+    ))
 }
 
 /// `GET /_cap/<bucket>/<key>?manifest=<hex>`: `rest` is the path after `/_cap`.

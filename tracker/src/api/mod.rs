@@ -17,7 +17,10 @@
 //! with 403 `DataPathOff` before reading the body: its users store and read with
 //! `raidtorrent-peer put/get`; everything else here still answers.
 //!
-//! Every request carries `Authorization: Bearer <key>` unless the API is open (see [`ApiAuth`]).
+//! Every request carries `Authorization: Bearer <key>` unless the API is open (see [`ApiAuth`]),
+//! or is signed with an S3 access key (AWS Signature Version 4, service `s3`, any region): such
+//! a request reaches only the key's buckets, its writes count against the key's quota, and its
+//! body must match its `x-amz-content-sha256` ([`Caller`], RT-0004 section 5).
 //! Errors are JSON, `{"error": code, "message": text}`, with the status the gateway gives the
 //! error ([`GatewayError::http_status`]); requests the API cannot parse get 400 and say why.
 //! A request for several byte ranges gets the whole object (200): multipart answers are not made.
@@ -27,7 +30,9 @@
 //! that breaks off mid-upload fails the PUT (400) and nothing becomes visible; a read that fails
 //! mid-download cuts the response short of its `Content-Length`, never completing it.
 
+mod caller;
 mod client;
+pub use caller::{Caller, MAX_SKEW_SECS};
 pub use client::client_shards;
 pub mod parse;
 mod respond;
@@ -45,7 +50,7 @@ use warp::path::FullPath;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use crate::gateway::{BucketPolicy, Gateway, GatewayError};
+use crate::gateway::{BucketPolicy, Gateway, GatewayError, PutAttrs};
 use crate::metrics::metrics;
 use parse::{RangeAnswer, Target};
 
@@ -178,49 +183,58 @@ impl Api {
             };
             return result.unwrap_or_else(|e| respond::gateway_error(&e));
         }
-        if !self.auth.allows(&headers) {
-            let mut res = respond::error(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "send a valid API key as `Authorization: Bearer <key>`",
-            );
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return res;
-        }
-        // Bucket names start with a letter or digit, so this path names no bucket.
-        if path == "/_health" {
-            return if method == Method::GET {
-                respond::json(StatusCode::OK, &self.gateway.health_status())
-            } else {
-                let mut res = respond::error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "MethodNotAllowed",
-                    &format!("{method} is not supported on the health report; use GET"),
-                );
-                res.headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("GET"));
-                res
+        let caller =
+            match caller::identify(&self.auth, &self.gateway, &method, path, query, &headers).await
+            {
+                Ok(caller) => caller,
+                Err(refusal) => return refusal,
             };
+        if path == "/_health" {
+            return self.health(&method, &caller);
         }
         if let Some(rest) = path.strip_prefix("/_place/") {
-            return self.place(&method, rest, query, body).await;
+            return self.place(&caller, &method, rest, query, body).await;
         }
         let target = match parse::target(path) {
             Ok(t) => t,
             Err(e) => return respond::bad_request(&e),
         };
-        let result = match (&method, target) {
-            (&Method::GET, Target::Root) => self.buckets().await,
-            (&Method::PUT, Target::Bucket(b)) => self.create_bucket(&b, body).await,
+        if let Some(bucket) = target.bucket().filter(|b| !caller.may_use(b)) {
+            return caller::denied(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                &format!("this access key may not use bucket {bucket}"),
+            );
+        }
+        self.route(&caller, &method, target, query, &headers, body)
+            .await
+            .unwrap_or_else(|e| respond::gateway_error(&e))
+    }
+
+    async fn route<S, B>(
+        &self,
+        caller: &Caller,
+        method: &Method,
+        target: Target,
+        query: &str,
+        headers: &HeaderMap,
+        body: S,
+    ) -> Result<Response, GatewayError>
+    where
+        S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+        B: Buf + Send + 'static,
+    {
+        match (method, target) {
+            (&Method::GET, Target::Root) => self.buckets(caller).await,
+            (&Method::PUT, Target::Bucket(b)) => self.create_bucket(caller, &b, body).await,
             (&Method::GET, Target::Bucket(b)) => self.list(&b, query).await,
             (&Method::HEAD, Target::Bucket(b)) => self
                 .gateway
                 .list(&b, "", None, 1)
                 .await
                 .map(|_| respond::empty(StatusCode::OK)),
-            (&Method::PUT, Target::Object(b, k)) => self.put(&b, &k, &headers, body).await,
-            (&Method::GET, Target::Object(b, k)) => self.get(&b, &k, &headers).await,
+            (&Method::PUT, Target::Object(b, k)) => self.put(caller, &b, &k, headers, body).await,
+            (&Method::GET, Target::Object(b, k)) => self.get(&b, &k, headers).await,
             (&Method::HEAD, Target::Object(b, k)) => self.gateway.head(&b, &k).await.map(|info| {
                 let mut res = respond::empty(StatusCode::OK);
                 respond::object_headers(&mut res, &info, info.size);
@@ -231,42 +245,80 @@ impl Api {
                 .delete(&b, &k)
                 .await
                 .map(|()| respond::empty(StatusCode::NO_CONTENT)),
-            (_, target) => Ok(not_allowed(&method, &target)),
-        };
-        result.unwrap_or_else(|e| respond::gateway_error(&e))
+            (_, target) => Ok(not_allowed(method, &target)),
+        }
     }
 
-    async fn place<S, B>(&self, method: &Method, rest: &str, query: &str, body: S) -> Response
+    /// The health report, for the operator only.
+    fn health(&self, method: &Method, caller: &Caller) -> Response {
+        if caller.key().is_some() {
+            return caller::denied(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "the health report is for the operator's API keys",
+            );
+        }
+        if method == Method::GET {
+            return respond::json(StatusCode::OK, &self.gateway.health_status());
+        }
+        let mut res = respond::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            &format!("{method} is not supported on the health report; use GET"),
+        );
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+        res
+    }
+
+    async fn place<S, B>(
+        &self,
+        caller: &Caller,
+        method: &Method,
+        rest: &str,
+        query: &str,
+        body: S,
+    ) -> Response
     where
         S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
         B: Buf + Send + 'static,
     {
         let body = match *method {
-            Method::POST => match read_small(body, client::MAX_PLACE_BODY, "a placement").await {
-                Ok(b) => Some(b),
-                Err(e) => return respond::gateway_error(&e),
-            },
+            Method::POST => {
+                let read = read_small(body, client::MAX_PLACE_BODY, "a placement").await;
+                match read.and_then(|b| caller.check_body(&b).map(|()| b)) {
+                    Ok(b) => Some(b),
+                    Err(e) => return respond::gateway_error(&e),
+                }
+            }
             _ => None,
         };
-        client::place(&self.gateway, method, rest, query, body)
+        client::place(&self.gateway, caller, method, rest, query, body)
             .await
             .unwrap_or_else(|e| respond::gateway_error(&e))
     }
 
-    async fn buckets(&self) -> Result<Response, GatewayError> {
-        let buckets = self.gateway.buckets().await?;
+    async fn buckets(&self, caller: &Caller) -> Result<Response, GatewayError> {
+        let mut buckets = self.gateway.buckets().await?;
+        buckets.retain(|b| caller.may_use(&b.name));
         Ok(respond::json(
             StatusCode::OK,
             &serde_json::json!({ "buckets": buckets }),
         ))
     }
 
-    async fn create_bucket<S, B>(&self, name: &str, body: S) -> Result<Response, GatewayError>
+    async fn create_bucket<S, B>(
+        &self,
+        caller: &Caller,
+        name: &str,
+        body: S,
+    ) -> Result<Response, GatewayError>
     where
         S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
         B: Buf,
     {
         let bytes = read_small(body, MAX_POLICY_BYTES, "a bucket policy").await?;
+        caller.check_body(&bytes)?;
         let policy = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
@@ -293,6 +345,7 @@ impl Api {
 
     async fn put<S, B>(
         &self,
+        caller: &Caller,
         bucket: &str,
         key: &str,
         headers: &HeaderMap,
@@ -308,8 +361,21 @@ impl Api {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let reader = StreamReader::new(Box::pin(body.map(|chunk| chunk.map_err(io::Error::other))));
-        let info = self.gateway.put(bucket, key, reader, size_hint).await?;
+        let _quota = self.gateway.reserve_write(caller.key(), size_hint).await?;
+        let chunks = body.map(|chunk| {
+            chunk
+                .map(|mut c| c.copy_to_bytes(c.remaining()))
+                .map_err(io::Error::other)
+        });
+        let reader = StreamReader::new(Box::pin(caller.checked_stream(Box::pin(chunks))));
+        let attrs = PutAttrs {
+            placed_by: caller.key().map(|k| k.access_key.clone()),
+            ..PutAttrs::default()
+        };
+        let info = self
+            .gateway
+            .put_with(bucket, key, reader, size_hint, attrs)
+            .await?;
         let mut res = respond::json(StatusCode::OK, &info);
         if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", info.sha256)) {
             res.headers_mut().insert(header::ETAG, etag);

@@ -20,6 +20,16 @@ pub enum Target {
     Object(String, String),
 }
 
+impl Target {
+    /// The bucket the target is in, if any.
+    pub fn bucket(&self) -> Option<&str> {
+        match self {
+            Target::Root => None,
+            Target::Bucket(b) | Target::Object(b, _) => Some(b),
+        }
+    }
+}
+
 /// Splits a request path into bucket and key. The split happens before decoding, so an encoded
 /// `%2F` inside a bucket segment cannot move the boundary.
 pub fn target(path: &str) -> Result<Target, String> {

@@ -1,6 +1,7 @@
 //! S3 access keys, made and kept by the gateway: an id clients send in the clear, a secret they
-//! sign with (sealed under the master key at rest, never logged), the owner's name and the
-//! buckets the key may use.
+//! sign with (sealed under the master key at rest, never logged), the owner's name, the
+//! buckets the key may use and the most bytes its objects may take (its quota; see `quota`
+//! for how writes reserve against it).
 
 use raidtorrent_codec::{sealed, MasterKey};
 use serde::Serialize;
@@ -21,13 +22,20 @@ pub struct AccessKey {
     pub buckets: Vec<String>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// The most bytes of live objects the key may have stored; none: no limit.
+    pub quota_bytes: Option<u64>,
+    /// Bytes of the live objects the key stored.
+    pub used_bytes: u64,
 }
 
 /// A key that may sign requests now.
 #[derive(Clone)]
 pub struct ActiveKey {
+    pub access_key: String,
     pub secret: String,
     pub buckets: Vec<String>,
+    /// The most bytes of live objects the key may have stored; none: no limit.
+    pub quota_bytes: Option<u64>,
 }
 
 impl ActiveKey {
@@ -55,12 +63,13 @@ impl AccessKeys {
         AccessKeys { meta, master }
     }
 
-    /// Makes a key for `owner` scoped to `buckets` (`*`: all): the key and its secret, which
-    /// is shown this once.
+    /// Makes a key for `owner` scoped to `buckets` (`*`: all) that may store `quota_bytes`
+    /// (none: no limit): the key and its secret, which is shown this once.
     pub async fn create(
         &self,
         owner: &str,
         buckets: &[String],
+        quota_bytes: Option<u64>,
     ) -> Result<(AccessKey, String), GatewayError> {
         check_scope(owner, buckets)?;
         let access_key = format!("RT{}", random_text(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"));
@@ -76,13 +85,20 @@ impl AccessKeys {
             buckets: buckets.to_vec(),
             created_at: unix_now(),
             revoked_at: None,
+            quota_bytes,
         };
         self.meta.insert_access_key(&stored).await?;
-        Ok((public(&stored), secret))
+        Ok((public(&stored, 0), secret))
     }
 
+    /// Every key, revoked ones too, with the bytes its objects take.
     pub async fn list(&self) -> Result<Vec<AccessKey>, GatewayError> {
-        Ok(self.meta.access_keys().await?.iter().map(public).collect())
+        let used = self.meta.keys_usage().await?;
+        let keys = self.meta.access_keys().await?;
+        Ok(keys
+            .iter()
+            .map(|k| public(k, used.get(&k.access_key).copied().unwrap_or(0)))
+            .collect())
     }
 
     /// Revokes a key: requests it signs are refused from now on.
@@ -90,10 +106,29 @@ impl AccessKeys {
         if self.meta.revoke_access_key(access_key, unix_now()).await? {
             Ok(())
         } else {
-            Err(GatewayError::BadRequest(format!(
-                "no access key {access_key}"
-            )))
+            Err(GatewayError::NoSuchAccessKey(access_key.to_owned()))
         }
+    }
+
+    /// Sets a key's quota (none: no limit), from its next write on. Objects already stored stay
+    /// when the quota falls below what they take; the key then stores nothing more until it
+    /// deletes enough.
+    pub async fn set_quota(
+        &self,
+        access_key: &str,
+        quota_bytes: Option<u64>,
+    ) -> Result<(), GatewayError> {
+        if self.meta.set_key_quota(access_key, quota_bytes).await? {
+            Ok(())
+        } else {
+            Err(GatewayError::NoSuchAccessKey(access_key.to_owned()))
+        }
+    }
+
+    /// Bytes of the live objects `access_key` stored: those a listing shows, overwritten and
+    /// deleted ones no longer.
+    pub async fn usage(&self, access_key: &str) -> Result<u64, GatewayError> {
+        self.meta.key_usage(access_key).await
     }
 
     /// The secret and scope of a key that is not revoked.
@@ -109,8 +144,10 @@ impl AccessKeys {
         let secret = String::from_utf8(secret)
             .map_err(|_| GatewayError::Internal("a stored secret is not text".to_owned()))?;
         Ok(Some(ActiveKey {
+            access_key: k.access_key,
             secret,
             buckets: k.buckets,
+            quota_bytes: k.quota_bytes,
         }))
     }
 }
@@ -132,13 +169,15 @@ fn check_scope(owner: &str, buckets: &[String]) -> Result<(), GatewayError> {
     Ok(())
 }
 
-fn public(k: &StoredKey) -> AccessKey {
+fn public(k: &StoredKey, used_bytes: u64) -> AccessKey {
     AccessKey {
         access_key: k.access_key.clone(),
         owner: k.owner.clone(),
         buckets: k.buckets.clone(),
         created_at: k.created_at,
         revoked_at: k.revoked_at,
+        quota_bytes: k.quota_bytes,
+        used_bytes,
     }
 }
 
@@ -162,14 +201,16 @@ mod tests {
     #[test]
     fn a_key_allows_its_buckets_or_all() {
         let k = ActiveKey {
+            access_key: "RTA".into(),
             secret: String::new(),
             buckets: vec!["photos".into()],
+            quota_bytes: None,
         };
         assert!(k.allows("photos"));
         assert!(!k.allows("docs"));
         let all = ActiveKey {
-            secret: String::new(),
             buckets: vec![ALL_BUCKETS.into()],
+            ..k
         };
         assert!(all.allows("docs"));
         assert!(check_scope("alice", &["Bad_Name".into()]).is_err());

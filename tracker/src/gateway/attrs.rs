@@ -96,6 +96,8 @@ pub struct PutAttrs {
     pub attrs: ObjectAttrs,
     /// `Content-MD5` as sent: the upload fails with `BadDigest` unless the content matches.
     pub expect_md5: Option<[u8; 16]>,
+    /// The access key the object is stored for: it counts against that key's quota.
+    pub placed_by: Option<String>,
 }
 
 /// The MD5 of an upload, filled in when its reader reaches the end.

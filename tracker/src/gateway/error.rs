@@ -59,6 +59,22 @@ pub enum GatewayError {
          the nodes"
     )]
     DataPathOff,
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    #[error("no such access key: {0}")]
+    NoSuchAccessKey(String),
+    /// A write would take an access key past its quota (`used`: bytes of its live objects and
+    /// of its writes in progress).
+    #[error(
+        "access key {access_key} may store {quota} bytes; {used} are in use, this write needs \
+         {asked}"
+    )]
+    QuotaExceeded {
+        access_key: String,
+        quota: u64,
+        used: u64,
+        asked: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -69,6 +85,7 @@ impl GatewayError {
         match self {
             GatewayError::NoSuchBucket(_) | GatewayError::NoSuchKey(_) => 404,
             GatewayError::NoSuchUpload(_) | GatewayError::NoSuchPlacement(_) => 404,
+            GatewayError::NoSuchAccessKey(_) => 404,
             GatewayError::PreconditionFailed(_) => 412,
             GatewayError::BucketExists(_) | GatewayError::BucketNotEmpty(_) => 409,
             GatewayError::PlacementCancelled => 409,
@@ -81,6 +98,7 @@ impl GatewayError {
             | GatewayError::InvalidPartOrder
             | GatewayError::EntityTooSmall { .. } => 400,
             GatewayError::PolicyNotAllowed(_) | GatewayError::DataPathOff => 403,
+            GatewayError::QuotaExceeded { .. } | GatewayError::AccessDenied(_) => 403,
             GatewayError::TooLarge { .. } => 413,
             GatewayError::InvalidRange { .. } => 416,
             GatewayError::InsufficientNodes(_)
@@ -118,6 +136,9 @@ impl GatewayError {
             GatewayError::InvalidPartOrder => "InvalidPartOrder",
             GatewayError::EntityTooSmall { .. } => "EntityTooSmall",
             GatewayError::DataPathOff => "DataPathOff",
+            GatewayError::NoSuchAccessKey(_) => "NoSuchAccessKey",
+            GatewayError::QuotaExceeded { .. } => "QuotaExceeded",
+            GatewayError::AccessDenied(_) => "AccessDenied",
             GatewayError::Internal(_) => "InternalError",
         }
     }
@@ -145,5 +166,16 @@ mod tests {
         let off = GatewayError::DataPathOff;
         assert_eq!((off.http_status(), off.code()), (403, "DataPathOff"));
         assert!(off.to_string().contains("raidtorrent-peer put"), "{off}");
+        let over = GatewayError::QuotaExceeded {
+            access_key: "RTA".into(),
+            quota: 100,
+            used: 60,
+            asked: 50,
+        };
+        assert_eq!((over.http_status(), over.code()), (403, "QuotaExceeded"));
+        assert_eq!(
+            over.to_string(),
+            "access key RTA may store 100 bytes; 60 are in use, this write needs 50"
+        );
     }
 }

@@ -50,6 +50,7 @@ where
                     part_bucket: &run.bucket.name,
                     parts: &run.parts,
                 },
+                placed_by: tags.and_then(|t| t.put.placed_by.as_deref()),
             };
             gw.inner.meta.commit_object(&object, unix_now()).await
         }
@@ -143,7 +144,7 @@ impl PartRun {
         self.next_offset += staged.size();
         let (gw, bucket) = (self.gw.clone(), self.bucket.clone());
         self.placing.push_back(tokio::spawn(async move {
-            write::place(&gw, staged, &bucket, &key, None).await
+            write::place(&gw, staged, &bucket, &key, None, None).await
         }));
     }
 

@@ -2,6 +2,8 @@
 //! volunteer nodes, and a GET back into bytes; and the workers that keep them there.
 //!
 //! - [`model`], [`error`]: buckets, objects, policies and errors as clients see them;
+//! - `access`, `quota`: S3 access keys, and the reservations that keep their writes within
+//!   their storage quotas;
 //! - [`config`]: the object path's settings and their defaults;
 //! - [`meta`]: buckets, objects, shards and copies in SQLite;
 //! - `nodes`: one snapshot of the nodes an operation may use; scores, back-off and load;
@@ -46,6 +48,7 @@ mod nodes;
 mod pack;
 mod piece_read;
 mod place;
+mod quota;
 mod read;
 mod reconcile;
 mod repair_exec;
@@ -85,6 +88,7 @@ pub use place::{
     check_client_shards, CapabilityRead, ClientShards, PlaceState, PlacementStatus, ShardPlacement,
     MAX_CLIENT_PEERS, MAX_WAIT,
 };
+pub use quota::QuotaHold;
 pub use session::PeerSession;
 pub use worker::{WorkerState, WorkerStatus};
 
@@ -123,6 +127,8 @@ struct Inner {
     waiting_bytes: AtomicU64,
     /// Client placements in progress or recently ended.
     placements: place::Placements,
+    /// Bytes held against access keys' quotas by writes in progress.
+    quotas: quota::QuotaLedgers,
 }
 
 /// The handles of the background workers.
@@ -193,6 +199,7 @@ impl Gateway {
                 piece_bytes: AtomicU64::new(0),
                 waiting_bytes: AtomicU64::new(waiting),
                 placements: place::Placements::default(),
+                quotas: quota::QuotaLedgers::default(),
                 config,
                 meta,
                 master,
@@ -383,7 +390,8 @@ impl Gateway {
             };
             write::put_swarm(self, &b, key, source, Some(&tags)).await
         } else {
-            self.put_kept(&b, key, &head, &tags.commit()?).await
+            let by = tags.put.placed_by.as_deref();
+            self.put_kept(&b, key, &head, &tags.commit()?, by).await
         };
         if let Ok(info) = &stored {
             metrics().bytes("in", info.size);
@@ -413,6 +421,7 @@ impl Gateway {
         key: &str,
         data: &[u8],
         attrs: &ObjectAttrs,
+        placed_by: Option<&str>,
     ) -> Result<ObjectInfo, GatewayError> {
         let sha: [u8; 32] = Sha256::digest(data).into();
         let sealed = self.seal(data)?;
@@ -429,6 +438,7 @@ impl Gateway {
             } else {
                 StoredBody::Inline(&sealed)
             },
+            placed_by,
         };
         let info = self.inner.meta.commit_object(&object, unix_now()).await?;
         if waits {

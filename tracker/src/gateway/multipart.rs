@@ -13,7 +13,7 @@ use super::meta::{new_parts, part_bucket_name, NewObject, StoredBody, Upload, Up
 use super::model::{check_key, ObjectInfo};
 use super::upload;
 use super::write::{self, GroupReader, Source};
-use super::{groups, Gateway, GatewayError};
+use super::{groups, ActiveKey, Gateway, GatewayError};
 use crate::metrics::metrics;
 use crate::registry::unix_now;
 
@@ -172,6 +172,7 @@ impl Gateway {
         upload_id: &str,
         listed: &[(u32, String)],
         condition: Option<WriteCondition>,
+        by: Option<&ActiveKey>,
     ) -> Result<ObjectInfo, GatewayError> {
         let upload = self.upload(bucket, upload_id).await?;
         let recorded = self.inner.meta.upload_parts(upload_id).await?;
@@ -181,6 +182,7 @@ impl Gateway {
         if size > max {
             return Err(GatewayError::TooLarge { size, max });
         }
+        let _quota = self.reserve_write(by, Some(size)).await?;
         let mut objects = Vec::new();
         for p in &chosen {
             objects.extend(self.inner.meta.part_objects(bucket, &p.prefix).await?);
@@ -208,6 +210,7 @@ impl Gateway {
                 part_bucket: &part_bucket,
                 parts: &parts,
             },
+            placed_by: by.map(|k| k.access_key.as_str()),
         };
         let check = |now: &[UploadPart]| {
             let again = choose_parts(now, listed)?;

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::meta::{NewObject, StoredBody};
 use super::model::{check_key, Bucket, ObjectInfo};
 use super::write::{place_copies, shard_rows, Placed};
-use super::{Gateway, GatewayError};
+use super::{ActiveKey, Gateway, GatewayError};
 use crate::registry::{unix_now, NodeId};
 
 /// Most addresses a client may name as its own.
@@ -77,6 +77,8 @@ pub struct PlacementStatus {
 struct Entry {
     status: watch::Receiver<PlacementStatus>,
     cancel: CancellationToken,
+    /// The access key that started it (None: the operator).
+    owner: Option<String>,
 }
 
 /// The placements in progress or recently ended, by id.
@@ -177,18 +179,24 @@ fn placement_id() -> String {
 }
 
 impl Gateway {
-    /// Starts placing a client's shards for `bucket`/`key`; answers once the first round's nodes
-    /// are asked (or the placement failed before any was).
+    /// Starts placing a client's shards for `bucket`/`key`, for access key `by` (its quota holds
+    /// the object's size until the placement ends); answers once the first round's nodes are
+    /// asked (or the placement failed before any was).
     pub async fn place(
         &self,
         bucket: &str,
         key: &str,
         req: ClientShards,
+        by: Option<&ActiveKey>,
     ) -> Result<PlacementStatus, GatewayError> {
         let b = self.inner.meta.bucket(bucket).await?;
         check_key(key)?;
         let max = self.inner.config.max_object_size;
         let (manifest, infos) = check_client_shards(&b, &req, max)?;
+        let quota = match by {
+            Some(k) => Some(self.reserve_quota(k, manifest.layout.size).await?),
+            None => None,
+        };
         for info in &infos {
             if self.inner.meta.shard(&info.info_hash()).await?.is_some() {
                 return Err(GatewayError::BadRequest(format!(
@@ -204,9 +212,11 @@ impl Gateway {
         let id = placement_id();
         let (tx, rx) = watch::channel(first_status(&id, &b, &infos));
         let cancel = CancellationToken::new();
+        let owner = by.map(|k| k.access_key.clone());
         let entry = Entry {
             status: rx.clone(),
             cancel: cancel.clone(),
+            owner: owner.clone(),
         };
         self.inner.placements.insert(id.clone(), entry);
         let job = PlaceJob {
@@ -218,11 +228,12 @@ impl Gateway {
             size: manifest.layout.size,
             infos,
             peers: req.peers,
+            placed_by: owner,
         };
         let (started, first_round) = oneshot::channel();
         tokio::spawn(async move {
             job.run(&tx, started, &cancel).await;
-            drop(turn);
+            drop((turn, quota));
             tokio::time::sleep(KEPT_AFTER_END).await;
             job.gw.inner.placements.remove(&id);
         });
@@ -260,6 +271,11 @@ impl Gateway {
         let _ = tokio::time::timeout(MAX_WAIT, ended).await;
         let latest = rx.borrow().clone();
         Ok(latest)
+    }
+
+    /// The access key that started a placement (None: the operator).
+    pub fn placement_owner(&self, id: &str) -> Result<Option<String>, GatewayError> {
+        Ok(self.placement_entry(id)?.owner)
     }
 
     fn placement_entry(&self, id: &str) -> Result<Entry, GatewayError> {
@@ -337,6 +353,7 @@ struct PlaceJob {
     size: u64,
     infos: Vec<ShardInfo>,
     peers: Vec<SocketAddr>,
+    placed_by: Option<String>,
 }
 
 impl PlaceJob {
@@ -415,6 +432,7 @@ impl PlaceJob {
                 manifest: &self.manifest,
                 shards: &hashes,
             },
+            placed_by: self.placed_by.as_deref(),
         };
         self.gw.inner.meta.commit_object(&object, unix_now()).await
     }

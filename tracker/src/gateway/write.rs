@@ -59,7 +59,8 @@ where
                 return Err(e);
             }
         };
-        return place(gw, first, bucket, key, attrs.as_ref()).await;
+        let by = tags.and_then(|t| t.put.placed_by.as_deref());
+        return place(gw, first, bucket, key, attrs.as_ref(), by).await;
     }
     super::groups::put_grouped(gw, bucket, key, reader, first, tags).await
 }
@@ -86,16 +87,17 @@ impl Staged {
     }
 }
 
-/// Places a staged group's shards and commits it as object `bucket`/`key` (with `attrs`); the
-/// staging copies go either way.
+/// Places a staged group's shards and commits it as object `bucket`/`key` (with `attrs`, for
+/// access key `placed_by`); the staging copies go either way.
 pub(super) async fn place(
     gw: &Gateway,
     mut staged: Staged,
     bucket: &Bucket,
     key: &str,
     attrs: Option<&ObjectAttrs>,
+    placed_by: Option<&str>,
 ) -> Result<ObjectInfo, GatewayError> {
-    let result = place_staged(gw, &mut staged, bucket, key, attrs).await;
+    let result = place_staged(gw, &mut staged, bucket, key, attrs, placed_by).await;
     staged.staging.finish().await;
     result
 }
@@ -106,6 +108,7 @@ async fn place_staged(
     bucket: &Bucket,
     key: &str,
     attrs: Option<&ObjectAttrs>,
+    placed_by: Option<&str>,
 ) -> Result<ObjectInfo, GatewayError> {
     let inner = &gw.inner;
     let wrapped = inner
@@ -131,6 +134,7 @@ async fn place_staged(
             manifest: &manifest,
             shards: &hashes,
         },
+        placed_by,
     };
     let placed = seed_and_place(gw, &mut staged.staging, &bucket.policy.placement(), infos).await;
     let committed = match placed {

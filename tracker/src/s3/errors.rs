@@ -26,8 +26,12 @@ pub fn s3_error(e: GatewayError) -> S3Error {
         GatewayError::PreconditionFailed(_) => S3ErrorCode::PreconditionFailed,
         GatewayError::InvalidPart(_) => S3ErrorCode::InvalidPart,
         GatewayError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
-        GatewayError::PolicyNotAllowed(_) | GatewayError::DataPathOff => S3ErrorCode::AccessDenied,
+        GatewayError::PolicyNotAllowed(_)
+        | GatewayError::DataPathOff
+        | GatewayError::AccessDenied(_) => S3ErrorCode::AccessDenied,
         GatewayError::Busy(_) => S3ErrorCode::SlowDown,
+        GatewayError::NoSuchAccessKey(_) => S3ErrorCode::InvalidAccessKeyId,
+        GatewayError::QuotaExceeded { .. } => S3ErrorCode::Custom("QuotaExceeded".into()),
         GatewayError::InsufficientNodes(_) | GatewayError::Unavailable(_) => {
             S3ErrorCode::ServiceUnavailable
         }
@@ -40,11 +44,12 @@ pub fn s3_error(e: GatewayError) -> S3Error {
     let status = match &e {
         GatewayError::InvalidKey(_) => Some(StatusCode::BAD_REQUEST),
         GatewayError::InsufficientStorage(_) => Some(StatusCode::INSUFFICIENT_STORAGE),
-        GatewayError::PolicyNotAllowed(_) | GatewayError::DataPathOff => {
-            Some(StatusCode::FORBIDDEN)
-        }
+        GatewayError::PolicyNotAllowed(_)
+        | GatewayError::DataPathOff
+        | GatewayError::AccessDenied(_) => Some(StatusCode::FORBIDDEN),
         GatewayError::NoSuchPlacement(_) => Some(StatusCode::NOT_FOUND),
         GatewayError::PlacementCancelled => Some(StatusCode::CONFLICT),
+        GatewayError::QuotaExceeded { .. } => Some(StatusCode::FORBIDDEN),
         _ => None,
     };
     let mut err = S3Error::with_message(code, e.to_string());

@@ -4,6 +4,7 @@
 //! UploadPartCopy) answer `AccessDenied` before reading anything.
 
 use base64::Engine;
+use s3s::auth::Credentials;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
@@ -12,7 +13,7 @@ use super::checksum;
 use super::errors::OrS3;
 use super::list;
 use super::objects::{self, Conditions, SentHeaders};
-use crate::gateway::{BucketPolicy, Gateway, GatewayError, ObjectAttrs, PutAttrs};
+use crate::gateway::{ActiveKey, BucketPolicy, Gateway, GatewayError, ObjectAttrs, PutAttrs};
 
 /// Header carrying a bucket's raidtorrent policy (JSON, as the native API takes it) on
 /// CreateBucket.
@@ -77,19 +78,27 @@ fn ok<T>(output: T) -> Answer<T> {
     Ok(S3Response::new(output))
 }
 
-#[async_trait::async_trait]
-impl S3 for Front {
-    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Answer<ListBucketsOutput> {
-        let creds = req.credentials.as_ref();
-        let key = match creds {
+impl Front {
+    /// The access key that signed a request: its writes are recorded as its own and count
+    /// against its quota.
+    async fn signer(&self, creds: Option<&Credentials>) -> S3Result<Option<ActiveKey>> {
+        match creds {
             Some(c) => self
                 .gateway
                 .access_keys()
                 .active(&c.access_key)
                 .await
-                .or_s3()?,
-            None => None,
-        };
+                .or_s3(),
+            None => Ok(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Front {
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> Answer<ListBucketsOutput> {
+        let creds = req.credentials.as_ref();
+        let key = self.signer(creds).await?;
         let buckets = self.gateway.buckets().await.or_s3()?;
         let buckets = buckets
             .into_iter()
@@ -157,19 +166,26 @@ impl S3 for Front {
         // Checked when the object is committed, after the body is read: a refusal before it
         // would leave the body on a connection the client goes on using.
         let condition = objects::write_condition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
+        let by = self.signer(req.credentials.as_ref()).await?;
+        let len = objects::body_len(i.body.as_ref(), i.content_length);
+        let hold = self.gateway.reserve_write(by.as_ref(), len).await.or_s3()?;
         let put = PutAttrs {
             expect_md5: objects::content_md5(i.content_md5.as_deref())?,
             attrs: ObjectAttrs {
                 condition,
                 ..sent_headers!(i)
             },
+            placed_by: by.map(|k| k.access_key),
         };
-        let len = objects::body_len(i.body.as_ref(), i.content_length);
         let (body, verdict) = objects::request_reader(i.body, expected);
         let (gw, bucket, key) = (self.gateway.clone(), i.bucket, i.key);
-        let info = to_the_end(async move { gw.put_with(&bucket, &key, body, len, put).await })
-            .await
-            .map_err(|e| verdict.error_of(e))?;
+        let info = to_the_end(async move {
+            let stored = gw.put_with(&bucket, &key, body, len, put).await;
+            drop(hold);
+            stored
+        })
+        .await
+        .map_err(|e| verdict.error_of(e))?;
         ok(checksum::with_sums!(
             PutObjectOutput {
                 e_tag: Some(objects::etag(&info)),
@@ -305,15 +321,26 @@ impl S3 for Front {
                 ..source.attrs.clone()
             }
         };
+        let by = self.signer(req.credentials.as_ref()).await?;
+        let size = Some(source.size);
+        let hold = self
+            .gateway
+            .reserve_write(by.as_ref(), size)
+            .await
+            .or_s3()?;
         let put = PutAttrs {
             attrs,
             expect_md5: None,
+            placed_by: by.map(|k| k.access_key),
         };
         let reader = objects::body_reader(body);
         let (gw, bucket, key) = (self.gateway.clone(), i.bucket, i.key);
-        let size = Some(source.size);
-        let info =
-            to_the_end(async move { gw.put_with(&bucket, &key, reader, size, put).await }).await?;
+        let info = to_the_end(async move {
+            let stored = gw.put_with(&bucket, &key, reader, size, put).await;
+            drop(hold);
+            stored
+        })
+        .await?;
         ok(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(objects::etag(&info)),
@@ -486,9 +513,10 @@ impl S3 for Front {
             return Err(s3_error!(MalformedXML, "the completion lists no parts"));
         }
         let condition = objects::write_condition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
+        let by = self.signer(req.credentials.as_ref()).await?;
         let info = self
             .gateway
-            .complete_upload(&i.bucket, &i.upload_id, &listed, condition)
+            .complete_upload(&i.bucket, &i.upload_id, &listed, condition, by.as_ref())
             .await
             .or_s3()?;
         ok(CompleteMultipartUploadOutput {

@@ -3,9 +3,11 @@
 //! `GET /admin/nodes/<id>`, JSON; they name every volunteer's addresses and held shards, so
 //! nothing of them is public), `POST /admin/nodes`, `POST /admin/nodes/<id>/revoke`,
 //! `POST /admin/nodes/<id>/requalify`; and the gateway's S3 access keys: `GET /admin/s3-keys`
-//! (never the secrets), `POST /admin/s3-keys` (`{"owner", "buckets"}`: the key and its secret,
-//! shown this once), `POST /admin/s3-keys/<id>/revoke`. Node reports carry each node's score, tier and reasons,
-//! computed with the tracker's scoring configuration.
+//! (never the secrets; each key's `quota_bytes` and the `used_bytes` of its objects),
+//! `POST /admin/s3-keys` (`{"owner", "buckets", "quota_bytes"?}`: the key and its secret, shown
+//! this once), `POST /admin/s3-keys/<id>/revoke`, `POST /admin/s3-keys/<id>/quota`
+//! (`{"quota_bytes": n}`, or `null` for no limit). Node reports carry each node's score, tier
+//! and reasons, computed with the tracker's scoring configuration.
 //!
 //! Routing is done by hand on the path so announce (the hot path) costs one match and no
 //! allocation beyond the answer buffer.
@@ -390,6 +392,7 @@ async fn admin_route(t: &Tracker, token: Option<&str>, req: AdminRequest<'_>) ->
         }
         ["s3-keys"] => create_s3_key(t, body).await,
         ["s3-keys", id, "revoke"] => revoke_s3_key(t, id).await,
+        ["s3-keys", id, "quota"] => set_s3_key_quota(t, id, body).await,
         _ => not_found(),
     }
 }
@@ -399,10 +402,13 @@ async fn admin_route(t: &Tracker, token: Option<&str>, req: AdminRequest<'_>) ->
 struct CreateS3Key {
     owner: String,
     buckets: Vec<String>,
+    /// Most bytes the key's objects may take; absent or null: no limit.
+    #[serde(default)]
+    quota_bytes: Option<u64>,
 }
 
-/// `POST /admin/s3-keys` `{"owner": ..., "buckets": [...]}`: the key and its secret, shown
-/// this once.
+/// `POST /admin/s3-keys` `{"owner": ..., "buckets": [...], "quota_bytes": n}` (the quota is
+/// optional): the key and its secret, shown this once.
 async fn create_s3_key(t: &Tracker, body: &[u8]) -> Reply {
     let Some(keys) = t.access_keys() else {
         return s3_off();
@@ -411,7 +417,7 @@ async fn create_s3_key(t: &Tracker, body: &[u8]) -> Reply {
         Ok(r) => r,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
     };
-    match keys.create(&req.owner, &req.buckets).await {
+    match keys.create(&req.owner, &req.buckets, req.quota_bytes).await {
         Ok((key, secret)) => {
             tracing::info!(access_key = %key.access_key, owner = %key.owner, "S3 access key made");
             json(
@@ -421,6 +427,7 @@ async fn create_s3_key(t: &Tracker, body: &[u8]) -> Reply {
                     "secret_key": secret,
                     "owner": key.owner,
                     "buckets": key.buckets,
+                    "quota_bytes": key.quota_bytes,
                 }),
             )
         }
@@ -441,7 +448,51 @@ async fn revoke_s3_key(t: &Tracker, id: &str) -> Reply {
             tracing::info!(access_key = %id, "S3 access key revoked");
             json(StatusCode::OK, &serde_json::json!({ "revoked": id }))
         }
-        Err(GatewayError::BadRequest(m)) => json_error(StatusCode::NOT_FOUND, &m),
+        Err(e @ GatewayError::NoSuchAccessKey(_)) => {
+            json_error(StatusCode::NOT_FOUND, &e.to_string())
+        }
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetQuota {
+    /// Required, so that `{}` cannot lift a quota by mistake; null lifts it.
+    #[serde(deserialize_with = "present")]
+    quota_bytes: Option<u64>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::deserialize(d)
+}
+
+/// `POST /admin/s3-keys/<id>/quota` `{"quota_bytes": n | null}`: the key's quota and the bytes
+/// its objects take now.
+async fn set_s3_key_quota(t: &Tracker, id: &str, body: &[u8]) -> Reply {
+    let Some(keys) = t.access_keys() else {
+        return s3_off();
+    };
+    let req: SetQuota = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
+    };
+    let used = match keys.set_quota(id, req.quota_bytes).await {
+        Ok(()) => keys.usage(id).await,
+        Err(e) => Err(e),
+    };
+    let quota = req.quota_bytes;
+    match used {
+        Ok(used) => {
+            tracing::info!(access_key = %id, quota_bytes = ?quota, "S3 access key quota set");
+            let set =
+                serde_json::json!({ "access_key": id, "quota_bytes": quota, "used_bytes": used });
+            json(StatusCode::OK, &set)
+        }
+        Err(e @ GatewayError::NoSuchAccessKey(_)) => {
+            json_error(StatusCode::NOT_FOUND, &e.to_string())
+        }
+        Err(e @ GatewayError::BadRequest(_)) => json_error(StatusCode::BAD_REQUEST, &e.to_string()),
         Err(e) => internal(e),
     }
 }
@@ -486,6 +537,19 @@ mod tests {
         let refused = admin_refusal(Some("abc"), Some(basic("u:abd"))).unwrap();
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
         assert!(refused.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn a_quota_must_be_named_even_to_lift_it() {
+        let parse = |b: &str| serde_json::from_str::<SetQuota>(b);
+        assert_eq!(parse(r#"{"quota_bytes": 5}"#).unwrap().quota_bytes, Some(5));
+        assert_eq!(parse(r#"{"quota_bytes": null}"#).unwrap().quota_bytes, None);
+        assert!(parse("{}").is_err());
+        assert!(parse(r#"{"quota_bytes": -1}"#).is_err());
+        assert!(parse(r#"{"quota_bytes": 5, "used": 1}"#).is_err());
+        let made: CreateS3Key =
+            serde_json::from_str(r#"{"owner": "a", "buckets": ["*"]}"#).unwrap();
+        assert_eq!(made.quota_bytes, None);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! S3 access keys: id, secret sealed under the master key, the buckets the key may use, and
-//! whether it was revoked.
+//! S3 access keys: id, secret sealed under the master key, the buckets the key may use, its
+//! storage quota, and whether it was revoked; and the bytes each key's objects take.
+
+use std::collections::HashMap;
 
 use sqlx::Row;
 
@@ -16,19 +18,31 @@ pub struct StoredKey {
     pub buckets: Vec<String>,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// The most bytes of live objects the key may have stored; none: no limit.
+    pub quota_bytes: Option<u64>,
 }
+
+/// The columns [`key_row`] reads.
+const KEY_COLUMNS: &str = "access_key, secret_sealed, owner, buckets, created_at, revoked_at, \
+                           quota_bytes";
+
+/// The live objects a key placed: those of client buckets (internal part and pack objects are
+/// never a key's own), which a listing shows. Overwritten and deleted objects have no row.
+const PLACED_BY: &str = "FROM objects WHERE placed_by IS NOT NULL AND substr(bucket, 1, 1) <> '_'";
 
 impl Meta {
     pub async fn insert_access_key(&self, k: &StoredKey) -> Result<(), GatewayError> {
         sqlx::query(
-            "INSERT INTO s3_keys (access_key, secret_sealed, owner, buckets, created_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO s3_keys
+                 (access_key, secret_sealed, owner, buckets, created_at, quota_bytes)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&k.access_key)
         .bind(&k.secret_sealed)
         .bind(&k.owner)
         .bind(serde_json::to_string(&k.buckets).expect("names serialise"))
         .bind(k.created_at)
+        .bind(quota_col(k.quota_bytes)?)
         .execute(self.writer())
         .await?;
         Ok(())
@@ -36,23 +50,17 @@ impl Meta {
 
     /// The key `access_key`, revoked or not.
     pub async fn access_key(&self, access_key: &str) -> Result<Option<StoredKey>, GatewayError> {
-        let row = sqlx::query(
-            "SELECT access_key, secret_sealed, owner, buckets, created_at, revoked_at
-             FROM s3_keys WHERE access_key = ?",
-        )
-        .bind(access_key)
-        .fetch_optional(self.reader())
-        .await?;
+        let sql = format!("SELECT {KEY_COLUMNS} FROM s3_keys WHERE access_key = ?");
+        let row = sqlx::query(&sql)
+            .bind(access_key)
+            .fetch_optional(self.reader())
+            .await?;
         Ok(row.as_ref().map(key_row))
     }
 
     pub async fn access_keys(&self) -> Result<Vec<StoredKey>, GatewayError> {
-        let rows = sqlx::query(
-            "SELECT access_key, secret_sealed, owner, buckets, created_at, revoked_at
-             FROM s3_keys ORDER BY created_at, access_key",
-        )
-        .fetch_all(self.reader())
-        .await?;
+        let sql = format!("SELECT {KEY_COLUMNS} FROM s3_keys ORDER BY created_at, access_key");
+        let rows = sqlx::query(&sql).fetch_all(self.reader()).await?;
         Ok(rows.iter().map(key_row).collect())
     }
 
@@ -71,6 +79,48 @@ impl Meta {
         .await?;
         Ok(r.rows_affected() == 1)
     }
+
+    /// Sets (or, with none, lifts) a key's quota; false if there is no such key.
+    pub async fn set_key_quota(
+        &self,
+        access_key: &str,
+        quota_bytes: Option<u64>,
+    ) -> Result<bool, GatewayError> {
+        let r = sqlx::query("UPDATE s3_keys SET quota_bytes = ? WHERE access_key = ?")
+            .bind(quota_col(quota_bytes)?)
+            .bind(access_key)
+            .execute(self.writer())
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Bytes of the live objects `access_key` placed (0 for a key that placed none).
+    pub async fn key_usage(&self, access_key: &str) -> Result<u64, GatewayError> {
+        let sql = format!("SELECT COALESCE(SUM(size), 0) {PLACED_BY} AND placed_by = ?");
+        let used: i64 = sqlx::query_scalar(&sql)
+            .bind(access_key)
+            .fetch_one(self.reader())
+            .await?;
+        Ok(used as u64)
+    }
+
+    /// [`Meta::key_usage`] of every key that placed a live object, in one query.
+    pub async fn keys_usage(&self) -> Result<HashMap<String, u64>, GatewayError> {
+        let sql = format!("SELECT placed_by, SUM(size) AS used {PLACED_BY} GROUP BY placed_by");
+        let rows: Vec<(String, i64)> = sqlx::query_as(&sql).fetch_all(self.reader()).await?;
+        Ok(rows.into_iter().map(|(k, used)| (k, used as u64)).collect())
+    }
+}
+
+/// A quota as stored: SQLite integers are signed 64-bit.
+fn quota_col(quota: Option<u64>) -> Result<Option<i64>, GatewayError> {
+    quota
+        .map(|q| {
+            i64::try_from(q).map_err(|_| {
+                GatewayError::BadRequest(format!("a quota is at most {} bytes", i64::MAX))
+            })
+        })
+        .transpose()
 }
 
 fn key_row(r: &sqlx::sqlite::SqliteRow) -> StoredKey {
@@ -82,5 +132,8 @@ fn key_row(r: &sqlx::sqlite::SqliteRow) -> StoredKey {
         buckets: serde_json::from_str(&buckets).unwrap_or_default(),
         created_at: r.get("created_at"),
         revoked_at: r.get("revoked_at"),
+        quota_bytes: r
+            .get::<Option<i64>, _>("quota_bytes")
+            .map(|q| q.max(0) as u64),
     }
 }

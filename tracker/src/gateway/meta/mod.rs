@@ -15,6 +15,8 @@
 mod access_keys;
 mod copies;
 mod groups;
+#[cfg(test)]
+mod key_tests;
 mod keys;
 mod multipart;
 mod packs;
@@ -69,6 +71,9 @@ pub struct NewObject<'a> {
     /// Headers, metadata and ETag stored beside the bytes (none for internal objects).
     pub attrs: Option<&'a ObjectAttrs>,
     pub body: StoredBody<'a>,
+    /// The S3 access key storing the object, whose quota it counts against (none for the
+    /// operator's writes, API-key writes and internal objects).
+    pub placed_by: Option<&'a str>,
 }
 
 /// Where an object's bytes live.
@@ -321,8 +326,8 @@ pub(super) async fn commit_object_in(
     let id: i64 = sqlx::query(
         "INSERT INTO objects
                  (bucket, key, size, sha256, created_at, inline_data, inline_sealed, manifest,
-                  pack_pending, grouped, attrs)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                  pack_pending, grouped, attrs, placed_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(o.bucket)
     .bind(o.key)
@@ -335,6 +340,7 @@ pub(super) async fn commit_object_in(
     .bind(storage == Storage::Waiting)
     .bind(storage == Storage::Grouped)
     .bind(o.attrs.map(ObjectAttrs::to_json))
+    .bind(o.placed_by)
     .fetch_one(&mut **tx)
     .await?
     .get("id");

@@ -56,6 +56,7 @@ async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
         size: 10,
         sha256: &[7; 32],
         attrs: None,
+        placed_by: None,
         body: StoredBody::Swarm { manifest, shards },
     };
     m.commit_object(&swarm(b"manifest", &hashes), 2)
@@ -72,6 +73,7 @@ async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
         size: 3,
         sha256: &[8; 32],
         attrs: None,
+        placed_by: None,
         body: StoredBody::Inline(b"abc"),
     };
     let info = m.commit_object(&inline, 3).await.unwrap();
@@ -118,6 +120,7 @@ async fn a_commit_of_shards_that_are_not_pending_changes_nothing() {
         size: 10,
         sha256: &[7; 32],
         attrs: None,
+        placed_by: None,
         body: StoredBody::Swarm {
             manifest: b"m",
             shards: &[shard(9).info_hash],
@@ -150,6 +153,7 @@ async fn listing_by_prefix_in_key_order() {
             size: 1,
             sha256: &[0; 32],
             attrs: None,
+            placed_by: None,
             body: StoredBody::Inline(b"x"),
         };
         m.commit_object(&object, 1).await.unwrap();
@@ -227,6 +231,7 @@ async fn wait_for_pack(m: &Meta, key: &str, data: &[u8]) -> i64 {
         size: data.len() as u64,
         sha256: &[1; 32],
         attrs: None,
+        placed_by: None,
         body: StoredBody::Waiting(data),
     };
     let info = m.commit_object(&o, 5).await.unwrap();
@@ -264,6 +269,7 @@ async fn a_pack_lives_while_an_object_refers_to_it_and_members_always_have_their
         size: 8,
         sha256: &[9; 32],
         attrs: None,
+        placed_by: None,
         body: StoredBody::Swarm {
             manifest: b"m",
             shards: &[shard(1).info_hash],
@@ -327,6 +333,7 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
             size,
             sha256: &[n; 32],
             attrs: None,
+            placed_by: None,
             body: StoredBody::Swarm {
                 manifest: b"m",
                 shards: &[shard(n).info_hash],
@@ -345,6 +352,7 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
             size,
             sha256: &[0; 32],
             attrs: None,
+            placed_by: None,
             body: StoredBody::Grouped {
                 part_bucket: "_part.big",
                 parts,
@@ -376,6 +384,7 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
         size: 1,
         sha256: &[4; 32],
         attrs: None,
+        placed_by: None,
         body: StoredBody::Swarm {
             manifest: b"m",
             shards: &[shard(4).info_hash],
@@ -420,6 +429,7 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
                 size: 4,
                 sha256: &[n; 32],
                 attrs: None,
+                placed_by: None,
                 body: StoredBody::Swarm {
                     manifest: b"m",
                     shards: &[shard(n).info_hash],
@@ -459,6 +469,7 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
         size: 4,
         sha256: &[0; 32],
         attrs: None,
+        placed_by: None,
         body: StoredBody::Grouped {
             part_bucket: &parts.name,
             parts: &new,
