@@ -10,41 +10,8 @@
 #   SIZE_MIB=256 ROUNDS=3 BENCH_PROFILE=dev scripts/bench-client.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIZE_MIB="${SIZE_MIB:-1024}"
-ROUNDS="${ROUNDS:-2}"
-NODES="${NODES:-6}"
-case "${BENCH_PROFILE:-release}" in
-  release) flags=(--release); dir=release ;;
-  dev) flags=(); dir=debug ;;
-  *) echo "BENCH_PROFILE must be release or dev" >&2; exit 2 ;;
-esac
-command -v curl >/dev/null || { echo "bench-client: needs curl" >&2; exit 2; }
-
-cargo build "${flags[@]}" -q -p raidtorrent-tracker -p raidtorrent-peer \
-  --bin raidtorrent-tracker --bin raidtorrent-peer
-bin="$(pwd)/${CARGO_TARGET_DIR:-target}/$dir"
-work="$(mktemp -d)"
-devnet_pid=""
-cleanup() {
-  [ -n "$devnet_pid" ] && kill -INT "$devnet_pid" 2>/dev/null && wait "$devnet_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-RUST_LOG=warn "$bin/raidtorrent-tracker" devnet --dir "$work/devnet" --nodes "$NODES" \
-  --quota 16GiB --api-listen 127.0.0.1:0 --s3-listen 127.0.0.1:0 --peer-bin "$bin/raidtorrent-peer" \
-  >"$work/banner" 2>"$work/devnet.log" &
-devnet_pid=$!
-for _ in $(seq 600); do
-  grep -q "^Paste:" "$work/banner" 2>/dev/null && break
-  kill -0 "$devnet_pid" 2>/dev/null || { cat "$work/devnet.log" >&2; exit 1; }
-  sleep 0.2
-done
-api=$(awk '/object API/ {print $3; exit}' "$work/banner")
+source scripts/bench-devnet.sh
 export RT_GATEWAY="$api" RT_KEYRING="$work/keyring"
-
-head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/object"
-bytes=$((SIZE_MIB << 20))
 tick=$(getconf CLK_TCK)
 
 # The gateway process's CPU seconds and the bytes it read and wrote so far.
@@ -65,8 +32,6 @@ measured() {
   read -r c1 b1 < <(gateway_cost)
   echo "$(echo "$end - $start" | bc -l) $(echo "$c1 - $c0" | bc -l) $(((b1 - b0) / 1000000))"
 }
-mbps() { echo "scale=1; $bytes / $1 / 1000000" | bc -l; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 report() { printf 'round %s  %-14s %7s MB/s   gateway: %6s CPU s  %6s MB moved\n' "$1" "$2" "$(mbps "$3")" "$4" "$5"; }
 
 declare -a gput gget cput cget gputc ggetc cputc cgetc

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# What the S3 layer costs: one devnet (release build, 6 nodes on loopback), one file, stored
-# and fetched through the native API (curl) and through S3 (aws-cli at its default settings:
-# 8 MiB multipart parts, 10 at once), interleaved ROUNDS times. Prints each transfer's MB/s and
-# the S3 / native ratio of the medians, upload and download. With boto3 installed it also moves
-# the file through S3 with curl on presigned URLs (one PUT, one GET), which shows what the S3
-# layer itself costs apart from aws-cli's own work on the same cores.
+# What the S3 layer costs: one devnet (6 nodes on loopback; release build unless
+# BENCH_PROFILE=dev), one file, stored and fetched through the native API (curl) and through S3
+# (aws-cli at its default settings: 8 MiB multipart parts, 10 at once), interleaved ROUNDS
+# times. Prints each transfer's MB/s and the S3 / native ratio of the medians, upload and
+# download. With boto3 installed it also moves the file through S3 with curl on presigned URLs
+# (one PUT, one GET), which shows what the S3 layer itself costs apart from aws-cli's own work
+# on the same cores.
 #
 #   scripts/bench-s3.sh                     # 1 GiB, 2 rounds
 #   SIZE_MIB=256 ROUNDS=3 scripts/bench-s3.sh
@@ -12,34 +13,8 @@
 #                                                   # max_concurrent_requests instead of 8 and 10
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIZE_MIB="${SIZE_MIB:-1024}"
-ROUNDS="${ROUNDS:-2}"
-NODES="${NODES:-6}"
 command -v aws >/dev/null || { echo "bench-s3: needs aws-cli (pip install awscli)" >&2; exit 2; }
-command -v curl >/dev/null || { echo "bench-s3: needs curl" >&2; exit 2; }
-
-cargo build --release -q -p raidtorrent-tracker -p raidtorrent-peer \
-  --bin raidtorrent-tracker --bin raidtorrent-peer
-bin="$(pwd)/${CARGO_TARGET_DIR:-target}/release"
-work="$(mktemp -d)"
-devnet_pid=""
-cleanup() {
-  [ -n "$devnet_pid" ] && kill -INT "$devnet_pid" 2>/dev/null && wait "$devnet_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-RUST_LOG=warn "$bin/raidtorrent-tracker" devnet --dir "$work/devnet" --nodes "$NODES" \
-  --quota 16GiB --api-listen 127.0.0.1:0 --s3-listen 127.0.0.1:0 --peer-bin "$bin/raidtorrent-peer" \
-  >"$work/banner" 2>"$work/devnet.log" &
-devnet_pid=$!
-for _ in $(seq 600); do
-  grep -q "^S3 API" "$work/banner" 2>/dev/null && break
-  kill -0 "$devnet_pid" 2>/dev/null || { cat "$work/devnet.log" >&2; exit 1; }
-  sleep 0.2
-done
-api=$(awk '/object API/ {print $3; exit}' "$work/banner")
-read -r _ _ s3 _ _ key _ secret < <(grep "^S3 API" "$work/banner")
+source scripts/bench-devnet.sh
 
 # The clients' own settings only: no config files, no CA bundle from the environment.
 unset AWS_CA_BUNDLE AWS_PROFILE AWS_ENDPOINT_URL
@@ -57,9 +32,6 @@ if [ -n "${PART_MIB:-}${CONCURRENCY:-}" ]; then
 fi
 aws --endpoint-url "$s3" s3 mb s3://bench >/dev/null
 
-head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/object"
-bytes=$((SIZE_MIB << 20))
-
 # Seconds a command takes.
 timed() {
   local start end
@@ -68,8 +40,6 @@ timed() {
   end=$(date +%s.%N)
   echo "$end - $start" | bc -l
 }
-mbps() { echo "scale=1; $bytes / $1 / 1000000" | bc -l; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # A presigned URL for `method` on s3://bench/<key>, if boto3 is there.
 presign() {

@@ -38,6 +38,7 @@ mod hello;
 mod message;
 pub mod session;
 pub mod sigv4;
+pub mod size;
 
 pub use fields::FieldError;
 pub use frame::{Frame, FrameError};

@@ -320,6 +320,49 @@ pub fn sign(
     })
 }
 
+/// An access key and the region it signs for: what a client needs to sign its requests.
+#[derive(Clone, Copy)]
+pub struct Signer<'a> {
+    pub access_key: &'a str,
+    pub secret: &'a str,
+    pub region: &'a str,
+}
+
+impl Signer<'_> {
+    /// The headers a request must add beside its body, in the order `authorization`,
+    /// `x-amz-content-sha256`, `x-amz-date`: signing `host` (as the request will send it, with
+    /// any port), the date `at` (Unix seconds) and the body's SHA-256.
+    pub fn headers(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+        at: i64,
+    ) -> Result<[(&'static str, String); 3], SigV4Error> {
+        let (date, payload) = (amz_date(at), payload_sha256(body));
+        let headers = [
+            ("host", host),
+            ("x-amz-content-sha256", payload.as_str()),
+            ("x-amz-date", date.as_str()),
+        ];
+        let req = Request {
+            method,
+            path,
+            query,
+            headers: &headers,
+            payload_hash: &payload,
+        };
+        let auth = sign(&req, self.access_key, self.secret, &date, self.region)?;
+        Ok([
+            ("authorization", auth.header_value()),
+            ("x-amz-content-sha256", payload),
+            ("x-amz-date", date),
+        ])
+    }
+}
+
 /// Checks `auth` against `req` and the key's `secret`: `host`, `x-amz-date` and
 /// `x-amz-content-sha256` must be signed and the date must be the scope's. The freshness of the
 /// date is the caller's to judge ([`amz_date_seconds`]).

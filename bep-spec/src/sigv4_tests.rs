@@ -187,6 +187,56 @@ fn a_verifier_insists_on_the_headers_that_bind_a_request() {
 }
 
 #[test]
+fn a_signers_headers_are_what_the_verifier_checks() {
+    let signer = Signer {
+        access_key: "AK",
+        secret: "s",
+        region: "eu-west-3",
+    };
+    let body = b"object bytes";
+    let [(auth_name, auth), (sha_name, sha), (date_name, date)] = signer
+        .headers(
+            "PUT",
+            "127.0.0.1:9000",
+            "/b/a key",
+            "x=1",
+            body,
+            1_440_938_160,
+        )
+        .unwrap();
+    assert_eq!(
+        (auth_name, sha_name, date_name),
+        ("authorization", "x-amz-content-sha256", "x-amz-date")
+    );
+    assert_eq!(
+        (sha.as_str(), date.as_str()),
+        (payload_sha256(body).as_str(), "20150830T123600Z")
+    );
+    let headers = [
+        ("Host", "127.0.0.1:9000"),
+        ("X-Amz-Date", date.as_str()),
+        ("X-Amz-Content-Sha256", sha.as_str()),
+        ("content-length", "12"),
+    ];
+    let req = Request {
+        method: "PUT",
+        path: "/b/a key",
+        query: "x=1",
+        headers: &headers,
+        payload_hash: &sha,
+    };
+    let parsed = Authorization::parse(&auth).unwrap();
+    assert_eq!(parsed.scope.region, "eu-west-3");
+    assert_eq!(verify(&req, &parsed, "s"), Ok(()));
+    assert_eq!(verify(&req, &parsed, "t"), Err(SigV4Error::Mismatch));
+    let moved = Request {
+        path: "/b/other",
+        ..req
+    };
+    assert_eq!(verify(&moved, &parsed, "s"), Err(SigV4Error::Mismatch));
+}
+
+#[test]
 fn dates() {
     assert_eq!(amz_date(0), "19700101T000000Z");
     assert_eq!(amz_date_seconds("20150830T123600Z"), Some(1_440_938_160));

@@ -7,8 +7,8 @@
 //! metainfo are kept in the data directory and the data is hash-checked on start.
 //!
 //! Layers, pure first:
-//! - [`size`], [`backoff`], [`ledger`] (the directive state machine, `STATE.md`), [`config`]: synchronous
-//!   and unit-tested without I/O;
+//! - [`size`] (shared with the gateway, from `raidtorrent-proto`), [`backoff`], [`ledger`] (the
+//!   directive state machine, `STATE.md`), [`config`]: synchronous and unit-tested without I/O;
 //! - [`store`] and [`status`]: the files in the data directory; [`fds`]: the open-file limit and
 //!   the shard-file budget under it;
 //! - [`files`]: shard data files opened on demand through one node-wide cache of descriptors, so
@@ -39,7 +39,7 @@ pub mod files;
 pub mod ledger;
 pub mod node;
 mod restore;
-pub mod size;
+pub use raidtorrent_proto::size;
 pub mod status;
 mod status_task;
 pub mod store;

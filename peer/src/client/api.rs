@@ -360,27 +360,22 @@ impl Api {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let date = sigv4::amz_date(now);
-        let payload = sigv4::payload_sha256(body.unwrap_or_default());
-        let headers = [
-            ("host", host.as_str()),
-            ("x-amz-content-sha256", payload.as_str()),
-            ("x-amz-date", date.as_str()),
-        ];
-        let req = sigv4::Request {
-            method: method.as_str(),
-            path: url.path(),
-            query: url.query().unwrap_or(""),
-            headers: &headers,
-            payload_hash: &payload,
+        let signer = sigv4::Signer {
+            access_key: id,
+            secret,
+            region,
         };
-        let auth = sigv4::sign(&req, id, secret, &date, region)
+        let headers = signer
+            .headers(
+                method.as_str(),
+                &host,
+                url.path(),
+                url.query().unwrap_or(""),
+                body.unwrap_or_default(),
+                now,
+            )
             .map_err(|e| ClientError::Other(anyhow::anyhow!("signing the request: {e}")))?;
-        Ok(vec![
-            ("authorization", auth.header_value()),
-            ("x-amz-content-sha256", payload),
-            ("x-amz-date", date),
-        ])
+        Ok(headers.into())
     }
 
     fn unreachable(&self, e: reqwest::Error) -> ClientError {

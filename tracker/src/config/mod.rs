@@ -6,15 +6,14 @@ mod limits;
 mod objects;
 mod packing;
 mod secrets;
-mod size;
 mod tls;
 
 pub use health::HealthSection;
 pub use limits::LimitsConfig;
 pub use objects::ObjectConfig;
 pub use packing::PackSection;
+pub use raidtorrent_proto::size::{parse_limit, parse_size, SizeError};
 pub use secrets::{read_secret, read_secrets};
-pub use size::{parse_limit, parse_size, SizeError};
 pub use tls::TlsSection;
 
 use serde::{Deserialize, Serialize};

@@ -28,26 +28,20 @@ impl TestApi {
         let (path, query) = path_and_query
             .split_once('?')
             .unwrap_or((path_and_query, ""));
-        let (host, date) = (addr.to_string(), sigv4::amz_date(at));
-        let payload = sigv4::payload_sha256(body);
-        let headers = [
-            ("host", host.as_str()),
-            ("x-amz-content-sha256", payload.as_str()),
-            ("x-amz-date", date.as_str()),
-        ];
-        let req = sigv4::Request {
-            method: method.as_str(),
-            path,
-            query,
-            headers: &headers,
-            payload_hash: &payload,
+        let signer = sigv4::Signer {
+            access_key: &key.id,
+            secret: &key.secret,
+            region: "us-east-1",
         };
-        let auth = sigv4::sign(&req, &key.id, &key.secret, &date, "us-east-1").unwrap();
-        self.client
-            .request(method, format!("http://{addr}{path_and_query}"))
-            .header("authorization", auth.header_value())
-            .header("x-amz-content-sha256", payload)
-            .header("x-amz-date", date)
+        let headers = signer
+            .headers(method.as_str(), &addr.to_string(), path, query, body, at)
+            .unwrap();
+        let request = self
+            .client
+            .request(method, format!("http://{addr}{path_and_query}"));
+        headers
+            .into_iter()
+            .fold(request, |r, (name, value)| r.header(name, value))
             .body(body.to_vec())
     }
 

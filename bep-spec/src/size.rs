@@ -1,4 +1,6 @@
-//! Byte sizes as people write them in configs and flags: `10GiB`, `500 MB`, `1048576`.
+//! Byte sizes as people write them in configs and flags: `10GiB`, `500 MB`, `1048576`, and `none`
+//! for a limit that is lifted. One table of units for the node's `--quota` and the gateway's
+//! per-key quotas, so a size reads the same on both sides.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +17,7 @@ pub enum SizeError {
     Overflow(String),
 }
 
+/// Units, lowercase: decimal (KB, MB, GB, TB) and binary (KiB, MiB, GiB, TiB).
 const UNITS: &[(&str, u64)] = &[
     ("", 1),
     ("b", 1),
@@ -48,6 +51,19 @@ impl FromStr for ByteSize {
             .map(ByteSize)
             .ok_or_else(|| SizeError::Overflow(s.into()))
     }
+}
+
+/// A number of bytes with an optional unit, case-insensitive, space allowed before the unit.
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
+    text.parse::<ByteSize>().map(|s| s.0)
+}
+
+/// A size, or `none` (no limit).
+pub fn parse_limit(text: &str) -> Result<Option<u64>, SizeError> {
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    parse_size(text).map(Some)
 }
 
 impl fmt::Display for ByteSize {
@@ -133,7 +149,44 @@ mod tests {
         assert_eq!(ByteSize(1536).human(), "1.5 KiB");
     }
 
+    #[test]
+    fn reads_what_operators_write() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("500 MB"), Ok(500_000_000));
+        assert_eq!(parse_size("2tib"), Ok(2 << 40));
+        assert_eq!(parse_size("3KB"), Ok(3_000));
+        assert_eq!(parse_size("3KiB"), Ok(3_072));
+        assert_eq!(parse_size("1TB"), Ok(1_000_000_000_000));
+        assert_eq!(parse_size("0"), Ok(0));
+        for bad in ["", "GiB", "ten GiB", "10 PiB", "-1", "1.5GB", "10 G iB"] {
+            assert!(
+                matches!(parse_size(bad), Err(SizeError::Syntax(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            parse_size("99999999999TiB"),
+            Err(SizeError::Overflow(_))
+        ));
+    }
+
+    #[test]
+    fn none_lifts_a_limit() {
+        assert_eq!(parse_limit("none"), Ok(None));
+        assert_eq!(parse_limit("NONE"), Ok(None));
+        assert_eq!(parse_limit("5GB"), Ok(Some(5_000_000_000)));
+        assert!(parse_limit("nothing").is_err());
+    }
+
     proptest! {
+        #[test]
+        fn a_unit_multiplies_the_number(n in 0u64..(1 << 23), unit in 0usize..UNITS.len()) {
+            let (name, mult) = UNITS[unit];
+            prop_assert_eq!(parse_size(&format!("{n}{}", name.to_uppercase())), Ok(n * mult));
+            prop_assert_eq!(parse_size(&n.to_string()), Ok(n));
+        }
+
         #[test]
         fn text_round_trips(n: u64) {
             prop_assert_eq!(ByteSize(n).to_string().parse(), Ok(ByteSize(n)));
