@@ -13,9 +13,10 @@
 //!   its audit history afresh (earlier audits no longer count).
 
 use super::{NodeId, Registry, RegistryError};
+use crate::scoring::book::FactsBook;
 use crate::scoring::{
-    disqualify_reason, score, AuditEvent, AuditOutcome, Disqualification, NodeFacts, NodeTier,
-    Score, ScoringConfig, TransferEvent, TransferKind,
+    AuditEvent, AuditOutcome, Disqualification, NodeFacts, Score, ScoringConfig, TransferEvent,
+    TransferKind,
 };
 use std::collections::HashMap;
 
@@ -32,6 +33,7 @@ impl Registry {
         detail: &str,
         at: i64,
     ) -> Result<(), RegistryError> {
+        let mut book = self.book.lock().await;
         let mut tx = self.writer().begin().await?;
         ensure_node(&mut tx, node).await?;
         sqlx::query(
@@ -64,6 +66,10 @@ impl Registry {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if let Some(book) = book.as_mut() {
+            book.audit(node, AuditEvent { at, outcome });
+        }
+        drop(book);
         if outcome != AuditOutcome::Pass {
             self.standing_changed();
         }
@@ -82,6 +88,7 @@ impl Registry {
         millis: u64,
         at: i64,
     ) -> Result<(), RegistryError> {
+        let mut book = self.book.lock().await;
         let mut tx = self.writer().begin().await?;
         ensure_node(&mut tx, node).await?;
         sqlx::query(
@@ -98,6 +105,15 @@ impl Registry {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if let Some(book) = book.as_mut() {
+            let t = TransferEvent {
+                at,
+                ok,
+                bytes,
+                millis,
+            };
+            book.transfer(node, t);
+        }
         Ok(())
     }
 
@@ -179,6 +195,7 @@ impl Registry {
     /// Clears a node's disqualification and starts its audit history afresh: earlier audits no
     /// longer count, and it must be vetted again. Returns whether it was disqualified.
     pub async fn requalify(&self, node: NodeId, at: i64) -> Result<bool, RegistryError> {
+        let mut book = self.book.lock().await;
         let mut tx = self.writer().begin().await?;
         ensure_node(&mut tx, node).await?;
         let was: Option<(Option<i64>,)> =
@@ -200,6 +217,10 @@ impl Registry {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if let Some(book) = book.as_mut() {
+            book.requalify(node);
+        }
+        drop(book);
         self.standing_changed();
         Ok(matches!(was, Some((Some(_),))))
     }
@@ -221,11 +242,7 @@ impl Registry {
             .into_iter()
             .map(|(id,)| (id, NodeFacts::default()))
             .collect();
-        let since: Option<(i64,)> =
-            sqlx::query_as("SELECT at FROM record_starts WHERE name = 'node_days'")
-                .fetch_optional(pool)
-                .await?;
-        let since = since.map_or(0, |(at,)| at);
+        let since = self.days_recorded_since().await?;
         let seen: Vec<(NodeId, i64, i64)> = sqlx::query_as(
             "SELECT node_id, first_seen, last_seen FROM node_stats WHERE ?1 IS NULL OR node_id = ?1",
         )
@@ -329,7 +346,23 @@ impl Registry {
         Ok(facts)
     }
 
-    /// Prunes, scores, and writes down new disqualifications.
+    /// Drops the facts book, so the next fleet scoring reads every record again.
+    #[cfg(test)]
+    pub(super) async fn forget_book(&self) {
+        *self.book.lock().await = None;
+    }
+
+    /// When per-day uptime records began (0 if always).
+    async fn days_recorded_since(&self) -> Result<i64, RegistryError> {
+        let since: Option<(i64,)> =
+            sqlx::query_as("SELECT at FROM record_starts WHERE name = 'node_days'")
+                .fetch_optional(self.reader())
+                .await?;
+        Ok(since.map_or(0, |(at,)| at))
+    }
+
+    /// Prunes, scores, and writes down new disqualifications: one node from its records, or
+    /// every node from the facts book (loaded from the records the first time).
     pub(super) async fn compute_scores(
         &self,
         only: Option<NodeId>,
@@ -337,58 +370,97 @@ impl Registry {
         cfg: &ScoringConfig,
     ) -> Result<HashMap<NodeId, Score>, RegistryError> {
         self.prune_events(now - cfg.history_secs).await?;
-        let facts = self.node_facts(only, now, cfg).await?;
-        let mut out = HashMap::with_capacity(facts.len());
-        let mut newly = Vec::new();
-        for (id, f) in facts {
-            let mut s = score(&f, now, cfg);
-            if s.tier == NodeTier::Disqualified && f.disqualified.is_none() {
-                newly.push((
-                    id,
-                    disqualify_reason(s.audit_integrity, s.audits, cfg.disqualify_below),
-                ));
-                s.disqualified_at = Some(now);
-            }
-            out.insert(id, s);
+        let keep = usize::try_from(transfers_that_matter(cfg.transfer_alpha)).unwrap_or(1);
+        let mut book = self.book.lock().await;
+        let scored = match only {
+            Some(node) => self.score_one(&mut book, node, keep, now, cfg).await,
+            None => self.score_fleet(&mut book, keep, now, cfg).await,
+        };
+        if scored.is_err() {
+            // What the book holds may no longer match the records: load it afresh next time.
+            *book = None;
         }
-        if !newly.is_empty() {
-            let mut tx = self.writer().begin().await?;
-            for (id, reason) in &newly {
-                sqlx::query(
-                    "INSERT INTO node_standing (node_id, disqualified_at, disqualified_reason)
-                     VALUES (?1, ?2, ?3)
-                     ON CONFLICT (node_id) DO UPDATE SET
-                         disqualified_at = coalesce(disqualified_at, excluded.disqualified_at),
-                         disqualified_reason = coalesce(disqualified_reason, excluded.disqualified_reason)",
-                )
-                .bind(id)
-                .bind(now)
-                .bind(reason)
-                .execute(&mut *tx)
-                .await?;
+        scored
+    }
+
+    /// One node, from the book if it is loaded, else from its records.
+    async fn score_one(
+        &self,
+        book: &mut Option<FactsBook>,
+        node: NodeId,
+        keep: usize,
+        now: i64,
+        cfg: &ScoringConfig,
+    ) -> Result<HashMap<NodeId, Score>, RegistryError> {
+        let mut alone;
+        let book = match book.as_mut() {
+            Some(book) => book,
+            None => {
+                alone = FactsBook::new(self.node_facts(Some(node), now, cfg).await?, 0, keep);
+                &mut alone
             }
-            tx.commit().await?;
-            for (id, reason) in newly {
-                tracing::warn!(node = id, %reason, "node disqualified");
-            }
+        };
+        book.prune(now, cfg);
+        let (scores, newly) = book.score_all(&[node], now, cfg);
+        self.write_disqualifications(newly, now).await?;
+        Ok(scores)
+    }
+
+    async fn score_fleet(
+        &self,
+        book: &mut Option<FactsBook>,
+        keep: usize,
+        now: i64,
+        cfg: &ScoringConfig,
+    ) -> Result<HashMap<NodeId, Score>, RegistryError> {
+        if book.is_none() {
+            let facts = self.node_facts(None, now, cfg).await?;
+            let since = self.days_recorded_since().await?;
+            *book = Some(FactsBook::new(facts, since, keep));
         }
-        Ok(out)
+        let book = book.as_mut().expect("loaded above");
+        book.prune(now, cfg);
+        let ids: Vec<NodeId> = sqlx::query_scalar("SELECT id FROM nodes")
+            .fetch_all(self.reader())
+            .await?;
+        book.keep_only(&ids);
+        let (scores, newly) = book.score_all(&ids, now, cfg);
+        self.write_disqualifications(newly, now).await?;
+        Ok(scores)
+    }
+
+    async fn write_disqualifications(
+        &self,
+        newly: Vec<(NodeId, String)>,
+        now: i64,
+    ) -> Result<(), RegistryError> {
+        if newly.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer().begin().await?;
+        for (id, reason) in &newly {
+            sqlx::query(
+                "INSERT INTO node_standing (node_id, disqualified_at, disqualified_reason)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (node_id) DO UPDATE SET
+                     disqualified_at = coalesce(disqualified_at, excluded.disqualified_at),
+                     disqualified_reason = coalesce(disqualified_reason, excluded.disqualified_reason)",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        for (id, reason) in newly {
+            tracing::warn!(node = id, %reason, "node disqualified");
+        }
+        Ok(())
     }
 }
 
-/// How many of a node's latest transfers decide its EWMAs to within 0.001: the rest weigh
-/// `(1 - a)^n` together.
-pub fn transfers_that_matter(alpha: f64) -> i64 {
-    if alpha >= 1.0 {
-        return 1;
-    }
-    let n = (0.001f64.ln() / (1.0 - alpha).ln()).ceil();
-    if n.is_finite() {
-        (n as i64).clamp(1, 100_000)
-    } else {
-        100_000
-    }
-}
+pub use crate::scoring::book::transfers_that_matter;
 
 async fn ensure_node(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,

@@ -93,6 +93,11 @@ pub struct Registry {
     /// Bumped by every change scores must reflect at once (a node registered, revoked or
     /// requalified, an audit not passed); see [`Registry::standing_version`].
     standing: Arc<AtomicU64>,
+    /// Every node's scoring facts, loaded at the first fleet scoring and kept up to date by
+    /// every write of records after it (see [`crate::scoring::book`]). A writer takes it before
+    /// its transaction and applies its records after the commit, so a load never counts a
+    /// write twice or misses it.
+    book: Arc<tokio::sync::Mutex<Option<crate::scoring::book::FactsBook>>>,
 }
 
 /// Current Unix time in seconds.
@@ -135,6 +140,7 @@ impl Registry {
             tokens: Arc::new(RwLock::new(tokens)),
             revocations: Arc::new(tokio::sync::watch::channel(0).0),
             standing: Arc::new(AtomicU64::new(0)),
+            book: Arc::default(),
         })
     }
 

@@ -26,7 +26,8 @@
 
 use super::{NodeId, Registry, RegistryError};
 use crate::protocol::InfoHash;
-use crate::scoring::TransferKind;
+use crate::scoring::book::{FactsBook, SeenDelta};
+use crate::scoring::{TransferEvent, TransferKind};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -290,6 +291,7 @@ impl Recorder {
             return Ok(());
         }
         let since = std::time::Instant::now();
+        let mut book = self.registry.book.lock().await;
         let mut tx = self.registry.writer().begin().await?;
         for (node, p) in &self.pending {
             write_pending(&mut tx, *node, p).await?;
@@ -298,10 +300,40 @@ impl Recorder {
             write_transfer(&mut tx, t).await?;
         }
         tx.commit().await?;
+        if let Some(book) = book.as_mut() {
+            self.apply(book);
+        }
+        drop(book);
         crate::metrics::metrics().db_write(since);
         self.pending.clear();
         self.transfers.clear();
         Ok(())
+    }
+}
+
+impl Recorder {
+    /// The batch just committed, in the scoring facts.
+    fn apply(&self, book: &mut FactsBook) {
+        for (node, p) in &self.pending {
+            let delta = SeenDelta {
+                first_seen: p.first_seen,
+                last_seen: p.last_seen,
+                hours: p.hours,
+                days: p.days.iter().map(|(d, s)| (*d, *s)).collect(),
+            };
+            book.seen(*node, &delta);
+        }
+        for t in &self.transfers {
+            book.transfer(
+                t.node,
+                TransferEvent {
+                    at: t.at,
+                    ok: t.ok,
+                    bytes: t.bytes,
+                    millis: t.millis,
+                },
+            );
+        }
     }
 }
 

@@ -323,6 +323,85 @@ mod scoring {
     }
 
     #[tokio::test]
+    async fn scores_from_the_book_match_scores_from_the_records() {
+        use super::records::TransferOutcome;
+        let r = Registry::open_in_memory().await.unwrap();
+        let cfg = ScoringConfig::default();
+        let mut ids = Vec::new();
+        for name in ["a", "b", "c"] {
+            ids.push(r.create_node(name).await.unwrap().node.id);
+        }
+        let (rec, h) = recorder(r.clone(), 10_000, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let task = tokio::spawn(rec.run(std::future::pending()));
+        let t0 = 1_700_000_000;
+        let announce = |node: NodeId, from: i64, hours: i64| {
+            for k in 0..hours * 6 {
+                h.observe(obs(node, 2, from + k * 600, "127.0.0.2:6881"));
+            }
+        };
+        let transfer = |node, ok, at| TransferOutcome {
+            node,
+            kind: TransferKind::Fetch,
+            info_hash: InfoHash([3; 20]),
+            ok,
+            bytes: 4 << 20,
+            millis: if ok { 800 } else { 5_000 },
+            at,
+        };
+        announce(ids[0], t0, 30);
+        announce(ids[1], t0 + 3 * 3600, 12);
+        h.transfer(transfer(ids[0], true, t0 + 10)).await.unwrap();
+        h.flush().await.unwrap();
+        audits(&r, ids[0], AuditOutcome::Pass, 12, t0 + 100).await;
+        audits(&r, ids[2], AuditOutcome::Pass, 5, t0 + 100).await;
+        let first = r.scores(t0 + DAY, &cfg).await.unwrap();
+        assert_eq!(first.len(), 3);
+
+        // After the book is loaded: more uptime (some on later days), transfers by both paths,
+        // audits that disqualify one node, a requalification, and a node registered late.
+        let late = r.create_node("d").await.unwrap().node.id;
+        announce(ids[0], t0 + 2 * DAY, 20);
+        announce(late, t0 + 2 * DAY, 5);
+        for i in 0..80 {
+            h.transfer(transfer(ids[1], i % 3 != 0, t0 + DAY + i))
+                .await
+                .unwrap();
+        }
+        h.flush().await.unwrap();
+        r.record_transfer(
+            ids[2],
+            TransferKind::Hold,
+            "cd",
+            true,
+            1 << 20,
+            300,
+            t0 + DAY,
+        )
+        .await
+        .unwrap();
+        audits(&r, ids[2], AuditOutcome::Fail, 30, t0 + DAY).await;
+        audits(&r, ids[0], AuditOutcome::Timeout, 2, t0 + DAY).await;
+        audits(&r, ids[1], AuditOutcome::Pass, 3, t0 + DAY).await;
+        r.requalify(ids[1], t0 + DAY + 500).await.unwrap();
+        audits(&r, ids[1], AuditOutcome::Pass, 2, t0 + DAY + 600).await;
+        for now in [t0 + 3 * DAY, t0 + 9 * DAY, t0 + 40 * DAY] {
+            let from_book = r.scores(now, &cfg).await.unwrap();
+            r.forget_book().await;
+            let from_records = r.scores(now, &cfg).await.unwrap();
+            assert_eq!(from_book, from_records, "at {now}");
+            assert_eq!(from_book.len(), 4);
+            if now == t0 + 3 * DAY {
+                assert_eq!(from_book[&ids[2]].tier, NodeTier::Disqualified);
+                assert_eq!(from_book[&ids[1]].audits, 2);
+                assert!(from_book[&late].uptime > 0.0);
+            }
+        }
+        task.abort();
+    }
+
+    #[tokio::test]
     async fn events_are_pruned_past_the_history() {
         let r = Registry::open_in_memory().await.unwrap();
         let id = r.create_node("alpha").await.unwrap().node.id;

@@ -27,6 +27,7 @@
 //! node that is not vetted is never `High`; a node whose facts say it was disqualified is
 //! `Disqualified` whatever its other figures.
 
+pub mod book;
 mod config;
 pub mod hours;
 mod reasons;
