@@ -9,6 +9,11 @@ Sections (run in this order; all of them when none is named on the command line)
   s3cmd    mb, put, get, ls, sync, del, rb
   presign  presigned GET and PUT URLs used by curl; tampered and expired URLs refused
   auth     wrong secret, unknown key, skewed clock, anonymous request, revoked key
+  vhost    virtual-host style (bucket.<S3_VHOST_DOMAIN>): boto3 with addressing_style virtual,
+           its host names resolved to the endpoint's address inside this process; skipped
+           without S3_VHOST_DOMAIN
+  tls      a short round over an https endpoint (S3_CA_BUNDLE): buckets, objects with stored
+           checksums, a multipart upload, a listing; not in the default run
 
 Environment:
   S3_ENDPOINT      http://HOST:PORT of the endpoint (required)
@@ -20,6 +25,7 @@ Environment:
   S3_WORKDIR       scratch directory (default: the system's temporary directory)
   S3_CA_BUNDLE     PEM file of the CA to trust for an https endpoint (optional)
   S3_RCLONE_FLAGS  extra rclone flags, space-separated (default none; for trying other servers)
+  S3_VHOST_DOMAIN  the endpoint's s3_domain, port included (s3.test:9002), for the vhost section
 
 Usage: python3 s3_clients.py [--keep-going] [SECTION...]
 
@@ -71,7 +77,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 MiB = 1024 * 1024
-SECTIONS = ["boto3", "awscli", "rclone", "s3cmd", "presign", "auth"]
+SECTIONS = ["boto3", "awscli", "rclone", "s3cmd", "presign", "auth", "vhost"]
 # Longest any one client command may take before it counts as hung.
 COMMAND_TIMEOUT = 1800
 
@@ -206,6 +212,7 @@ class Settings:
         self.revoked = (os.environ.get("S3_REVOKED_ACCESS_KEY"), os.environ.get("S3_REVOKED_SECRET_KEY"))
         self.big_mib = int(os.environ.get("S3_BIG_MIB") or 200)
         self.ca_bundle = os.environ.get("S3_CA_BUNDLE") or None
+        self.vhost_domain = os.environ.get("S3_VHOST_DOMAIN") or None
         url = urllib.parse.urlsplit(self.endpoint)
         if url.scheme not in ("http", "https") or not url.netloc:
             sys.exit(f"S3_ENDPOINT should look like http://127.0.0.1:PORT, not {self.endpoint!r}")
@@ -230,10 +237,10 @@ def isolate_aws_environment():
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
-def client(access_key=None, secret_key=None, **config):
+def client(access_key=None, secret_key=None, endpoint=None, addressing="path", **config):
     cfg = Config(
         signature_version="s3v4",
-        s3={"addressing_style": "path"},
+        s3={"addressing_style": addressing},
         retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=32,
         connect_timeout=10,
@@ -242,7 +249,7 @@ def client(access_key=None, secret_key=None, **config):
     )
     return boto3.session.Session().client(
         "s3",
-        endpoint_url=S.endpoint,
+        endpoint_url=endpoint or S.endpoint,
         region_name=S.region,
         aws_access_key_id=access_key or S.access_key,
         aws_secret_access_key=secret_key or S.secret_key,
@@ -446,6 +453,7 @@ def section_boto3(sec: Section):
     b3_overwrite(s3, b)
     b3_content_md5(s3, b)
     b3_checksums(s3, b)
+    b3_stored_checksums(s3, b)
     b3_odd_keys(s3, b)
     b3_listing_small(s3, b)
     b3_listing_delimiter_pages(s3, b)
@@ -459,6 +467,8 @@ def section_boto3(sec: Section):
     b3_bucket_errors(s3, b)
     b3_transfer(s3, b, sec)
     low_key, low_data = b3_multipart(s3, b)
+    b3_multipart_checksums(s3, b)
+    b3_uploads_delimiter(s3, b)
     b3_upload_part_copy(s3, b, low_key, low_data, small)
     for bucket in (b, lb):
         b3_remove_bucket(s3, bucket)
@@ -627,6 +637,150 @@ def b3_checksums(s3, b):
     check_eq(parts, [], "a part refused for its checksum is not listed")
     s3.abort_multipart_upload(Bucket=b, Key="sum/mp", UploadId=uid)
     s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in ("sum/default", "sum/sha256", "sum/trailer")]})
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def sha256_b64(data: bytes) -> str:
+    return b64(hashlib.sha256(data).digest())
+
+
+def b3_stored_checksums(s3, b):
+    """The verified sum is stored: get and head with ChecksumMode ENABLED give it back."""
+    data = b"stored checksum\n" * 1000
+    for algorithm, field, want in (
+        ("CRC32", "ChecksumCRC32", crc32_b64(data)),
+        ("SHA256", "ChecksumSHA256", sha256_b64(data)),
+    ):
+        key = f"stored/{algorithm.lower()}"
+        r = s3.put_object(Bucket=b, Key=key, Body=data, ChecksumAlgorithm=algorithm)
+        check_eq(r.get(field), want, f"put_object ChecksumAlgorithm={algorithm} returns the sum")
+        h = s3.head_object(Bucket=b, Key=key, ChecksumMode="ENABLED")
+        check_eq(
+            (h.get(field), h.get("ChecksumType")),
+            (want, "FULL_OBJECT"),
+            f"head_object ChecksumMode=ENABLED gives the stored {algorithm}",
+        )
+        g = s3.get_object(Bucket=b, Key=key, ChecksumMode="ENABLED")
+        got = g["Body"].read()
+        check_eq((got == data, g.get(field)), (True, want), f"get_object ChecksumMode=ENABLED gives the stored {algorithm}")
+    h = s3.head_object(Bucket=b, Key="stored/crc32")
+    check_eq(h.get("ChecksumCRC32"), None, "head_object without ChecksumMode gives no sum")
+    c = s3.copy_object(Bucket=b, Key="stored/copy", CopySource={"Bucket": b, "Key": "stored/sha256"})
+    check_eq(
+        c["CopyObjectResult"].get("ChecksumSHA256"),
+        sha256_b64(data),
+        "copy_object recomputes the source's SHA-256 over the copy",
+    )
+    h = s3.head_object(Bucket=b, Key="stored/copy", ChecksumMode="ENABLED")
+    check_eq(h.get("ChecksumSHA256"), sha256_b64(data), "the copy's stored SHA-256")
+    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in ("stored/crc32", "stored/sha256", "stored/copy")]})
+
+
+def composite_crc32(parts) -> str:
+    raw = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
+    return f"{crc32_b64(raw)}-{len(parts)}"
+
+
+def b3_multipart_checksums(s3, b):
+    """A multipart upload with ChecksumAlgorithm CRC32: each part's sum is listed, the object's
+    is the composite `<crc32 of the part crc32s>-N`; a completion listing a wrong part sum is
+    InvalidPart, a wrong whole-object sum BadDigest, and neither makes an object."""
+    key = "mpsum/crc32.bin"
+    data = [os.urandom(5 * MiB), os.urandom(4321)]
+    c = s3.create_multipart_upload(Bucket=b, Key=key, ChecksumAlgorithm="CRC32")
+    check_eq(
+        (c.get("ChecksumAlgorithm"), c.get("ChecksumType")),
+        ("CRC32", "COMPOSITE"),
+        "create_multipart_upload ChecksumAlgorithm=CRC32 -> a COMPOSITE CRC32 upload",
+    )
+    uid = c["UploadId"]
+    parts = []
+    for n, d in enumerate(data, 1):
+        r = s3.upload_part(Bucket=b, Key=key, UploadId=uid, PartNumber=n, Body=d, ChecksumAlgorithm="CRC32")
+        check_eq(r.get("ChecksumCRC32"), crc32_b64(d), f"upload_part {n}: its CRC32 comes back")
+        parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+    listed = s3.list_parts(Bucket=b, Key=key, UploadId=uid).get("Parts", [])
+    check_eq(
+        [(p["PartNumber"], p.get("ChecksumCRC32")) for p in listed],
+        [(n, crc32_b64(d)) for n, d in enumerate(data, 1)],
+        "list_parts gives each part's CRC32",
+    )
+    wrong = [dict(parts[0], ChecksumCRC32=crc32_b64(b"not this part")), parts[1]]
+    expect_error(
+        "complete_multipart_upload listing a wrong part CRC32",
+        "InvalidPart",
+        400,
+        lambda: s3.complete_multipart_upload(Bucket=b, Key=key, UploadId=uid, MultipartUpload={"Parts": wrong}),
+    )
+    expect_error(
+        "complete_multipart_upload with a wrong whole-object CRC32",
+        "BadDigest",
+        400,
+        lambda: s3.complete_multipart_upload(
+            Bucket=b, Key=key, UploadId=uid, MultipartUpload={"Parts": parts}, ChecksumCRC32=f"{crc32_b64(b'x')}-2"
+        ),
+    )
+    expect_error(
+        "a refused completion made no object", ("404", "NoSuchKey"), 404, lambda: s3.head_object(Bucket=b, Key=key)
+    )
+    want = composite_crc32(data)
+    r = s3.complete_multipart_upload(
+        Bucket=b, Key=key, UploadId=uid, MultipartUpload={"Parts": parts}, ChecksumCRC32=want
+    )
+    check_eq(
+        (r.get("ChecksumCRC32"), r.get("ChecksumType")),
+        (want, "COMPOSITE"),
+        "complete_multipart_upload with the right composite CRC32 gives it back",
+    )
+    h = s3.head_object(Bucket=b, Key=key, ChecksumMode="ENABLED")
+    check_eq(
+        (h.get("ChecksumCRC32"), h.get("ChecksumType")),
+        (want, "COMPOSITE"),
+        "head_object ChecksumMode=ENABLED of the multipart object: the composite ...-2",
+    )
+    g = s3.get_object(Bucket=b, Key=key, ChecksumMode="ENABLED")
+    body = g["Body"].read()
+    check_eq((body == b"".join(data), g.get("ChecksumCRC32")), (True, want), "get_object gives the composite too")
+    s3.delete_object(Bucket=b, Key=key)
+
+
+def b3_uploads_delimiter(s3, b):
+    """list_multipart_uploads with a delimiter rolls keys up into CommonPrefixes."""
+    keys = ["dl/a/1", "dl/a/2", "dl/b/x/1", "dl/top", "dl/ü b/1"]
+    ids = {k: s3.create_multipart_upload(Bucket=b, Key=k)["UploadId"] for k in keys}
+    try:
+        r = s3.list_multipart_uploads(Bucket=b, Prefix="dl/", Delimiter="/")
+        check_eq(
+            (
+                [u["Key"] for u in r.get("Uploads", [])],
+                [p["Prefix"] for p in r.get("CommonPrefixes", [])],
+                r.get("Delimiter"),
+            ),
+            (["dl/top"], ["dl/a/", "dl/b/", "dl/ü b/"], "/"),
+            "list_multipart_uploads Delimiter=/ gives CommonPrefixes and the uploads beside them",
+        )
+        r = s3.list_multipart_uploads(Bucket=b, Prefix="dl/", Delimiter="/", EncodingType="url")
+        check_eq(
+            [p["Prefix"] for p in r.get("CommonPrefixes", [])],
+            ["dl/a/", "dl/b/", urllib.parse.quote("dl/ü b/", safe="-._~/")],
+            "list_multipart_uploads Delimiter with encoding-type=url percent-encodes the prefixes",
+        )
+        seen, marker = [], {}
+        for _ in range(10):
+            r = s3.list_multipart_uploads(Bucket=b, Prefix="dl/", Delimiter="/", MaxUploads=1, **marker)
+            seen += [u["Key"] for u in r.get("Uploads", [])] + [p["Prefix"] for p in r.get("CommonPrefixes", [])]
+            if not r.get("IsTruncated"):
+                break
+            marker = {"KeyMarker": r["NextKeyMarker"]}
+            if r.get("NextUploadIdMarker"):
+                marker["UploadIdMarker"] = r["NextUploadIdMarker"]
+        check_eq(seen, ["dl/a/", "dl/b/", "dl/top", "dl/ü b/"], "list_multipart_uploads with a delimiter, one per page")
+    finally:
+        for k, uid in ids.items():
+            s3.abort_multipart_upload(Bucket=b, Key=k, UploadId=uid)
 
 
 ODD_KEYS = [
@@ -1700,6 +1854,104 @@ def section_auth(sec: Section):
 # ---------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------
+# virtual-host style and TLS
+
+
+@contextlib.contextmanager
+def resolve_to_endpoint(domain_host: str):
+    """Names under domain_host resolve to the endpoint's address, for this process only: the
+    client still signs and sends Host: <bucket>.<domain>, as it would against a real domain."""
+    import socket
+
+    target = urllib.parse.urlsplit(S.endpoint).hostname
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kw):
+        if isinstance(host, bytes):
+            host = host.decode()
+        if host == domain_host or host.endswith("." + domain_host):
+            host = target
+        return real(host, *args, **kw)
+
+    with mock.patch.object(socket, "getaddrinfo", getaddrinfo):
+        yield
+
+
+def section_vhost(sec: Section):
+    if not S.vhost_domain:
+        skip("vhost", "S3_VHOST_DOMAIN is not set")
+        return
+    domain_host = S.vhost_domain.split(":")[0]
+    endpoint = f"{S.scheme}://{S.vhost_domain}"
+    b = sec.bucket_name()
+    with resolve_to_endpoint(domain_host):
+        v = client(endpoint=endpoint, addressing="virtual")
+        seen = []
+        v.meta.events.register("before-send.s3", lambda request, **kw: seen.append(request.url))
+        v.create_bucket(Bucket=b)
+        check(
+            seen and urllib.parse.urlsplit(seen[-1]).netloc == f"{b}.{S.vhost_domain}",
+            "boto3 addressing_style=virtual sends to <bucket>.<domain>",
+            f"{b}.{S.vhost_domain}",
+            seen[-1:],
+        )
+        data = b"virtual host\n" * 100
+        r = v.put_object(Bucket=b, Key="dir/v.txt", Body=data, ContentType="text/plain")
+        check_eq(r["ETag"], quoted_md5(data), "put_object virtual-host style")
+        g = v.get_object(Bucket=b, Key="dir/v.txt")
+        check_eq((g["Body"].read(), g["ContentType"]), (data, "text/plain"), "get_object virtual-host style")
+        r = v.list_objects_v2(Bucket=b, Delimiter="/")
+        check_eq([p["Prefix"] for p in r.get("CommonPrefixes", [])], ["dir/"], "list_objects_v2 virtual-host style")
+        expect_error(
+            "a virtual-host request for a missing bucket",
+            "NoSuchBucket",
+            404,
+            lambda: v.list_objects_v2(Bucket=f"{b}-none"),
+        )
+        # Host equal to the domain itself is path style.
+        p = client(endpoint=endpoint, addressing="path")
+        got = p.get_object(Bucket=b, Key="dir/v.txt")["Body"].read()
+        check_eq(got, data, "path style with Host = the domain")
+        url = v.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "dir/v.txt"}, ExpiresIn=300)
+        check(urllib.parse.urlsplit(url).netloc.startswith(f"{b}."), "presigned URL is virtual-host style", b, url)
+        st, body = http("GET", url)
+        check_eq((st, body), (200, data), "a virtual-host presigned GET")
+        v.delete_object(Bucket=b, Key="dir/v.txt")
+        v.delete_bucket(Bucket=b)
+    check(not bucket_exists(sec.s3, b), "the bucket made virtual-host style is gone (seen path style)", False, True)
+
+
+def section_tls(sec: Section):
+    if S.scheme != "https":
+        skip("tls", "S3_ENDPOINT is not https")
+        return
+    s3 = sec.s3
+    b = sec.bucket_name()
+    s3.create_bucket(Bucket=b)
+    check(bucket_exists(s3, b), "create_bucket over TLS (the CA bundle verified)", True, False)
+    data = os.urandom(300 * 1024)
+    r = s3.put_object(Bucket=b, Key="t/one", Body=data, ChecksumAlgorithm="SHA256")
+    check_eq(r.get("ChecksumSHA256"), sha256_b64(data), "put_object over TLS with ChecksumAlgorithm=SHA256")
+    h = s3.head_object(Bucket=b, Key="t/one", ChecksumMode="ENABLED")
+    check_eq(h.get("ChecksumSHA256"), sha256_b64(data), "head_object over TLS gives the stored SHA-256")
+    check_eq(s3.get_object(Bucket=b, Key="t/one")["Body"].read(), data, "get_object over TLS")
+    path = sec.path("eleven-mib.bin")
+    random_file(path, 11 * MiB, seed=7)
+    cfg = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
+    s3.upload_file(path, b, "t/multi", Config=cfg)
+    h = s3.head_object(Bucket=b, Key="t/multi", ChecksumMode="ENABLED")
+    check(h["ETag"].endswith('-3"'), "upload_file over TLS in 5 MiB parts", '"…-3"', h["ETag"])
+    down = sec.path("down.bin")
+    s3.download_file(b, "t/multi", down)
+    check_eq(file_sha256(down), file_sha256(path), "download_file over TLS")
+    keys = sorted(all_keys(s3, b))
+    check_eq(keys, ["t/multi", "t/one"], "list_objects_v2 over TLS")
+    st, _ = http("GET", s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "t/one"}, ExpiresIn=60))
+    check_eq(st, 200, "a presigned GET over TLS (urllib trusting the CA bundle)")
+    b3_remove_bucket(s3, b)
+
+
 RUNNERS = {
     "boto3": section_boto3,
     "awscli": section_awscli,
@@ -1707,6 +1959,8 @@ RUNNERS = {
     "s3cmd": section_s3cmd,
     "presign": section_presign,
     "auth": section_auth,
+    "vhost": section_vhost,
+    "tls": section_tls,
 }
 
 
@@ -1719,7 +1973,7 @@ def main(argv):
     wanted = args or SECTIONS
     unknown = [w for w in wanted if w not in RUNNERS]
     if unknown:
-        sys.exit(f"unknown section(s) {' '.join(unknown)}; sections: {' '.join(SECTIONS)}; option: --keep-going")
+        sys.exit(f"unknown section(s) {' '.join(unknown)}; sections: {' '.join(RUNNERS)}; option: --keep-going")
     S = Settings()
     isolate_aws_environment()
     print(f"endpoint {S.endpoint}, region {S.region}, run {S.suffix}, scratch {S.workdir}", flush=True)

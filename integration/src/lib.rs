@@ -289,6 +289,7 @@ impl TestCloud {
         // Objects of every size take the swarm path here; packing has tests of its own.
         settings.gateway.packing.max_object = 0;
         tweak(&mut settings);
+        serve_s3_domain_at_its_port(&mut settings, &listeners);
         let cloud = Cloud::start(&config, registry.clone(), listeners, settings)
             .await
             .unwrap();
@@ -344,6 +345,21 @@ impl TestCloud {
             cloud,
             nodes,
             _dir: dir,
+        }
+    }
+}
+
+/// A virtual-host domain given without a port (`s3.test`) gets the port the S3 listener was
+/// bound to (port 0 here), as clients send it in `Host` and an operator would write it.
+fn serve_s3_domain_at_its_port(settings: &mut CloudSettings, listeners: &CloudListeners) {
+    let port = listeners
+        .s3
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port());
+    if let (Some(domain), Some(port)) = (settings.s3_domain.as_mut(), port) {
+        if !domain.contains(':') {
+            *domain = format!("{domain}:{port}");
         }
     }
 }

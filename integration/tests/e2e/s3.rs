@@ -2,6 +2,7 @@
 //! `integration/s3/s3_clients.py` — against a real gateway and real node processes. Each run
 //! ends with every bucket it made deleted, so afterwards no shard may be left on any node:
 //! deletes, overwrites, aborted multipart uploads and replaced parts all leave the nodes.
+//! `tls.rs` runs the script's `tls` section against a gateway serving S3 over HTTPS.
 
 use std::process::Command;
 use std::time::Duration;
@@ -10,11 +11,15 @@ use raidtorrent_integration::*;
 use raidtorrent_testkit::{tool, tool_works, wait_until};
 use raidtorrent_tracker::gateway::ALL_BUCKETS;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/s3/s3_clients.py");
+pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/s3/s3_clients.py");
+
+/// The virtual-host domain the test clouds serve (at the S3 listener's port): the script
+/// resolves names under it to the endpoint's address itself.
+const VHOST_DOMAIN: &str = "s3.test";
 
 /// Whether the clients `sections` need are installed (else skipped, or failed under
 /// `RAIDTORRENT_REQUIRE_TOOLS=1`).
-fn clients_present(sections: &[&str]) -> bool {
+pub fn clients_present(sections: &[&str]) -> bool {
     let mut ok = tool_works(
         "python3 with boto3",
         Command::new("python3").args(["-c", "import boto3"]),
@@ -39,11 +44,13 @@ async fn run_clients(t: &TestCloud, sections: &[&str]) {
     let (revoked, revoked_secret) = keys.create("revoked", &every, None).await.unwrap();
     keys.revoke(&revoked.access_key).await.unwrap();
     let work = tempfile::tempdir().unwrap();
-    let endpoint = format!("http://{}", t.cloud.s3_addr.expect("the S3 API is served"));
+    let addr = t.cloud.s3_addr.expect("the S3 API is served");
+    let endpoint = format!("http://{addr}");
     let mut cmd = Command::new("python3");
     cmd.arg(SCRIPT)
         .args(sections)
         .env("S3_ENDPOINT", &endpoint)
+        .env("S3_VHOST_DOMAIN", format!("{VHOST_DOMAIN}:{}", addr.port()))
         .env("S3_ACCESS_KEY", &key.access_key)
         .env("S3_SECRET_KEY", &secret)
         .env("S3_REVOKED_ACCESS_KEY", &revoked.access_key)
@@ -73,11 +80,14 @@ async fn nothing_left(t: &TestCloud) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_and_aws_cli_use_the_s3_api() {
-    let sections = ["boto3", "awscli", "presign", "auth"];
+    let sections = ["boto3", "awscli", "presign", "auth", "vhost"];
     if !clients_present(&sections) {
         return;
     }
-    let t = TestCloud::start(6, 3).await;
+    let vhost = |c: &mut raidtorrent_tracker::config::Config| {
+        c.objects.s3_domain = VHOST_DOMAIN.to_owned();
+    };
+    let t = TestCloud::start_custom(6, 3, vhost, |_| {}, &[]).await;
     run_clients(&t, &sections).await;
     nothing_left(&t).await;
 }

@@ -1,6 +1,6 @@
-//! A gateway serving TLS on its control listener, tracker and object API (a certificate it
-//! created itself), nodes pinning that certificate, and curl as the client: objects go in and
-//! come back over HTTPS, the nodes' librqbit sessions announce over HTTPS (asked to announce what
+//! A gateway serving TLS on its control listener, tracker, object API and S3 API (a certificate
+//! it created itself), nodes pinning that certificate, and curl and boto3 as the clients: objects
+//! go in and come back over HTTPS, the nodes' librqbit sessions announce over HTTPS (asked to announce what
 //! they hold, since by default they announce nothing they were given peers for), and a node
 //! pinning another certificate never gets in.
 
@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use raidtorrent_integration::process::{GatewayProcess, ProcessNode, API_KEY};
-use raidtorrent_testkit::{random_bytes, tool, wait_until};
+use raidtorrent_testkit::{free_port, random_bytes, tool, wait_until};
 use raidtorrent_tracker::net::TlsIdentity;
 
 /// `curl` trusting only `cert`, with the API key; the exit status and the body.
@@ -26,6 +26,30 @@ fn curl(cert: &Path, args: &[&str]) -> (bool, Vec<u8>) {
         eprintln!("curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     (out.status.success(), out.stdout)
+}
+
+/// boto3 against the S3 listener over HTTPS, trusting only the gateway's certificate
+/// (`s3_clients.py tls`); skipped without boto3, failed then under `RAIDTORRENT_REQUIRE_TOOLS=1`.
+async fn s3_over_tls(gw: &GatewayProcess, cert: &Path) {
+    if !crate::s3::clients_present(&["tls"]) {
+        return;
+    }
+    let made = gw.s3_key(&["add", "tls-client"]);
+    let work = tempfile::tempdir().unwrap();
+    let endpoint = format!("https://{}", gw.config.objects.s3_listen);
+    let mut cmd = Command::new("python3");
+    cmd.arg(crate::s3::SCRIPT)
+        .arg("tls")
+        .env("S3_ENDPOINT", &endpoint)
+        .env("S3_ACCESS_KEY", made["access_key"].as_str().unwrap())
+        .env("S3_SECRET_KEY", made["secret_key"].as_str().unwrap())
+        .env("S3_CA_BUNDLE", cert)
+        .env("S3_WORKDIR", work.path());
+    let status = tokio::task::spawn_blocking(move || cmd.status())
+        .await
+        .unwrap()
+        .expect("python3 runs");
+    assert!(status.success(), "boto3 over TLS failed against {endpoint}");
 }
 
 /// How many torrents the gateway's records show `node` announcing.
@@ -53,6 +77,7 @@ async fn a_tls_cloud_stores_and_serves_and_refuses_a_wrongly_pinned_node() {
     let dir = tempfile::tempdir().unwrap();
     let mut gw = GatewayProcess::new(dir.path(), |c| {
         c.tls.enabled = true;
+        c.objects.s3_listen = format!("127.0.0.1:{}", free_port("127.0.0.1"));
         c.objects.default_policy.k = 2;
         c.objects.default_policy.m = 1;
         c.objects.default_policy.copies = 1;
@@ -105,6 +130,7 @@ async fn a_tls_cloud_stores_and_serves_and_refuses_a_wrongly_pinned_node() {
     assert!(ok, "object stored over HTTPS");
     let (ok, got) = curl(&cert, &[&format!("{api}/tls/a")]);
     assert!(ok && got == body, "object read back over HTTPS");
+    s3_over_tls(&gw, &cert).await;
 
     // The shards went to the pinned nodes, whose sessions announced them over HTTPS.
     let gw = &gw;

@@ -36,10 +36,52 @@ pub struct ObjectAttrs {
     /// `x-amz-meta-<name>` pairs, names lowercase.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,
+    /// The `x-amz-checksum-*` sum the client sent and the gateway verified (or the composite
+    /// of a multipart upload's part sums); absent when none was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
     /// What must hold of the object now under the key for this one to replace it, checked in
     /// the transaction that commits it (a conditional write); never stored.
     #[serde(skip)]
     pub condition: Option<WriteCondition>,
+}
+
+/// A checksum stored with an object or a multipart part, as S3 gives it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    /// The algorithm as S3 names it (`CRC32`, `CRC32C`, `CRC64NVME`, `SHA1`, `SHA256`); the
+    /// S3 front end owns the names and the hashing, the gateway only keeps them.
+    pub algorithm: String,
+    /// The base64 of the raw sum; for a composite, of the sum of the parts' raw sums.
+    pub value: String,
+    /// For a composite sum (a multipart object): how many parts it covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<u32>,
+}
+
+impl Checksum {
+    /// The sum as S3 writes it: `<base64>` or, for a composite, `<base64>-<parts>`.
+    pub fn text(&self) -> String {
+        match self.parts {
+            Some(n) => format!("{}-{n}", self.value),
+            None => self.value.clone(),
+        }
+    }
+}
+
+/// The verified checksum of an upload, filled in by the reader that checked it once the body
+/// ended (empty when no sum was sent, or it did not match and the write failed).
+#[derive(Debug, Clone, Default)]
+pub struct ChecksumSlot(Arc<Mutex<Option<Checksum>>>);
+
+impl ChecksumSlot {
+    pub fn set(&self, sum: Checksum) {
+        *self.0.lock().expect("checksum slot") = Some(sum);
+    }
+
+    pub fn get(&self) -> Option<Checksum> {
+        self.0.lock().expect("checksum slot").clone()
+    }
 }
 
 /// A conditional write: the object is committed only if, at that moment, ...
@@ -98,6 +140,8 @@ pub struct PutAttrs {
     pub expect_md5: Option<[u8; 16]>,
     /// The access key the object is stored for: it counts against that key's quota.
     pub placed_by: Option<String>,
+    /// The verified `x-amz-checksum-*` sum, known once the body was read; stored with the object.
+    pub checksum: ChecksumSlot,
 }
 
 /// The MD5 of an upload, filled in when its reader reaches the end.
@@ -126,6 +170,7 @@ impl PutAttrs {
         }
         Ok(ObjectAttrs {
             etag: Some(hex::encode(md5)),
+            checksum: self.checksum.get(),
             ..self.attrs.clone()
         })
     }

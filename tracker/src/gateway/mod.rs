@@ -72,7 +72,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use access::{AccessKey, AccessKeys, ActiveKey, ALL_BUCKETS};
-pub use attrs::{multipart_etag, ObjectAttrs, PutAttrs, WriteCondition};
+pub use attrs::{multipart_etag, Checksum, ChecksumSlot, ObjectAttrs, PutAttrs, WriteCondition};
 pub use config::{GatewayConfig, HealthConfig, PackConfig};
 pub use error::GatewayError;
 pub use health::HealthStatus;
@@ -83,7 +83,7 @@ pub use meta::{Meta, Upload, UploadPart};
 pub use model::{
     check_bucket_name, check_key, Body, Bucket, BucketPolicy, Listing, ObjectInfo, PolicyLimits,
 };
-pub use multipart::{MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE};
+pub use multipart::{PartChecks, MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use place::{
     check_client_shards, CapabilityRead, ClientShards, PlaceState, PlacementStatus, ShardPlacement,
     MAX_CLIENT_PEERS, MAX_WAIT,

@@ -8,7 +8,9 @@ use raidtorrent_codec::ShardInfo;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncRead;
 
-use super::attrs::{multipart_etag, Md5Reader, ObjectAttrs, WriteCondition};
+use super::attrs::{
+    multipart_etag, Checksum, ChecksumSlot, Md5Reader, ObjectAttrs, WriteCondition,
+};
 use super::meta::{new_parts, part_bucket_name, NewObject, StoredBody, Upload, UploadPart};
 use super::model::{check_key, ObjectInfo};
 use super::upload;
@@ -26,12 +28,14 @@ pub const MAX_PART_NUMBER: u32 = 10_000;
 
 impl Gateway {
     /// Starts a multipart upload of `bucket`/`key`; the attributes go with the object once it
-    /// is completed. Returns the upload id.
+    /// is completed, and every part is summed with `checksum_algorithm` (S3's name) if one is
+    /// given. Returns the upload id.
     pub async fn create_upload(
         &self,
         bucket: &str,
         key: &str,
         attrs: ObjectAttrs,
+        checksum_algorithm: Option<String>,
     ) -> Result<String, GatewayError> {
         self.inner.meta.bucket(bucket).await?;
         check_key(key)?;
@@ -41,6 +45,7 @@ impl Gateway {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             attrs,
+            checksum_algorithm,
             created_at: unix_now(),
         };
         self.inner.meta.create_upload(&upload).await?;
@@ -53,8 +58,8 @@ impl Gateway {
     }
 
     /// Stores part `number` of an upload, replacing an earlier part of that number: encoded and
-    /// placed as it streams in. Fails with `BadDigest` (storing nothing) if `expect_md5` is
-    /// given and the content's MD5 differs.
+    /// placed as it streams in. Fails with `BadDigest` (storing nothing) if `checks` expects an
+    /// MD5 and the content's differs; records the checksum `checks` holds once the body ended.
     pub async fn put_part(
         &self,
         bucket: &str,
@@ -62,7 +67,7 @@ impl Gateway {
         number: u32,
         body: impl AsyncRead + Send + Unpin + 'static,
         size_hint: Option<u64>,
-        expect_md5: Option<[u8; 16]>,
+        checks: PartChecks,
     ) -> Result<UploadPart, GatewayError> {
         let b = self.inner.meta.bucket(bucket).await?;
         self.inner.meta.upload(bucket, upload_id).await?;
@@ -98,9 +103,10 @@ impl Gateway {
             size,
             md5: md5.get()?,
             sha256,
+            checksum: checks.checksum.get(),
             created_at: unix_now(),
         };
-        let recorded = match expect_md5.filter(|e| *e != part.md5) {
+        let recorded = match checks.expect_md5.filter(|e| *e != part.md5) {
             Some(expected) => Err(GatewayError::BadDigest {
                 expected: hex::encode(expected),
                 got: hex::encode(part.md5),
@@ -164,7 +170,8 @@ impl Gateway {
     }
 
     /// Completes an upload from the `listed` parts (number, ETag), which must name recorded
-    /// parts in ascending order, each but the last at least [`MIN_PART_SIZE`]. The object
+    /// parts in ascending order, each but the last at least [`MIN_PART_SIZE`]. `checksum` sees
+    /// the upload and the chosen parts and gives the object's checksum, or refuses. The object
     /// becomes visible in the same transaction that ends the upload; parts not listed go.
     pub async fn complete_upload(
         &self,
@@ -173,10 +180,12 @@ impl Gateway {
         listed: &[(u32, String)],
         condition: Option<WriteCondition>,
         by: Option<&ActiveKey>,
+        checksum: impl FnOnce(&Upload, &[&UploadPart]) -> Result<Option<Checksum>, GatewayError>,
     ) -> Result<ObjectInfo, GatewayError> {
         let upload = self.upload(bucket, upload_id).await?;
         let recorded = self.inner.meta.upload_parts(upload_id).await?;
         let chosen = choose_parts(&recorded, listed)?;
+        let sum = checksum(&upload, &chosen)?;
         let size: u64 = chosen.iter().map(|p| p.size).sum();
         let max = self.inner.config.max_object_size;
         if size > max {
@@ -195,6 +204,7 @@ impl Gateway {
         let md5s: Vec<[u8; 16]> = chosen.iter().map(|p| p.md5).collect();
         let attrs = ObjectAttrs {
             etag: Some(multipart_etag(&md5s)),
+            checksum: sum,
             condition,
             ..upload.attrs.clone()
         };
@@ -256,6 +266,15 @@ impl Gateway {
     }
 }
 
+/// What a part is checked against besides its own bytes.
+#[derive(Debug, Clone, Default)]
+pub struct PartChecks {
+    /// `Content-MD5` as sent: the part is refused with `BadDigest` unless the content matches.
+    pub expect_md5: Option<[u8; 16]>,
+    /// The verified `x-amz-checksum-*` sum, filled in by the body's reader; recorded with the part.
+    pub checksum: ChecksumSlot,
+}
+
 /// The recorded parts a completion lists, checked as S3 checks them: ascending part numbers,
 /// each recorded with the ETag given (quotes optional), each but the last at least
 /// [`MIN_PART_SIZE`].
@@ -308,6 +327,7 @@ mod tests {
             size,
             md5: [md5; 16],
             sha256: [0; 32],
+            checksum: None,
             created_at: 0,
         }
     }

@@ -3,6 +3,10 @@
 //! body is hashed as it streams to the gateway. If the sum differs at the end, the reader fails
 //! instead of reporting the end. The upload is then never committed, and the client gets
 //! `BadDigest`, as S3 answers.
+//!
+//! A sum that agreed is stored with the object or the part (see [`Verdict::slot`]). A multipart
+//! object's sum is S3's composite form ([`composite`]): the sum of the parts' raw sums joined
+//! in order, in base64, then `-<number of parts>`.
 
 use std::io;
 use std::pin::Pin;
@@ -17,6 +21,8 @@ use s3s::checksum::ChecksumHasher;
 use s3s::crypto::Checksum as _;
 use s3s::dto::{Checksum, StreamingBlob};
 use s3s::{s3_error, S3Error, S3Result};
+
+use crate::gateway::{Checksum as Stored, ChecksumSlot};
 
 /// The checksum algorithms S3 defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,38 @@ impl Algorithm {
             Algorithm::Sha1 => "x-amz-checksum-sha1",
             Algorithm::Sha256 => "x-amz-checksum-sha256",
         }
+    }
+
+    /// The name S3 gives the algorithm (`x-amz-checksum-algorithm`, `ChecksumAlgorithm`), as
+    /// stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Crc32 => "CRC32",
+            Algorithm::Crc32c => "CRC32C",
+            Algorithm::Crc64Nvme => "CRC64NVME",
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+        }
+    }
+
+    /// The algorithm of a name S3 gives, in any letter case.
+    pub fn of_name(name: &str) -> Option<Algorithm> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether S3 can combine part sums of this algorithm into a composite (CRC64NVME sums
+    /// are full-object only).
+    pub fn composes(self) -> bool {
+        self != Algorithm::Crc64Nvme
+    }
+
+    /// The base64 sum of `data`.
+    pub(super) fn sum(self, data: &[u8]) -> String {
+        let mut h = self.hasher();
+        h.update(data);
+        self.value(h.finalize()).unwrap_or_default()
     }
 
     /// The algorithm named by a checksum header, in any letter case.
@@ -88,13 +126,17 @@ impl Algorithm {
         }
     }
 
-    /// A sum as sent: the base64 of exactly [`Self::len`] bytes.
-    fn check_form(self, value: &str) -> S3Result<()> {
-        let raw = base64::engine::general_purpose::STANDARD
+    /// The raw bytes of a base64 sum of this algorithm, if it is one.
+    pub(super) fn raw(self, value: &str) -> Option<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD
             .decode(value.trim())
             .ok()
-            .filter(|b| b.len() == self.len());
-        match raw {
+            .filter(|b| b.len() == self.len())
+    }
+
+    /// A sum as sent: the base64 of exactly [`Self::len`] bytes.
+    fn check_form(self, value: &str) -> S3Result<()> {
+        match self.raw(value) {
             Some(_) => Ok(()),
             None => Err(s3_error!(
                 InvalidRequest,
@@ -112,6 +154,9 @@ enum Source {
     Header(String),
     /// In the trailer of an `aws-chunked` body, known once the body has ended.
     Trailer(s3s::TrailingHeaders),
+    /// Nowhere: the gateway computes the sum itself (a part of an upload that names an
+    /// algorithm but was sent without a sum, or a copy).
+    Computed,
 }
 
 /// The sum an upload must have.
@@ -119,6 +164,20 @@ enum Source {
 pub struct Expected {
     algorithm: Algorithm,
     source: Source,
+}
+
+impl Expected {
+    /// No sum to check: `algorithm`'s sum is computed as the body streams, to be stored.
+    pub fn compute(algorithm: Algorithm) -> Expected {
+        Expected {
+            algorithm,
+            source: Source::Computed,
+        }
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
 }
 
 /// The sum a request announces, from its headers: one `x-amz-checksum-*` header, or an
@@ -162,9 +221,10 @@ pub fn expected(
     Ok(Some(Expected { algorithm, source }))
 }
 
-/// How the check of an upload's sum ended, read by the operation once the write returns.
+/// How the check of an upload's sum ended, read by the operation once the write returns; the
+/// agreed sum also lands in [`Verdict::slot`], where the gateway takes it to store.
 #[derive(Debug, Clone, Default)]
-pub struct Verdict(Arc<Mutex<Outcome>>);
+pub struct Verdict(Arc<Mutex<Outcome>>, ChecksumSlot);
 
 #[derive(Debug, Default)]
 enum Outcome {
@@ -198,15 +258,46 @@ impl Verdict {
         }
     }
 
+    /// Where the agreed sum is put, for the gateway to store once the body ended.
+    pub fn slot(&self) -> ChecksumSlot {
+        self.1.clone()
+    }
+
     fn settle(&self, outcome: Outcome) {
+        if let Outcome::Agreed(algorithm, value) = &outcome {
+            self.1.set(Stored {
+                algorithm: algorithm.name().to_owned(),
+                value: value.clone(),
+                parts: None,
+            });
+        }
         *self.0.lock().expect("verdict lock") = outcome;
     }
 }
 
 /// Sets the checksum fields of an upload's response.
 pub fn answer(verdict: &Verdict) -> Checksum {
+    fields(verdict.agreed())
+}
+
+/// The checksum fields of a response giving a stored sum (in its S3 text form).
+pub fn stored_fields(sum: Option<&Stored>) -> Checksum {
+    let sum = sum.and_then(|s| Some((Algorithm::of_name(&s.algorithm)?, s.text())));
+    fields(sum)
+}
+
+/// `ChecksumType` of a stored sum: `COMPOSITE` for a multipart object's, else `FULL_OBJECT`.
+pub fn stored_type(sum: Option<&Stored>) -> Option<s3s::dto::ChecksumType> {
+    use s3s::dto::ChecksumType;
+    sum.map(|s| match s.parts {
+        Some(_) => ChecksumType::from_static(ChecksumType::COMPOSITE),
+        None => ChecksumType::from_static(ChecksumType::FULL_OBJECT),
+    })
+}
+
+fn fields(sum: Option<(Algorithm, String)>) -> Checksum {
     let mut sums = Checksum::default();
-    if let Some((algorithm, value)) = verdict.agreed() {
+    if let Some((algorithm, value)) = sum {
         let field = match algorithm {
             Algorithm::Crc32 => &mut sums.checksum_crc32,
             Algorithm::Crc32c => &mut sums.checksum_crc32c,
@@ -222,8 +313,16 @@ pub fn answer(verdict: &Verdict) -> Checksum {
 /// An upload's response (`PutObjectOutput`, `UploadPartOutput`) with the checked sum set.
 macro_rules! with_sums {
     ($out:expr, $verdict:expr) => {{
+        $crate::s3::checksum::with_fields!($out, $crate::s3::checksum::answer(&$verdict))
+    }};
+}
+pub(crate) use with_sums;
+
+/// Any output with the five `checksum_*` fields, set from an [`s3s::dto::Checksum`].
+macro_rules! with_fields {
+    ($out:expr, $sums:expr) => {{
         let mut out = $out;
-        let sums = $crate::s3::checksum::answer(&$verdict);
+        let sums: s3s::dto::Checksum = $sums;
         out.checksum_crc32 = sums.checksum_crc32;
         out.checksum_crc32c = sums.checksum_crc32c;
         out.checksum_crc64nvme = sums.checksum_crc64nvme;
@@ -232,7 +331,7 @@ macro_rules! with_sums {
         out
     }};
 }
-pub(crate) use with_sums;
+pub(crate) use with_fields;
 
 type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
@@ -270,6 +369,7 @@ impl Checked {
         let algorithm = expected.algorithm;
         let got = algorithm.value(hasher.finalize()).unwrap_or_default();
         let outcome = match announced(&expected) {
+            Ok(_) if matches!(expected.source, Source::Computed) => Outcome::Agreed(algorithm, got),
             Ok(sent) if sent == got => Outcome::Agreed(algorithm, got),
             Ok(sent) => Outcome::Refused(s3_error!(
                 BadDigest,
@@ -289,6 +389,7 @@ fn announced(expected: &Expected) -> S3Result<String> {
     let name = expected.algorithm.header();
     let value = match &expected.source {
         Source::Header(v) => return Ok(v.clone()),
+        Source::Computed => return Ok(String::new()),
         Source::Trailer(t) => t
             .read(|h| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned))
             .flatten(),

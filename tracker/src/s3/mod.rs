@@ -5,15 +5,19 @@
 //! The protocol layer is `s3s`: it verifies signatures (with the secret [`auth::Keys`] gives
 //! for an access key), decodes chunked bodies and their checksums, parses requests into typed
 //! inputs and writes the XML. This module maps each operation onto the [`Gateway`]: `service`
-//! holds the operations, `objects` the object ones' pieces, `list` the listings, `errors` the
-//! error codes, `auth` the access keys and their bucket scopes.
+//! holds the operations, `objects` the object ones' pieces, `list` the listings (of objects and
+//! of multipart uploads), `checksum` the `x-amz-checksum-*` check of bodies, `sums` which sums
+//! requests send and ask for, `composite` the sum of a multipart object, `errors` the error
+//! codes, `auth` the access keys and their bucket scopes.
 
 mod auth;
 mod checksum;
+mod composite;
 mod errors;
 mod list;
 mod objects;
 mod service;
+mod sums;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -61,6 +61,7 @@ impl SentHeaders {
         });
         ObjectAttrs {
             etag: None,
+            checksum: None,
             condition: None,
             content_type: self.content_type,
             content_encoding: self.content_encoding,
@@ -176,14 +177,6 @@ pub fn blob(body: Body) -> StreamingBlob {
         rx.recv().await.map(|item| (item, rx))
     });
     StreamingBlob::wrap(stream)
-}
-
-/// A gateway body as a reader (the source of a copy).
-pub fn body_reader(body: Body) -> impl AsyncRead + Send + Unpin + 'static {
-    let stream = futures_util::stream::unfold(body, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    StreamReader::new(Box::pin(stream))
 }
 
 /// A request body as a reader that checks the sum the client announced when the body ends,

@@ -10,10 +10,14 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 use super::auth::may_use;
 use super::checksum;
+use super::composite::Completion;
 use super::errors::OrS3;
 use super::list;
 use super::objects::{self, Conditions, SentHeaders};
-use crate::gateway::{ActiveKey, BucketPolicy, Gateway, GatewayError, ObjectAttrs, PutAttrs};
+use super::sums;
+use crate::gateway::{
+    ActiveKey, BucketPolicy, Gateway, GatewayError, ObjectAttrs, PartChecks, PutAttrs, Upload,
+};
 
 /// Header carrying a bucket's raidtorrent policy (JSON, as the native API takes it) on
 /// CreateBucket.
@@ -169,15 +173,18 @@ impl S3 for Front {
         let by = self.signer(req.credentials.as_ref()).await?;
         let len = objects::body_len(i.body.as_ref(), i.content_length);
         let hold = self.gateway.reserve_write(by.as_ref(), len).await.or_s3()?;
-        let put = PutAttrs {
-            expect_md5: objects::content_md5(i.content_md5.as_deref())?,
-            attrs: ObjectAttrs {
-                condition,
-                ..sent_headers!(i)
-            },
-            placed_by: by.map(|k| k.access_key),
+        let expect_md5 = objects::content_md5(i.content_md5.as_deref())?;
+        let attrs = ObjectAttrs {
+            condition,
+            ..sent_headers!(i)
         };
         let (body, verdict) = objects::request_reader(i.body, expected);
+        let put = PutAttrs {
+            expect_md5,
+            attrs,
+            placed_by: by.map(|k| k.access_key),
+            checksum: verdict.slot(),
+        };
         let (gw, bucket, key) = (self.gateway.clone(), i.bucket, i.key);
         let info = to_the_end(async move {
             let stored = gw.put_with(&bucket, &key, body, len, put).await;
@@ -214,6 +221,8 @@ impl S3 for Front {
         // read.
         objects::check_conditions(&conditions!(i), &info)?;
         let part = range.clone().unwrap_or(0..info.size);
+        // A range's bytes are not what the stored sum covers (AWS gives none either).
+        let sum = sums::wanted(i.checksum_mode.as_ref(), range.is_none(), &info);
         let range_header = range.map(|r| {
             format!(
                 "bytes {}-{}/{}",
@@ -222,26 +231,31 @@ impl S3 for Front {
                 info.size
             )
         });
-        ok(stored_headers!(
+        let out = stored_headers!(
             info,
             GetObjectOutput {
                 body: Some(objects::blob(body)),
                 content_length: Some((part.end - part.start) as i64),
                 content_range: range_header,
+                checksum_type: checksum::stored_type(sum),
             }
-        ))
+        );
+        ok(checksum::with_fields!(out, checksum::stored_fields(sum)))
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> Answer<HeadObjectOutput> {
         let i = &req.input;
         let info = self.gateway.head(&i.bucket, &i.key).await.or_s3()?;
         objects::check_conditions(&conditions!(i), &info)?;
-        ok(stored_headers!(
+        let sum = sums::wanted(i.checksum_mode.as_ref(), true, &info);
+        let out = stored_headers!(
             info,
             HeadObjectOutput {
                 content_length: Some(info.size as i64),
+                checksum_type: checksum::stored_type(sum),
             }
-        ))
+        );
+        ok(checksum::with_fields!(out, checksum::stored_fields(sum)))
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> Answer<DeleteObjectOutput> {
@@ -318,8 +332,15 @@ impl S3 for Front {
         } else {
             ObjectAttrs {
                 etag: None,
+                checksum: None,
                 ..source.attrs.clone()
             }
+        };
+        // The copy is a new single-part object: its sum is computed afresh as it streams (in the
+        // algorithm asked for, else the source's), never carried over from the source.
+        let algorithm = match i.checksum_algorithm.as_ref() {
+            Some(a) => Some(sums::algorithm_named(a.as_str())?),
+            None => sums::of_object(&source.attrs),
         };
         let by = self.signer(req.credentials.as_ref()).await?;
         let size = Some(source.size);
@@ -328,12 +349,14 @@ impl S3 for Front {
             .reserve_write(by.as_ref(), size)
             .await
             .or_s3()?;
+        let compute = algorithm.map(checksum::Expected::compute);
+        let (reader, verdict) = objects::request_reader(Some(objects::blob(body)), compute);
         let put = PutAttrs {
             attrs,
             expect_md5: None,
             placed_by: by.map(|k| k.access_key),
+            checksum: verdict.slot(),
         };
-        let reader = objects::body_reader(body);
         let (gw, bucket, key) = (self.gateway.clone(), i.bucket, i.key);
         let info = to_the_end(async move {
             let stored = gw.put_with(&bucket, &key, reader, size, put).await;
@@ -341,12 +364,15 @@ impl S3 for Front {
             stored
         })
         .await?;
+        let sum = info.attrs.checksum.as_ref();
+        let result = CopyObjectResult {
+            e_tag: Some(objects::etag(&info)),
+            last_modified: Some(objects::timestamp(info.created_at)),
+            checksum_type: checksum::stored_type(sum),
+            ..Default::default()
+        };
         ok(CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(objects::etag(&info)),
-                last_modified: Some(objects::timestamp(info.created_at)),
-                ..Default::default()
-            }),
+            copy_object_result: Some(checksum::with_fields!(result, checksum::stored_fields(sum))),
             ..Default::default()
         })
     }
@@ -418,16 +444,21 @@ impl S3 for Front {
     ) -> Answer<CreateMultipartUploadOutput> {
         self.gateway.carries_data().or_s3()?;
         let i = req.input;
+        let algorithm =
+            sums::of_new_upload(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
         let attrs = sent_headers!(i);
+        let name = algorithm.map(|a| a.name().to_owned());
         let id = self
             .gateway
-            .create_upload(&i.bucket, &i.key, attrs)
+            .create_upload(&i.bucket, &i.key, attrs, name)
             .await
             .or_s3()?;
         ok(CreateMultipartUploadOutput {
             bucket: Some(i.bucket),
             key: Some(i.key),
             upload_id: Some(id),
+            checksum_algorithm: i.checksum_algorithm,
+            checksum_type: algorithm.map(|_| ChecksumType::from_static(ChecksumType::COMPOSITE)),
             ..Default::default()
         })
     }
@@ -436,14 +467,19 @@ impl S3 for Front {
         self.gateway.carries_data().or_s3()?;
         let expected = checksum::expected(&req.headers, req.trailing_headers.as_ref())?;
         let i = req.input;
-        check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
-        let expect = objects::content_md5(i.content_md5.as_deref())?;
+        let upload = check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
+        let expected = sums::of_part(&upload, expected)?;
+        let expect_md5 = objects::content_md5(i.content_md5.as_deref())?;
         let len = objects::body_len(i.body.as_ref(), i.content_length);
         let (body, verdict) = objects::request_reader(i.body, expected);
+        let checks = PartChecks {
+            expect_md5,
+            checksum: verdict.slot(),
+        };
         let number = part_number(i.part_number)?;
         let (gw, bucket, id) = (self.gateway.clone(), i.bucket, i.upload_id);
         let part =
-            to_the_end(async move { gw.put_part(&bucket, &id, number, body, len, expect).await })
+            to_the_end(async move { gw.put_part(&bucket, &id, number, body, len, checks).await })
                 .await
                 .map_err(|e| verdict.error_of(e))?;
         ok(checksum::with_sums!(
@@ -463,7 +499,7 @@ impl S3 for Front {
         let (src_bucket, src_key) = copy_source(&req.input.copy_source)?;
         may_use(&self.gateway, req.credentials.as_ref(), &src_bucket).await?;
         let i = req.input;
-        check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
+        let upload = check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
         let source = self.gateway.head(&src_bucket, &src_key).await.or_s3()?;
         let range = match i.copy_source_range.as_deref() {
             Some(r) => Some(copy_range(r, source.size)?),
@@ -476,19 +512,27 @@ impl S3 for Front {
             .or_s3()?;
         let len = range.map_or(source.size, |r| r.end - r.start);
         let number = part_number(i.part_number)?;
-        let reader = objects::body_reader(body);
+        // The part's sum, if the upload names an algorithm, is computed as the range streams.
+        let compute = sums::of_part(&upload, None)?;
+        let (reader, verdict) = objects::request_reader(Some(objects::blob(body)), compute);
+        let checks = PartChecks {
+            expect_md5: None,
+            checksum: verdict.slot(),
+        };
         let (gw, bucket, id) = (self.gateway.clone(), i.bucket, i.upload_id);
         let part = to_the_end(async move {
-            gw.put_part(&bucket, &id, number, reader, Some(len), None)
+            gw.put_part(&bucket, &id, number, reader, Some(len), checks)
                 .await
         })
         .await?;
+        let result = CopyPartResult {
+            e_tag: Some(ETag::Strong(hex::encode(part.md5))),
+            last_modified: Some(objects::timestamp(part.created_at)),
+            ..Default::default()
+        };
+        let sums = checksum::stored_fields(part.checksum.as_ref());
         ok(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                e_tag: Some(ETag::Strong(hex::encode(part.md5))),
-                last_modified: Some(objects::timestamp(part.created_at)),
-                ..Default::default()
-            }),
+            copy_part_result: Some(checksum::with_fields!(result, sums)),
             ..Default::default()
         })
     }
@@ -498,11 +542,20 @@ impl S3 for Front {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> Answer<CompleteMultipartUploadOutput> {
         let i = req.input;
-        check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
-        let parts = i.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        let upload = check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
+        let parts = i
+            .multipart_upload
+            .clone()
+            .and_then(|m| m.parts)
+            .unwrap_or_default();
         let mut listed = Vec::with_capacity(parts.len());
+        let mut check = Completion {
+            algorithm: sums::stored(upload.checksum_algorithm.as_deref()),
+            ..Completion::default()
+        };
         for p in parts {
             let number = part_number(p.part_number.unwrap_or(0))?;
+            check.parts.push(sums::listed(&p)?);
             let etag = p
                 .e_tag
                 .map(|e| e.value().to_owned())
@@ -512,20 +565,31 @@ impl S3 for Front {
         if listed.is_empty() {
             return Err(s3_error!(MalformedXML, "the completion lists no parts"));
         }
+        check.whole = sums::whole(&check, &i)?;
         let condition = objects::write_condition(i.if_match.as_ref(), i.if_none_match.as_ref())?;
         let by = self.signer(req.credentials.as_ref()).await?;
         let info = self
             .gateway
-            .complete_upload(&i.bucket, &i.upload_id, &listed, condition, by.as_ref())
+            .complete_upload(
+                &i.bucket,
+                &i.upload_id,
+                &listed,
+                condition,
+                by.as_ref(),
+                |_: &Upload, chosen: &[&crate::gateway::UploadPart]| check.object_sum(chosen),
+            )
             .await
             .or_s3()?;
-        ok(CompleteMultipartUploadOutput {
+        let sum = info.attrs.checksum.as_ref();
+        let out = CompleteMultipartUploadOutput {
             bucket: Some(i.bucket.clone()),
             key: Some(i.key.clone()),
             e_tag: Some(objects::etag(&info)),
             location: Some(format!("/{}/{}", i.bucket, i.key)),
+            checksum_type: checksum::stored_type(sum),
             ..Default::default()
-        })
+        };
+        ok(checksum::with_fields!(out, checksum::stored_fields(sum)))
     }
 
     async fn abort_multipart_upload(
@@ -543,7 +607,7 @@ impl S3 for Front {
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> Answer<ListPartsOutput> {
         let i = req.input;
-        check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
+        let upload = check_upload_key(&self.gateway, &i.bucket, &i.upload_id, &i.key).await?;
         let marker = i.part_number_marker.unwrap_or(0).max(0) as u32;
         let max = i.max_parts.unwrap_or(1000).clamp(1, 1000) as usize;
         let all = self
@@ -557,12 +621,15 @@ impl S3 for Front {
         let next = after.last().map(|p| p.part_number as i32);
         let parts = after
             .into_iter()
-            .map(|p| Part {
-                part_number: Some(p.part_number as i32),
-                size: Some(p.size as i64),
-                e_tag: Some(ETag::Strong(hex::encode(p.md5))),
-                last_modified: Some(objects::timestamp(p.created_at)),
-                ..Default::default()
+            .map(|p| {
+                let part = Part {
+                    part_number: Some(p.part_number as i32),
+                    size: Some(p.size as i64),
+                    e_tag: Some(ETag::Strong(hex::encode(p.md5))),
+                    last_modified: Some(objects::timestamp(p.created_at)),
+                    ..Default::default()
+                };
+                checksum::with_fields!(part, checksum::stored_fields(p.checksum.as_ref()))
             })
             .collect();
         ok(ListPartsOutput {
@@ -574,6 +641,14 @@ impl S3 for Front {
             max_parts: Some(max as i32),
             is_truncated: Some(truncated),
             parts: Some(parts),
+            checksum_algorithm: upload
+                .checksum_algorithm
+                .clone()
+                .map(ChecksumAlgorithm::from),
+            checksum_type: upload
+                .checksum_algorithm
+                .as_ref()
+                .map(|_| ChecksumType::from_static(ChecksumType::COMPOSITE)),
             ..Default::default()
         })
     }
@@ -585,37 +660,49 @@ impl S3 for Front {
         let i = req.input;
         let enc = key_encoding(i.encoding_type.as_ref())?;
         let prefix = i.prefix.clone().unwrap_or_default();
+        let delimiter = i.delimiter.clone().unwrap_or_default();
         let key_marker = i.key_marker.clone().unwrap_or_default();
         let id_marker = i.upload_id_marker.clone().unwrap_or_default();
-        let max = i.max_uploads.unwrap_or(1000).clamp(1, 1000) as u32;
-        let mut uploads = self
-            .gateway
-            .uploads(&i.bucket, &prefix, (&key_marker, &id_marker), max + 1)
+        let max = i.max_uploads.unwrap_or(1000).clamp(1, 1000) as usize;
+        let keys = list::Keys {
+            prefix: &prefix,
+            delimiter: &delimiter,
+        };
+        let page = list::uploads_page(&self.gateway, &i.bucket, keys, (key_marker, id_marker), max)
             .await
             .or_s3()?;
-        let truncated = uploads.len() > max as usize;
-        uploads.truncate(max as usize);
-        let last = uploads.last().map(|u| (u.key.clone(), u.upload_id.clone()));
-        let list = uploads
-            .into_iter()
+        // The next page starts after the last entry: an upload (its key and id) or a common
+        // prefix (no id). A key never equals a common prefix: it would have rolled up into it.
+        let next_id = page
+            .objects
+            .last()
+            .filter(|u| page.next.as_deref() == Some(u.key.as_str()))
+            .map(|u| u.upload_id.clone());
+        let list = page
+            .objects
+            .iter()
             .map(|u| MultipartUpload {
                 key: Some(enc.apply(&u.key)),
-                upload_id: Some(u.upload_id),
+                upload_id: Some(u.upload_id.clone()),
                 initiated: Some(objects::timestamp(u.created_at)),
+                checksum_algorithm: u.checksum_algorithm.clone().map(ChecksumAlgorithm::from),
                 ..Default::default()
             })
             .collect();
+        let apply = |s: Option<String>| s.map(|s| enc.apply(&s));
         ok(ListMultipartUploadsOutput {
             bucket: Some(i.bucket),
-            prefix: i.prefix.map(|p| enc.apply(&p)),
-            key_marker: i.key_marker.map(|m| enc.apply(&m)),
+            prefix: apply(i.prefix),
+            delimiter: apply(i.delimiter),
+            key_marker: apply(i.key_marker),
             upload_id_marker: i.upload_id_marker,
             max_uploads: Some(max as i32),
-            is_truncated: Some(truncated),
+            is_truncated: Some(page.next.is_some()),
             encoding_type: enc.name().map(EncodingType::from_static),
-            next_key_marker: last.as_ref().filter(|_| truncated).map(|l| enc.apply(&l.0)),
-            next_upload_id_marker: last.filter(|_| truncated).map(|l| l.1),
+            next_key_marker: apply(page.next.clone()),
+            next_upload_id_marker: next_id.filter(|_| page.next.is_some()),
             uploads: Some(list),
+            common_prefixes: Some(common_prefixes(&page, enc)),
             ..Default::default()
         })
     }
@@ -634,8 +721,13 @@ async fn to_the_end<T: Send + 'static>(
     }
 }
 
-/// The upload must be of this key (S3 names both in the path).
-async fn check_upload_key(gw: &Gateway, bucket: &str, upload_id: &str, key: &str) -> S3Result<()> {
+/// The upload, which must be of this key (S3 names both in the path).
+async fn check_upload_key(
+    gw: &Gateway,
+    bucket: &str,
+    upload_id: &str,
+    key: &str,
+) -> S3Result<Upload> {
     let upload = gw.upload(bucket, upload_id).await.or_s3()?;
     if upload.key != key {
         return Err(s3_error!(
@@ -643,7 +735,7 @@ async fn check_upload_key(gw: &Gateway, bucket: &str, upload_id: &str, key: &str
             "upload {upload_id} is not of key {key}"
         ));
     }
-    Ok(())
+    Ok(upload)
 }
 
 fn part_number(n: i32) -> S3Result<u32> {
@@ -723,7 +815,7 @@ fn contents(page: &list::Page, enc: list::KeyEncoding) -> Vec<Object> {
         .collect()
 }
 
-fn common_prefixes(page: &list::Page, enc: list::KeyEncoding) -> Vec<CommonPrefix> {
+fn common_prefixes<T>(page: &list::Page<T>, enc: list::KeyEncoding) -> Vec<CommonPrefix> {
     page.prefixes
         .iter()
         .map(|p| CommonPrefix {

@@ -14,6 +14,7 @@ use sqlx::Row;
 use super::groups::{part_bucket_name, NewPart};
 use super::{commit_object_in, NewObject};
 use super::{Meta, ObjectAttrs};
+use crate::gateway::attrs::Checksum;
 use crate::gateway::model::ObjectInfo;
 use crate::gateway::GatewayError;
 
@@ -24,6 +25,8 @@ pub struct Upload {
     pub bucket: String,
     pub key: String,
     pub attrs: ObjectAttrs,
+    /// The checksum algorithm every part is summed with (S3's name), named at creation.
+    pub checksum_algorithm: Option<String>,
     pub created_at: i64,
 }
 
@@ -35,6 +38,8 @@ pub struct UploadPart {
     pub size: u64,
     pub md5: [u8; 16],
     pub sha256: [u8; 32],
+    /// The `x-amz-checksum-*` sum the part was verified against (or computed with).
+    pub checksum: Option<Checksum>,
     pub created_at: i64,
 }
 
@@ -48,13 +53,15 @@ pub struct PartObject {
 impl Meta {
     pub async fn create_upload(&self, u: &Upload) -> Result<(), GatewayError> {
         sqlx::query(
-            "INSERT INTO multipart_uploads (upload_id, bucket, key, attrs, created_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO multipart_uploads
+                 (upload_id, bucket, key, attrs, checksum_algorithm, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&u.upload_id)
         .bind(&u.bucket)
         .bind(&u.key)
         .bind(u.attrs.to_json())
+        .bind(&u.checksum_algorithm)
         .bind(u.created_at)
         .execute(self.writer())
         .await?;
@@ -64,7 +71,8 @@ impl Meta {
     /// Upload `upload_id` of `bucket`.
     pub async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Upload, GatewayError> {
         let row = sqlx::query(
-            "SELECT upload_id, bucket, key, attrs, created_at FROM multipart_uploads
+            "SELECT upload_id, bucket, key, attrs, checksum_algorithm, created_at
+             FROM multipart_uploads
              WHERE upload_id = ? AND bucket = ?",
         )
         .bind(upload_id)
@@ -85,7 +93,8 @@ impl Meta {
         limit: u32,
     ) -> Result<Vec<Upload>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT upload_id, bucket, key, attrs, created_at FROM multipart_uploads
+            "SELECT upload_id, bucket, key, attrs, checksum_algorithm, created_at
+             FROM multipart_uploads
              WHERE bucket = ?1 AND substr(key, 1, length(?2)) = ?2
                AND (key > ?3 OR (key = ?3 AND ?4 <> '' AND upload_id > ?4))
              ORDER BY key, upload_id LIMIT ?5",
@@ -103,7 +112,8 @@ impl Meta {
     /// Every upload started before `before` (unix seconds).
     pub async fn uploads_started_before(&self, before: i64) -> Result<Vec<Upload>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT upload_id, bucket, key, attrs, created_at FROM multipart_uploads
+            "SELECT upload_id, bucket, key, attrs, checksum_algorithm, created_at
+             FROM multipart_uploads
              WHERE created_at < ? ORDER BY created_at",
         )
         .bind(before)
@@ -115,7 +125,8 @@ impl Meta {
     /// The parts recorded for an upload, in part-number order.
     pub async fn upload_parts(&self, upload_id: &str) -> Result<Vec<UploadPart>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT part_number, prefix, size, md5, sha256, created_at FROM multipart_parts
+            "SELECT part_number, prefix, size, md5, sha256, checksum_algorithm, checksum, created_at
+             FROM multipart_parts
              WHERE upload_id = ? ORDER BY part_number",
         )
         .bind(upload_id)
@@ -150,8 +161,9 @@ impl Meta {
         }
         sqlx::query(
             "INSERT INTO multipart_parts
-                 (upload_id, part_number, prefix, size, md5, sha256, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (upload_id, part_number, prefix, size, md5, sha256,
+                  checksum_algorithm, checksum, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(upload_id)
         .bind(part.part_number)
@@ -159,6 +171,8 @@ impl Meta {
         .bind(part.size as i64)
         .bind(&part.md5[..])
         .bind(&part.sha256[..])
+        .bind(part.checksum.as_ref().map(|c| c.algorithm.as_str()))
+        .bind(part.checksum.as_ref().map(|c| c.value.as_str()))
         .bind(part.created_at)
         .execute(&mut *tx)
         .await?;
@@ -204,7 +218,8 @@ impl Meta {
             return Err(GatewayError::NoSuchUpload(upload_id.to_owned()));
         }
         let parts: Vec<UploadPart> = sqlx::query(
-            "SELECT part_number, prefix, size, md5, sha256, created_at FROM multipart_parts
+            "SELECT part_number, prefix, size, md5, sha256, checksum_algorithm, checksum, created_at
+             FROM multipart_parts
              WHERE upload_id = ? ORDER BY part_number",
         )
         .bind(upload_id)
@@ -325,6 +340,7 @@ fn upload_row(r: &sqlx::sqlite::SqliteRow) -> Upload {
         bucket: r.get("bucket"),
         key: r.get("key"),
         attrs: ObjectAttrs::from_json(r.get("attrs")),
+        checksum_algorithm: r.get("checksum_algorithm"),
         created_at: r.get("created_at"),
     }
 }
@@ -338,6 +354,15 @@ fn part_row(r: &sqlx::sqlite::SqliteRow) -> UploadPart {
         size: r.get::<i64, _>("size") as u64,
         md5: md5.try_into().unwrap_or_default(),
         sha256: sha.try_into().unwrap_or_default(),
+        checksum: part_checksum(r.get("checksum_algorithm"), r.get("checksum")),
         created_at: r.get("created_at"),
     }
+}
+
+fn part_checksum(algorithm: Option<String>, value: Option<String>) -> Option<Checksum> {
+    Some(Checksum {
+        algorithm: algorithm?,
+        value: value?,
+        parts: None,
+    })
 }

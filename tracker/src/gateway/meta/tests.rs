@@ -413,6 +413,7 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
         bucket: "mp".into(),
         key: "k".into(),
         attrs: ObjectAttrs::default(),
+        checksum_algorithm: (id == "u1").then(|| "CRC32".to_owned()),
         created_at: 1,
     };
     m.create_upload(&upload("u1")).await.unwrap();
@@ -442,6 +443,7 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
                 size: 4,
                 md5: [n; 16],
                 sha256: [n; 32],
+                checksum: None,
                 created_at: 2,
             }
         }
@@ -449,7 +451,23 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
     let first = store(1, "pa").await;
     m.record_part("mp", "u1", &first).await.unwrap();
     // Sending part 1 again replaces it: the older part's shard is orphaned at once.
-    let again = store(2, "pb").await;
+    // A part keeps the checksum it was verified against.
+    let again = UploadPart {
+        checksum: Some(crate::gateway::Checksum {
+            algorithm: "CRC32".into(),
+            value: "DUoRhQ==".into(),
+            parts: None,
+        }),
+        ..store(2, "pb").await
+    };
+    assert_eq!(
+        m.upload("mp", "u1")
+            .await
+            .unwrap()
+            .checksum_algorithm
+            .as_deref(),
+        Some("CRC32")
+    );
     m.record_part("mp", "u1", &again).await.unwrap();
     assert_eq!(
         m.upload_parts("u1").await.unwrap(),

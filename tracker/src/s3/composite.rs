@@ -1,0 +1,219 @@
+//! The checksum of a multipart object, as S3 makes it: a composite of the parts' sums (the sum
+//! of their raw sums joined in part order, in base64, then `-<number of parts>`), and the checks
+//! CompleteMultipartUpload makes of the sums the client lists with it. Pure: no I/O.
+
+use super::checksum::Algorithm;
+use crate::gateway::{Checksum, GatewayError, UploadPart};
+
+/// The composite sum of parts summed with `algorithm` (base64 sums, in part order); none if
+/// one of them is not a sum of that algorithm.
+pub fn composite(algorithm: Algorithm, part_sums: &[&str]) -> Option<Checksum> {
+    let mut joined = Vec::new();
+    for sum in part_sums {
+        joined.extend(algorithm.raw(sum)?);
+    }
+    Some(Checksum {
+        algorithm: algorithm.name().to_owned(),
+        value: algorithm.sum(&joined),
+        parts: Some(part_sums.len() as u32),
+    })
+}
+
+/// A sum a completion request gives, of one part or of the whole object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub algorithm: Algorithm,
+    pub value: String,
+}
+
+/// What a CompleteMultipartUpload request says about checksums.
+#[derive(Debug, Clone, Default)]
+pub struct Completion {
+    /// The algorithm the upload was created with (its parts are summed with it).
+    pub algorithm: Option<Algorithm>,
+    /// The sum listed with each part, in the order the parts are listed.
+    pub parts: Vec<Option<Sent>>,
+    /// The whole object's sum (`x-amz-checksum-<algorithm>`), composite, with or without its
+    /// `-<parts>` suffix.
+    pub whole: Option<Sent>,
+}
+
+impl Completion {
+    /// The object's checksum made from `chosen` (the listed parts, in order): `InvalidPart` if
+    /// a part's listed sum is not the one it was stored with, `BadDigest` if the whole-object
+    /// sum differs from the composite. Uploads created without an algorithm (or with one that
+    /// does not compose) get none.
+    pub fn object_sum(&self, chosen: &[&UploadPart]) -> Result<Option<Checksum>, GatewayError> {
+        for (part, sent) in chosen.iter().zip(&self.parts) {
+            if let Some(sent) = sent {
+                check_part(part, sent)?;
+            }
+        }
+        let Some(algorithm) = self.algorithm.filter(|a| a.composes()) else {
+            return Ok(None);
+        };
+        let mut sums = Vec::with_capacity(chosen.len());
+        for part in chosen {
+            let sum = part
+                .checksum
+                .as_ref()
+                .filter(|c| Algorithm::of_name(&c.algorithm) == Some(algorithm))
+                .ok_or_else(|| {
+                    GatewayError::InvalidPart(format!(
+                        "part {} has no {} checksum",
+                        part.part_number,
+                        algorithm.name()
+                    ))
+                })?;
+            sums.push(sum.value.as_str());
+        }
+        let made = composite(algorithm, &sums).ok_or_else(|| {
+            GatewayError::Internal("a stored part checksum is not base64".to_owned())
+        })?;
+        if let Some(whole) = &self.whole {
+            check_whole(&made, whole)?;
+        }
+        Ok(Some(made))
+    }
+}
+
+/// The part must have been stored with the sum the completion lists for it.
+fn check_part(part: &UploadPart, sent: &Sent) -> Result<(), GatewayError> {
+    let stored = part.checksum.as_ref();
+    let same = stored.is_some_and(|c| {
+        Algorithm::of_name(&c.algorithm) == Some(sent.algorithm) && c.value == sent.value.trim()
+    });
+    if same {
+        return Ok(());
+    }
+    Err(GatewayError::InvalidPart(format!(
+        "part {}'s {} {} is not the one it was uploaded with",
+        part.part_number,
+        sent.algorithm.name(),
+        sent.value
+    )))
+}
+
+/// The whole-object sum sent must be the composite, its `-<parts>` suffix (if any) the count.
+fn check_whole(made: &Checksum, sent: &Sent) -> Result<(), GatewayError> {
+    let text = sent.value.trim();
+    let (value, count) = match text.split_once('-') {
+        Some((v, n)) => (v, n.parse::<u32>().ok()),
+        None => (text, made.parts),
+    };
+    if value == made.value && count == made.parts {
+        return Ok(());
+    }
+    Err(GatewayError::BadDigest {
+        expected: text.to_owned(),
+        got: made.text(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn b64(raw: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    }
+
+    fn part(number: u32, sum: Option<(&str, &str)>) -> UploadPart {
+        UploadPart {
+            part_number: number,
+            prefix: format!("p{number}"),
+            size: 1,
+            md5: [0; 16],
+            sha256: [0; 32],
+            checksum: sum.map(|(a, v)| Checksum {
+                algorithm: a.to_owned(),
+                value: v.to_owned(),
+                parts: None,
+            }),
+            created_at: 0,
+        }
+    }
+
+    // CRC32 of "hello" and of "world".
+    const HELLO: &str = "NhCmhg==";
+    const WORLD: &str = "OncRQw==";
+
+    #[test]
+    fn a_composite_is_the_sum_of_the_joined_raw_part_sums_and_their_count() {
+        let c = composite(Algorithm::Crc32, &[HELLO, WORLD]).unwrap();
+        let mut joined = Algorithm::Crc32.raw(HELLO).unwrap();
+        joined.extend(Algorithm::Crc32.raw(WORLD).unwrap());
+        assert_eq!(c.value, Algorithm::Crc32.sum(&joined));
+        assert_eq!(c.text(), format!("{}-2", c.value));
+        assert_eq!(c.algorithm, "CRC32");
+        // SHA-256 of two SHA-256 sums, computed independently.
+        use sha2::{Digest, Sha256};
+        let (a, b) = (Sha256::digest(b"a"), Sha256::digest(b"b"));
+        let want = b64(&Sha256::digest([a.as_slice(), b.as_slice()].concat()));
+        let got = composite(Algorithm::Sha256, &[&b64(&a), &b64(&b)]).unwrap();
+        assert_eq!(got.value, want);
+        assert!(composite(Algorithm::Sha256, &[HELLO]).is_none());
+    }
+
+    #[test]
+    fn the_crc32_of_hello_and_world_are_what_the_tests_say() {
+        assert_eq!(Algorithm::Crc32.sum(b"hello"), HELLO);
+        assert_eq!(Algorithm::Crc32.sum(b"world"), WORLD);
+    }
+
+    #[test]
+    fn a_completion_checks_listed_part_sums_and_the_whole_object_sum() {
+        let parts = [
+            part(1, Some(("CRC32", HELLO))),
+            part(2, Some(("CRC32", WORLD))),
+        ];
+        let chosen: Vec<&UploadPart> = parts.iter().collect();
+        let sent = |v: &str| Sent {
+            algorithm: Algorithm::Crc32,
+            value: v.to_owned(),
+        };
+        let made = composite(Algorithm::Crc32, &[HELLO, WORLD]).unwrap();
+        let mut c = Completion {
+            algorithm: Some(Algorithm::Crc32),
+            parts: vec![Some(sent(HELLO)), None],
+            whole: None,
+        };
+        assert_eq!(c.object_sum(&chosen).unwrap(), Some(made.clone()));
+        c.whole = Some(sent(&made.text()));
+        assert!(c.object_sum(&chosen).is_ok());
+        c.whole = Some(sent(&made.value));
+        assert!(c.object_sum(&chosen).is_ok(), "the suffix is optional");
+        c.whole = Some(sent(&format!("{}-3", made.value)));
+        assert!(matches!(
+            c.object_sum(&chosen),
+            Err(GatewayError::BadDigest { .. })
+        ));
+        c.whole = Some(sent(HELLO));
+        assert!(matches!(
+            c.object_sum(&chosen),
+            Err(GatewayError::BadDigest { .. })
+        ));
+        c.whole = None;
+        c.parts = vec![Some(sent(WORLD)), None];
+        assert!(matches!(
+            c.object_sum(&chosen),
+            Err(GatewayError::InvalidPart(_))
+        ));
+        // A part stored without a sum cannot match one listed, nor make a composite.
+        let bare = [part(1, None)];
+        let bare: Vec<&UploadPart> = bare.iter().collect();
+        c.parts = vec![Some(sent(HELLO))];
+        assert!(c.object_sum(&bare).is_err());
+        c.parts = vec![None];
+        assert!(matches!(
+            c.object_sum(&bare),
+            Err(GatewayError::InvalidPart(_))
+        ));
+        // Without an algorithm the object gets no sum; listed part sums are still checked.
+        c.algorithm = None;
+        assert_eq!(c.object_sum(&chosen).unwrap(), None);
+        c.parts = vec![Some(sent(WORLD)), None];
+        assert!(c.object_sum(&chosen).is_err());
+    }
+}
