@@ -1,9 +1,17 @@
 //! One piece read's shared state as a pure state machine: which pieces of which shard the read
 //! still needs, which connection fetches each, and the verified pieces waiting for the decoder.
 //!
-//! - A shard is *idle* until the read first needs it; then its holders' connections start
-//!   ([`Board::need`] says when). It *fails* when every holder's connection has given up; the
-//!   decoder then rebuilds from other shards.
+//! - A shard is *idle* until the read first needs it; then one connection per holder starts
+//!   ([`Board::need`] numbers them). It *fails* when every connection has given up, or when the
+//!   decoder passes it over (below); the decoder then rebuilds from other shards.
+//! - Each connection's holder is *trying* (dialled, not yet serving), *up* (it unchoked us) or
+//!   *down* (its last session failed; the connection dials again). A connection takes pieces only
+//!   while up, so a dead or silent holder never sits on pieces another holder could serve.
+//! - A shard is *unreachable* when every holder is down, or has been trying for [`ANSWER_MS`].
+//!   The decoder asking for a piece of an unreachable shard is told it failed at once when at
+//!   least `k` other shards may still serve (idle ones with holders, or active and reachable):
+//!   a parity shard stands in rather than the read waiting out its patience on a dead holder.
+//!   With fewer, it waits: the holders may come back (a node restarting).
 //! - Connections take pending pieces, lowest first, up to the room they have ([`Board::take`]).
 //!   A connection with nothing in flight and nothing pending takes a copy of the lowest piece
 //!   another connection of the shard has been fetching for longer than [`HEDGE_FACTOR`] times
@@ -12,9 +20,10 @@
 //! - Only pieces below `limit` are handed out; the decoder moving on ([`Board::advance`]) drops
 //!   every piece below its position and raises the limit, so a read holds at most `window`
 //!   pieces per shard however fast the nodes are.
-//! - A connection that ends puts the pieces only it was fetching back to pending.
+//! - A connection whose session ends puts the pieces only it was fetching back to pending.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use bytes::Bytes;
 
@@ -25,6 +34,10 @@ pub(crate) type ConnId = usize;
 pub(crate) const HEDGE_FACTOR: u64 = 3;
 /// Nor before this many milliseconds, whatever the usual time.
 pub(crate) const HEDGE_MIN_MS: u64 = 100;
+/// A holder that has not unchoked us this many milliseconds after its dial started is passed
+/// over when other shards can stand in (its connection keeps trying). A holder across the world
+/// answers a dial, a handshake and `interested` in three round trips, well within it.
+pub(crate) const ANSWER_MS: u64 = 1_500;
 
 /// A piece in flight: who fetches it, since when.
 #[derive(Debug)]
@@ -37,24 +50,29 @@ struct Flight {
 #[derive(Debug)]
 pub(crate) struct Board {
     shards: Vec<Shard>,
+    /// Shards the decoder needs for a segment.
+    k: usize,
     /// Pieces below `floor` are behind the decoder: dropped, never fetched.
     floor: u32,
     /// Pieces handed out per shard ahead of the decoder.
     window: u32,
+    next_conn: ConnId,
     closed: bool,
 }
 
 #[derive(Debug, Default)]
 struct Shard {
     state: State,
+    /// Holders that may serve the shard: one connection each once it starts.
+    holders: usize,
     pending: BTreeSet<u32>,
     /// Pieces in flight, with the connections fetching them.
     assigned: BTreeMap<u32, Flight>,
     /// Smoothed milliseconds from handing a piece out to its delivery.
     piece_ms: Option<u64>,
     done: BTreeMap<u32, Bytes>,
-    /// Connections (one per holder) that have not given up.
-    live: usize,
+    /// Connections that have not given up, and how their holders fare.
+    conns: BTreeMap<ConnId, Health>,
     /// Why each connection that gave up did.
     failures: Vec<String>,
 }
@@ -67,53 +85,131 @@ enum State {
     Failed,
 }
 
+/// How one connection's holder fares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Health {
+    /// Dialled at `since`, not yet serving.
+    Trying { since: u64 },
+    /// Unchoked us: it takes pieces.
+    Up,
+    /// Its last session failed (why); it is being dialled again.
+    Down(String),
+}
+
 /// What the decoder finds when it asks for a piece.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Lookup {
     Ready(Bytes),
-    Wait,
-    /// Every holder gave up: why.
+    /// Not in yet; ask again at the time given, if any (a holder's time to answer runs out).
+    Wait(Option<u64>),
+    /// Every holder gave up, or none answers and other shards can stand in: why.
     Failed(String),
 }
 
+impl Shard {
+    /// Every holder is down, or has been trying for [`ANSWER_MS`] by `now`.
+    fn unreachable(&self, now: u64) -> bool {
+        self.conns.values().all(|h| match h {
+            Health::Trying { since } => now >= since + ANSWER_MS,
+            Health::Up => false,
+            Health::Down(_) => true,
+        })
+    }
+
+    /// The shard may still serve the decoder.
+    fn viable(&self, now: u64) -> bool {
+        match self.state {
+            State::Idle => self.holders > 0,
+            State::Active => !self.unreachable(now),
+            State::Failed => false,
+        }
+    }
+
+    /// When a holder still trying at `now` runs out of time to answer.
+    fn recheck(&self, now: u64) -> Option<u64> {
+        self.conns
+            .values()
+            .filter_map(|h| match h {
+                Health::Trying { since } => Some(since + ANSWER_MS),
+                _ => None,
+            })
+            .filter(|&t| t > now)
+            .min()
+    }
+
+    fn fail(&mut self, why: String) {
+        self.state = State::Failed;
+        self.failures.push(why);
+        self.pending.clear();
+        self.assigned.clear();
+    }
+}
+
 impl Board {
-    /// A read of an object of `shards` shards, fetching at most `window` pieces ahead.
-    pub(crate) fn new(shards: usize, window: u32) -> Self {
+    /// A read of an object whose shard `i` has `holders[i]` holders that may serve (0 when the
+    /// read cannot use it), decoded from any `k` shards, fetching at most `window` pieces ahead.
+    pub(crate) fn new(holders: &[usize], k: usize, window: u32) -> Self {
         Board {
-            shards: (0..shards).map(|_| Shard::default()).collect(),
+            shards: holders
+                .iter()
+                .map(|&holders| Shard {
+                    holders,
+                    ..Shard::default()
+                })
+                .collect(),
+            k,
             floor: 0,
             window: window.max(1),
+            next_conn: 0,
             closed: false,
         }
     }
 
-    /// The read needs `pieces` of shard `s`. True when the shard was idle: the caller starts one
-    /// connection per holder (`holders` of them) now.
-    pub(crate) fn need(&mut self, s: usize, pieces: &[u32], holders: usize) -> bool {
-        let Some(sh) = self.shards.get_mut(s) else {
-            return false;
-        };
+    /// The read needs `pieces` of shard `s` at time `now`. When the shard was idle, the numbers
+    /// of its connections, one per holder: the caller starts them now.
+    pub(crate) fn need(&mut self, s: usize, pieces: &[u32], now: u64) -> Option<Range<ConnId>> {
+        let sh = self.shards.get_mut(s)?;
         for &p in pieces.iter().filter(|&&p| p >= self.floor) {
             if !sh.done.contains_key(&p) && !sh.assigned.contains_key(&p) {
                 sh.pending.insert(p);
             }
         }
         if sh.state != State::Idle {
-            return false;
+            return None;
         }
-        if holders == 0 {
-            sh.state = State::Failed;
-            sh.failures.push("no holder may serve it".into());
-            return false;
+        if sh.holders == 0 {
+            sh.fail("no holder may serve it".into());
+            return None;
         }
         sh.state = State::Active;
-        sh.live = holders;
-        true
+        let ids = self.next_conn..self.next_conn + sh.holders;
+        self.next_conn = ids.end;
+        sh.conns = ids
+            .clone()
+            .map(|c| (c, Health::Trying { since: now }))
+            .collect();
+        Some(ids)
     }
 
-    /// Up to `room` pieces of shard `s` for connection `conn` to fetch at time `now`, lowest
-    /// first; or, when it has nothing in flight and nothing is pending, one hedge. Also when to
-    /// ask again for a hedge that is not due yet.
+    /// Connection `conn`'s holder of shard `s` unchoked us: it may take pieces.
+    pub(crate) fn up(&mut self, s: usize, conn: ConnId) {
+        if let Some(h) = self.shards[s].conns.get_mut(&conn) {
+            *h = Health::Up;
+        }
+    }
+
+    /// Connection `conn`'s session with its holder of shard `s` failed (`why`); it dials again.
+    /// The pieces only it was fetching are pending again.
+    pub(crate) fn down(&mut self, s: usize, conn: ConnId, why: String) {
+        self.lost(s, conn);
+        if let Some(h) = self.shards[s].conns.get_mut(&conn) {
+            *h = Health::Down(why);
+        }
+    }
+
+    /// Up to `room` pieces of shard `s` for connection `conn` (whose holder must be up) to
+    /// fetch at time `now`, lowest first; or, when it has nothing in flight and nothing is
+    /// pending, one hedge. Also when to ask again for a hedge that is not due yet.
     pub(crate) fn take(
         &mut self,
         s: usize,
@@ -123,7 +219,8 @@ impl Board {
     ) -> (Vec<u32>, Option<u64>) {
         let limit = self.floor.saturating_add(self.window);
         let sh = &mut self.shards[s];
-        if self.closed || sh.state != State::Active || room == 0 {
+        let up = sh.conns.get(&conn) == Some(&Health::Up);
+        if self.closed || sh.state != State::Active || !up || room == 0 {
             return (Vec::new(), None);
         }
         let mut out: Vec<u32> = sh.pending.range(..limit).take(room).copied().collect();
@@ -165,7 +262,7 @@ impl Board {
         now: u64,
     ) -> bool {
         let sh = &mut self.shards[s];
-        let first = p >= self.floor && !sh.done.contains_key(&p);
+        let first = p >= self.floor && sh.state != State::Failed && !sh.done.contains_key(&p);
         if let Some(f) = sh.assigned.get_mut(&p) {
             if first {
                 let took = now.saturating_sub(f.since);
@@ -195,7 +292,9 @@ impl Board {
             }
             !f.conns.is_empty()
         });
-        sh.pending.extend(orphaned);
+        if sh.state == State::Active {
+            sh.pending.extend(orphaned);
+        }
     }
 
     /// Connection `conn` of shard `s` gave up for good (`why`); the shard fails with its last
@@ -203,24 +302,55 @@ impl Board {
     pub(crate) fn gave_up(&mut self, s: usize, conn: ConnId, why: String) {
         self.lost(s, conn);
         let sh = &mut self.shards[s];
-        sh.failures.push(why);
-        sh.live = sh.live.saturating_sub(1);
-        if sh.live == 0 && sh.state == State::Active {
-            sh.state = State::Failed;
-            sh.pending.clear();
+        sh.conns.remove(&conn);
+        if sh.conns.is_empty() && sh.state == State::Active {
+            sh.fail(why);
+        } else {
+            sh.failures.push(why);
         }
     }
 
-    /// Piece `p` of shard `s`, for the decoder.
-    pub(crate) fn lookup(&self, s: usize, p: u32) -> Lookup {
-        let sh = &self.shards[s];
-        if let Some(d) = sh.done.get(&p) {
+    /// Piece `p` of shard `s`, for the decoder at time `now`. A shard no holder of which answers
+    /// fails here when `k` other shards may stand in: its connections then stop.
+    pub(crate) fn lookup(&mut self, s: usize, p: u32, now: u64) -> Lookup {
+        if let Some(d) = self.shards[s].done.get(&p) {
             return Lookup::Ready(d.clone());
         }
+        let sh = &self.shards[s];
         match sh.state {
             State::Failed => Lookup::Failed(sh.failures.join("; ")),
-            _ => Lookup::Wait,
+            State::Active if sh.unreachable(now) && self.others_viable(s, now) >= self.k => {
+                let why = self.unanswered(s);
+                self.shards[s].fail(why.clone());
+                Lookup::Failed(why)
+            }
+            _ => Lookup::Wait(sh.recheck(now)),
         }
+    }
+
+    /// Shards other than `s` that may still serve the decoder at `now`.
+    fn others_viable(&self, s: usize, now: u64) -> usize {
+        let viable = self.shards.iter().enumerate();
+        viable.filter(|&(i, sh)| i != s && sh.viable(now)).count()
+    }
+
+    /// Why shard `s` is unreachable, holder by holder.
+    fn unanswered(&self, s: usize) -> String {
+        let sh = &self.shards[s];
+        let mut why: Vec<String> = sh.failures.clone();
+        why.extend(sh.conns.values().map(|h| match h {
+            Health::Down(w) => w.clone(),
+            _ => format!("a holder did not answer within {ANSWER_MS} ms"),
+        }));
+        format!(
+            "shard {s}: no holder answers, other shards stand in ({})",
+            why.join("; ")
+        )
+    }
+
+    /// The read is over, or shard `s` failed: its connections stop.
+    pub(crate) fn is_over(&self, s: usize) -> bool {
+        self.closed || self.shards[s].state == State::Failed
     }
 
     /// The decoder reached piece `floor`: every piece below it is dropped and pieces up to
@@ -239,10 +369,6 @@ impl Board {
     /// The read is over: connections stop taking pieces.
     pub(crate) fn close(&mut self) {
         self.closed = true;
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed
     }
 
     /// Bytes of verified pieces held for the decoder.
@@ -264,21 +390,35 @@ mod tests {
         Bytes::from(vec![p as u8; 4])
     }
 
+    /// A board of shards with `holders` holders each, every shard's holders up once started.
+    fn started(holders: &[usize], k: usize, window: u32, needs: &[(usize, &[u32])]) -> Board {
+        let mut b = Board::new(holders, k, window);
+        for &(s, pieces) in needs {
+            for c in b.need(s, pieces, 0).into_iter().flatten() {
+                b.up(s, c);
+            }
+        }
+        b
+    }
+
     #[test]
     fn an_idle_shard_starts_once_and_pieces_go_lowest_first_within_the_window() {
-        let mut b = Board::new(3, 4);
-        assert!(b.need(1, &[5, 0, 1, 2, 3, 4], 2));
-        assert!(!b.need(1, &[6], 2), "already started");
+        let mut b = Board::new(&[0, 2, 1], 2, 4);
+        assert_eq!(b.need(1, &[5, 0, 1, 2, 3, 4], 0), Some(0..2));
+        assert_eq!(b.need(1, &[6], 0), None, "already started");
+        assert_eq!(b.take(1, 0, 2, 0).0, vec![], "not up yet");
+        b.up(1, 0);
+        b.up(1, 1);
         assert_eq!(b.take(1, 0, 2, 0).0, vec![0, 1]);
         assert_eq!(b.take(1, 1, 9, 0).0, vec![2, 3], "the window stops at 4");
         b.advance(2);
         assert_eq!(b.take(1, 1, 9, 0).0, vec![4, 5]);
+        assert_eq!(b.need(2, &[0], 0), Some(2..3), "numbers go on");
     }
 
     #[test]
     fn an_idle_connection_hedges_a_late_piece_and_the_first_copy_wins() {
-        let mut b = Board::new(1, 10);
-        b.need(0, &[0, 1], 2);
+        let mut b = started(&[2], 1, 10, &[(0, &[0, 1])]);
         assert_eq!(b.take(0, 0, 2, 0).0, vec![0, 1]);
         assert_eq!(
             b.take(0, 1, 2, 50),
@@ -296,31 +436,37 @@ mod tests {
         // The usual piece time is now about 120 ms: a hedge waits three times that.
         assert_eq!(b.take(0, 1, 2, 200).1, Some(360));
         assert_eq!(b.take(0, 1, 2, 360).0, vec![1]);
-        assert_eq!(b.lookup(0, 0), Lookup::Ready(piece(0)));
-        assert_eq!(b.lookup(0, 1), Lookup::Wait);
+        assert_eq!(b.lookup(0, 0, 360), Lookup::Ready(piece(0)));
+        assert_eq!(b.lookup(0, 1, 360), Lookup::Wait(None));
     }
 
     #[test]
     fn a_lost_connection_gives_its_pieces_back_and_the_last_one_fails_the_shard() {
-        let mut b = Board::new(1, 10);
-        b.need(0, &[0, 1, 2], 2);
+        let mut b = started(&[2], 1, 10, &[(0, &[0, 1, 2])]);
         assert_eq!(b.take(0, 0, 2, 0).0, vec![0, 1]);
         assert_eq!(b.take(0, 1, 1, 0).0, vec![2]);
         b.lost(0, 0);
         assert_eq!(b.take(0, 1, 5, 0).0, vec![0, 1]);
         b.gave_up(0, 0, "refused".into());
-        assert_eq!(b.lookup(0, 0), Lookup::Wait, "one holder is still live");
+        assert_eq!(
+            b.lookup(0, 0, 0),
+            Lookup::Wait(None),
+            "one holder is still live"
+        );
         b.gave_up(0, 1, "bad piece".into());
-        assert_eq!(b.lookup(0, 0), Lookup::Failed("refused; bad piece".into()));
+        assert_eq!(
+            b.lookup(0, 0, 0),
+            Lookup::Failed("refused; bad piece".into())
+        );
         assert!(b.take(0, 1, 5, 0).0.is_empty());
+        assert!(b.is_over(0));
     }
 
     #[test]
     fn a_shard_without_holders_fails_at_once_and_advancing_drops_what_is_behind() {
-        let mut b = Board::new(2, 10);
-        assert!(!b.need(0, &[0], 0));
-        assert!(matches!(b.lookup(0, 0), Lookup::Failed(_)));
-        b.need(1, &[0, 1, 2], 1);
+        let mut b = started(&[0, 1], 1, 10, &[(1, &[0, 1, 2])]);
+        assert_eq!(b.need(0, &[0], 0), None);
+        assert!(matches!(b.lookup(0, 0, 0), Lookup::Failed(_)));
         for p in b.take(1, 0, 3, 0).0 {
             b.delivered(1, 0, p, piece(p), 0);
         }
@@ -329,10 +475,67 @@ mod tests {
         assert_eq!(b.held_bytes(), 4);
         assert!(!b.delivered(1, 0, 1, piece(1), 0), "behind the decoder");
         b.close();
-        b.need(1, &[3], 1);
+        b.need(1, &[3], 0);
         assert!(
             b.take(1, 0, 5, 0).0.is_empty(),
             "a closed read hands out nothing"
         );
+        assert!(b.is_over(1));
+    }
+
+    #[test]
+    fn a_down_holder_gives_its_pieces_to_another_holder_of_the_shard() {
+        let mut b = started(&[2], 1, 10, &[(0, &[0, 1, 2, 3])]);
+        assert_eq!(b.take(0, 0, 2, 0).0, vec![0, 1]);
+        assert_eq!(b.take(0, 1, 2, 0).0, vec![2, 3]);
+        b.down(0, 0, "connection reset".into());
+        assert_eq!(b.take(0, 0, 2, 0).0, vec![], "a down holder takes nothing");
+        assert_eq!(b.take(0, 1, 4, 0).0, vec![0, 1]);
+        assert_eq!(b.lookup(0, 0, 0), Lookup::Wait(None), "one holder is up");
+    }
+
+    #[test]
+    fn an_unreachable_shard_fails_at_once_when_k_others_may_stand_in() {
+        // k = 2 of three shards; the read started with shards 0 and 1.
+        let mut b = Board::new(&[1, 1, 1], 2, 10);
+        assert_eq!(b.need(0, &[0], 0), Some(0..1));
+        assert_eq!(b.need(1, &[0], 0), Some(1..2));
+        b.up(1, 1);
+        assert_eq!(b.lookup(0, 0, 10), Lookup::Wait(Some(ANSWER_MS)));
+        b.down(0, 0, "connection refused".into());
+        let Lookup::Failed(why) = b.lookup(0, 0, 20) else {
+            panic!("shard 1 and the idle shard 2 stand in");
+        };
+        assert!(why.contains("connection refused"), "{why}");
+        assert!(b.is_over(0), "its connections stop");
+        assert!(!b.delivered(0, 0, 0, piece(0), 30), "nobody reads it now");
+
+        // Shard 2 starts in its place and its holder is silent: with shard 0 gone, only one
+        // other shard may serve, so the read waits for it (it may come back).
+        assert_eq!(b.need(2, &[0], 100), Some(2..3));
+        assert_eq!(b.lookup(2, 0, 100 + ANSWER_MS), Lookup::Wait(None));
+        b.up(2, 2);
+        assert_eq!(b.take(2, 2, 1, 200).0, vec![0]);
+    }
+
+    #[test]
+    fn a_holder_that_does_not_answer_in_time_is_passed_over() {
+        let mut b = Board::new(&[2, 1, 1], 2, 10);
+        b.need(0, &[0], 0);
+        b.need(1, &[0], 0);
+        b.up(1, 2);
+        b.down(0, 0, "connection refused".into());
+        assert_eq!(
+            b.lookup(0, 0, ANSWER_MS - 1),
+            Lookup::Wait(Some(ANSWER_MS)),
+            "the other holder may still answer"
+        );
+        assert!(matches!(b.lookup(0, 0, ANSWER_MS), Lookup::Failed(_)));
+        // A shard whose holder came back up after a failure is reachable again.
+        let mut b = Board::new(&[1, 1, 1], 2, 10);
+        b.need(0, &[0], 0);
+        b.down(0, 0, "reset".into());
+        b.up(0, 0);
+        assert_eq!(b.lookup(0, 0, 10 * ANSWER_MS), Lookup::Wait(None));
     }
 }

@@ -2,10 +2,13 @@
 //! the pieces the read's board hands it from one holder of one shard, and hands back each
 //! verified piece.
 //!
-//! A holder that refuses, closes, lacks a piece (it may be re-checking its files after a restart)
-//! or goes quiet is dialled again after a growing pause, until the read's patience runs out; one
-//! that serves a piece that fails its hash is given up at once and reported. The conversation
-//! itself is [`Exchange`] in read mode; this file only moves its bytes.
+//! The connection tells the board how its holder fares: up once it unchokes us (only then does
+//! it take pieces), down as soon as a session fails, so the read can turn to another holder or
+//! shard at once. A holder that refuses, closes, lacks a piece (it may be re-checking its files
+//! after a restart) or goes quiet is dialled again after a growing pause, until the read's
+//! patience runs out or the read no longer needs the shard; one that serves a piece that fails
+//! its hash is given up at once and reported. The conversation itself is [`Exchange`] in read
+//! mode; this file only moves its bytes.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -24,8 +27,8 @@ use crate::exchange::{Exchange, Verdict};
 use crate::peer::{absorb, peer_id, quick_ack};
 use crate::read::Shared;
 
-/// How long a dial may take.
-const CONNECT: Duration = Duration::from_secs(5);
+/// How long a holder may take from our dial to its unchoke (connect, handshake, `interested`).
+const ANSWER: Duration = Duration::from_secs(3);
 /// How long a connection with pieces in flight may go without a byte.
 const STALL: Duration = Duration::from_secs(10);
 /// The first pause before dialling a holder again; it doubles up to [`MAX_PAUSE`].
@@ -79,10 +82,12 @@ pub(crate) async fn run(job: Job) -> ConnOutcome {
         let mut ex = Exchange::reader(&job.info);
         let end = session(&job, &mut ex).await;
         outcome.bytes += ex.bytes();
-        job.shared.board().lost(job.shard, job.id);
-        job.shared.poke();
         match end {
-            End::Closed => return outcome,
+            End::Closed => {
+                job.shared.board().lost(job.shard, job.id);
+                job.shared.poke();
+                return outcome;
+            }
             End::Bad(why) => {
                 outcome.bad = Some(why.clone());
                 break why;
@@ -90,6 +95,8 @@ pub(crate) async fn run(job: Job) -> ConnOutcome {
             End::Retry(why) if started.elapsed() + pause >= job.patience => break why,
             End::Retry(why) => {
                 tracing::debug!(addr = %job.addr, %why, "dialling the holder again");
+                job.shared
+                    .down(job.shard, job.id, format!("{}: {why}", job.addr));
                 if closed_within(&job, pause).await {
                     return outcome;
                 }
@@ -110,9 +117,9 @@ async fn closed_within(job: &Job, pause: Duration) -> bool {
         .is_ok()
 }
 
-/// Resolves once the read is over.
+/// Resolves once the read is over, or no longer needs the shard.
 async fn read_over(job: &Job, changes: &mut tokio::sync::watch::Receiver<u64>) {
-    while !job.shared.board().is_closed() {
+    while !job.shared.board().is_over(job.shard) {
         if changes.changed().await.is_err() {
             return;
         }
@@ -122,6 +129,7 @@ async fn read_over(job: &Job, changes: &mut tokio::sync::watch::Receiver<u64>) {
 /// One TCP session with the holder.
 async fn session(job: &Job, ex: &mut Exchange) -> End {
     let mut changes = job.shared.subscribe();
+    let answer_by = Instant::now() + ANSWER;
     let mut stream = match dial(job, &mut changes).await {
         Ok(s) => s,
         Err(end) => return end,
@@ -134,11 +142,16 @@ async fn session(job: &Job, ex: &mut Exchange) -> End {
     let mut out = ours.to_bytes().to_vec();
     let mut buf = BytesMut::with_capacity(256 << 10);
     let mut handshaken = false;
+    let mut up = false;
     // When the holder last sent anything.
     let mut heard = Instant::now();
     loop {
         if let Some(v) = absorb(ex, &mut buf, &mut handshaken) {
             return verdict(v);
+        }
+        if !up && ex.unchoked() {
+            job.shared.up(job.shard, job.id);
+            up = true;
         }
         let hedge_at = match step(job, ex, &mut out) {
             Ok(at) => at,
@@ -150,10 +163,13 @@ async fn session(job: &Job, ex: &mut Exchange) -> End {
         out.clear();
         buf.reserve(256 << 10);
         quick_ack(&stream);
+        // Until it unchokes us, the holder has `ANSWER` in all; then, while pieces are in
+        // flight, it may not go `STALL` without a byte.
         let waiting = ex.pending() > 0;
         if !waiting {
             heard = Instant::now();
         }
+        let quiet_until = if up { heard + STALL } else { answer_by };
         tokio::select! {
             r = stream.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => return verdict(ex.on_closed()),
@@ -164,8 +180,9 @@ async fn session(job: &Job, ex: &mut Exchange) -> End {
             },
             changed = changes.changed() => if changed.is_err() { return End::Closed },
             _ = sleep_until_some(hedge_at) => {}
-            _ = tokio::time::sleep_until(heard + STALL), if waiting => {
-                return End::Retry(format!("no data within {STALL:?} while waiting for {}", ex.stage()));
+            _ = tokio::time::sleep_until(quiet_until), if waiting || !up => {
+                let within = if up { STALL } else { ANSWER };
+                return End::Retry(format!("no data within {within:?} while waiting for {}", ex.stage()));
             }
         }
     }
@@ -177,7 +194,7 @@ async fn dial(
     changes: &mut tokio::sync::watch::Receiver<u64>,
 ) -> Result<TcpStream, End> {
     let dialled = tokio::select! {
-        r = timeout(CONNECT, TcpStream::connect(job.addr)) => r,
+        r = timeout(ANSWER, TcpStream::connect(job.addr)) => r,
         _ = read_over(job, changes) => return Err(End::Closed),
     };
     match dialled {
@@ -186,7 +203,7 @@ async fn dial(
             Ok(s)
         }
         Ok(Err(e)) => Err(End::Retry(format!("connection refused: {e}"))),
-        Err(_) => Err(End::Retry(format!("no connection within {CONNECT:?}"))),
+        Err(_) => Err(End::Retry(format!("no connection within {ANSWER:?}"))),
     }
 }
 
@@ -200,7 +217,7 @@ fn step(
     for (p, data) in ex.take_completed() {
         job.shared.deliver(job.shard, job.id, p, data);
     }
-    if job.shared.board().is_closed() {
+    if job.shared.board().is_over(job.shard) {
         return Err(End::Closed);
     }
     let room = job.per_conn.saturating_sub(ex.pending());

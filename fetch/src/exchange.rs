@@ -167,6 +167,11 @@ impl Exchange {
         self.info_hash
     }
 
+    /// The node unchoked us and requests may go out (read mode: pieces may be added).
+    pub fn unchoked(&self) -> bool {
+        self.stage == "block"
+    }
+
     /// What the exchange waits for: `handshake`, `unchoke` or `block`.
     pub fn stage(&self) -> &'static str {
         self.stage

@@ -6,7 +6,10 @@
 //! One read is one [`Board`] (`board.rs`) behind a mutex, one connection task per (shard,
 //! holder) (`conn.rs`), and one [`PieceReader`] per shard, through which the blocking decoder
 //! asks for bytes: it waits for their pieces, starts the holders of a shard it needs for the
-//! first time (a parity shard, when a data shard failed), and moves the board's window on.
+//! first time (a parity shard, when a data shard failed), and moves the board's window on. A
+//! shard none of whose holders answers fails at once when other shards can stand in (the board
+//! decides), so a dead holder costs a read a refused dial or [`crate::board::ANSWER_MS`], not
+//! its patience.
 //!
 //! Why not librqbit: its 9.1 session fetches whole files to disk before the decoder may start,
 //! and cannot fetch single pieces; the audit already speaks the peer wire, so reads reuse its
@@ -15,7 +18,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -85,6 +88,20 @@ impl Shared {
         }
     }
 
+    /// Connection `conn`'s holder unchoked us: it takes pieces now, and a shard the decoder
+    /// waits on may no longer be the only one left to serve.
+    pub(crate) fn up(&self, s: usize, conn: ConnId) {
+        self.board().up(s, conn);
+        self.decoder.notify_all();
+    }
+
+    /// Connection `conn`'s session failed (`why`); it dials its holder again.
+    pub(crate) fn down(&self, s: usize, conn: ConnId, why: String) {
+        self.board().down(s, conn, why);
+        self.decoder.notify_all();
+        self.poke();
+    }
+
     /// Connection `conn` gave up on its holder.
     pub(crate) fn gave_up(&self, s: usize, conn: ConnId, why: String) {
         self.board().gave_up(s, conn, why);
@@ -113,7 +130,6 @@ pub struct PieceRead {
     span: Vec<u32>,
     runtime: tokio::runtime::Handle,
     conns: Mutex<Vec<JoinHandle<ConnOutcome>>>,
-    next_conn: AtomicUsize,
     patience: Duration,
     started: Instant,
 }
@@ -141,7 +157,12 @@ impl PieceRead {
             .collect();
         span.sort_unstable();
         span.dedup();
-        let board = Board::new(holders.len(), window_pieces(&layout.geometry) as u32);
+        // A shard the decoder cannot use (its info is unknown) has no holder that may serve.
+        let serving: Vec<usize> = (holders.iter().zip(&infos))
+            .map(|(h, i)| if i.is_some() { h.len() } else { 0 })
+            .collect();
+        let window = window_pieces(&layout.geometry) as u32;
+        let board = Board::new(&serving, layout.k(), window);
         let read = Arc::new(PieceRead {
             shared: Arc::new(Shared {
                 board: Mutex::new(board),
@@ -156,7 +177,6 @@ impl PieceRead {
             span,
             runtime: tokio::runtime::Handle::current(),
             conns: Mutex::new(Vec::new()),
-            next_conn: AtomicUsize::new(0),
             patience,
             started: Instant::now(),
         });
@@ -197,21 +217,17 @@ impl PieceRead {
     /// starts `late` (the decoder needs it in place of one that failed) also fetches the rest of
     /// the range, as the shard it stands in for would have.
     fn need(&self, s: usize, pieces: &[u32], late: bool) {
-        let holders = &self.holders[s];
-        let start = self.shared.board().need(s, pieces, holders.len());
-        if start {
-            let Some(info) = self.infos[s].clone() else {
-                return;
-            };
+        let now = self.shared.now();
+        let start = self.shared.board().need(s, pieces, now);
+        if let (Some(ids), Some(info)) = (start, self.infos[s].clone()) {
             let per_conn = (BYTES_PER_CONN / info.piece_length).max(2) as usize;
             if late {
                 let from = pieces.first().copied().unwrap_or(0);
                 let rest: Vec<u32> = self.span.iter().copied().filter(|&p| p > from).collect();
-                self.shared.board().need(s, &rest, holders.len());
+                self.shared.board().need(s, &rest, now);
             }
             let mut conns = self.conns.lock().expect("conns lock");
-            for &addr in holders {
-                let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            for (id, &addr) in ids.zip(&self.holders[s]) {
                 let job = conn::Job {
                     shared: self.shared.clone(),
                     info: info.clone(),
@@ -246,27 +262,33 @@ impl PieceRead {
         Ok(())
     }
 
-    /// Piece `p` of shard `s`, once it is in.
+    /// Piece `p` of shard `s`, once it is in; an error once the shard failed (its connections
+    /// then stop) or the piece did not come within the patience.
     fn wait(&self, s: usize, p: u32) -> io::Result<Bytes> {
         let deadline = Instant::now() + self.patience;
         let mut board = self.shared.board();
         loop {
-            match board.lookup(s, p) {
+            let recheck = match board.lookup(s, p, self.shared.now()) {
                 Lookup::Ready(d) => return Ok(d),
-                Lookup::Failed(why) => return Err(io::Error::other(why)),
-                Lookup::Wait => {}
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+                Lookup::Failed(why) => {
+                    drop(board);
+                    self.shared.poke();
+                    return Err(io::Error::other(why));
+                }
+                Lookup::Wait(recheck) => recheck.map(|ms| self.shared.instant(ms)),
+            };
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("piece {p} did not arrive within {:?}", self.patience),
                 ));
             }
+            let until = recheck.map_or(deadline, |r| r.min(deadline));
             board = self
                 .shared
                 .decoder
-                .wait_timeout(board, left)
+                .wait_timeout(board, until.saturating_duration_since(now))
                 .expect("board lock")
                 .0;
         }

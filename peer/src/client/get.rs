@@ -7,8 +7,11 @@
 //! The read is the gateway's own piece read (`raidtorrent-fetch`): a plain BEP 3 leecher dials
 //! every holder of the data shards at once and fetches exactly the pieces the range needs, each
 //! checked against its hash as it arrives; the decoder works on a segment as soon as its pieces
-//! are in, and a parity shard starts only when a data shard fails. Nothing is written to disk but
-//! the output. A piece, or a holder, that does not arrive within the stall timeout is given up.
+//! are in, and a parity shard starts only when a data shard fails: a holder whose port refuses
+//! or that does not answer within a second or two is passed over at once for another holder of
+//! its shard, or for a parity shard, while it is dialled again in the background. Nothing is
+//! written to disk but the output. A piece that does not arrive within the stall timeout, or a
+//! holder that does not come back within it, is given up.
 
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
