@@ -420,6 +420,17 @@ impl Api {
         v["objects"].as_array().cloned().unwrap_or_default()
     }
 
+    /// `GET /_place/<placement>` (RT-0004 section 2): the placement's status, or the HTTP status
+    /// when it is not 200.
+    pub async fn placement(&self, placement: &str) -> Result<serde_json::Value, u16> {
+        let r = self.request(reqwest::Method::GET, &format!("_place/{placement}"));
+        let r = r.send().await.expect("GET placement");
+        if r.status() != 200 {
+            return Err(r.status().as_u16());
+        }
+        Ok(r.json().await.expect("a placement status"))
+    }
+
     /// Deletes an object; the status, or the transport error when the gateway went away.
     pub async fn delete(&self, bucket: &str, key: &str) -> reqwest::Result<u16> {
         let r = self.request(reqwest::Method::DELETE, &format!("{bucket}/{key}"));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use raidtorrent_codec::{Geometry, DEFAULT_SEGMENT_TARGET};
-use raidtorrent_integration::process::{GatewayProcess, ProcessNode, API_KEY};
+use raidtorrent_integration::process::{untracked, GatewayProcess, ProcessNode, API_KEY};
 use raidtorrent_testkit::{files_under, peer_binary, random_bytes, tool_works, wait_until, Rng};
 use raidtorrent_tracker::config::Config;
 
@@ -108,6 +108,65 @@ impl ClientCloud {
         entries.map(|e| e.unwrap().path()).collect()
     }
 
+    /// Starts `put FILE BUCKET/KEY` and waits until it has its placement (its `placing` line).
+    fn put_until_placing(&self, file: &Path, key: &str) -> Placing {
+        let target = format!("{BUCKET}/{key}");
+        let mut child = self
+            .peer_command(&["put", file.to_str().unwrap(), &target])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("raidtorrent-peer put starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let placing = tokio::task::block_in_place(|| {
+            lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find(|l| l.starts_with("placing "))
+        });
+        let placing = placing.expect("put never reached its placement");
+        // "placing BUCKET/KEY: placement <id>, ..."
+        let placement = placing
+            .split_once(": placement ")
+            .and_then(|(_, rest)| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no placement id in {placing:?}"))
+            .to_owned();
+        Placing {
+            child,
+            lines,
+            placement,
+        }
+    }
+
+    /// The journals of unfinished puts, beside the keyring.
+    fn journals(&self) -> Vec<PathBuf> {
+        let dir = self.client.join("config/raidtorrent/puts");
+        match std::fs::read_dir(dir) {
+            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Waits until every copy on the nodes is one the gateway records, and the gateway records
+    /// only the shards of the objects stored.
+    async fn only_stored_copies(&self, keys: &[&str]) {
+        let mut stored = std::collections::BTreeSet::new();
+        for key in keys {
+            stored.extend(self.gw.shards_of(BUCKET, key).await);
+        }
+        let (nodes, gw, stored) = (&self.nodes, &self.gw, &stored);
+        wait_until(
+            Duration::from_secs(60),
+            "only the stored objects' copies on the nodes",
+            || async move {
+                let recorded = gw.recorded().await;
+                untracked(nodes, &recorded).is_empty()
+                    && recorded.values().flatten().all(|ih| stored.contains(ih))
+            },
+        )
+        .await;
+    }
+
     /// `put FILE BUCKET/KEY --json`: the capability.
     async fn put(&self, file: &Path, key: &str) -> String {
         let target = format!("{BUCKET}/{key}");
@@ -185,6 +244,13 @@ impl ClientCloud {
         )
         .await;
     }
+}
+
+/// A `put` under way, past its `placing` line.
+struct Placing {
+    child: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStderr>>,
+    placement: String,
 }
 
 /// Bytes the process `pid` has read and written through system calls so far (`rchar` +
@@ -431,25 +497,15 @@ async fn an_interrupted_put_cancels_its_placement_and_can_run_again() {
     let object = random_bytes(3 << 20, 11);
     let file = c.client.join("interrupted");
     std::fs::write(&file, &object).unwrap();
-    let target = format!("{BUCKET}/interrupted");
 
     // Frozen nodes take the holds and never confirm, so the placement is still under way when
     // the user gives up.
     c.nodes.iter().for_each(|n| n.process.pause());
-    let mut put = c
-        .peer_command(&["put", file.to_str().unwrap(), &target])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("raidtorrent-peer put starts");
-    let mut lines = BufReader::new(put.stderr.take().unwrap()).lines();
-    let placing = tokio::task::block_in_place(|| {
-        lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.starts_with("placing "))
-    });
-    assert!(placing.is_some(), "put never reached its placement");
+    let Placing {
+        child: mut put,
+        lines,
+        ..
+    } = c.put_until_placing(&file, "interrupted");
     let pid = put.id().to_string();
     let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(sent.success());
@@ -464,6 +520,7 @@ async fn an_interrupted_put_cancels_its_placement_and_can_run_again() {
         "left behind: {:?}",
         c.client_tmp()
     );
+    assert!(c.journals().is_empty(), "left: {:?}", c.journals());
     assert!(c.gw.api().list(BUCKET).await.is_empty());
     let nodes = &c.nodes;
     let gw = &c.gw;
@@ -488,6 +545,105 @@ async fn an_interrupted_put_cancels_its_placement_and_can_run_again() {
         "left behind: {:?}",
         c.client_tmp()
     );
+}
+
+/// A `put` killed outright (SIGKILL) while the gateway reports its placement under way leaves
+/// its shards and a journal behind; the same `put` run again resumes: the same placement, no new
+/// encoding, and the object reads back. A `put` of another file then cleans up after a second
+/// killed `put`: its placement is cancelled and its shards leave the client and the nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_put_killed_outright_resumes_when_run_again_and_is_cleaned_up_otherwise() {
+    let c = ClientCloud::start(3).await;
+    let api = c.gw.api();
+    let object = random_bytes(3 << 20, 12);
+    let file = c.client.join("killed");
+    std::fs::write(&file, &object).unwrap();
+
+    // Frozen nodes keep the placement under way.
+    c.nodes.iter().for_each(|n| n.process.pause());
+    let mut killed = c.put_until_placing(&file, "killed");
+    let status = api.placement(&killed.placement).await.unwrap();
+    assert_eq!(status["state"], "placing", "{status}");
+    tokio::task::block_in_place(|| {
+        killed.child.kill().unwrap();
+        killed.child.wait().unwrap();
+    });
+    c.nodes.iter().for_each(|n| n.process.resume());
+    // The nodes take up their holds (and dial the dead client) before it comes back.
+    let held: Vec<String> = status["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["info_hash"].as_str().unwrap().to_owned())
+        .collect();
+    let (nodes, held) = (&c.nodes, &held);
+    wait_until(
+        Duration::from_secs(30),
+        "the nodes fetching the killed put's shards",
+        || async move {
+            let fetching: std::collections::BTreeSet<_> =
+                nodes.iter().flat_map(|n| n.copies()).collect();
+            held.iter().all(|ih| fetching.contains(ih))
+        },
+    )
+    .await;
+    assert_eq!(c.client_tmp().len(), 1, "the shard folder stays behind");
+    assert_eq!(
+        c.journals().len(),
+        2,
+        "a journal and its lock: {:?}",
+        c.journals()
+    );
+    for j in c.journals() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&j).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", j.display());
+    }
+
+    let target = format!("{BUCKET}/killed");
+    let out = c
+        .peer(&["put", file.to_str().unwrap(), &target, "--json"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["resumed"], true, "{v}\n{}", stderr(&out));
+    assert_eq!(
+        v["placement"],
+        killed.placement.as_str(),
+        "the same placement"
+    );
+    assert!(stderr(&out).contains("resuming"), "{}", stderr(&out));
+    let back = c
+        .get(v["cap"].as_str().unwrap(), &[])
+        .await
+        .unwrap_or_else(|o| panic!("{}", stderr(&o)));
+    assert!(back == object, "read back differs");
+    assert!(c.client_tmp().is_empty(), "left: {:?}", c.client_tmp());
+    assert!(c.journals().is_empty(), "left: {:?}", c.journals());
+    c.only_stored_copies(&["killed"]).await;
+
+    // Another put killed outright, then a put of another file.
+    let abandoned = c.client.join("abandoned");
+    std::fs::write(&abandoned, random_bytes(1 << 20, 13)).unwrap();
+    c.nodes.iter().for_each(|n| n.process.pause());
+    let mut killed = c.put_until_placing(&abandoned, "abandoned");
+    tokio::task::block_in_place(|| {
+        killed.child.kill().unwrap();
+        killed.child.wait().unwrap();
+    });
+    c.nodes.iter().for_each(|n| n.process.resume());
+    let other = c.client.join("other");
+    std::fs::write(&other, random_bytes(500_000, 14)).unwrap();
+    let cap = c.put(&other, "other").await;
+    assert!(c.get(&cap, &[]).await.is_ok());
+    let status = api.placement(&killed.placement).await.unwrap();
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(c.client_tmp().is_empty(), "left: {:?}", c.client_tmp());
+    assert!(c.journals().is_empty(), "left: {:?}", c.journals());
+    let listed: Vec<_> = api.list(BUCKET).await;
+    let keys: Vec<_> = listed.iter().map(|o| o["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["killed", "other"]);
+    c.only_stored_copies(&["killed", "other"]).await;
 }
 
 /// An S3 access key signs the client's requests (RT-0004 section 5): it places objects in its

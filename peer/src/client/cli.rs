@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::api::{Api, Credentials};
 use super::cap::Capability;
 use super::get::{self, GetOptions, Output};
+use super::journal::Journals;
 use super::keyring::Keyring;
 use super::progress::{human, Progress};
 use super::put::{self, Input, PutOptions};
@@ -211,6 +212,7 @@ async fn run_put(a: PutArgs) -> Result<(), ClientError> {
     let interrupt = CancellationToken::new();
     let progress = a.common.progress();
     let watcher = tokio::spawn(interrupt_on_signal(interrupt.clone(), progress));
+    let keyring = a.common.keyring()?;
     let opts = PutOptions {
         gateway: a.common.gateway()?.to_owned(),
         credentials: a.common.credentials(),
@@ -218,8 +220,8 @@ async fn run_put(a: PutArgs) -> Result<(), ClientError> {
         advertise: !a.no_listen_advertise,
         progress,
         interrupt,
+        journals: Journals::beside(keyring.path()),
     };
-    let keyring = a.common.keyring()?;
     let outcome = put::put(&opts, Input::from_arg(&a.file), &name).await;
     watcher.abort();
     let outcome = outcome?;
@@ -232,6 +234,8 @@ async fn run_put(a: PutArgs) -> Result<(), ClientError> {
             "key": name.key,
             "size": outcome.size,
             "sha256": hex::encode(outcome.sha256),
+            "placement": outcome.placement,
+            "resumed": outcome.resumed,
         })),
         false => println!("{cap}"),
     }

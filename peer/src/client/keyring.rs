@@ -89,27 +89,8 @@ impl Keyring {
     }
 
     fn write(&self, lines: &[(String, String)]) -> Result<(), KeyringError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(|e| self.err(e))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp",
-            self.path.file_name().unwrap_or_default().to_string_lossy()
-        ));
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| self.err(e))?;
-        // An existing temporary file keeps its mode through `open`: set it again.
-        file.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(|e| self.err(e))?;
         let text: String = lines.iter().map(|(n, c)| format!("{n}\t{c}\n")).collect();
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| self.err(e))?;
-        fs::rename(&tmp, &self.path).map_err(|e| self.err(e))
+        write_private(&self.path, text.as_bytes()).map_err(|e| self.err(e))
     }
 
     fn err(&self, source: io::Error) -> KeyringError {
@@ -118,6 +99,29 @@ impl Keyring {
             source,
         }
     }
+}
+
+/// Replaces `path` with `bytes`, readable only by its owner (mode 0600): through a temporary
+/// file in the same directory and a rename, so a crash leaves either the old file or the new one.
+/// The keyring and the put journals, which hold data keys, are both written this way.
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    // An existing temporary file keeps its mode through `open`: set it again.
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! - `put` encrypts and erasure-codes a file here ([`put`]), asks the gateway where its shards go
 //!   (`POST /_place/...`), seeds them to the nodes named from a short-lived BitTorrent session,
 //!   follows the placement to `stored`, and prints a read capability ([`cap`]) that it also keeps
-//!   in the [`keyring`];
+//!   in the [`keyring`]; a [`journal`] beside the keyring lets the same `put` stopped outright
+//!   resume, and any `put` clean up after it;
 //! - `get` turns a capability into the object ([`get`]): manifest and holders from
 //!   `GET /_cap/...` (no API key), shards straight from the nodes, checked and decoded here;
 //! - `ls`, `rm` and `stat` are thin calls of the object API ([`api`]).
@@ -20,9 +21,11 @@ pub mod api;
 pub mod cap;
 pub mod cli;
 pub mod get;
+pub mod journal;
 pub mod keyring;
 pub mod progress;
 pub mod put;
+mod resume;
 pub mod session;
 
 use cap::CapError;
@@ -85,6 +88,12 @@ impl ClientError {
 
 impl From<keyring::KeyringError> for ClientError {
     fn from(e: keyring::KeyringError) -> Self {
+        ClientError::Other(e.into())
+    }
+}
+
+impl From<journal::JournalError> for ClientError {
+    fn from(e: journal::JournalError) -> Self {
         ClientError::Other(e.into())
     }
 }

@@ -10,6 +10,11 @@
 //! encoder stops at its next read, a placement already asked for is cancelled at the gateway
 //! (which leaves its shards to its collector, so nothing becomes visible), and the temporary
 //! directory is removed. Running the same `put` again starts over.
+//!
+//! A `put` stopped outright (SIGKILL, power loss) cannot undo anything: its journal
+//! ([`super::journal`]) tells the next `put` what it left. The same `put` run again resumes its
+//! placement from the shards already encoded; any `put` cleans up after the others
+//! ([`super::resume`]).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -24,11 +29,12 @@ use raidtorrent_codec::{
 use ring::digest::{digest, SHA256};
 use tokio_util::sync::CancellationToken;
 
-use super::api::{Api, Credentials, PlaceRequest, PlaceState, Placement, FOLLOW_WAIT_SECS};
+use super::api::{Api, Credentials, PlaceRequest, PlaceState, Placement, Policy, FOLLOW_WAIT_SECS};
 use super::cap::Capability;
+use super::journal::{Journal, Journals, Prepared, Slot, SourceStamp, Target};
 use super::progress::{Counter, CountingRead, Progress};
 use super::session::{parse_nodes, ClientSession};
-use super::{ClientError, ObjectName};
+use super::{resume, ClientError, ObjectName};
 
 /// Where the object's bytes come from.
 #[derive(Debug, Clone)]
@@ -71,6 +77,8 @@ pub struct PutOptions {
     pub progress: Progress,
     /// Cancelled when the user interrupts the command.
     pub interrupt: CancellationToken,
+    /// Where unfinished puts keep their journals.
+    pub journals: Journals,
 }
 
 /// What a successful `put` made.
@@ -79,6 +87,33 @@ pub struct PutOutcome {
     pub cap: Capability,
     pub size: u64,
     pub sha256: [u8; 32],
+    pub placement: String,
+    /// An earlier run of the same `put`, stopped outright, was taken over: nothing was encoded.
+    pub resumed: bool,
+}
+
+impl PutOutcome {
+    pub(super) fn of(prepared: Prepared, placement: String, resumed: bool) -> Self {
+        PutOutcome {
+            cap: prepared.cap,
+            size: prepared.size,
+            sha256: prepared.sha256,
+            placement,
+            resumed,
+        }
+    }
+}
+
+/// A shard file that does not match its torrent's piece hashes.
+#[derive(Debug, thiserror::Error)]
+#[error("shard {0} did not pass its own hash check")]
+pub struct DamagedShard(String);
+
+impl DamagedShard {
+    /// Whether `e` is this error.
+    pub fn is(e: &ClientError) -> bool {
+        matches!(e, ClientError::Other(a) if a.is::<DamagedShard>())
+    }
 }
 
 /// An object encoded into a directory: one file per shard, named as its torrent names it.
@@ -88,22 +123,63 @@ struct EncodedObject {
     manifest: Vec<u8>,
 }
 
-/// Stores `input` as `name` and returns its capability.
+/// Stores `input` as `name` and returns its capability. An earlier run of the same `put`
+/// stopped outright is resumed when it can be, and every dead `put`'s leftovers are cleaned up.
 pub async fn put(
     opts: &PutOptions,
     input: Input,
     name: &ObjectName,
 ) -> Result<PutOutcome, ClientError> {
     let api = Api::new(&opts.gateway, opts.credentials.clone())?;
+    let target = target(&input, name, &api)?;
+    if let Some(done) = resume::take_over(&api, &target, name, opts).await? {
+        return Ok(done);
+    }
     let policy = api.bucket(&name.bucket).await?.policy;
+    let folder = ClientSession::dir()?;
+    let journal = Journal::begin(&target, &folder);
+    let slot = match opts.journals.begin(&journal) {
+        Ok(slot) => slot,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&folder);
+            return Err(e.into());
+        }
+    };
+    let done = encode_and_place(&api, &slot, journal, input, policy, name, opts).await;
+    slot.discard();
+    done
+}
+
+/// What this `put` is, for its journal.
+fn target(input: &Input, name: &ObjectName, api: &Api) -> Result<Target, ClientError> {
+    let source = match input {
+        Input::Stdin => None,
+        Input::File(p) => {
+            Some(SourceStamp::of(p).with_context(|| format!("reading {}", p.display()))?)
+        }
+    };
+    Ok(Target {
+        source,
+        gateway: api.base().to_owned(),
+        bucket: name.bucket.clone(),
+        key: name.key.clone(),
+    })
+}
+
+/// Encodes into the journal's folder, asks for the placement and seeds it to its end, writing
+/// the journal before each step that a later run could take over.
+async fn encode_and_place(
+    api: &Api,
+    slot: &Slot,
+    mut journal: Journal,
+    input: Input,
+    policy: Policy,
+    name: &ObjectName,
+    opts: &PutOptions,
+) -> Result<PutOutcome, ClientError> {
     let key = DataKey::generate().map_err(|e| ClientError::Other(e.into()))?;
-    let dir = ClientSession::dir()?;
-    let object = encode_into(dir.path(), input, policy.k, policy.m, &key, opts).await?;
-    let session = ClientSession::start(dir, opts.listen).await?;
-    let placed = place_and_seed(&api, &session, &object, name, opts).await;
-    session.stop().await;
-    placed?;
-    Ok(PutOutcome {
+    let object = encode_into(&journal.folder, input, policy.k, policy.m, &key, opts).await?;
+    let prepared = Prepared {
         cap: Capability {
             gateway: api.base().to_owned(),
             bucket: name.bucket.clone(),
@@ -113,7 +189,21 @@ pub async fn put(
         },
         size: object.encoded.layout.size,
         sha256: object.encoded.sha256,
-    })
+        infos: object.infos.clone(),
+    };
+    journal.encoded = Some(prepared.record());
+    slot.write(&journal)?;
+    let session = ClientSession::start(&journal.folder, opts.listen).await?;
+    let placed = async {
+        let placement = place(api, &session, &object, name, opts).await?;
+        journal.placement = Some(placement.placement.clone());
+        journal.listen = Some(session.engine.listen_addr());
+        slot.write(&journal)?;
+        seed_to_end(api, &session, &prepared.infos, name, placement, opts).await
+    }
+    .await;
+    session.stop().await;
+    Ok(PutOutcome::of(prepared, placed?, false))
 }
 
 /// Encodes on a blocking thread, reporting bytes read.
@@ -193,14 +283,14 @@ fn encode_files(
     Ok((encoded, infos))
 }
 
-/// Asks for the placement, seeds every shard to its nodes and follows the placement to its end.
-async fn place_and_seed(
+/// Asks the gateway where the shards go.
+async fn place(
     api: &Api,
     session: &ClientSession,
     object: &EncodedObject,
     name: &ObjectName,
     opts: &PutOptions,
-) -> Result<(), ClientError> {
+) -> Result<Placement, ClientError> {
     let peers = match opts.advertise {
         true => vec![advertised(&opts.gateway, session.engine.listen_addr()).await?],
         false => Vec::new(),
@@ -211,14 +301,27 @@ async fn place_and_seed(
         &infos,
         peers.iter().map(|p| p.to_string()).collect(),
     );
-    let placement = api.place(name, &request).await?;
+    api.place(name, &request).await
+}
+
+/// Seeds every shard to its nodes and follows the placement to its end, or cancels it when the
+/// user interrupts the command. The placement's id once stored.
+pub(super) async fn seed_to_end(
+    api: &Api,
+    session: &ClientSession,
+    infos: &[ShardInfo],
+    name: &ObjectName,
+    placement: Placement,
+    opts: &PutOptions,
+) -> Result<String, ClientError> {
     let id = placement.placement.clone();
-    let seeded = seed_and_follow(api, session, object, name, placement, opts);
+    let seeded = seed_and_follow(api, session, infos, name, placement, opts);
     tokio::select! {
         biased;
         () = opts.interrupt.cancelled() => cancel(api, &id).await,
         done = seeded => done,
-    }
+    }?;
+    Ok(id)
 }
 
 /// The user interrupted a placement: the gateway cancels it and its shards leave the nodes. One
@@ -240,12 +343,12 @@ async fn cancel(api: &Api, placement: &str) -> Result<(), ClientError> {
 async fn seed_and_follow(
     api: &Api,
     session: &ClientSession,
-    object: &EncodedObject,
+    infos: &[ShardInfo],
     name: &ObjectName,
     placement: Placement,
     opts: &PutOptions,
 ) -> Result<(), ClientError> {
-    check_placement(&placement, &object.infos)?;
+    check_placement(&placement, infos)?;
     opts.progress.note(format_args!(
         "placing {name}: placement {}, {} shards x {} copies",
         placement.placement,
@@ -253,20 +356,20 @@ async fn seed_and_follow(
         placement.copies
     ));
     let copies = u64::from(placement.copies);
-    let total: u64 = object.infos.iter().map(|i| i.length * copies).sum();
+    let total: u64 = infos.iter().map(|i| i.length * copies).sum();
     let seeding = opts
         .progress
-        .start("seed", Some(total), uploaded(session, &object.infos, total));
+        .start("seed", Some(total), uploaded(session, infos, total));
     let confirmed = Counter::default();
     let confirming = opts.progress.start("confirm", Some(total), {
         let confirmed = confirmed.clone();
         move || confirmed.load(Ordering::Relaxed)
     });
     let followed = async {
-        for (info, shard) in object.infos.iter().zip(&placement.shards) {
+        for (info, shard) in infos.iter().zip(&placement.shards) {
             seed(session, info, parse_nodes(&shard.nodes)).await?;
         }
-        follow(api, session, object, placement, &confirmed, opts).await
+        follow(api, session, infos, placement, &confirmed, opts).await
     }
     .await;
     seeding.finish().await;
@@ -333,10 +436,7 @@ async fn seed(
 ) -> Result<(), ClientError> {
     let handle = session.add(info.to_torrent(&[]), nodes).await?;
     if !session.engine.verified(&handle).await? {
-        return Err(ClientError::Other(anyhow::anyhow!(
-            "shard {} did not pass its own hash check",
-            info.name
-        )));
+        return Err(ClientError::Other(DamagedShard(info.name.clone()).into()));
     }
     Ok(())
 }
@@ -347,7 +447,7 @@ async fn seed(
 async fn follow(
     api: &Api,
     session: &ClientSession,
-    object: &EncodedObject,
+    infos: &[ShardInfo],
     placement: Placement,
     confirmed_bytes: &Counter,
     opts: &PutOptions,
@@ -358,7 +458,7 @@ async fn follow(
         let confirmed: u64 = status
             .shards
             .iter()
-            .zip(&object.infos)
+            .zip(infos)
             .map(|(s, i)| u64::from(s.confirmed) * i.length)
             .sum();
         confirmed_bytes.store(confirmed, Ordering::Relaxed);
@@ -376,7 +476,7 @@ async fn follow(
             }
             known[i] = shard.nodes.clone();
             if !opts.advertise {
-                redial(session, &object.infos[i], &shard.nodes).await?;
+                redial(session, &infos[i], &shard.nodes).await?;
             }
         }
     }

@@ -1,13 +1,13 @@
 //! A client's short-lived BitTorrent session: an [`Engine`] over a temporary directory that
-//! `put` seeds shards from (`get` needs none: it leeches pieces itself). Dropping the session deletes the
-//! directory; [`ClientSession::stop`] first stops the engine and its tasks.
+//! `put` seeds shards from (`get` needs none: it leeches pieces itself). The directory outlives
+//! the session: `put` removes it with its journal (`super::journal`), so that a `put` killed
+//! outright can be resumed from it.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
@@ -19,23 +19,25 @@ const FILE_BUDGET: usize = 64;
 pub struct ClientSession {
     pub engine: Arc<Engine>,
     token: CancellationToken,
-    dir: TempDir,
+    dir: PathBuf,
 }
 
 impl ClientSession {
-    /// An empty temporary directory for shards; the engine starts later, in [`ClientSession::start`].
-    pub fn dir() -> anyhow::Result<TempDir> {
-        tempfile::Builder::new()
+    /// A new empty temporary directory for shards, kept until its owner removes it; the engine
+    /// starts later, in [`ClientSession::start`].
+    pub fn dir() -> anyhow::Result<PathBuf> {
+        let dir = tempfile::Builder::new()
             .prefix("raidtorrent-client-")
             .tempdir()
-            .context("creating a temporary directory for shards")
+            .context("creating a temporary directory for shards")?;
+        Ok(dir.keep())
     }
 
-    /// Starts a session over `dir` (shards already there are seeded once added).
-    pub async fn start(dir: TempDir, listen: SocketAddr) -> anyhow::Result<Self> {
+    /// Starts a session over `dir` (shards already there are hash-checked and seeded once added).
+    pub async fn start(dir: &Path, listen: SocketAddr) -> anyhow::Result<Self> {
         let token = CancellationToken::new();
         let engine = Engine::start(
-            dir.path(),
+            dir,
             listen,
             &Limits::default(),
             FILE_BUDGET,
@@ -46,12 +48,12 @@ impl ClientSession {
         Ok(ClientSession {
             engine: Arc::new(engine),
             token,
-            dir,
+            dir: dir.to_owned(),
         })
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// Adds a shard's torrent (tracker-less), seeding to `peers`.
@@ -67,7 +69,7 @@ impl ClientSession {
         self.engine.add(torrent, source).await
     }
 
-    /// Stops the engine and its tasks; the directory lives until the session is dropped.
+    /// Stops the engine and its tasks; the directory stays.
     pub async fn stop(&self) {
         self.engine.stop().await;
         self.token.cancel();
