@@ -8,10 +8,14 @@
 #   baseline a plain torrent of the same bytes from ONE capped seeder (python3-libtorrent, both
 #            ends), against which the GET should be about k times faster;
 #   PUT      until durable, vs the bytes it moves (copies x (k+m)/k) over the gateway's link;
+#   client   `raidtorrent-peer put` / `get` of the same file from the client's namespace, which
+#            seeds to and fetches from the nodes itself: its rates, and the bytes the gateway
+#            process moved (/proc/<pid>/io) for it against the gateway's own PUT and GET;
 #   repair   time from a node's loss to full redundancy vs X / (sum of the survivors' uplinks),
 #            X the bytes the lost node held.
 #
 #   scripts/bench-shaped.sh                 # 6 nodes at 50 Mbit/s, a 64 MiB object
+#   BENCH_PROFILE=dev scripts/bench-shaped.sh   # the workspace's dev build (deps optimized)
 #   NODES=9 RATE_MBIT=20 SIZE_MIB=32 scripts/bench-shaped.sh
 #
 # Everything lives in namespaces named rt<pid>-*, joined by a bridge in its own namespace; they
@@ -29,9 +33,14 @@ KEY="shaped-bench-key-0123456789abcdef"
 command -v ip >/dev/null || { echo "bench-shaped: needs iproute2" >&2; exit 2; }
 "$PY" -c "import libtorrent" 2>/dev/null || { echo "bench-shaped: needs python3-libtorrent" >&2; exit 2; }
 
-cargo build --release -q -p raidtorrent-tracker -p raidtorrent-peer \
+case "${BENCH_PROFILE:-release}" in
+  release) flags=(--release); dir=release ;;
+  dev) flags=(); dir=debug ;;
+  *) echo "BENCH_PROFILE must be release or dev" >&2; exit 2 ;;
+esac
+cargo build "${flags[@]}" -q -p raidtorrent-tracker -p raidtorrent-peer \
   --bin raidtorrent-tracker --bin raidtorrent-peer
-bin="$(pwd)/${CARGO_TARGET_DIR:-target}/release"
+bin="$(pwd)/${CARGO_TARGET_DIR:-target}/$dir"
 tag="rt$$"
 work="$(mktemp -d)"
 pids=()
@@ -96,6 +105,7 @@ for i in $(seq 1 "$NODES"); do
     >"$work/n$i.json"
 done
 spawn gw gateway env RUST_LOG=warn "$bin/raidtorrent-tracker" serve --config "$work/gateway.toml"
+gw_pid=$!
 node_pid=()
 for i in $(seq 1 "$NODES"); do
   cred=$(python3 -c "import json; v=json.load(open('$work/n$i.json')); print(f\"{v['id']}:{v['passkey']}\")")
@@ -129,9 +139,31 @@ head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/object"
 size=$(stat -c %s "$work/object")
 api -X PUT -d "{\"k\":$K,\"m\":$M,\"copies\":$COPIES,\"high_share\":0.0,\"inline_max\":4096}" \
   "http://10.77.0.1:9000/bench" >/dev/null
-put=$(api -o /dev/null -w '%{time_total}' -T "$work/object" "http://10.77.0.1:9000/bench/o")
-get=$(api -o "$work/back" -w '%{time_total}' "http://10.77.0.1:9000/bench/o")
+# Bytes the gateway process has read and written so far (sockets and files).
+gw_bytes() { awk '/^(rchar|wchar):/ {s += $2} END {printf "%.0f", s}' "/proc/$gw_pid/io"; }
+# Runs a command; sets `took` (seconds) and `moved` (bytes the gateway moved meanwhile).
+measured() {
+  local b0 t0
+  b0=$(gw_bytes) t0=$(date +%s.%N)
+  "$@" >/dev/null
+  took=$(python3 -c "import time; print(time.time() - $t0)")
+  moved=$(($(gw_bytes) - b0))
+}
+measured api -T "$work/object" "http://10.77.0.1:9000/bench/o"
+put=$took put_moved=$moved
+measured api -o "$work/back" "http://10.77.0.1:9000/bench/o"
+get=$took get_moved=$moved
 cmp -s "$work/object" "$work/back" || { echo "bench-shaped: the object read back differs" >&2; exit 1; }
+client() {
+  in_ns client env RT_GATEWAY=http://10.77.0.1:9000 RT_API_KEY="$KEY" RT_KEYRING="$work/keyring" \
+    "$bin/raidtorrent-peer" "$@" -q
+}
+measured client put "$work/object" bench/c --listen 10.77.0.2:0
+cput=$took cput_moved=$moved
+rm -f "$work/back"
+measured client get bench/c -o "$work/back"
+cget=$took cget_moved=$moved
+cmp -s "$work/object" "$work/back" || { echo "bench-shaped: the client read back other bytes" >&2; exit 1; }
 
 # The nodes holding copies of the data shards: the uplinks a whole read draws on.
 readers=$(python3 - "$work/gateway.db" "$K" <<'EOF'
@@ -185,6 +217,8 @@ repair=$(python3 -c "import time; print(time.time() - $t0)")
 rate=$((RATE_MBIT * 125000))
 python3 - <<EOF
 size, get, put, plain, repair = $size, $get, $put, $plain, $repair
+cput, cget = $cput, $cget
+moved = dict(put=$put_moved, get=$get_moved, cput=$cput_moved, cget=$cget_moved)
 readers, nodes, rate, held, k = $readers, $NODES, $rate, $held, $K
 print(f"shaped network: {nodes} nodes, uplinks {rate * 8 / 1e6:.0f} Mbit/s each, "
       f"a {size >> 20} MiB object, ({k},$M) x $COPIES")
@@ -193,6 +227,10 @@ sum_up = readers * rate
 print(f"  GET                              {size / get / 1e6:8.2f} MB/s = {plain / get:.2f}x the one seeder; "
       f"{size / get / sum_up:.0%} of the {readers} holders' uplinks ({sum_up / 1e6:.1f} MB/s)")
 print(f"  PUT (durable)                    {size / put / 1e6:8.2f} MB/s of object")
+print(f"  client put (durable)             {size / cput / 1e6:8.2f} MB/s = {put / cput:.2f}x the PUT")
+print(f"  client get                       {size / cget / 1e6:8.2f} MB/s = {get / cget:.2f}x the GET")
+print(f"  gateway MB moved: PUT {moved['put'] / 1e6:.1f}, client put {moved['cput'] / 1e6:.1f}; "
+      f"GET {moved['get'] / 1e6:.1f}, client get {moved['cget'] / 1e6:.1f}")
 ideal = held / ((nodes - 1) * rate)
 print(f"  repair of {held / 1e6:.1f} MB          {repair:8.2f} s = {ideal / repair:.0%} of X / survivors' uplinks ({ideal:.2f} s)")
 EOF
