@@ -468,6 +468,7 @@ def section_boto3(sec: Section):
     b3_transfer(s3, b, sec)
     low_key, low_data = b3_multipart(s3, b)
     b3_multipart_checksums(s3, b)
+    b3_full_object_checksums(s3, b)
     b3_uploads_delimiter(s3, b)
     b3_upload_part_copy(s3, b, low_key, low_data, small)
     for bucket in (b, lb):
@@ -745,6 +746,76 @@ def b3_multipart_checksums(s3, b):
     body = g["Body"].read()
     check_eq((body == b"".join(data), g.get("ChecksumCRC32")), (True, want), "get_object gives the composite too")
     s3.delete_object(Bucket=b, Key=key)
+
+
+def b3_full_object_checksums(s3, b):
+    """A multipart upload with ChecksumType FULL_OBJECT: the object's sum is the CRC32 of all its
+    bytes (joined from the parts' CRC32s), with no `-N`; a wrong one is BadDigest and makes no
+    object. A SHA-256 cannot be a full-object sum of parts."""
+    key = "mpsum/full.bin"
+    data = [os.urandom(5 * MiB), os.urandom(5 * MiB + 17), os.urandom(999)]
+    c = s3.create_multipart_upload(Bucket=b, Key=key, ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    check_eq(
+        (c.get("ChecksumAlgorithm"), c.get("ChecksumType")),
+        ("CRC32", "FULL_OBJECT"),
+        "create_multipart_upload ChecksumType=FULL_OBJECT -> a FULL_OBJECT CRC32 upload",
+    )
+    uid = c["UploadId"]
+    parts = []
+    for n, d in enumerate(data, 1):
+        r = s3.upload_part(Bucket=b, Key=key, UploadId=uid, PartNumber=n, Body=d, ChecksumAlgorithm="CRC32")
+        parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+    listed = s3.list_parts(Bucket=b, Key=key, UploadId=uid)
+    check_eq(listed.get("ChecksumType"), "FULL_OBJECT", "list_parts names the upload's FULL_OBJECT type")
+    expect_error(
+        "complete_multipart_upload with a wrong full-object CRC32",
+        "BadDigest",
+        400,
+        lambda: s3.complete_multipart_upload(
+            Bucket=b,
+            Key=key,
+            UploadId=uid,
+            MultipartUpload={"Parts": parts},
+            ChecksumCRC32=crc32_b64(b"x"),
+            ChecksumType="FULL_OBJECT",
+        ),
+    )
+    expect_error(
+        "a refused full-object completion made no object",
+        ("404", "NoSuchKey"),
+        404,
+        lambda: s3.head_object(Bucket=b, Key=key),
+    )
+    want = crc32_b64(b"".join(data))
+    r = s3.complete_multipart_upload(
+        Bucket=b,
+        Key=key,
+        UploadId=uid,
+        MultipartUpload={"Parts": parts},
+        ChecksumCRC32=want,
+        ChecksumType="FULL_OBJECT",
+    )
+    check_eq(
+        (r.get("ChecksumCRC32"), r.get("ChecksumType")),
+        (want, "FULL_OBJECT"),
+        "complete_multipart_upload FULL_OBJECT gives the CRC32 of every byte",
+    )
+    g = s3.get_object(Bucket=b, Key=key, ChecksumMode="ENABLED")
+    body = g["Body"].read()
+    check_eq(
+        (body == b"".join(data), g.get("ChecksumCRC32"), g.get("ChecksumType")),
+        (True, want, "FULL_OBJECT"),
+        "get_object ChecksumMode=ENABLED of the full-object upload",
+    )
+    s3.delete_object(Bucket=b, Key=key)
+    expect_error(
+        "create_multipart_upload SHA256 with ChecksumType=FULL_OBJECT",
+        "InvalidRequest",
+        400,
+        lambda: s3.create_multipart_upload(
+            Bucket=b, Key="mpsum/sha-full", ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT"
+        ),
+    )
 
 
 def b3_uploads_delimiter(s3, b):

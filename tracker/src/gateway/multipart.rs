@@ -29,13 +29,14 @@ pub const MAX_PART_NUMBER: u32 = 10_000;
 impl Gateway {
     /// Starts a multipart upload of `bucket`/`key`; the attributes go with the object once it
     /// is completed, and every part is summed with `checksum_algorithm` (S3's name) if one is
-    /// given. Returns the upload id.
+    /// given, the object's sum being of `checksum_type` (S3's name). Returns the upload id.
     pub async fn create_upload(
         &self,
         bucket: &str,
         key: &str,
         attrs: ObjectAttrs,
         checksum_algorithm: Option<String>,
+        checksum_type: Option<String>,
     ) -> Result<String, GatewayError> {
         self.inner.meta.bucket(bucket).await?;
         check_key(key)?;
@@ -46,6 +47,7 @@ impl Gateway {
             key: key.to_owned(),
             attrs,
             checksum_algorithm,
+            checksum_type,
             created_at: unix_now(),
         };
         self.inner.meta.create_upload(&upload).await?;

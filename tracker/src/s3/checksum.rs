@@ -73,12 +73,6 @@ impl Algorithm {
             .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
     }
 
-    /// Whether S3 can combine part sums of this algorithm into a composite (CRC64NVME sums
-    /// are full-object only).
-    pub fn composes(self) -> bool {
-        self != Algorithm::Crc64Nvme
-    }
-
     /// The base64 sum of `data`.
     pub(super) fn sum(self, data: &[u8]) -> String {
         let mut h = self.hasher();

@@ -1,9 +1,61 @@
 //! The checksum of a multipart object, as S3 makes it: a composite of the parts' sums (the sum
-//! of their raw sums joined in part order, in base64, then `-<number of parts>`), and the checks
-//! CompleteMultipartUpload makes of the sums the client lists with it. Pure: no I/O.
+//! of their raw sums joined in part order, in base64, then `-<number of parts>`) or a full-object
+//! CRC (of every byte, joined from the parts' CRCs), and the checks CompleteMultipartUpload makes
+//! of the sums the client lists with it. Pure: no I/O.
+
+use base64::Engine;
 
 use super::checksum::Algorithm;
+use super::crc::Crc;
 use crate::gateway::{Checksum, GatewayError, UploadPart};
+
+/// How a multipart object's sum is made from its parts' (S3's `ChecksumType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// The sum of the parts' sums, with `-<parts>`.
+    #[default]
+    Composite,
+    /// The CRC of the whole object, as a single PUT of it would have.
+    FullObject,
+}
+
+impl Kind {
+    pub const COMPOSITE: &'static str = "COMPOSITE";
+    pub const FULL_OBJECT: &'static str = "FULL_OBJECT";
+
+    /// S3's name, as stored.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Composite => Self::COMPOSITE,
+            Kind::FullObject => Self::FULL_OBJECT,
+        }
+    }
+
+    /// The kind S3 names `name`, in any letter case.
+    pub fn of_name(name: &str) -> Option<Kind> {
+        [Kind::Composite, Kind::FullObject]
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether sums of `algorithm` can be made this way: S3 composes every algorithm but
+    /// CRC64NVME, and makes full-object sums of the CRCs only.
+    pub fn takes(self, algorithm: Algorithm) -> bool {
+        match self {
+            Kind::Composite => algorithm != Algorithm::Crc64Nvme,
+            Kind::FullObject => Crc::of(algorithm).is_some(),
+        }
+    }
+
+    /// The kind an upload naming `algorithm` and no type gets: full-object for CRC64NVME.
+    pub fn default_for(algorithm: Algorithm) -> Kind {
+        if Kind::Composite.takes(algorithm) {
+            Kind::Composite
+        } else {
+            Kind::FullObject
+        }
+    }
+}
 
 /// The composite sum of parts summed with `algorithm` (base64 sums, in part order); none if
 /// one of them is not a sum of that algorithm.
@@ -19,6 +71,22 @@ pub fn composite(algorithm: Algorithm, part_sums: &[&str]) -> Option<Checksum> {
     })
 }
 
+/// The full-object CRC of parts summed with `algorithm` (base64 sums with the parts' sizes, in
+/// part order); none if the algorithm is not a CRC, there are no parts or a sum does not decode.
+pub fn full_object(algorithm: Algorithm, parts: &[(&str, u64)]) -> Option<Checksum> {
+    let crc = Crc::of(algorithm)?;
+    let mut whole = None;
+    for (sum, size) in parts {
+        let part = crc.read_raw(&algorithm.raw(sum)?)?;
+        whole = Some(whole.map_or(part, |w| crc.combine(w, part, *size)));
+    }
+    Some(Checksum {
+        algorithm: algorithm.name().to_owned(),
+        value: base64::engine::general_purpose::STANDARD.encode(crc.to_raw(whole?)),
+        parts: None,
+    })
+}
+
 /// A sum a completion request gives, of one part or of the whole object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
@@ -31,25 +99,26 @@ pub struct Sent {
 pub struct Completion {
     /// The algorithm the upload was created with (its parts are summed with it).
     pub algorithm: Option<Algorithm>,
+    /// How the object's sum is made of the parts'.
+    pub kind: Kind,
     /// The sum listed with each part, in the order the parts are listed.
     pub parts: Vec<Option<Sent>>,
-    /// The whole object's sum (`x-amz-checksum-<algorithm>`), composite, with or without its
-    /// `-<parts>` suffix.
+    /// The whole object's sum (`x-amz-checksum-<algorithm>`): a composite, with or without its
+    /// `-<parts>` suffix, or a full-object sum.
     pub whole: Option<Sent>,
 }
 
 impl Completion {
     /// The object's checksum made from `chosen` (the listed parts, in order): `InvalidPart` if
     /// a part's listed sum is not the one it was stored with, `BadDigest` if the whole-object
-    /// sum differs from the composite. Uploads created without an algorithm (or with one that
-    /// does not compose) get none.
+    /// sum differs from the one made. Uploads created without an algorithm get none.
     pub fn object_sum(&self, chosen: &[&UploadPart]) -> Result<Option<Checksum>, GatewayError> {
         for (part, sent) in chosen.iter().zip(&self.parts) {
             if let Some(sent) = sent {
                 check_part(part, sent)?;
             }
         }
-        let Some(algorithm) = self.algorithm.filter(|a| a.composes()) else {
+        let Some(algorithm) = self.algorithm.filter(|a| self.kind.takes(*a)) else {
             return Ok(None);
         };
         let mut sums = Vec::with_capacity(chosen.len());
@@ -65,11 +134,16 @@ impl Completion {
                         algorithm.name()
                     ))
                 })?;
-            sums.push(sum.value.as_str());
+            sums.push((sum.value.as_str(), part.size));
         }
-        let made = composite(algorithm, &sums).ok_or_else(|| {
-            GatewayError::Internal("a stored part checksum is not base64".to_owned())
-        })?;
+        let made = match self.kind {
+            Kind::Composite => {
+                let values: Vec<&str> = sums.iter().map(|(v, _)| *v).collect();
+                composite(algorithm, &values)
+            }
+            Kind::FullObject => full_object(algorithm, &sums),
+        }
+        .ok_or_else(|| GatewayError::Internal("a stored part checksum is not base64".to_owned()))?;
         if let Some(whole) = &self.whole {
             check_whole(&made, whole)?;
         }
@@ -177,7 +251,7 @@ mod tests {
         let mut c = Completion {
             algorithm: Some(Algorithm::Crc32),
             parts: vec![Some(sent(HELLO)), None],
-            whole: None,
+            ..Completion::default()
         };
         assert_eq!(c.object_sum(&chosen).unwrap(), Some(made.clone()));
         c.whole = Some(sent(&made.text()));
@@ -215,5 +289,56 @@ mod tests {
         assert_eq!(c.object_sum(&chosen).unwrap(), None);
         c.parts = vec![Some(sent(WORLD)), None];
         assert!(c.object_sum(&chosen).is_err());
+    }
+
+    #[test]
+    fn a_full_object_sum_is_the_crc_of_every_byte_and_is_checked_without_a_suffix() {
+        let (hello, world) = (
+            part(1, Some(("CRC32", HELLO))),
+            part(2, Some(("CRC32", WORLD))),
+        );
+        let (hello, world) = (
+            UploadPart { size: 5, ..hello },
+            UploadPart { size: 5, ..world },
+        );
+        let chosen = [&hello, &world];
+        let want = Algorithm::Crc32.sum(b"helloworld");
+        let sent = |v: &str| Sent {
+            algorithm: Algorithm::Crc32,
+            value: v.to_owned(),
+        };
+        let mut c = Completion {
+            algorithm: Some(Algorithm::Crc32),
+            kind: Kind::FullObject,
+            parts: vec![None, None],
+            whole: Some(sent(&want)),
+        };
+        let made = c.object_sum(&chosen).unwrap().unwrap();
+        assert_eq!((made.value.as_str(), made.parts), (want.as_str(), None));
+        assert_eq!(made.text(), want);
+        c.whole = Some(sent(&format!("{want}-2")));
+        assert!(matches!(
+            c.object_sum(&chosen),
+            Err(GatewayError::BadDigest { .. })
+        ));
+        c.whole = Some(sent(HELLO));
+        assert!(matches!(
+            c.object_sum(&chosen),
+            Err(GatewayError::BadDigest { .. })
+        ));
+        assert!(full_object(Algorithm::Sha256, &[(HELLO, 5)]).is_none());
+        assert!(full_object(Algorithm::Crc32, &[]).is_none());
+    }
+
+    #[test]
+    fn kinds_take_the_algorithms_s3_allows() {
+        assert_eq!(Kind::default_for(Algorithm::Crc32), Kind::Composite);
+        assert_eq!(Kind::default_for(Algorithm::Sha256), Kind::Composite);
+        assert_eq!(Kind::default_for(Algorithm::Crc64Nvme), Kind::FullObject);
+        assert!(!Kind::FullObject.takes(Algorithm::Sha1));
+        assert!(Kind::FullObject.takes(Algorithm::Crc32c));
+        assert!(!Kind::Composite.takes(Algorithm::Crc64Nvme));
+        assert_eq!(Kind::of_name("full_object"), Some(Kind::FullObject));
+        assert_eq!(Kind::of_name("other"), None);
     }
 }

@@ -362,6 +362,7 @@ mod tests {
             key: key.into(),
             attrs: Default::default(),
             checksum_algorithm: None,
+            checksum_type: None,
             created_at: 0,
         }
     }

@@ -7,12 +7,14 @@
 //! inputs and writes the XML. This module maps each operation onto the [`Gateway`]: `service`
 //! holds the operations, `objects` the object ones' pieces, `list` the listings (of objects and
 //! of multipart uploads), `checksum` the `x-amz-checksum-*` check of bodies, `sums` which sums
-//! requests send and ask for, `composite` the sum of a multipart object, `errors` the error
-//! codes, `auth` the access keys and their bucket scopes.
+//! requests send and ask for, `composite` the sum of a multipart object (`crc` joins the parts'
+//! CRCs for a full-object one), `errors` the error codes, `auth` the access keys and their
+//! bucket scopes.
 
 mod auth;
 mod checksum;
 mod composite;
+mod crc;
 mod errors;
 mod list;
 mod objects;

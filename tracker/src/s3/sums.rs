@@ -8,7 +8,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Result};
 
 use super::checksum::{Algorithm, Expected};
-use super::composite::{Completion, Sent};
+use super::composite::{Completion, Kind, Sent};
 use crate::gateway::{Checksum, ObjectAttrs, ObjectInfo, Upload};
 
 /// The stored sum a GET or HEAD gives: only when asked for, and only for the whole object.
@@ -43,29 +43,63 @@ pub fn stored(name: Option<&str>) -> Option<Algorithm> {
     name.and_then(Algorithm::of_name)
 }
 
-/// The algorithm a new multipart upload sums its parts with. Only composite sums are kept:
-/// `FULL_OBJECT` (and CRC64NVME, which has no composite) answer `NotImplemented`.
+/// The algorithm a new multipart upload sums its parts with, and how its object's sum is made
+/// of theirs: composite unless the upload asks for `FULL_OBJECT` (or names CRC64NVME, which S3
+/// does not compose). A type S3 does not allow with the algorithm is `InvalidRequest`.
 pub fn of_new_upload(
     algorithm: Option<&ChecksumAlgorithm>,
     kind: Option<&ChecksumType>,
-) -> S3Result<Option<Algorithm>> {
-    if kind.is_some_and(|k| k.as_str().eq_ignore_ascii_case(ChecksumType::FULL_OBJECT)) {
-        return Err(s3_error!(
-            NotImplemented,
-            "full-object checksums of multipart uploads are not supported; use COMPOSITE"
-        ));
-    }
+) -> S3Result<Option<(Algorithm, Kind)>> {
+    let kind = match kind {
+        Some(k) => Some(Kind::of_name(k.as_str()).ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "x-amz-checksum-type must be COMPOSITE or FULL_OBJECT"
+            )
+        })?),
+        None => None,
+    };
     let Some(algorithm) = algorithm else {
-        return Ok(None);
+        return match kind {
+            Some(_) => Err(s3_error!(
+                InvalidRequest,
+                "x-amz-checksum-type needs x-amz-checksum-algorithm"
+            )),
+            None => Ok(None),
+        };
     };
     let algorithm = algorithm_named(algorithm.as_str())?;
-    if !algorithm.composes() {
+    let kind = kind.unwrap_or(Kind::default_for(algorithm));
+    if !kind.takes(algorithm) {
         return Err(s3_error!(
-            NotImplemented,
-            "CRC64NVME sums of multipart uploads are full-object sums, which are not supported"
+            InvalidRequest,
+            "The {} checksum type cannot be used with the {} checksum algorithm.",
+            kind.name(),
+            algorithm.name()
         ));
     }
-    Ok(Some(algorithm))
+    Ok(Some((algorithm, kind)))
+}
+
+/// How an upload's object sum is made: as named at its creation (uploads made before types
+/// were kept are composite).
+pub fn kind_of(upload: &Upload) -> Kind {
+    match (
+        upload.checksum_type.as_deref(),
+        stored(upload.checksum_algorithm.as_deref()),
+    ) {
+        (Some(name), _) => Kind::of_name(name).unwrap_or_default(),
+        (None, Some(algorithm)) => Kind::default_for(algorithm),
+        (None, None) => Kind::Composite,
+    }
+}
+
+/// `ChecksumType` of an upload with an algorithm.
+pub fn upload_type(upload: &Upload) -> Option<ChecksumType> {
+    upload
+        .checksum_algorithm
+        .as_ref()
+        .map(|_| ChecksumType::from_static(kind_of(upload).name()))
 }
 
 /// The sum a part is checked against: the one it sends, which must be of the upload's
@@ -113,14 +147,18 @@ fn one_of(fields: [(Algorithm, &Option<String>); 5]) -> S3Result<Option<Sent>> {
     Ok(first)
 }
 
-/// The whole-object sum a completion sends (`x-amz-checksum-<algorithm>`, composite): it must
-/// be of the upload's algorithm, and the completion may not ask for a full-object sum.
+/// The whole-object sum a completion sends (`x-amz-checksum-<algorithm>`): it must be of the
+/// upload's algorithm, and a type the completion names must be the upload's.
 pub fn whole(sums: &Completion, input: &CompleteMultipartUploadInput) -> S3Result<Option<Sent>> {
-    let kind = input.checksum_type.as_ref();
-    if kind.is_some_and(|k| k.as_str().eq_ignore_ascii_case(ChecksumType::FULL_OBJECT)) {
+    let named = input
+        .checksum_type
+        .as_ref()
+        .map(|k| Kind::of_name(k.as_str()));
+    if named.is_some_and(|k| k != Some(sums.kind)) {
         return Err(s3_error!(
             InvalidRequest,
-            "the upload's checksum type is COMPOSITE, not FULL_OBJECT"
+            "the upload's checksum type is {}",
+            sums.kind.name()
         ));
     }
     let header = one_of([
@@ -161,6 +199,7 @@ mod tests {
             key: "k".into(),
             attrs: ObjectAttrs::default(),
             checksum_algorithm: algorithm.map(str::to_owned),
+            checksum_type: None,
             created_at: 0,
         }
     }
@@ -178,16 +217,45 @@ mod tests {
     }
 
     #[test]
-    fn only_composite_upload_sums_are_taken() {
-        let crc = ChecksumAlgorithm::from("CRC32".to_owned());
-        let nvme = ChecksumAlgorithm::from("CRC64NVME".to_owned());
-        let full = ChecksumType::from_static(ChecksumType::FULL_OBJECT);
+    fn uploads_take_the_sum_types_s3_allows() {
+        let name = |n: &str| ChecksumAlgorithm::from(n.to_owned());
+        let kind = |k: &'static str| ChecksumType::from_static(k);
+        let (crc, nvme, sha) = (name("CRC32"), name("CRC64NVME"), name("SHA256"));
+        let full = kind(ChecksumType::FULL_OBJECT);
+        let composite = kind(ChecksumType::COMPOSITE);
+        let new = |a, k| of_new_upload(a, k).map_err(|e| e.code().as_str().to_owned());
         assert_eq!(
-            of_new_upload(Some(&crc), None).unwrap(),
-            Some(Algorithm::Crc32)
+            new(Some(&crc), None),
+            Ok(Some((Algorithm::Crc32, Kind::Composite)))
         );
-        assert_eq!(of_new_upload(None, None).unwrap(), None);
-        assert!(of_new_upload(Some(&nvme), None).is_err());
-        assert!(of_new_upload(Some(&crc), Some(&full)).is_err());
+        assert_eq!(new(None, None), Ok(None));
+        assert_eq!(
+            new(Some(&nvme), None),
+            Ok(Some((Algorithm::Crc64Nvme, Kind::FullObject)))
+        );
+        assert_eq!(
+            new(Some(&crc), Some(&full)),
+            Ok(Some((Algorithm::Crc32, Kind::FullObject)))
+        );
+        assert_eq!(new(Some(&sha), Some(&full)).unwrap_err(), "InvalidRequest");
+        assert_eq!(
+            new(Some(&nvme), Some(&composite)).unwrap_err(),
+            "InvalidRequest"
+        );
+        assert_eq!(new(None, Some(&full)).unwrap_err(), "InvalidRequest");
+        assert_eq!(
+            new(Some(&crc), Some(&kind("PARTIAL"))).unwrap_err(),
+            "InvalidRequest"
+        );
+    }
+
+    #[test]
+    fn an_uploads_kind_is_the_one_it_was_made_with() {
+        let mut u = upload(Some("CRC32"));
+        assert_eq!(kind_of(&u), Kind::Composite);
+        u.checksum_type = Some("FULL_OBJECT".into());
+        assert_eq!(kind_of(&u), Kind::FullObject);
+        assert_eq!(kind_of(&upload(Some("CRC64NVME"))), Kind::FullObject);
+        assert_eq!(upload_type(&upload(None)), None);
     }
 }

@@ -27,6 +27,9 @@ pub struct Upload {
     pub attrs: ObjectAttrs,
     /// The checksum algorithm every part is summed with (S3's name), named at creation.
     pub checksum_algorithm: Option<String>,
+    /// S3's checksum type of the object's sum (`COMPOSITE` or `FULL_OBJECT`), named at creation;
+    /// none for an upload without an algorithm, or one made before types were kept (composite).
+    pub checksum_type: Option<String>,
     pub created_at: i64,
 }
 
@@ -54,14 +57,15 @@ impl Meta {
     pub async fn create_upload(&self, u: &Upload) -> Result<(), GatewayError> {
         sqlx::query(
             "INSERT INTO multipart_uploads
-                 (upload_id, bucket, key, attrs, checksum_algorithm, created_at)
-             VALUES (?, ?, ?, ?, ?, ?)",
+                 (upload_id, bucket, key, attrs, checksum_algorithm, checksum_type, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&u.upload_id)
         .bind(&u.bucket)
         .bind(&u.key)
         .bind(u.attrs.to_json())
         .bind(&u.checksum_algorithm)
+        .bind(&u.checksum_type)
         .bind(u.created_at)
         .execute(self.writer())
         .await?;
@@ -71,7 +75,7 @@ impl Meta {
     /// Upload `upload_id` of `bucket`.
     pub async fn upload(&self, bucket: &str, upload_id: &str) -> Result<Upload, GatewayError> {
         let row = sqlx::query(
-            "SELECT upload_id, bucket, key, attrs, checksum_algorithm, created_at
+            "SELECT upload_id, bucket, key, attrs, checksum_algorithm, checksum_type, created_at
              FROM multipart_uploads
              WHERE upload_id = ? AND bucket = ?",
         )
@@ -93,7 +97,7 @@ impl Meta {
         limit: u32,
     ) -> Result<Vec<Upload>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT upload_id, bucket, key, attrs, checksum_algorithm, created_at
+            "SELECT upload_id, bucket, key, attrs, checksum_algorithm, checksum_type, created_at
              FROM multipart_uploads
              WHERE bucket = ?1 AND substr(key, 1, length(?2)) = ?2
                AND (key > ?3 OR (key = ?3 AND ?4 <> '' AND upload_id > ?4))
@@ -112,7 +116,7 @@ impl Meta {
     /// Every upload started before `before` (unix seconds).
     pub async fn uploads_started_before(&self, before: i64) -> Result<Vec<Upload>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT upload_id, bucket, key, attrs, checksum_algorithm, created_at
+            "SELECT upload_id, bucket, key, attrs, checksum_algorithm, checksum_type, created_at
              FROM multipart_uploads
              WHERE created_at < ? ORDER BY created_at",
         )
@@ -341,6 +345,7 @@ fn upload_row(r: &sqlx::sqlite::SqliteRow) -> Upload {
         key: r.get("key"),
         attrs: ObjectAttrs::from_json(r.get("attrs")),
         checksum_algorithm: r.get("checksum_algorithm"),
+        checksum_type: r.get("checksum_type"),
         created_at: r.get("created_at"),
     }
 }

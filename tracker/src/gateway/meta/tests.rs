@@ -414,6 +414,7 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
         key: "k".into(),
         attrs: ObjectAttrs::default(),
         checksum_algorithm: (id == "u1").then(|| "CRC32".to_owned()),
+        checksum_type: (id == "u1").then(|| "FULL_OBJECT".to_owned()),
         created_at: 1,
     };
     m.create_upload(&upload("u1")).await.unwrap();
@@ -460,13 +461,13 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
         }),
         ..store(2, "pb").await
     };
+    let u1 = m.upload("mp", "u1").await.unwrap();
     assert_eq!(
-        m.upload("mp", "u1")
-            .await
-            .unwrap()
-            .checksum_algorithm
-            .as_deref(),
-        Some("CRC32")
+        (
+            u1.checksum_algorithm.as_deref(),
+            u1.checksum_type.as_deref()
+        ),
+        (Some("CRC32"), Some("FULL_OBJECT"))
     );
     m.record_part("mp", "u1", &again).await.unwrap();
     assert_eq!(

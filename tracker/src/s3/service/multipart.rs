@@ -20,12 +20,13 @@ pub(super) async fn create(
 ) -> Answer<CreateMultipartUploadOutput> {
     front.gateway.carries_data().or_s3()?;
     let i = req.input;
-    let algorithm = sums::of_new_upload(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
+    let sum = sums::of_new_upload(i.checksum_algorithm.as_ref(), i.checksum_type.as_ref())?;
     let attrs = sent_headers!(i);
-    let name = algorithm.map(|a| a.name().to_owned());
+    let algorithm = sum.map(|(a, _)| a.name().to_owned());
+    let kind = sum.map(|(_, k)| k.name().to_owned());
     let id = front
         .gateway
-        .create_upload(&i.bucket, &i.key, attrs, name)
+        .create_upload(&i.bucket, &i.key, attrs, algorithm, kind.clone())
         .await
         .or_s3()?;
     ok(CreateMultipartUploadOutput {
@@ -33,7 +34,7 @@ pub(super) async fn create(
         key: Some(i.key),
         upload_id: Some(id),
         checksum_algorithm: i.checksum_algorithm,
-        checksum_type: algorithm.map(|_| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+        checksum_type: kind.map(ChecksumType::from),
         ..Default::default()
     })
 }
@@ -129,6 +130,7 @@ pub(super) async fn complete(
     let mut listed = Vec::with_capacity(parts.len());
     let mut check = Completion {
         algorithm: sums::stored(upload.checksum_algorithm.as_deref()),
+        kind: sums::kind_of(&upload),
         ..Completion::default()
     };
     for p in parts {
@@ -227,10 +229,7 @@ pub(super) async fn parts(
             .checksum_algorithm
             .clone()
             .map(ChecksumAlgorithm::from),
-        checksum_type: upload
-            .checksum_algorithm
-            .as_ref()
-            .map(|_| ChecksumType::from_static(ChecksumType::COMPOSITE)),
+        checksum_type: sums::upload_type(&upload),
         ..Default::default()
     })
 }
@@ -274,6 +273,7 @@ pub(super) async fn uploads(
             upload_id: Some(u.upload_id.clone()),
             initiated: Some(objects::timestamp(u.created_at)),
             checksum_algorithm: u.checksum_algorithm.clone().map(ChecksumAlgorithm::from),
+            checksum_type: sums::upload_type(u),
             ..Default::default()
         })
         .collect();
