@@ -233,6 +233,8 @@ struct State<'a> {
     per_node: Vec<u32>,
     /// Copies of this object per zone.
     per_zone: HashMap<&'a str, u32>,
+    /// Shards of this object whose copies are all made and all lie in one zone, per zone.
+    confined: HashMap<&'a str, usize>,
 }
 
 impl<'a> State<'a> {
@@ -253,6 +255,7 @@ impl<'a> State<'a> {
             final_copies: shards.iter().map(|s| s.holders.len() + s.want).collect(),
             per_node: vec![0; nodes.len()],
             per_zone: HashMap::new(),
+            confined: HashMap::new(),
         };
         for (s, need) in shards.iter().enumerate() {
             // Holders missing from the snapshot (offline, suspended) still hold their copy, but
@@ -262,11 +265,38 @@ impl<'a> State<'a> {
                 state.per_node[*i] += 1;
                 *state.per_zone.entry(nodes[*i].zone.as_str()).or_default() += 1;
             }
+            state.recount_confined(s, None);
         }
         state
     }
 
+    /// The zone holding every copy of shard `o`, once all of them are made.
+    fn confined_zone(&self, o: usize) -> Option<&'a str> {
+        let nodes = self.nodes;
+        let (&first, rest) = self.copies[o].split_first()?;
+        let zone = nodes[first].zone.as_str();
+        (self.copies[o].len() == self.final_copies[o]
+            && rest.iter().all(|&c| nodes[c].zone == zone))
+        .then_some(zone)
+    }
+
+    /// Moves shard `o` in [`Self::confined`] from `before` (its zone before its copies changed)
+    /// to where it is now.
+    fn recount_confined(&mut self, o: usize, before: Option<&'a str>) {
+        let after = self.confined_zone(o);
+        if before == after {
+            return;
+        }
+        if let Some(zone) = before {
+            *self.confined.get_mut(zone).expect("counted before") -= 1;
+        }
+        if let Some(zone) = after {
+            *self.confined.entry(zone).or_default() += 1;
+        }
+    }
+
     fn assign(&mut self, s: usize, i: usize) {
+        let before = self.confined_zone(s);
         self.free[i] -= self.shard_len;
         self.copies[s].push(i);
         self.per_node[i] += 1;
@@ -274,6 +304,7 @@ impl<'a> State<'a> {
             .per_zone
             .entry(self.nodes[i].zone.as_str())
             .or_default() += 1;
+        self.recount_confined(s, before);
     }
 
     /// The best node for the next copy of shard `s`, and the rules given up to take it.
@@ -331,6 +362,7 @@ impl<'a> State<'a> {
     }
 
     fn unassign(&mut self, s: usize, i: usize) {
+        let before = self.confined_zone(s);
         self.free[i] += self.shard_len;
         self.copies[s].pop();
         self.per_node[i] -= 1;
@@ -338,6 +370,7 @@ impl<'a> State<'a> {
             .per_zone
             .get_mut(self.nodes[i].zone.as_str())
             .expect("assigned before") -= 1;
+        self.recount_confined(s, before);
     }
 
     /// Nodes that could take shard `s`'s next copy without breaking any rule, counted up to `cap`.
@@ -382,17 +415,10 @@ impl<'a> State<'a> {
                     return true;
                 }
                 // A shard whose only copy this is will live in one zone: at most m such per zone.
-                self.final_copies[s] == 1 && self.copies[s].is_empty() && {
-                    let bound = (0..self.copies.len())
-                        .filter(|&o| {
-                            o != s
-                                && !self.copies[o].is_empty()
-                                && self.copies[o].len() == self.final_copies[o]
-                                && self.copies[o].iter().all(|&c| self.nodes[c].zone == zone)
-                        })
-                        .count();
-                    bound >= self.policy.m
-                }
+                // (Shard `s` has no copy yet, so it is not among those counted.)
+                self.final_copies[s] == 1
+                    && self.copies[s].is_empty()
+                    && self.confined.get(zone).copied().unwrap_or(0) >= self.policy.m
             }
         }
     }

@@ -417,8 +417,50 @@ fn small_cluster() -> impl Strategy<Value = (Vec<NodeView>, Policy)> {
         })
 }
 
+/// Shards whose copies are all made and all in one zone, per zone, counted from scratch.
+fn confined_by_brute_force<'a>(state: &State<'a>) -> HashMap<&'a str, usize> {
+    let mut counts = HashMap::new();
+    for o in 0..state.copies.len() {
+        let zones: std::collections::BTreeSet<&str> = state.copies[o]
+            .iter()
+            .map(|&c| state.nodes[c].zone.as_str())
+            .collect();
+        if zones.len() == 1 && state.copies[o].len() == state.final_copies[o] {
+            *counts.entry(*zones.first().unwrap()).or_default() += 1;
+        }
+    }
+    counts
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The running count of zone-confined shards the zone rule reads stays what a count from
+    /// scratch gives, through copies planned and taken back (as the search does).
+    #[test]
+    fn confined_shards_are_counted_through_assign_and_unassign(
+        (nodes, policy) in small_cluster(),
+        moves in proptest::collection::vec((0usize..16, 0usize..8), 0..24),
+    ) {
+        let shards = new_object(&policy);
+        let mut state = State::new(&nodes, &policy, 1 << 20, &shards);
+        let mut done = Vec::new();
+        for (s, i) in moves {
+            let (s, i) = (s % shards.len(), i % nodes.len());
+            let fits = state.free[i] >= 1 << 20;
+            if fits && state.copies[s].len() < state.final_copies[s] && !state.copies[s].contains(&i) {
+                state.assign(s, i);
+                done.push((s, i));
+            }
+            let counted: HashMap<_, _> = state.confined.iter().filter(|(_, n)| **n > 0).map(|(z, n)| (*z, *n)).collect();
+            prop_assert_eq!(counted, confined_by_brute_force(&state));
+        }
+        while let Some((s, i)) = done.pop() {
+            state.unassign(s, i);
+            let counted: HashMap<_, _> = state.confined.iter().filter(|(_, n)| **n > 0).map(|(z, n)| (*z, *n)).collect();
+            prop_assert_eq!(counted, confined_by_brute_force(&state));
+        }
+    }
 
     /// Whatever the cluster, the plan never breaks a rule without reporting it, never overfills a
     /// node, and accounts for every copy.
