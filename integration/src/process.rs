@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use raidtorrent_testkit::{self as testkit, free_port, peer_binary, wait_until, workspace_binary};
 use raidtorrent_tracker::config::{Config, ObjectConfig};
-use raidtorrent_tracker::registry::NodeId;
+use raidtorrent_tracker::registry::{Db, NodeId};
 
 /// The API key every [`GatewayProcess`] accepts.
 pub const API_KEY: &str = "crash-test-api-key-0123456789";
@@ -180,12 +180,12 @@ impl GatewayProcess {
 
     /// The copies the gateway's database records, per node, as hex info-hashes.
     pub async fn recorded(&self) -> BTreeMap<NodeId, BTreeSet<String>> {
-        let pool = self.db().await;
+        let db = self.db().await;
         let rows: Vec<(i64, String)> = sqlx::query_as("SELECT node_id, info_hash FROM holdings")
-            .fetch_all(&pool)
+            .fetch_all(db.reader())
             .await
             .expect("reading holdings");
-        pool.close().await;
+        db.close().await;
         let mut out: BTreeMap<NodeId, BTreeSet<String>> = BTreeMap::new();
         for (node, ih) in rows {
             out.entry(node).or_default().insert(ih);
@@ -196,33 +196,29 @@ impl GatewayProcess {
     /// The info-hashes of a stored object's shards (its parts' shards, if grouped), empty when
     /// no object has that key.
     pub async fn shards_of(&self, bucket: &str, key: &str) -> BTreeSet<String> {
-        let pool = self.db().await;
+        let db = self.db().await;
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT s.info_hash FROM shards s JOIN objects o ON o.id = s.object_id
-             WHERE o.bucket = ?1 AND o.key = ?2
+             WHERE o.bucket = $1 AND o.key = $2
              UNION
              SELECT s.info_hash FROM shards s JOIN object_groups g ON g.part_id = s.object_id
                  JOIN objects o ON o.id = g.object_id
-             WHERE o.bucket = ?1 AND o.key = ?2",
+             WHERE o.bucket = $1 AND o.key = $2",
         )
         .bind(bucket)
         .bind(key)
-        .fetch_all(&pool)
+        .fetch_all(db.reader())
         .await
         .expect("reading shards");
-        pool.close().await;
+        db.close().await;
         rows.into_iter().map(|(ih,)| ih).collect()
     }
 
-    async fn db(&self) -> sqlx::SqlitePool {
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&self.config.db)
-            .read_only(true);
-        sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
+    /// The gateway's database (a SQLite file or a PostgreSQL server), as the gateway opens it.
+    async fn db(&self) -> Db {
+        Db::open(&self.config.db)
             .await
-            .expect("opening the gateway's database read-only")
+            .expect("opening the gateway's database")
     }
 }
 

@@ -9,6 +9,7 @@
 //!   (`raidtorrent-peer` nodes, a `raidtorrent-tracker` gateway) and their data folders;
 //! - [`tool`], [`tool_works`], [`python_libtorrent`]: stock tools, skipped when missing unless
 //!   `RAIDTORRENT_REQUIRE_TOOLS=1`;
+//! - [`Postgres`]: a real PostgreSQL server in a temporary cluster, for the metadata store;
 //! - [`free_port`]: a port for a process that must be told its port before it binds.
 //!
 //! This crate depends on no crate of the workspace, so every one of them can dev-depend on it.
@@ -22,6 +23,7 @@
 //! ```
 
 mod net;
+mod postgres;
 mod process;
 mod rng;
 pub mod swarm;
@@ -29,6 +31,7 @@ mod tools;
 mod wait;
 
 pub use net::free_port;
+pub use postgres::Postgres;
 pub use process::{corrupt, files_under, peer_binary, workspace_binary, Node};
 pub use rng::{random_bytes, Rng};
 pub use tools::{python_libtorrent, tool, tool_works};

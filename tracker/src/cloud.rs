@@ -286,7 +286,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// The gateway's own node: registered once, reused after restarts.
 async fn own_node(registry: &Registry) -> anyhow::Result<OwnNode> {
     let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT id FROM nodes WHERE name = ? AND revoked_at IS NULL ORDER BY id LIMIT 1",
+        "SELECT id FROM nodes WHERE name = $1 AND revoked_at IS NULL ORDER BY id LIMIT 1",
     )
     .bind(GATEWAY_NODE_NAME)
     .fetch_optional(registry.reader())

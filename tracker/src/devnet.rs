@@ -103,9 +103,12 @@ pub async fn run(args: DevnetArgs, shutdown: impl std::future::Future<Output = (
         ..Config::default()
     };
     config.validate()?;
-    let registry = Registry::open(&config.db)
-        .await
-        .with_context(|| format!("opening {}", config.db.display()))?;
+    let registry = Registry::open(&config.db).await.with_context(|| {
+        format!(
+            "opening {}",
+            raidtorrent_tracker::registry::db::shown(&config.db)
+        )
+    })?;
     let listeners = CloudListeners {
         tracker: Listeners {
             http: Some(bind_tcp("127.0.0.1:0".parse()?)?),

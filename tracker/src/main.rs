@@ -58,7 +58,7 @@ enum Command {
     /// a running tracker learns of changes made here only after a restart, so prefer the
     /// admin API then).
     Node {
-        /// SQLite database file.
+        /// SQLite database file, or a postgres:// URL.
         #[arg(
             long,
             global = true,
@@ -72,7 +72,7 @@ enum Command {
     /// Manage S3 access keys in the database (a running gateway sees changes at once: it reads
     /// the keys on every request). Secrets are sealed under the gateway's master key.
     S3Key {
-        /// SQLite database file.
+        /// SQLite database file, or a postgres:// URL.
         #[arg(
             long,
             global = true,
@@ -140,7 +140,7 @@ struct ServeArgs {
     /// UDP listen address, or "off" (overrides udp_listen).
     #[arg(long, env = "RAIDTORRENT_UDP_LISTEN")]
     udp_listen: Option<String>,
-    /// SQLite database file (overrides db).
+    /// SQLite database file, or a postgres:// URL (overrides db).
     #[arg(long, env = "RAIDTORRENT_DB")]
     db: Option<PathBuf>,
     /// Bearer token for the admin API (overrides admin_token).
@@ -337,9 +337,12 @@ fn read_config(args: &ServeArgs) -> Result<Config> {
 
 async fn serve(mut config: Config, tls: Option<Tls>) -> Result<()> {
     fit_to_open_files(&mut config);
-    let registry = Registry::open(&config.db)
-        .await
-        .with_context(|| format!("opening {}", config.db.display()))?;
+    let registry = Registry::open(&config.db).await.with_context(|| {
+        format!(
+            "opening {}",
+            raidtorrent_tracker::registry::db::shown(&config.db)
+        )
+    })?;
     if config
         .objects
         .api_addr()
@@ -393,7 +396,7 @@ async fn shutdown_signal() {
 async fn node(db: PathBuf, action: NodeAction) -> Result<()> {
     let registry = Registry::open(&db)
         .await
-        .with_context(|| format!("opening {}", db.display()))?;
+        .with_context(|| format!("opening {}", raidtorrent_tracker::registry::db::shown(&db)))?;
     match action {
         NodeAction::Add {
             name,
@@ -424,7 +427,7 @@ async fn s3_key(db: PathBuf, data_dir: PathBuf, action: S3KeyAction) -> Result<(
     use raidtorrent_tracker::gateway::{open_master_key, AccessKeys, Meta};
     let registry = Registry::open(&db)
         .await
-        .with_context(|| format!("opening {}", db.display()))?;
+        .with_context(|| format!("opening {}", raidtorrent_tracker::registry::db::shown(&db)))?;
     let master = open_master_key(&data_dir, registry.db()).await?;
     let keys = AccessKeys::new(Meta::new(registry.db().clone()), master);
     let done = s3_key_action(&keys, action).await;

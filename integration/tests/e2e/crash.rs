@@ -1,5 +1,6 @@
 //! The gateway killed (SIGKILL) in the middle of a PUT, a DELETE, an overwrite and a repair,
-//! then started again on the same database and data folder. Afterwards: no partial object is
+//! then started again on the same database (SQLite; PostgreSQL for the PUT and the overwrite)
+//! and data folder. Afterwards: no partial object is
 //! visible, every object whose PUT was acknowledged reads back byte for byte, and once the nodes
 //! have settled no node keeps a copy the gateway does not record.
 //!
@@ -11,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use raidtorrent_integration::process::{held_in, untracked, Api, GatewayProcess, ProcessNode};
-use raidtorrent_testkit::{random_bytes, wait_until};
+use raidtorrent_testkit::{random_bytes, wait_until, Postgres};
 use raidtorrent_tracker::config::Config;
 
 const BUCKET: &str = "crash";
@@ -170,7 +171,21 @@ fn still_running<T>(task: &tokio::task::JoinHandle<T>, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_killed_while_placing_an_upload() {
-    let mut c = Crash::start(2, 2).await;
+    killed_while_placing_an_upload(Crash::start(2, 2).await).await;
+}
+
+/// The same on PostgreSQL: an acknowledged PUT is durable in the server, a cut one invisible,
+/// and the restarted gateway finds its copies there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_on_postgresql_killed_while_placing_an_upload() {
+    let Some(url) = Postgres::fresh_database() else {
+        return;
+    };
+    let c = Crash::start_with(2, 2, |config| config.db = url.into()).await;
+    killed_while_placing_an_upload(c).await;
+}
+
+async fn killed_while_placing_an_upload(mut c: Crash) {
     let acked = c.put("acked", 1).await;
     let before = c.held_on(0);
     // Node 1 takes a copy of every shard but answers nothing: the upload waits on it with node
@@ -225,7 +240,19 @@ async fn a_gateway_killed_while_collecting_a_deleted_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_killed_while_overwriting_an_object() {
-    let mut c = Crash::start(2, 2).await;
+    killed_while_overwriting_an_object(Crash::start(2, 2).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_on_postgresql_killed_while_overwriting_an_object() {
+    let Some(url) = Postgres::fresh_database() else {
+        return;
+    };
+    let c = Crash::start_with(2, 2, |config| config.db = url.into()).await;
+    killed_while_overwriting_an_object(c).await;
+}
+
+async fn killed_while_overwriting_an_object(mut c: Crash) {
     let first = c.put("key", 5).await;
     let before = c.held_on(0);
     c.nodes[1].process.pause();

@@ -28,7 +28,8 @@ pub struct Config {
     pub http_listen: String,
     /// Address for BEP 15 UDP announce/scrape, or "off".
     pub udp_listen: String,
-    /// SQLite file holding the node registry and reliability records (WAL mode).
+    /// The metadata database: a SQLite file (WAL mode; the default for one gateway), or a
+    /// `postgres://` URL of a PostgreSQL server (its password is never logged).
     pub db: PathBuf,
     /// Bearer token for `/admin/...`; the admin API is disabled when absent.
     #[serde(skip_serializing_if = "Option::is_none")]

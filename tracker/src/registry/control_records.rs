@@ -31,7 +31,7 @@ impl Registry {
     pub async fn passkey_of(&self, id: NodeId) -> Result<NodePasskey, RegistryError> {
         type Row = (String, Option<i64>, Option<String>, Option<i64>);
         let row: Option<Row> = sqlx::query_as(
-            "SELECT passkey, revoked_at, zone, capacity_limit FROM nodes WHERE id = ?",
+            "SELECT passkey, revoked_at, zone, capacity_limit FROM nodes WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.reader())

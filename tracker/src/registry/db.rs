@@ -1,28 +1,34 @@
-//! The gateway's SQLite database: one writer connection and a few read-only ones.
+//! The gateway's database: SQLite in a file (the embedded default for one gateway) or a
+//! PostgreSQL server named by a `postgres://` URL. Queries go through sqlx's `Any` driver and
+//! are written once, in the SQL both engines read (`$n` parameters, `ON CONFLICT`, no
+//! engine-specific functions); the schemas are `tracker/migrations/{sqlite,postgres}`.
 //!
 //! Invariants:
 //! - **One writer.** Every write goes through [`Db::writer`], a pool of exactly one connection,
 //!   so writers wait their turn in the pool instead of racing for SQLite's write lock. Two of our
 //!   own writers can therefore never meet "database is locked": neither the busy timeout running
 //!   out nor a deferred transaction that read before writing and finds its snapshot stale (no
-//!   other connection writes in between).
-//! - **Readers cannot write.** [`Db::reader`] connections are opened read-only: a write sent
-//!   there fails at once, in every test, instead of competing with the writer.
-//! - **Durable commits.** The writer runs `synchronous = FULL`: SQLite fsyncs the WAL before a
-//!   commit returns, so whatever a client was told (a PUT, an overwrite, a DELETE) survives a
-//!   power loss. SQLite publishes a commit to other connections (the wal-index header) only
-//!   after that fsync, so anything a reader sees can no longer roll back; the orphan collector
-//!   relies on this (see `gateway/collect.rs`).
-//! - **Private files.** The database is created with mode 0600 (it holds passkeys); SQLite
-//!   gives its `-wal` and `-shm` files the database file's mode.
+//!   other connection writes in between). On PostgreSQL the same single writer keeps one
+//!   gateway's read-then-write transactions from interleaving.
+//! - **Readers cannot write.** [`Db::reader`] connections are opened read-only (SQLite's
+//!   `mode=ro`, PostgreSQL's `default_transaction_read_only`): a write sent there fails at once,
+//!   in every test, instead of competing with the writer.
+//! - **Durable commits.** The SQLite writer runs `synchronous = FULL`: SQLite fsyncs the WAL
+//!   before a commit returns, so whatever a client was told (a PUT, an overwrite, a DELETE)
+//!   survives a power loss. SQLite publishes a commit to other connections (the wal-index
+//!   header) only after that fsync, so anything a reader sees can no longer roll back; the
+//!   orphan collector relies on this (see `gateway/collect.rs`). PostgreSQL gives the same with
+//!   `synchronous_commit = on`, which the writer sets for its session.
+//! - **Private files.** The SQLite database is created with mode 0600 (it holds passkeys);
+//!   SQLite gives its `-wal` and `-shm` files the database file's mode.
 
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
-/// Read-only connections; reads run concurrently beside the one writer (WAL).
+/// Read-only connections; reads run concurrently beside the one writer.
 const READERS: u32 = 4;
 
 /// How long a connection waits for a lock held outside this process (the `node` command run
@@ -33,66 +39,190 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// stopped answering makes one wait this long.
 const WRITER_WAIT: Duration = Duration::from_secs(120);
 
+/// How long opening a PostgreSQL database may take before the gateway gives up on the server.
+const CONNECT_WAIT: Duration = Duration::from_secs(15);
+
+/// Which engine a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
 /// The database's connections; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    reader: SqlitePool,
-    writer: SqlitePool,
+    reader: AnyPool,
+    writer: AnyPool,
+    engine: Engine,
+}
+
+/// Whether `location` names a PostgreSQL server rather than a SQLite file.
+pub fn is_postgres_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
+/// `location` as it may be shown in logs and errors: a URL's password replaced by `***`.
+pub fn shown(location: &Path) -> String {
+    let text = location.to_string_lossy();
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.into_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => text.into_owned(),
+        },
+        None => text.into_owned(),
+    }
 }
 
 impl Db {
-    /// Opens (creating with mode 0600 if needed) the database file at `path`.
-    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
-        create_private(path)?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(WRITER_WAIT)
-            .connect_with(options.clone().synchronous(SqliteSynchronous::Full))
-            .await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(Db { reader, writer })
+    /// Opens the database `location` names: a `postgres://` URL, or else a SQLite file
+    /// (created with mode 0600 if needed).
+    pub async fn open(location: &Path) -> Result<Self, sqlx::Error> {
+        match location.to_str().filter(|l| is_postgres_url(l)) {
+            Some(url) => Self::open_postgres(url).await,
+            None => Self::open_sqlite(location).await,
+        }
     }
 
-    /// An in-memory database: one connection that both reads and writes, gone when dropped.
+    /// Opens (creating with mode 0600 if needed) the SQLite file at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        create_private(path)?;
+        let file = path
+            .to_str()
+            .ok_or_else(|| sqlx::Error::Configuration("the database path is not UTF-8".into()))?;
+        let url = |mode: &str| format!("sqlite://{}?mode={mode}", encode_path(file));
+        let writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(WRITER_WAIT)
+            .after_connect(|c, _| {
+                Box::pin(async move {
+                    c.execute(
+                        sqlite_pragmas("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+                            .as_str(),
+                    )
+                    .await
+                    .map(drop)
+                })
+            })
+            .connect(&url("rw"))
+            .await?;
+        let reader = AnyPoolOptions::new()
+            .max_connections(READERS)
+            .after_connect(|c, _| {
+                Box::pin(async move { c.execute(sqlite_pragmas("").as_str()).await.map(drop) })
+            })
+            .connect(&url("ro"))
+            .await?;
+        Ok(Db {
+            reader,
+            writer,
+            engine: Engine::Sqlite,
+        })
+    }
+
+    /// Connects to the PostgreSQL server at `url`.
+    pub async fn open_postgres(url: &str) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        // One plain connection first: a server that is down or refuses us is reported as such
+        // (a pool would only say it timed out), and without waiting out the writer's patience.
+        let probe = tokio::time::timeout(CONNECT_WAIT, AnyConnection::connect(url))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        probe.close().await?;
+        let writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(WRITER_WAIT)
+            .after_connect(|c, _| {
+                Box::pin(async move { c.execute("SET synchronous_commit = on").await.map(drop) })
+            })
+            .connect(url)
+            .await?;
+        let reader = AnyPoolOptions::new()
+            .max_connections(READERS)
+            .after_connect(|c, _| {
+                Box::pin(async move {
+                    c.execute("SET default_transaction_read_only = on")
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect(url)
+            .await?;
+        Ok(Db {
+            reader,
+            writer,
+            engine: Engine::Postgres,
+        })
+    }
+
+    /// An in-memory SQLite database: one connection that both reads and writes, gone when
+    /// dropped.
     pub async fn open_in_memory() -> Result<Self, sqlx::Error> {
-        let options = SqliteConnectOptions::new()
-            .in_memory(true)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .after_connect(|c, _| {
+                Box::pin(async move { c.execute(sqlite_pragmas("").as_str()).await.map(drop) })
+            })
+            .connect("sqlite::memory:")
             .await?;
         Ok(Db {
             reader: pool.clone(),
             writer: pool,
+            engine: Engine::Sqlite,
         })
     }
 
+    /// The engine behind the connections.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
     /// For queries that only read.
-    pub fn reader(&self) -> &SqlitePool {
+    pub fn reader(&self) -> &AnyPool {
         &self.reader
     }
 
     /// For every statement that writes, and every transaction that does.
-    pub fn writer(&self) -> &SqlitePool {
+    pub fn writer(&self) -> &AnyPool {
         &self.writer
     }
 
-    /// Closes the readers, then the writer (which checkpoints the WAL as the last connection).
+    /// Closes the readers, then the writer (which checkpoints SQLite's WAL as the last
+    /// connection).
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+/// The settings every SQLite connection runs with, then `extra`.
+fn sqlite_pragmas(extra: &str) -> String {
+    format!(
+        "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {}; {extra}",
+        BUSY_TIMEOUT.as_millis()
+    )
+}
+
+/// A file path as the path of a `sqlite://` URL (sqlx decodes `%XX` back).
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Creates the database file with mode 0600 if it does not exist; an existing file readable by
@@ -131,6 +261,18 @@ fn create_private(path: &Path) -> Result<(), sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_a_database_url_is_never_shown() {
+        let shown = |l: &str| shown(Path::new(l));
+        assert_eq!(
+            shown("postgres://gw:s3cret@db.example:5432/raid?sslmode=require"),
+            "postgres://gw:***@db.example:5432/raid?sslmode=require"
+        );
+        assert_eq!(shown("postgres://gw@db/raid"), "postgres://gw@db/raid");
+        assert_eq!(shown("/var/lib/raid/gw.db"), "/var/lib/raid/gw.db");
+        assert!(is_postgres_url("postgresql://h/d") && !is_postgres_url("gw.db"));
+    }
 
     #[tokio::test]
     async fn one_durable_writer_and_read_only_readers() {

@@ -37,7 +37,7 @@ impl Registry {
         let mut tx = self.writer().begin().await?;
         ensure_node(&mut tx, node).await?;
         sqlx::query(
-            "INSERT INTO audit_events (node_id, info_hash, outcome, detail, at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO audit_events (node_id, info_hash, outcome, detail, at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(node)
         .bind(info_hash)
@@ -53,11 +53,11 @@ impl Registry {
         };
         sqlx::query(
             "INSERT INTO node_standing (node_id, audits_passed, audits_failed, audits_timed_out)
-             VALUES (?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4)
              ON CONFLICT (node_id) DO UPDATE SET
-                 audits_passed = audits_passed + excluded.audits_passed,
-                 audits_failed = audits_failed + excluded.audits_failed,
-                 audits_timed_out = audits_timed_out + excluded.audits_timed_out",
+                 audits_passed = node_standing.audits_passed + excluded.audits_passed,
+                 audits_failed = node_standing.audits_failed + excluded.audits_failed,
+                 audits_timed_out = node_standing.audits_timed_out + excluded.audits_timed_out",
         )
         .bind(node)
         .bind(pass)
@@ -93,12 +93,12 @@ impl Registry {
         ensure_node(&mut tx, node).await?;
         sqlx::query(
             "INSERT INTO transfer_events (node_id, kind, info_hash, ok, bytes, millis, at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(node)
         .bind(kind.as_str())
         .bind(info_hash)
-        .bind(ok)
+        .bind(i64::from(ok))
         .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
         .bind(i64::try_from(millis).unwrap_or(i64::MAX))
         .bind(at)
@@ -125,10 +125,10 @@ impl Registry {
     ) -> Result<Vec<(i64, String, String, String)>, RegistryError> {
         Ok(sqlx::query_as(
             "SELECT at, outcome, info_hash, detail FROM audit_events
-             WHERE node_id = ? ORDER BY at DESC, id DESC LIMIT ?",
+             WHERE node_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
         )
         .bind(node)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(self.reader())
         .await?)
     }
@@ -141,10 +141,10 @@ impl Registry {
         let mut tx = self.writer().begin().await?;
         let mut n = 0;
         for sql in [
-            "DELETE FROM audit_events WHERE at < ?",
-            "DELETE FROM transfer_events WHERE at < ?",
-            "DELETE FROM node_torrents WHERE last_seen < ?",
-            "DELETE FROM node_addresses WHERE last_seen < ?",
+            "DELETE FROM audit_events WHERE at < $1",
+            "DELETE FROM transfer_events WHERE at < $1",
+            "DELETE FROM node_torrents WHERE last_seen < $1",
+            "DELETE FROM node_addresses WHERE last_seen < $1",
         ] {
             n += sqlx::query(sql)
                 .bind(before)
@@ -152,7 +152,7 @@ impl Registry {
                 .await?
                 .rows_affected();
         }
-        n += sqlx::query("DELETE FROM node_days WHERE (day + 1) * 86400 <= ?")
+        n += sqlx::query("DELETE FROM node_days WHERE (day + 1) * 86400 <= $1")
             .bind(before)
             .execute(&mut *tx)
             .await?
@@ -199,13 +199,13 @@ impl Registry {
         let mut tx = self.writer().begin().await?;
         ensure_node(&mut tx, node).await?;
         let was: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT disqualified_at FROM node_standing WHERE node_id = ?")
+            sqlx::query_as("SELECT disqualified_at FROM node_standing WHERE node_id = $1")
                 .bind(node)
                 .fetch_optional(&mut *tx)
                 .await?;
         sqlx::query(
             "INSERT INTO node_standing (node_id, requalified_after_audit, requalified_at)
-             VALUES (?1, (SELECT coalesce(max(id), 0) FROM audit_events), ?2)
+             VALUES ($1, (SELECT coalesce(max(id), 0) FROM audit_events), $2)
              ON CONFLICT (node_id) DO UPDATE SET
                  audits_passed = 0, audits_failed = 0, audits_timed_out = 0,
                  requalified_after_audit = excluded.requalified_after_audit,
@@ -234,7 +234,7 @@ impl Registry {
     ) -> Result<HashMap<NodeId, NodeFacts>, RegistryError> {
         let pool = self.reader();
         let ids: Vec<(NodeId,)> =
-            sqlx::query_as("SELECT id FROM nodes WHERE ?1 IS NULL OR id = ?1")
+            sqlx::query_as("SELECT id FROM nodes WHERE $1 IS NULL OR id = $1")
                 .bind(only)
                 .fetch_all(pool)
                 .await?;
@@ -244,7 +244,7 @@ impl Registry {
             .collect();
         let since = self.days_recorded_since().await?;
         let seen: Vec<(NodeId, i64, i64)> = sqlx::query_as(
-            "SELECT node_id, first_seen, last_seen FROM node_stats WHERE ?1 IS NULL OR node_id = ?1",
+            "SELECT node_id, first_seen, last_seen FROM node_stats WHERE $1 IS NULL OR node_id = $1",
         )
         .bind(only)
         .fetch_all(pool)
@@ -259,7 +259,7 @@ impl Registry {
         let from_day = (now - cfg.window_secs).div_euclid(86_400);
         let days: Vec<(NodeId, i64, i64)> = sqlx::query_as(
             "SELECT node_id, day, online_secs FROM node_days
-             WHERE day >= ?2 AND (?1 IS NULL OR node_id = ?1)",
+             WHERE day >= $2 AND ($1 IS NULL OR node_id = $1)",
         )
         .bind(only)
         .bind(from_day)
@@ -271,7 +271,7 @@ impl Registry {
             }
         }
         let hours: Vec<(NodeId, i64, i64)> = sqlx::query_as(
-            "SELECT node_id, hour, online_secs FROM node_hours WHERE ?1 IS NULL OR node_id = ?1",
+            "SELECT node_id, hour, online_secs FROM node_hours WHERE $1 IS NULL OR node_id = $1",
         )
         .bind(only)
         .fetch_all(pool)
@@ -287,8 +287,8 @@ impl Registry {
         let audits: Vec<(NodeId, i64, String)> = sqlx::query_as(
             "SELECT e.node_id, e.at, e.outcome FROM audit_events e
              LEFT JOIN node_standing s ON s.node_id = e.node_id
-             WHERE e.id > coalesce(s.requalified_after_audit, 0) AND e.at >= ?2 AND e.at <= ?3
-               AND (?1 IS NULL OR e.node_id = ?1)
+             WHERE e.id > coalesce(s.requalified_after_audit, 0) AND e.at >= $2 AND e.at <= $3
+               AND ($1 IS NULL OR e.node_id = $1)
              ORDER BY e.node_id, e.at, e.id",
         )
         .bind(only)
@@ -302,13 +302,13 @@ impl Registry {
             }
         }
         // Only the latest transfers matter to an EWMA: older ones weigh (1 - a)^n together.
-        let transfers: Vec<(NodeId, i64, bool, i64, i64)> = sqlx::query_as(
+        let transfers: Vec<(NodeId, i64, i64, i64, i64)> = sqlx::query_as(
             "SELECT node_id, at, ok, bytes, millis FROM (
                  SELECT node_id, at, ok, bytes, millis, id, row_number() OVER (
                      PARTITION BY node_id ORDER BY at DESC, id DESC) AS newest
                  FROM transfer_events
-                 WHERE at >= ?2 AND at <= ?3 AND (?1 IS NULL OR node_id = ?1))
-             WHERE newest <= ?4
+                 WHERE at >= $2 AND at <= $3 AND ($1 IS NULL OR node_id = $1)) AS recent
+             WHERE newest <= $4
              ORDER BY node_id, at, id",
         )
         .bind(only)
@@ -321,7 +321,7 @@ impl Registry {
             if let Some(f) = facts.get_mut(&id) {
                 f.transfers.push(TransferEvent {
                     at,
-                    ok,
+                    ok: ok != 0,
                     bytes: u64::try_from(bytes).unwrap_or(0),
                     millis: u64::try_from(millis).unwrap_or(0),
                 });
@@ -329,7 +329,7 @@ impl Registry {
         }
         let standing: Vec<StandingRow> = sqlx::query_as(
             "SELECT node_id, audits_passed, disqualified_at, disqualified_reason FROM node_standing
-             WHERE ?1 IS NULL OR node_id = ?1",
+             WHERE $1 IS NULL OR node_id = $1",
         )
         .bind(only)
         .fetch_all(pool)
@@ -441,10 +441,10 @@ impl Registry {
         for (id, reason) in &newly {
             sqlx::query(
                 "INSERT INTO node_standing (node_id, disqualified_at, disqualified_reason)
-                 VALUES (?1, ?2, ?3)
+                 VALUES ($1, $2, $3)
                  ON CONFLICT (node_id) DO UPDATE SET
-                     disqualified_at = coalesce(disqualified_at, excluded.disqualified_at),
-                     disqualified_reason = coalesce(disqualified_reason, excluded.disqualified_reason)",
+                     disqualified_at = coalesce(node_standing.disqualified_at, excluded.disqualified_at),
+                     disqualified_reason = coalesce(node_standing.disqualified_reason, excluded.disqualified_reason)",
             )
             .bind(id)
             .bind(now)
@@ -463,10 +463,10 @@ impl Registry {
 pub use crate::scoring::book::transfers_that_matter;
 
 async fn ensure_node(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     node: NodeId,
 ) -> Result<(), RegistryError> {
-    let found: Option<(NodeId,)> = sqlx::query_as("SELECT id FROM nodes WHERE id = ?")
+    let found: Option<(NodeId,)> = sqlx::query_as("SELECT id FROM nodes WHERE id = $1")
         .bind(node)
         .fetch_optional(&mut **tx)
         .await?;

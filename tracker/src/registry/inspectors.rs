@@ -38,7 +38,7 @@ impl Registry {
         let digest = inspector_digest(token.as_bytes());
         sqlx::query(
             "INSERT INTO inspector_tokens (token_sha256, label, created_at, expires_at, shards)
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&digest[..])
         .bind(label)
@@ -56,7 +56,7 @@ impl Registry {
     /// Forgets inspector tokens that expired before now; the number forgotten.
     pub async fn forget_expired_inspectors(&self) -> Result<u64, RegistryError> {
         let now = unix_now();
-        let gone = sqlx::query("DELETE FROM inspector_tokens WHERE expires_at < ?")
+        let gone = sqlx::query("DELETE FROM inspector_tokens WHERE expires_at < $1")
             .bind(now)
             .execute(self.writer())
             .await?
@@ -69,7 +69,7 @@ impl Registry {
 /// Puts the unexpired inspector tokens in the database into `tokens`.
 pub(super) async fn load(db: &Db, tokens: &mut Tokens) -> Result<(), RegistryError> {
     let rows: Vec<(Vec<u8>, i64, String)> = sqlx::query_as(
-        "SELECT token_sha256, expires_at, shards FROM inspector_tokens WHERE expires_at >= ?",
+        "SELECT token_sha256, expires_at, shards FROM inspector_tokens WHERE expires_at >= $1",
     )
     .bind(unix_now())
     .fetch_all(db.reader())

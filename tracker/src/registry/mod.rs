@@ -19,12 +19,14 @@ pub mod inspectors;
 pub mod records;
 pub mod registration;
 pub mod report;
+#[cfg(test)]
+pub(crate) mod test_engines;
 pub mod tokens;
 
 pub use db::Db;
 
 use serde::Serialize;
-use sqlx::SqlitePool;
+use sqlx::AnyPool;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -119,7 +121,18 @@ impl Registry {
     }
 
     async fn from_db(db: Db) -> Result<Self, RegistryError> {
-        sqlx::migrate!("./migrations").run(db.writer()).await?;
+        match db.engine() {
+            db::Engine::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(db.writer())
+                    .await?
+            }
+            db::Engine::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(db.writer())
+                    .await?
+            }
+        }
         let found: i64 = sqlx::query_scalar("SELECT version FROM format WHERE name = 'records'")
             .fetch_one(db.reader())
             .await?;
@@ -150,12 +163,12 @@ impl Registry {
     }
 
     /// Connections for queries that only read.
-    pub fn reader(&self) -> &SqlitePool {
+    pub fn reader(&self) -> &AnyPool {
         self.db.reader()
     }
 
     /// The one connection every write goes through.
-    pub fn writer(&self) -> &SqlitePool {
+    pub fn writer(&self) -> &AnyPool {
         self.db.writer()
     }
 
@@ -204,7 +217,7 @@ impl Registry {
     /// Revokes a node's passkey; revoking twice keeps the first time. Returns the node.
     pub async fn revoke(&self, id: NodeId) -> Result<Node, RegistryError> {
         let row: Option<(NodeId,)> = sqlx::query_as(
-            "UPDATE nodes SET revoked_at = coalesce(revoked_at, ?) WHERE id = ? RETURNING id",
+            "UPDATE nodes SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2 RETURNING id",
         )
         .bind(unix_now())
         .bind(id)
@@ -230,7 +243,7 @@ impl Registry {
 
     /// One node.
     pub async fn node(&self, id: NodeId) -> Result<Node, RegistryError> {
-        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes WHERE id = ?");
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes WHERE id = $1");
         sqlx::query_as::<_, NodeRow>(&sql)
             .bind(id)
             .fetch_optional(self.reader())

@@ -343,17 +343,17 @@ fn clamp_i64(v: u64) -> i64 {
 
 /// A transfer outcome, unless its node is no longer registered.
 async fn write_transfer(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     t: &TransferOutcome,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO transfer_events (node_id, kind, info_hash, ok, bytes, millis, at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ?1)",
+         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM nodes WHERE id = $1)",
     )
     .bind(t.node)
     .bind(t.kind.as_str())
     .bind(t.info_hash.to_hex())
-    .bind(t.ok)
+    .bind(i64::from(t.ok))
     .bind(clamp_i64(t.bytes))
     .bind(clamp_i64(t.millis))
     .bind(t.at)
@@ -366,7 +366,7 @@ async fn write_transfer(
 const ROWS_PER_STATEMENT: usize = 500;
 
 async fn write_pending(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     node: NodeId,
     p: &Pending,
 ) -> Result<(), sqlx::Error> {
@@ -374,20 +374,21 @@ async fn write_pending(
         "INSERT INTO node_stats (node_id, first_seen, last_seen, announces, online_secs,
              interval_samples, interval_observed_secs, interval_expected_secs, late_announces,
              bytes_up, bytes_down, completions, address_changes, last_addr)
-         VALUES (?1, coalesce(?2, ?3), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         VALUES ($1, coalesce($2, $3), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (node_id) DO UPDATE SET
-             last_seen = max(last_seen, excluded.last_seen),
-             announces = announces + excluded.announces,
-             online_secs = online_secs + excluded.online_secs,
-             interval_samples = interval_samples + excluded.interval_samples,
-             interval_observed_secs = interval_observed_secs + excluded.interval_observed_secs,
-             interval_expected_secs = interval_expected_secs + excluded.interval_expected_secs,
-             late_announces = late_announces + excluded.late_announces,
-             bytes_up = bytes_up + excluded.bytes_up,
-             bytes_down = bytes_down + excluded.bytes_down,
-             completions = completions + excluded.completions,
-             address_changes = address_changes + excluded.address_changes,
-             last_addr = coalesce(excluded.last_addr, last_addr)",
+             last_seen = CASE WHEN excluded.last_seen > node_stats.last_seen
+                 THEN excluded.last_seen ELSE node_stats.last_seen END,
+             announces = node_stats.announces + excluded.announces,
+             online_secs = node_stats.online_secs + excluded.online_secs,
+             interval_samples = node_stats.interval_samples + excluded.interval_samples,
+             interval_observed_secs = node_stats.interval_observed_secs + excluded.interval_observed_secs,
+             interval_expected_secs = node_stats.interval_expected_secs + excluded.interval_expected_secs,
+             late_announces = node_stats.late_announces + excluded.late_announces,
+             bytes_up = node_stats.bytes_up + excluded.bytes_up,
+             bytes_down = node_stats.bytes_down + excluded.bytes_down,
+             completions = node_stats.completions + excluded.completions,
+             address_changes = node_stats.address_changes + excluded.address_changes,
+             last_addr = coalesce(excluded.last_addr, node_stats.last_addr)",
     )
     .bind(node)
     .bind(p.first_seen)
@@ -407,8 +408,9 @@ async fn write_pending(
     .await?;
     for (hour, secs) in p.hours.iter().enumerate().filter(|(_, s)| **s > 0) {
         sqlx::query(
-            "INSERT INTO node_hours (node_id, hour, online_secs) VALUES (?, ?, ?)
-             ON CONFLICT (node_id, hour) DO UPDATE SET online_secs = online_secs + excluded.online_secs",
+            "INSERT INTO node_hours (node_id, hour, online_secs) VALUES ($1, $2, $3)
+             ON CONFLICT (node_id, hour)
+             DO UPDATE SET online_secs = node_hours.online_secs + excluded.online_secs",
         )
         .bind(node)
         .bind(hour as i64)
@@ -418,8 +420,9 @@ async fn write_pending(
     }
     for (day, secs) in &p.days {
         sqlx::query(
-            "INSERT INTO node_days (node_id, day, online_secs) VALUES (?, ?, ?)
-             ON CONFLICT (node_id, day) DO UPDATE SET online_secs = online_secs + excluded.online_secs",
+            "INSERT INTO node_days (node_id, day, online_secs) VALUES ($1, $2, $3)
+             ON CONFLICT (node_id, day)
+             DO UPDATE SET online_secs = node_days.online_secs + excluded.online_secs",
         )
         .bind(node)
         .bind(day)
@@ -431,37 +434,48 @@ async fn write_pending(
     // every batch, and one statement per row would make the writer fall behind the announces.
     let torrents: Vec<_> = p.torrents.iter().collect();
     for chunk in torrents.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO node_torrents (node_id, info_hash, seeding, first_seen, last_seen) ",
+        let sql = format!(
+            "INSERT INTO node_torrents (node_id, info_hash, seeding, first_seen, last_seen) {}
+             ON CONFLICT (node_id, info_hash) DO UPDATE SET seeding = excluded.seeding,
+                 last_seen = CASE WHEN excluded.last_seen > node_torrents.last_seen
+                     THEN excluded.last_seen ELSE node_torrents.last_seen END",
+            values_rows(chunk.len(), 5)
         );
-        q.push_values(chunk, |mut row, (hash, (seeding, first, last))| {
-            row.push_bind(node)
-                .push_bind(hash.to_string())
-                .push_bind(*seeding)
-                .push_bind(*first)
-                .push_bind(*last);
-        });
-        q.push(
-            " ON CONFLICT (node_id, info_hash) DO UPDATE SET
-                 seeding = excluded.seeding, last_seen = max(last_seen, excluded.last_seen)",
-        );
-        q.build().execute(&mut **tx).await?;
+        let mut q = sqlx::query(&sql);
+        for (hash, (seeding, first, last)) in chunk {
+            q = q
+                .bind(node)
+                .bind(hash.to_string())
+                .bind(i64::from(*seeding))
+                .bind(*first)
+                .bind(*last);
+        }
+        q.execute(&mut **tx).await?;
     }
     let addresses: Vec<_> = p.addresses.iter().collect();
     for chunk in addresses.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::new(
-            "INSERT INTO node_addresses (node_id, addr, first_seen, last_seen) ",
+        let sql = format!(
+            "INSERT INTO node_addresses (node_id, addr, first_seen, last_seen) {}
+             ON CONFLICT (node_id, addr) DO UPDATE SET
+                 last_seen = CASE WHEN excluded.last_seen > node_addresses.last_seen
+                     THEN excluded.last_seen ELSE node_addresses.last_seen END",
+            values_rows(chunk.len(), 4)
         );
-        q.push_values(chunk, |mut row, (addr, (first, last))| {
-            row.push_bind(node)
-                .push_bind(addr.as_str())
-                .push_bind(*first)
-                .push_bind(*last);
-        });
-        q.push(
-            " ON CONFLICT (node_id, addr) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
-        );
-        q.build().execute(&mut **tx).await?;
+        let mut q = sqlx::query(&sql);
+        for (addr, (first, last)) in chunk {
+            q = q.bind(node).bind(addr.as_str()).bind(*first).bind(*last);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// `VALUES ($1, .., $width), ..` for `rows` rows, numbered as both SQLite and PostgreSQL read them.
+fn values_rows(rows: usize, width: usize) -> String {
+    let row = |r: usize| {
+        let cells: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+        format!("({})", cells.join(", "))
+    };
+    let all: Vec<String> = (0..rows).map(row).collect();
+    format!("VALUES {}", all.join(", "))
 }

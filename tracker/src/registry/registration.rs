@@ -89,7 +89,7 @@ impl Registry {
         let created_at = unix_now();
         let id: NodeId = sqlx::query_scalar(
             "INSERT INTO nodes (name, passkey, created_at, zone, capacity_limit)
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(name)
         .bind(&passkey)
@@ -120,7 +120,7 @@ impl Registry {
         registration: &Registration,
     ) -> Result<Node, RegistryError> {
         registration.validate()?;
-        let done = sqlx::query("UPDATE nodes SET zone = ?, capacity_limit = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE nodes SET zone = $1, capacity_limit = $2 WHERE id = $3")
             .bind(&registration.zone)
             .bind(registration.capacity_limit.map(|l| l as i64))
             .bind(id)

@@ -105,9 +105,9 @@ impl Registry {
         let node = self.node(id).await?;
         let score = self.score(id, now, cfg).await?;
         let mut r = self.report_for(node, score, now).await?;
-        let torrents: Vec<(String, bool, i64, i64)> = sqlx::query_as(
+        let torrents: Vec<(String, i64, i64, i64)> = sqlx::query_as(
             "SELECT info_hash, seeding, first_seen, last_seen FROM node_torrents
-             WHERE node_id = ? ORDER BY last_seen DESC, info_hash LIMIT ?",
+             WHERE node_id = $1 ORDER BY last_seen DESC, info_hash LIMIT $2",
         )
         .bind(id)
         .bind(MAX_LISTED_TORRENTS)
@@ -119,7 +119,7 @@ impl Registry {
                 .map(
                     |(info_hash, seeding, first_seen, last_seen)| TorrentRecord {
                         info_hash,
-                        seeding,
+                        seeding: seeding != 0,
                         first_seen,
                         last_seen,
                     },
@@ -128,7 +128,7 @@ impl Registry {
         );
         let addresses: Vec<(String, i64, i64)> = sqlx::query_as(
             "SELECT addr, first_seen, last_seen FROM node_addresses
-             WHERE node_id = ? ORDER BY last_seen DESC, addr LIMIT 100",
+             WHERE node_id = $1 ORDER BY last_seen DESC, addr LIMIT 100",
         )
         .bind(id)
         .fetch_all(self.reader())
@@ -174,19 +174,19 @@ impl Registry {
             "SELECT first_seen, last_seen, announces, online_secs, interval_samples,
                     interval_observed_secs, interval_expected_secs, late_announces, bytes_up,
                     bytes_down, completions, address_changes, last_addr
-             FROM node_stats WHERE node_id = ?",
+             FROM node_stats WHERE node_id = $1",
         )
         .bind(id)
         .fetch_optional(self.reader())
         .await?;
         let hours: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT hour, online_secs FROM node_hours WHERE node_id = ?")
+            sqlx::query_as("SELECT hour, online_secs FROM node_hours WHERE node_id = $1")
                 .bind(id)
                 .fetch_all(self.reader())
                 .await?;
         let (seeding, leeching): (i64, i64) = sqlx::query_as(
             "SELECT coalesce(sum(seeding), 0), coalesce(sum(1 - seeding), 0)
-             FROM node_torrents WHERE node_id = ?",
+             FROM node_torrents WHERE node_id = $1",
         )
         .bind(id)
         .fetch_one(self.reader())

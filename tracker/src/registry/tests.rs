@@ -19,9 +19,8 @@ fn obs(node: NodeId, ih: u8, at: i64, addr: &str) -> Observation {
     }
 }
 
-#[tokio::test]
-async fn create_check_revoke() {
-    let r = Registry::open_in_memory().await.unwrap();
+async fn create_check_revoke(db: Registry) {
+    let r = db;
     let a = r.create_node("alpha").await.unwrap();
     assert_eq!(a.passkey.len(), 32);
     assert!(a.passkey.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -158,6 +157,8 @@ async fn newer_format_is_refused() {
     );
 }
 
+crate::registry::test_engines::on_both_engines!(create_check_revoke);
+
 mod scoring {
     use super::*;
     use crate::scoring::{AuditOutcome, NodeTier, ScoringConfig, TransferKind};
@@ -172,10 +173,9 @@ mod scoring {
         }
     }
 
-    #[tokio::test]
-    async fn transfer_outcomes_ride_the_recorders_batches() {
+    async fn transfer_outcomes_ride_the_recorders_batches(db: Registry) {
         use super::records::TransferOutcome;
-        let r = Registry::open_in_memory().await.unwrap();
+        let r = db;
         let id = r.create_node("alpha").await.unwrap().node.id;
         let (rec, h) = recorder(r.clone(), 100, Duration::from_secs(3600))
             .await
@@ -216,9 +216,8 @@ mod scoring {
         task.abort();
     }
 
-    #[tokio::test]
-    async fn recorder_keeps_online_time_per_day() {
-        let r = Registry::open_in_memory().await.unwrap();
+    async fn recorder_keeps_online_time_per_day(db: Registry) {
+        let r = db;
         let id = r.create_node("alpha").await.unwrap().node.id;
         let (rec, h) = recorder(r.clone(), 100, Duration::from_secs(3600))
             .await
@@ -231,12 +230,13 @@ mod scoring {
         }
         drop(h);
         rec.run(std::future::pending()).await;
-        let rows: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT day, online_secs FROM node_days WHERE node_id = ? ORDER BY day")
-                .bind(id)
-                .fetch_all(r.reader())
-                .await
-                .unwrap();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT day, online_secs FROM node_days WHERE node_id = $1 ORDER BY day",
+        )
+        .bind(id)
+        .fetch_all(r.reader())
+        .await
+        .unwrap();
         let d = midnight / DAY;
         assert_eq!(rows, [(d - 1, 3000), (d, 4200)]);
         // Silent since, for longer than the allowance: that much of the silence counts.
@@ -322,10 +322,9 @@ mod scoring {
         ));
     }
 
-    #[tokio::test]
-    async fn scores_from_the_book_match_scores_from_the_records() {
+    async fn scores_from_the_book_match_scores_from_the_records(db: Registry) {
         use super::records::TransferOutcome;
-        let r = Registry::open_in_memory().await.unwrap();
+        let r = db;
         let cfg = ScoringConfig::default();
         let mut ids = Vec::new();
         for name in ["a", "b", "c"] {
@@ -401,9 +400,8 @@ mod scoring {
         task.abort();
     }
 
-    #[tokio::test]
-    async fn events_are_pruned_past_the_history() {
-        let r = Registry::open_in_memory().await.unwrap();
+    async fn events_are_pruned_past_the_history(db: Registry) {
+        let r = db;
         let id = r.create_node("alpha").await.unwrap().node.id;
         let cfg = ScoringConfig::default();
         let now = 1_700_000_000;
@@ -414,7 +412,7 @@ mod scoring {
             .await
             .unwrap();
         sqlx::query(
-            "INSERT INTO node_days (node_id, day, online_secs) VALUES (?, ?, 60), (?, ?, 60)",
+            "INSERT INTO node_days (node_id, day, online_secs) VALUES ($1, $2, 60), ($3, $4, 60)",
         )
         .bind(id)
         .bind(old / DAY - 1)
@@ -427,7 +425,7 @@ mod scoring {
         for (hash, addr, last_seen) in [("aa", "192.0.2.1:1", old), ("bb", "192.0.2.1:2", now)] {
             sqlx::query(
                 "INSERT INTO node_torrents (node_id, info_hash, seeding, first_seen, last_seen)
-                 VALUES (?, ?, 1, ?, ?)",
+                 VALUES ($1, $2, 1, $3, $4)",
             )
             .bind(id)
             .bind(hash)
@@ -438,7 +436,7 @@ mod scoring {
             .unwrap();
             sqlx::query(
                 "INSERT INTO node_addresses (node_id, addr, first_seen, last_seen)
-                 VALUES (?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4)",
             )
             .bind(id)
             .bind(addr)
@@ -473,13 +471,12 @@ mod scoring {
         assert_eq!(left, 5);
     }
 
-    #[tokio::test]
-    async fn transfer_ewma_from_the_latest_transfers_matches_the_whole_history() {
+    async fn transfer_ewma_from_the_latest_transfers_matches_the_whole_history(db: Registry) {
         use crate::registry::events::transfers_that_matter;
         use crate::scoring::{transfer_ewma, TransferEvent};
         assert_eq!(transfers_that_matter(0.1), 66);
         assert_eq!(transfers_that_matter(1.0), 1);
-        let r = Registry::open_in_memory().await.unwrap();
+        let r = db;
         let id = r.create_node("alpha").await.unwrap().node.id;
         let cfg = ScoringConfig::default();
         let now = 1_700_000_000;
@@ -511,4 +508,12 @@ mod scoring {
         assert!((a - b).abs() / b < 1e-3, "{a} vs {b}");
         assert!(s.transfer_success < 1.0);
     }
+
+    crate::registry::test_engines::on_both_engines!(
+        transfer_outcomes_ride_the_recorders_batches,
+        recorder_keeps_online_time_per_day,
+        scores_from_the_book_match_scores_from_the_records,
+        events_are_pruned_past_the_history,
+        transfer_ewma_from_the_latest_transfers_matches_the_whole_history,
+    );
 }

@@ -35,7 +35,7 @@ impl Meta {
         sqlx::query(
             "INSERT INTO s3_keys
                  (access_key, secret_sealed, owner, buckets, created_at, quota_bytes)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&k.access_key)
         .bind(&k.secret_sealed)
@@ -50,7 +50,7 @@ impl Meta {
 
     /// The key `access_key`, revoked or not.
     pub async fn access_key(&self, access_key: &str) -> Result<Option<StoredKey>, GatewayError> {
-        let sql = format!("SELECT {KEY_COLUMNS} FROM s3_keys WHERE access_key = ?");
+        let sql = format!("SELECT {KEY_COLUMNS} FROM s3_keys WHERE access_key = $1");
         let row = sqlx::query(&sql)
             .bind(access_key)
             .fetch_optional(self.reader())
@@ -71,7 +71,7 @@ impl Meta {
         now: i64,
     ) -> Result<bool, GatewayError> {
         let r = sqlx::query(
-            "UPDATE s3_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE access_key = ?",
+            "UPDATE s3_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE access_key = $2",
         )
         .bind(now)
         .bind(access_key)
@@ -86,7 +86,7 @@ impl Meta {
         access_key: &str,
         quota_bytes: Option<u64>,
     ) -> Result<bool, GatewayError> {
-        let r = sqlx::query("UPDATE s3_keys SET quota_bytes = ? WHERE access_key = ?")
+        let r = sqlx::query("UPDATE s3_keys SET quota_bytes = $1 WHERE access_key = $2")
             .bind(quota_col(quota_bytes)?)
             .bind(access_key)
             .execute(self.writer())
@@ -96,7 +96,8 @@ impl Meta {
 
     /// Bytes of the live objects `access_key` placed (0 for a key that placed none).
     pub async fn key_usage(&self, access_key: &str) -> Result<u64, GatewayError> {
-        let sql = format!("SELECT COALESCE(SUM(size), 0) {PLACED_BY} AND placed_by = ?");
+        let sql =
+            format!("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) {PLACED_BY} AND placed_by = $1");
         let used: i64 = sqlx::query_scalar(&sql)
             .bind(access_key)
             .fetch_one(self.reader())
@@ -106,7 +107,9 @@ impl Meta {
 
     /// [`Meta::key_usage`] of every key that placed a live object, in one query.
     pub async fn keys_usage(&self) -> Result<HashMap<String, u64>, GatewayError> {
-        let sql = format!("SELECT placed_by, SUM(size) AS used {PLACED_BY} GROUP BY placed_by");
+        let sql = format!(
+            "SELECT placed_by, CAST(SUM(size) AS BIGINT) AS used {PLACED_BY} GROUP BY placed_by"
+        );
         let rows: Vec<(String, i64)> = sqlx::query_as(&sql).fetch_all(self.reader()).await?;
         Ok(rows.into_iter().map(|(k, used)| (k, used as u64)).collect())
     }
@@ -123,7 +126,7 @@ fn quota_col(quota: Option<u64>) -> Result<Option<i64>, GatewayError> {
         .transpose()
 }
 
-fn key_row(r: &sqlx::sqlite::SqliteRow) -> StoredKey {
+fn key_row(r: &sqlx::any::AnyRow) -> StoredKey {
     let buckets: String = r.get("buckets");
     StoredKey {
         access_key: r.get("access_key"),

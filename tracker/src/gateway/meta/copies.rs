@@ -31,7 +31,7 @@ impl ShardRow {
     }
 }
 
-fn shard_row(r: &sqlx::sqlite::SqliteRow) -> Result<ShardRow, GatewayError> {
+fn shard_row(r: &sqlx::any::AnyRow) -> Result<ShardRow, GatewayError> {
     Ok(ShardRow {
         info_hash: info_hash_col(r, "info_hash")?,
         idx: r.get::<i64, _>("idx") as u32,
@@ -63,10 +63,10 @@ impl Meta {
         for s in shards {
             sqlx::query(
                 "INSERT INTO shards (info_hash, object_id, idx, length, info, state, created_at)
-                 VALUES (?, NULL, ?, ?, ?, 'pending', ?)",
+                 VALUES ($1, NULL, $2, $3, $4, 'pending', $5)",
             )
             .bind(s.info_hash.to_hex())
-            .bind(s.idx)
+            .bind(i64::from(s.idx))
             .bind(s.length as i64)
             .bind(&s.info)
             .bind(now)
@@ -82,7 +82,7 @@ impl Meta {
         let mut tx = self.writer().begin().await?;
         for ih in info_hashes {
             sqlx::query(
-                "UPDATE shards SET state = 'orphan' WHERE info_hash = ? AND state = 'pending'",
+                "UPDATE shards SET state = 'orphan' WHERE info_hash = $1 AND state = 'pending'",
             )
             .bind(ih.to_hex())
             .execute(&mut *tx)
@@ -102,7 +102,7 @@ impl Meta {
 
     pub async fn shards_of(&self, object_id: i64) -> Result<Vec<ShardRow>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT info_hash, idx, length, info FROM shards WHERE object_id = ? ORDER BY idx",
+            "SELECT info_hash, idx, length, info FROM shards WHERE object_id = $1 ORDER BY idx",
         )
         .bind(object_id)
         .fetch_all(self.reader())
@@ -113,7 +113,7 @@ impl Meta {
     /// One shard's row, if an object still refers to it.
     pub async fn live_shard(&self, info_hash: &InfoHash) -> Result<Option<ShardRow>, GatewayError> {
         let row = sqlx::query(
-            "SELECT info_hash, idx, length, info FROM shards WHERE info_hash = ? AND state = 'live'",
+            "SELECT info_hash, idx, length, info FROM shards WHERE info_hash = $1 AND state = 'live'",
         )
         .bind(info_hash.to_hex())
         .fetch_optional(self.reader())
@@ -124,7 +124,7 @@ impl Meta {
     /// One shard's row, by info-hash.
     pub async fn shard(&self, info_hash: &InfoHash) -> Result<Option<ShardRow>, GatewayError> {
         let row =
-            sqlx::query("SELECT info_hash, idx, length, info FROM shards WHERE info_hash = ?")
+            sqlx::query("SELECT info_hash, idx, length, info FROM shards WHERE info_hash = $1")
                 .bind(info_hash.to_hex())
                 .fetch_optional(self.reader())
                 .await?;
@@ -135,7 +135,7 @@ impl Meta {
     pub async fn copies_wanted(&self, info_hash: &InfoHash) -> Result<usize, GatewayError> {
         let row = sqlx::query(
             "SELECT b.policy AS policy FROM shards s JOIN objects o ON o.id = s.object_id
-             JOIN buckets b ON b.name = o.bucket WHERE s.info_hash = ?",
+             JOIN buckets b ON b.name = o.bucket WHERE s.info_hash = $1",
         )
         .bind(info_hash.to_hex())
         .fetch_optional(self.reader())
@@ -148,8 +148,8 @@ impl Meta {
 
     /// Orphan shards with the nodes that still hold them.
     pub async fn orphans(&self, limit: u32) -> Result<Vec<(InfoHash, Vec<NodeId>)>, GatewayError> {
-        let rows = sqlx::query("SELECT info_hash FROM shards WHERE state = 'orphan' LIMIT ?")
-            .bind(limit)
+        let rows = sqlx::query("SELECT info_hash FROM shards WHERE state = 'orphan' LIMIT $1")
+            .bind(i64::from(limit))
             .fetch_all(self.reader())
             .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -165,8 +165,8 @@ impl Meta {
     pub async fn forget_orphan(&self, info_hash: &InfoHash) -> Result<(), GatewayError> {
         let ih = info_hash.to_hex();
         sqlx::query(
-            "DELETE FROM shards WHERE info_hash = ? AND state = 'orphan'
-             AND NOT EXISTS (SELECT 1 FROM holdings WHERE info_hash = ?)",
+            "DELETE FROM shards WHERE info_hash = $1 AND state = 'orphan'
+             AND NOT EXISTS (SELECT 1 FROM holdings WHERE info_hash = $2)",
         )
         .bind(&ih)
         .bind(&ih)
@@ -212,9 +212,11 @@ impl Meta {
             HoldingOf::Orphan => "('orphan')",
         };
         let sql = format!(
-            "INSERT OR REPLACE INTO holdings (info_hash, node_id, confirmed_at)
-             SELECT ?, ?, ? WHERE EXISTS
-               (SELECT 1 FROM shards WHERE info_hash = ? AND state IN {states})"
+            "INSERT INTO holdings (info_hash, node_id, confirmed_at)
+             SELECT $1, $2, $3 WHERE EXISTS
+               (SELECT 1 FROM shards WHERE info_hash = $4 AND state IN {states})
+             ON CONFLICT (info_hash, node_id) DO UPDATE SET
+                 confirmed_at = excluded.confirmed_at, audited_at = NULL, failed_at = NULL"
         );
         let r = sqlx::query(&sql)
             .bind(&ih)
@@ -231,7 +233,7 @@ impl Meta {
         info_hash: &InfoHash,
         node: NodeId,
     ) -> Result<(), GatewayError> {
-        sqlx::query("DELETE FROM holdings WHERE info_hash = ? AND node_id = ?")
+        sqlx::query("DELETE FROM holdings WHERE info_hash = $1 AND node_id = $2")
             .bind(info_hash.to_hex())
             .bind(node)
             .execute(self.writer())
@@ -247,7 +249,7 @@ impl Meta {
         before: i64,
     ) -> Result<bool, GatewayError> {
         let r = sqlx::query(
-            "DELETE FROM holdings WHERE info_hash = ? AND node_id = ? AND confirmed_at < ?",
+            "DELETE FROM holdings WHERE info_hash = $1 AND node_id = $2 AND confirmed_at < $3",
         )
         .bind(info_hash.to_hex())
         .bind(node)
@@ -264,7 +266,7 @@ impl Meta {
         node: NodeId,
     ) -> Result<bool, GatewayError> {
         let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM holdings WHERE info_hash = ? AND node_id = ?")
+            sqlx::query_scalar("SELECT 1 FROM holdings WHERE info_hash = $1 AND node_id = $2")
                 .bind(info_hash.to_hex())
                 .bind(node)
                 .fetch_optional(self.reader())
@@ -279,7 +281,7 @@ impl Meta {
     ) -> Result<HashSet<(InfoHash, NodeId)>, GatewayError> {
         let mut out = HashSet::new();
         for &node in nodes {
-            let rows = sqlx::query("SELECT info_hash FROM holdings WHERE node_id = ?")
+            let rows = sqlx::query("SELECT info_hash FROM holdings WHERE node_id = $1")
                 .bind(node)
                 .fetch_all(self.reader())
                 .await?;
@@ -291,17 +293,18 @@ impl Meta {
     }
 
     pub async fn holders(&self, info_hash: &InfoHash) -> Result<Vec<NodeId>, GatewayError> {
-        let rows = sqlx::query("SELECT node_id FROM holdings WHERE info_hash = ? ORDER BY node_id")
-            .bind(info_hash.to_hex())
-            .fetch_all(self.reader())
-            .await?;
+        let rows =
+            sqlx::query("SELECT node_id FROM holdings WHERE info_hash = $1 ORDER BY node_id")
+                .bind(info_hash.to_hex())
+                .fetch_all(self.reader())
+                .await?;
         Ok(rows.iter().map(|r| r.get("node_id")).collect())
     }
 
     /// Copies that failed an audit, so reads skip them.
     pub async fn failed_copies(&self, info_hash: &InfoHash) -> Result<Vec<NodeId>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT node_id FROM holdings WHERE info_hash = ? AND failed_at IS NOT NULL",
+            "SELECT node_id FROM holdings WHERE info_hash = $1 AND failed_at IS NOT NULL",
         )
         .bind(info_hash.to_hex())
         .fetch_all(self.reader())
@@ -317,7 +320,7 @@ impl Meta {
     ) -> Result<bool, GatewayError> {
         let found: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM holdings h JOIN shards s ON s.info_hash = h.info_hash
-             WHERE h.info_hash = ? AND h.node_id = ? AND s.state = 'live'",
+             WHERE h.info_hash = $1 AND h.node_id = $2 AND s.state = 'live'",
         )
         .bind(info_hash.to_hex())
         .bind(node)
@@ -356,9 +359,9 @@ impl Meta {
         at: i64,
     ) -> Result<bool, GatewayError> {
         let r = sqlx::query(
-            "UPDATE holdings SET audited_at = ?,
-                    failed_at = CASE WHEN ? THEN ? ELSE failed_at END
-             WHERE info_hash = ? AND node_id = ?
+            "UPDATE holdings SET audited_at = $1,
+                    failed_at = CASE WHEN $2 THEN $3 ELSE failed_at END
+             WHERE info_hash = $4 AND node_id = $5
                AND info_hash IN (SELECT info_hash FROM shards WHERE state = 'live')",
         )
         .bind(at)

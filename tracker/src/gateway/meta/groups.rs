@@ -48,9 +48,9 @@ impl Meta {
     /// The parts of grouped object `object`, in order.
     pub async fn parts(&self, object: i64) -> Result<Vec<Part>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT g.part_id AS id, g.offset AS offset, p.size AS size
+            "SELECT g.part_id AS id, g.\"offset\" AS part_offset, p.size AS size
              FROM object_groups g JOIN objects p ON p.id = g.part_id
-             WHERE g.object_id = ? ORDER BY g.idx",
+             WHERE g.object_id = $1 ORDER BY g.idx",
         )
         .bind(object)
         .fetch_all(self.reader())
@@ -59,7 +59,7 @@ impl Meta {
             .iter()
             .map(|r| Part {
                 id: r.get("id"),
-                offset: r.get::<i64, _>("offset") as u64,
+                offset: r.get::<i64, _>("part_offset") as u64,
                 size: r.get::<i64, _>("size") as u64,
             })
             .collect())
@@ -70,10 +70,10 @@ impl Meta {
     /// not referred to until it commits. Returns how many went.
     pub async fn drop_loose_parts(&self) -> Result<u64, GatewayError> {
         let loose = "SELECT id FROM objects o
-             WHERE substr(o.bucket, 1, length(?1)) = ?1
+             WHERE substr(o.bucket, 1, length($1)) = $1
                AND NOT EXISTS (SELECT 1 FROM object_groups g WHERE g.part_id = o.id)
                AND NOT EXISTS (SELECT 1 FROM multipart_parts m
-                               WHERE m.prefix = substr(o.key, 1, instr(o.key, '/') - 1))";
+                               WHERE substr(o.key, 1, length(m.prefix) + 1) = m.prefix || '/')";
         let prefix = part_bucket_name("");
         let mut tx = self.writer().begin().await?;
         sqlx::query(&format!(
@@ -94,7 +94,7 @@ impl Meta {
 /// Records the parts of grouped object `object` (just inserted), found by key in `part_bucket`;
 /// fails if one is missing or they do not tile the object's `size` bytes.
 pub(super) async fn insert_parts(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     object: i64,
     size: u64,
     part_bucket: &str,
@@ -103,7 +103,7 @@ pub(super) async fn insert_parts(
     let mut next = 0u64;
     for (idx, p) in parts.iter().enumerate() {
         let part_size: Option<i64> =
-            sqlx::query_scalar("SELECT size FROM objects WHERE bucket = ? AND key = ?")
+            sqlx::query_scalar("SELECT size FROM objects WHERE bucket = $1 AND key = $2")
                 .bind(part_bucket)
                 .bind(&p.key)
                 .fetch_optional(&mut **tx)
@@ -115,8 +115,8 @@ pub(super) async fn insert_parts(
         };
         next += part_size as u64;
         sqlx::query(
-            "INSERT INTO object_groups (object_id, idx, part_id, offset)
-             SELECT ?, ?, id, ? FROM objects WHERE bucket = ? AND key = ?",
+            "INSERT INTO object_groups (object_id, idx, part_id, \"offset\")
+             SELECT $1, $2, id, $3 FROM objects WHERE bucket = $4 AND key = $5",
         )
         .bind(object)
         .bind(idx as i64)
@@ -137,13 +137,13 @@ pub(super) async fn insert_parts(
 /// Deletes the parts of the object rows under (bucket, key), orphaning their shards; called by
 /// `orphan_object` after its first write, before it deletes the object.
 pub(super) async fn drop_parts_of(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     bucket: &str,
     key: &str,
 ) -> Result<(), GatewayError> {
     let parts: Vec<i64> = sqlx::query_scalar(
         "SELECT part_id FROM object_groups
-         WHERE object_id IN (SELECT id FROM objects WHERE bucket = ? AND key = ?)",
+         WHERE object_id IN (SELECT id FROM objects WHERE bucket = $1 AND key = $2)",
     )
     .bind(bucket)
     .bind(key)
@@ -154,18 +154,18 @@ pub(super) async fn drop_parts_of(
     }
     sqlx::query(
         "DELETE FROM object_groups
-         WHERE object_id IN (SELECT id FROM objects WHERE bucket = ? AND key = ?)",
+         WHERE object_id IN (SELECT id FROM objects WHERE bucket = $1 AND key = $2)",
     )
     .bind(bucket)
     .bind(key)
     .execute(&mut **tx)
     .await?;
     for part in parts {
-        sqlx::query("UPDATE shards SET state = 'orphan', object_id = NULL WHERE object_id = ?")
+        sqlx::query("UPDATE shards SET state = 'orphan', object_id = NULL WHERE object_id = $1")
             .bind(part)
             .execute(&mut **tx)
             .await?;
-        sqlx::query("DELETE FROM objects WHERE id = ?")
+        sqlx::query("DELETE FROM objects WHERE id = $1")
             .bind(part)
             .execute(&mut **tx)
             .await?;

@@ -13,8 +13,7 @@ const POLICY: BucketPolicy = BucketPolicy {
     inline_max: 4096,
 };
 
-async fn meta() -> (Registry, Meta) {
-    let registry = Registry::open_in_memory().await.unwrap();
+async fn meta(registry: Registry) -> (Registry, Meta) {
     let meta = Meta::new(registry.db().clone());
     meta.create_bucket("photos", &POLICY, 1).await.unwrap();
     (registry, meta)
@@ -35,9 +34,8 @@ async fn put(m: &Meta, bucket: &str, key: &str, size: usize, by: Option<&str>) {
     m.commit_object(&o, 2).await.unwrap();
 }
 
-#[tokio::test]
-async fn usage_counts_only_the_keys_own_live_objects() {
-    let (_r, m) = meta().await;
+async fn usage_counts_only_the_keys_own_live_objects(db: Registry) {
+    let (_r, m) = meta(db).await;
     put(&m, "photos", "a", 10, Some("RTA")).await;
     put(&m, "photos", "b", 20, Some("RTA")).await;
     put(&m, "photos", "c", 5, Some("RTB")).await;
@@ -55,9 +53,8 @@ async fn usage_counts_only_the_keys_own_live_objects() {
     assert_eq!((all["RTA"], all["RTB"]), (30, 5));
 }
 
-#[tokio::test]
-async fn usage_drops_after_an_overwrite_or_a_delete() {
-    let (_r, m) = meta().await;
+async fn usage_drops_after_an_overwrite_or_a_delete(db: Registry) {
+    let (_r, m) = meta(db).await;
     put(&m, "photos", "a", 10, Some("RTA")).await;
     put(&m, "photos", "b", 20, Some("RTA")).await;
     // The key overwrites its own object: the new size counts, not both.
@@ -86,9 +83,8 @@ fn keys(m: &Meta) -> AccessKeys {
     AccessKeys::new(m.clone(), master)
 }
 
-#[tokio::test]
-async fn a_key_keeps_its_quota_and_shows_its_usage() {
-    let (_r, m) = meta().await;
+async fn a_key_keeps_its_quota_and_shows_its_usage(db: Registry) {
+    let (_r, m) = meta(db).await;
     let keys = keys(&m);
     let every = [ALL_BUCKETS.to_owned()];
     let (limited, _) = keys.create("alice", &every, Some(1 << 20)).await.unwrap();
@@ -115,9 +111,8 @@ async fn a_key_keeps_its_quota_and_shows_its_usage() {
     assert_eq!(listed(&keys, &limited.access_key).await.quota_bytes, None);
 }
 
-#[tokio::test]
-async fn a_quota_needs_a_known_key_and_fits_the_store() {
-    let (_r, m) = meta().await;
+async fn a_quota_needs_a_known_key_and_fits_the_store(db: Registry) {
+    let (_r, m) = meta(db).await;
     let keys = keys(&m);
     assert!(matches!(
         keys.set_quota("RTNOSUCHKEY", Some(5)).await,
@@ -145,3 +140,10 @@ async fn a_quota_needs_a_known_key_and_fits_the_store() {
         Some(i64::MAX as u64)
     );
 }
+
+crate::registry::test_engines::on_both_engines!(
+    usage_counts_only_the_keys_own_live_objects,
+    usage_drops_after_an_overwrite_or_a_delete,
+    a_key_keeps_its_quota_and_shows_its_usage,
+    a_quota_needs_a_known_key_and_fits_the_store,
+);

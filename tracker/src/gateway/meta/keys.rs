@@ -10,7 +10,7 @@ use raidtorrent_codec::MasterKey;
 impl Meta {
     /// The check value recorded for master key `id` (hex), if any.
     pub async fn master_key_check(&self, id: &str) -> Result<Option<String>, GatewayError> {
-        let found = sqlx::query_scalar("SELECT check_value FROM master_keys WHERE id = ?")
+        let found = sqlx::query_scalar("SELECT check_value FROM master_keys WHERE id = $1")
             .bind(id)
             .fetch_optional(self.reader())
             .await?;
@@ -25,7 +25,8 @@ impl Meta {
         now: i64,
     ) -> Result<(), GatewayError> {
         sqlx::query(
-            "INSERT OR IGNORE INTO master_keys (id, check_value, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO master_keys (id, check_value, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
         )
         .bind(id)
         .bind(check_value)
@@ -58,8 +59,8 @@ impl Meta {
             let data = raidtorrent_codec::sealed::seal(master, &plain)
                 .map_err(|e| GatewayError::Internal(format!("sealing a small object: {e}")))?;
             sealed += sqlx::query(
-                "UPDATE objects SET inline_data = ?, inline_sealed = 1
-                 WHERE id = ? AND inline_sealed = 0",
+                "UPDATE objects SET inline_data = $1, inline_sealed = 1
+                 WHERE id = $2 AND inline_sealed = 0",
             )
             .bind(data)
             .bind(r.get::<i64, _>("id"))

@@ -24,8 +24,8 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 
 use crate::registry::Db;
 
@@ -99,7 +99,7 @@ pub enum StoredBody<'a> {
 /// The columns [`object_info`] reads.
 const INFO_COLUMNS: &str = "key, size, sha256, created_at, attrs";
 
-fn object_info(bucket: &str, r: &SqliteRow) -> ObjectInfo {
+fn object_info(bucket: &str, r: &AnyRow) -> ObjectInfo {
     let sha: Vec<u8> = r.get("sha256");
     let storage = Storage::from_sql(r.get("storage"));
     ObjectInfo {
@@ -115,14 +115,14 @@ fn object_info(bucket: &str, r: &SqliteRow) -> ObjectInfo {
 }
 
 /// An info-hash column, parsed.
-fn info_hash_col(r: &SqliteRow, col: &str) -> Result<InfoHash, GatewayError> {
+fn info_hash_col(r: &AnyRow, col: &str) -> Result<InfoHash, GatewayError> {
     let text: &str = r.get(col);
     InfoHash::from_hex(text)
         .ok_or_else(|| GatewayError::Internal(format!("stored info-hash {text:?} is not hex")))
 }
 
 /// A stored bucket policy, parsed.
-fn policy_col(r: &SqliteRow) -> Result<BucketPolicy, GatewayError> {
+fn policy_col(r: &AnyRow) -> Result<BucketPolicy, GatewayError> {
     serde_json::from_str(r.get("policy"))
         .map_err(|e| GatewayError::Internal(format!("stored policy: {e}")))
 }
@@ -132,12 +132,12 @@ impl Meta {
         Meta { db }
     }
 
-    fn reader(&self) -> &SqlitePool {
+    fn reader(&self) -> &AnyPool {
         self.db.reader()
     }
 
     /// Every write goes here (see [`Db`]: one writer, each commit on disk when it returns).
-    fn writer(&self) -> &SqlitePool {
+    fn writer(&self) -> &AnyPool {
         self.db.writer()
     }
 
@@ -149,7 +149,8 @@ impl Meta {
     ) -> Result<Bucket, GatewayError> {
         let json = serde_json::to_string(policy).expect("policy serialises");
         let r = sqlx::query(
-            "INSERT OR IGNORE INTO buckets (name, policy, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO buckets (name, policy, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
         )
         .bind(name)
         .bind(json)
@@ -173,9 +174,9 @@ impl Meta {
             return Err(GatewayError::NoSuchBucket(name.to_owned()));
         }
         let r = sqlx::query(
-            "DELETE FROM buckets WHERE name = ?1
-               AND NOT EXISTS (SELECT 1 FROM objects WHERE bucket = ?1)
-               AND NOT EXISTS (SELECT 1 FROM multipart_uploads WHERE bucket = ?1)",
+            "DELETE FROM buckets WHERE name = $1
+               AND NOT EXISTS (SELECT 1 FROM objects WHERE bucket = $1)
+               AND NOT EXISTS (SELECT 1 FROM multipart_uploads WHERE bucket = $1)",
         )
         .bind(name)
         .execute(self.writer())
@@ -196,7 +197,7 @@ impl Meta {
     }
 
     async fn any_bucket(&self, name: &str) -> Result<Bucket, GatewayError> {
-        let row = sqlx::query("SELECT policy, created_at FROM buckets WHERE name = ?")
+        let row = sqlx::query("SELECT policy, created_at FROM buckets WHERE name = $1")
             .bind(name)
             .fetch_optional(self.reader())
             .await?
@@ -230,7 +231,7 @@ impl Meta {
         let sql = format!(
             "SELECT id, {INFO_COLUMNS}, {} AS storage, inline_data, inline_sealed, manifest,
                  pack_id, pack_offset
-             FROM objects WHERE bucket = ? AND key = ?",
+             FROM objects WHERE bucket = $1 AND key = $2",
             Storage::SQL
         );
         let r = sqlx::query(&sql)
@@ -243,7 +244,7 @@ impl Meta {
             id: r.get("id"),
             info: object_info(bucket, &r),
             inline_data: r.get("inline_data"),
-            inline_sealed: r.get("inline_sealed"),
+            inline_sealed: r.get::<i64, _>("inline_sealed") != 0,
             manifest: r.get("manifest"),
             pack: r
                 .get::<Option<i64>, _>("pack_id")
@@ -254,7 +255,7 @@ impl Meta {
     /// An object row by id.
     pub async fn object_by_id(&self, id: i64) -> Result<ObjectRow, GatewayError> {
         let bucket: Option<(String, String)> =
-            sqlx::query_as("SELECT bucket, key FROM objects WHERE id = ?")
+            sqlx::query_as("SELECT bucket, key FROM objects WHERE id = $1")
                 .bind(id)
                 .fetch_optional(self.reader())
                 .await?;
@@ -276,8 +277,8 @@ impl Meta {
         let upper = format!("{prefix}\u{10FFFF}");
         let sql = format!(
             "SELECT {INFO_COLUMNS}, {} AS storage
-             FROM objects WHERE bucket = ? AND key >= ? AND key < ? AND key > ?
-             ORDER BY key LIMIT ?",
+             FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 AND key > $4
+             ORDER BY key LIMIT $5",
             Storage::SQL
         );
         let rows = sqlx::query(&sql)
@@ -285,7 +286,7 @@ impl Meta {
             .bind(prefix)
             .bind(upper)
             .bind(after)
-            .bind(limit)
+            .bind(i64::from(limit))
             .fetch_all(self.reader())
             .await?;
         Ok(rows.iter().map(|r| object_info(bucket, r)).collect())
@@ -309,7 +310,7 @@ impl Meta {
 
 /// [`Meta::commit_object`] inside a transaction of the caller's.
 pub(super) async fn commit_object_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     o: &NewObject<'_>,
     now: i64,
 ) -> Result<ObjectInfo, GatewayError> {
@@ -327,7 +328,7 @@ pub(super) async fn commit_object_in(
         "INSERT INTO objects
                  (bucket, key, size, sha256, created_at, inline_data, inline_sealed, manifest,
                   pack_pending, grouped, attrs, placed_by)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(o.bucket)
     .bind(o.key)
@@ -335,10 +336,10 @@ pub(super) async fn commit_object_in(
     .bind(&o.sha256[..])
     .bind(now)
     .bind(inline_data)
-    .bind(inline_data.is_some())
+    .bind(i64::from(inline_data.is_some()))
     .bind(manifest)
-    .bind(storage == Storage::Waiting)
-    .bind(storage == Storage::Grouped)
+    .bind(i64::from(storage == Storage::Waiting))
+    .bind(i64::from(storage == Storage::Grouped))
     .bind(o.attrs.map(ObjectAttrs::to_json))
     .bind(o.placed_by)
     .fetch_one(&mut **tx)
@@ -349,7 +350,7 @@ pub(super) async fn commit_object_in(
     }
     for ih in shards {
         let r = sqlx::query(
-                "UPDATE shards SET state = 'live', object_id = ? WHERE info_hash = ? AND state = 'pending'",
+                "UPDATE shards SET state = 'live', object_id = $1 WHERE info_hash = $2 AND state = 'pending'",
             )
             .bind(id)
             .bind(ih.to_hex())
@@ -388,7 +389,7 @@ impl Meta {
     /// writes: the others match no row and commit nothing.
     pub async fn note_read(&self, object: i64, hour: u32) -> Result<(), GatewayError> {
         sqlx::query(
-            "UPDATE objects SET read_hours = read_hours | ?1 WHERE id = ?2 AND read_hours & ?1 = 0",
+            "UPDATE objects SET read_hours = read_hours | $1 WHERE id = $2 AND read_hours & $1 = 0",
         )
         .bind(i64::from(1u32 << (hour % 24)))
         .bind(object)
@@ -402,13 +403,13 @@ impl Meta {
 /// key). Its first statement writes (see [`orphan_object`]), so nothing changes the object
 /// between the check and the commit.
 async fn check_condition(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     bucket: &str,
     key: &str,
     condition: &super::attrs::WriteCondition,
 ) -> Result<(), GatewayError> {
     let current = sqlx::query(
-        "UPDATE objects SET id = id WHERE bucket = ? AND key = ? RETURNING attrs, sha256",
+        "UPDATE objects SET id = id WHERE bucket = $1 AND key = $2 RETURNING attrs, sha256",
     )
     .bind(bucket)
     .bind(key)
@@ -437,20 +438,20 @@ async fn check_condition(
 /// WAL mode a transaction that read before writing can fail with a stale snapshot when another
 /// writer got in between.
 async fn orphan_object(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     bucket: &str,
     key: &str,
 ) -> Result<bool, GatewayError> {
     sqlx::query(
         "UPDATE shards SET state = 'orphan', object_id = NULL
-         WHERE object_id IN (SELECT id FROM objects WHERE bucket = ? AND key = ?)",
+         WHERE object_id IN (SELECT id FROM objects WHERE bucket = $1 AND key = $2)",
     )
     .bind(bucket)
     .bind(key)
     .execute(&mut **tx)
     .await?;
     groups::drop_parts_of(tx, bucket, key).await?;
-    let deleted = sqlx::query("DELETE FROM objects WHERE bucket = ? AND key = ?")
+    let deleted = sqlx::query("DELETE FROM objects WHERE bucket = $1 AND key = $2")
         .bind(bucket)
         .bind(key)
         .execute(&mut **tx)

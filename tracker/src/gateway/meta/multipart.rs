@@ -58,7 +58,7 @@ impl Meta {
         sqlx::query(
             "INSERT INTO multipart_uploads
                  (upload_id, bucket, key, attrs, checksum_algorithm, checksum_type, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&u.upload_id)
         .bind(&u.bucket)
@@ -77,7 +77,7 @@ impl Meta {
         let row = sqlx::query(
             "SELECT upload_id, bucket, key, attrs, checksum_algorithm, checksum_type, created_at
              FROM multipart_uploads
-             WHERE upload_id = ? AND bucket = ?",
+             WHERE upload_id = $1 AND bucket = $2",
         )
         .bind(upload_id)
         .bind(bucket)
@@ -99,9 +99,9 @@ impl Meta {
         let rows = sqlx::query(
             "SELECT upload_id, bucket, key, attrs, checksum_algorithm, checksum_type, created_at
              FROM multipart_uploads
-             WHERE bucket = ?1 AND substr(key, 1, length(?2)) = ?2
-               AND (key > ?3 OR (key = ?3 AND ?4 <> '' AND upload_id > ?4))
-             ORDER BY key, upload_id LIMIT ?5",
+             WHERE bucket = $1 AND substr(key, 1, length($2)) = $2
+               AND (key > $3 OR (key = $3 AND $4 <> '' AND upload_id > $4))
+             ORDER BY key, upload_id LIMIT $5",
         )
         .bind(bucket)
         .bind(prefix)
@@ -118,7 +118,7 @@ impl Meta {
         let rows = sqlx::query(
             "SELECT upload_id, bucket, key, attrs, checksum_algorithm, checksum_type, created_at
              FROM multipart_uploads
-             WHERE created_at < ? ORDER BY created_at",
+             WHERE created_at < $1 ORDER BY created_at",
         )
         .bind(before)
         .fetch_all(self.reader())
@@ -131,7 +131,7 @@ impl Meta {
         let rows = sqlx::query(
             "SELECT part_number, prefix, size, md5, sha256, checksum_algorithm, checksum, created_at
              FROM multipart_parts
-             WHERE upload_id = ? ORDER BY part_number",
+             WHERE upload_id = $1 ORDER BY part_number",
         )
         .bind(upload_id)
         .fetch_all(self.reader())
@@ -154,10 +154,10 @@ impl Meta {
             return Err(GatewayError::NoSuchUpload(upload_id.to_owned()));
         }
         let old: Option<String> = sqlx::query_scalar(
-            "DELETE FROM multipart_parts WHERE upload_id = ? AND part_number = ? RETURNING prefix",
+            "DELETE FROM multipart_parts WHERE upload_id = $1 AND part_number = $2 RETURNING prefix",
         )
         .bind(upload_id)
-        .bind(part.part_number)
+        .bind(i64::from(part.part_number))
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(old) = old {
@@ -167,10 +167,10 @@ impl Meta {
             "INSERT INTO multipart_parts
                  (upload_id, part_number, prefix, size, md5, sha256,
                   checksum_algorithm, checksum, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(upload_id)
-        .bind(part.part_number)
+        .bind(i64::from(part.part_number))
         .bind(&part.prefix)
         .bind(part.size as i64)
         .bind(&part.md5[..])
@@ -191,7 +191,7 @@ impl Meta {
         prefix: &str,
     ) -> Result<Vec<PartObject>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT key, size FROM objects WHERE bucket = ? AND key > ? AND key < ? ORDER BY key",
+            "SELECT key, size FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 ORDER BY key",
         )
         .bind(part_bucket_name(bucket))
         .bind(format!("{prefix}/"))
@@ -224,7 +224,7 @@ impl Meta {
         let parts: Vec<UploadPart> = sqlx::query(
             "SELECT part_number, prefix, size, md5, sha256, checksum_algorithm, checksum, created_at
              FROM multipart_parts
-             WHERE upload_id = ? ORDER BY part_number",
+             WHERE upload_id = $1 ORDER BY part_number",
         )
         .bind(upload_id)
         .fetch_all(&mut *tx)
@@ -237,7 +237,7 @@ impl Meta {
         for p in parts.iter().filter(|p| !kept.contains(&p.prefix)) {
             drop_prefix(&mut tx, &part_bucket, &p.prefix).await?;
         }
-        sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = ?")
+        sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
             .bind(upload_id)
             .execute(&mut *tx)
             .await?;
@@ -250,19 +250,20 @@ impl Meta {
     pub async fn abort_upload(&self, bucket: &str, upload_id: &str) -> Result<(), GatewayError> {
         let mut tx = self.writer().begin().await?;
         let gone: Vec<String> = sqlx::query_scalar(
-            "DELETE FROM multipart_parts WHERE upload_id = ?1
-               AND EXISTS (SELECT 1 FROM multipart_uploads WHERE upload_id = ?1 AND bucket = ?2)
+            "DELETE FROM multipart_parts WHERE upload_id = $1
+               AND EXISTS (SELECT 1 FROM multipart_uploads WHERE upload_id = $1 AND bucket = $2)
              RETURNING prefix",
         )
         .bind(upload_id)
         .bind(bucket)
         .fetch_all(&mut *tx)
         .await?;
-        let ended = sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = ? AND bucket = ?")
-            .bind(upload_id)
-            .bind(bucket)
-            .execute(&mut *tx)
-            .await?;
+        let ended =
+            sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1 AND bucket = $2")
+                .bind(upload_id)
+                .bind(bucket)
+                .execute(&mut *tx)
+                .await?;
         if ended.rows_affected() == 0 {
             return Err(GatewayError::NoSuchUpload(upload_id.to_owned()));
         }
@@ -303,33 +304,34 @@ pub fn new_parts(objects: &[PartObject]) -> Vec<NewPart> {
 /// A write that takes the upload's row first (writes come first in a transaction); false if
 /// there is no such upload.
 async fn touch_upload(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     upload_id: &str,
 ) -> Result<bool, GatewayError> {
-    let r = sqlx::query("UPDATE multipart_uploads SET created_at = created_at WHERE upload_id = ?")
-        .bind(upload_id)
-        .execute(&mut **tx)
-        .await?;
+    let r =
+        sqlx::query("UPDATE multipart_uploads SET created_at = created_at WHERE upload_id = $1")
+            .bind(upload_id)
+            .execute(&mut **tx)
+            .await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Deletes the part objects under `prefix` of `part_bucket`, orphaning their shards.
 async fn drop_prefix(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     part_bucket: &str,
     prefix: &str,
 ) -> Result<(), GatewayError> {
     let (low, high) = (format!("{prefix}/"), format!("{prefix}0"));
     sqlx::query(
         "UPDATE shards SET state = 'orphan', object_id = NULL WHERE object_id IN
-             (SELECT id FROM objects WHERE bucket = ? AND key > ? AND key < ?)",
+             (SELECT id FROM objects WHERE bucket = $1 AND key > $2 AND key < $3)",
     )
     .bind(part_bucket)
     .bind(&low)
     .bind(&high)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM objects WHERE bucket = ? AND key > ? AND key < ?")
+    sqlx::query("DELETE FROM objects WHERE bucket = $1 AND key > $2 AND key < $3")
         .bind(part_bucket)
         .bind(&low)
         .bind(&high)
@@ -338,7 +340,7 @@ async fn drop_prefix(
     Ok(())
 }
 
-fn upload_row(r: &sqlx::sqlite::SqliteRow) -> Upload {
+fn upload_row(r: &sqlx::any::AnyRow) -> Upload {
     Upload {
         upload_id: r.get("upload_id"),
         bucket: r.get("bucket"),
@@ -350,7 +352,7 @@ fn upload_row(r: &sqlx::sqlite::SqliteRow) -> Upload {
     }
 }
 
-fn part_row(r: &sqlx::sqlite::SqliteRow) -> UploadPart {
+fn part_row(r: &sqlx::any::AnyRow) -> UploadPart {
     let md5: Vec<u8> = r.get("md5");
     let sha: Vec<u8> = r.get("sha256");
     UploadPart {

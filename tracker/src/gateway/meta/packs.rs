@@ -85,7 +85,7 @@ impl Meta {
     ) -> Result<Bucket, GatewayError> {
         let json = serde_json::to_string(&bucket.policy).expect("policy serialises");
         sqlx::query(
-            "INSERT INTO buckets (name, policy, created_at) VALUES (?, ?, ?)
+            "INSERT INTO buckets (name, policy, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET policy = excluded.policy",
         )
         .bind(name)
@@ -99,7 +99,7 @@ impl Meta {
     /// Every bucket with objects waiting for a pack.
     pub async fn waiting_buckets(&self) -> Result<Vec<WaitingBucket>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT bucket, COUNT(*) AS n, SUM(size) AS bytes, MIN(created_at) AS oldest
+            "SELECT bucket, COUNT(*) AS n, CAST(SUM(size) AS BIGINT) AS bytes, MIN(created_at) AS oldest
              FROM objects WHERE pack_pending = 1 GROUP BY bucket ORDER BY bucket",
         )
         .fetch_all(self.reader())
@@ -124,7 +124,7 @@ impl Meta {
     ) -> Result<Vec<Waiting>, GatewayError> {
         // Sizes first, then the bytes of only the objects taken.
         let sizes: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT id, size FROM objects WHERE bucket = ? AND pack_pending = 1 ORDER BY id",
+            "SELECT id, size FROM objects WHERE bucket = $1 AND pack_pending = 1 ORDER BY id",
         )
         .bind(bucket)
         .fetch_all(self.reader())
@@ -143,7 +143,7 @@ impl Meta {
         };
         let rows = sqlx::query(
             "SELECT id, size, inline_data FROM objects
-             WHERE bucket = ? AND pack_pending = 1 AND id >= ? AND id <= ? ORDER BY id",
+             WHERE bucket = $1 AND pack_pending = 1 AND id >= $2 AND id <= $3 ORDER BY id",
         )
         .bind(bucket)
         .bind(sizes[0].0)
@@ -168,8 +168,8 @@ impl Meta {
         for (id, at) in members {
             let r = sqlx::query(
                 "UPDATE objects SET inline_data = NULL, inline_sealed = 0, pack_pending = 0,
-                     pack_id = ?, pack_offset = ?
-                 WHERE id = ? AND pack_pending = 1 AND size = ?",
+                     pack_id = $1, pack_offset = $2
+                 WHERE id = $3 AND pack_pending = 1 AND size = $4",
             )
             .bind(pack)
             .bind(at.start as i64)
@@ -187,9 +187,11 @@ impl Meta {
     pub async fn packs(&self, pack_bucket: &str) -> Result<Vec<PackStats>, GatewayError> {
         let rows = sqlx::query(
             "SELECT p.id AS id, p.size AS size, COUNT(m.id) AS members,
-                 COALESCE(SUM(m.size), 0) AS live
+                 CAST(COALESCE(SUM(m.size), 0) AS BIGINT) AS live
              FROM objects p LEFT JOIN objects m ON m.pack_id = p.id
-             WHERE p.bucket = ? GROUP BY p.id ORDER BY live * 1.0 / MAX(p.size, 1), p.id",
+             WHERE p.bucket = $1 GROUP BY p.id
+             ORDER BY COALESCE(SUM(m.size), 0) * 1.0 / CASE WHEN p.size > 1 THEN p.size ELSE 1 END,
+                 p.id",
         )
         .bind(pack_bucket)
         .fetch_all(self.reader())
@@ -208,7 +210,7 @@ impl Meta {
     /// The objects a pack holds, by where their bytes are in it.
     pub async fn pack_members(&self, pack: i64) -> Result<Vec<PackMember>, GatewayError> {
         let rows: Vec<(i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, pack_offset, size, sha256 FROM objects WHERE pack_id = ?
+            "SELECT id, pack_offset, size, sha256 FROM objects WHERE pack_id = $1
              ORDER BY pack_offset",
         )
         .bind(pack)
@@ -235,9 +237,9 @@ impl Meta {
         let mut tx = self.writer().begin().await?;
         for (id, sealed) in members {
             sqlx::query(
-                "UPDATE objects SET inline_data = ?, inline_sealed = 1, pack_pending = 1,
+                "UPDATE objects SET inline_data = $1, inline_sealed = 1, pack_pending = 1,
                      pack_id = NULL, pack_offset = NULL
-                 WHERE id = ? AND pack_id = ?",
+                 WHERE id = $2 AND pack_id = $3",
             )
             .bind(sealed)
             .bind(id)
@@ -246,7 +248,7 @@ impl Meta {
             .await?;
         }
         let key: Option<(String, String)> = sqlx::query_as(
-            "SELECT bucket, key FROM objects p WHERE id = ?
+            "SELECT bucket, key FROM objects p WHERE id = $1
                  AND NOT EXISTS (SELECT 1 FROM objects m WHERE m.pack_id = p.id)",
         )
         .bind(pack)

@@ -21,7 +21,7 @@ impl Meta {
     /// One stored object with its shards and copies, as [`Meta::health_snapshot`] has it;
     /// `None` for an object without shards of its own (inline, waiting, packed, grouped).
     pub async fn object_state(&self, object: i64) -> Result<Option<ObjectState>, GatewayError> {
-        let rows = sqlx::query(&snapshot_sql("WHERE o.id = ?"))
+        let rows = sqlx::query(&snapshot_sql("WHERE o.id = $1"))
             .bind(object)
             .fetch_all(self.reader())
             .await?;
@@ -38,7 +38,7 @@ impl Meta {
     pub async fn take_health_changes(&self, limit: usize) -> Result<Vec<i64>, GatewayError> {
         let mut ids: Vec<i64> = sqlx::query_scalar(
             "DELETE FROM health_changes WHERE seq IN
-               (SELECT seq FROM health_changes ORDER BY seq LIMIT ?)
+               (SELECT seq FROM health_changes ORDER BY seq LIMIT $1)
              RETURNING object_id",
         )
         .bind(limit.min(i64::MAX as usize) as i64)
@@ -77,9 +77,9 @@ impl Meta {
     ) -> Result<Vec<i64>, GatewayError> {
         Ok(sqlx::query_scalar(
             "SELECT o.id FROM objects o
-             WHERE o.id > ? AND EXISTS
+             WHERE o.id > $1 AND EXISTS
                (SELECT 1 FROM shards s WHERE s.object_id = o.id AND s.state = 'live')
-             ORDER BY o.id LIMIT ?",
+             ORDER BY o.id LIMIT $2",
         )
         .bind(after)
         .bind(limit.min(i64::MAX as usize) as i64)
@@ -154,7 +154,7 @@ fn snapshot_sql(filter: &str) -> String {
 }
 
 /// Rows ordered by object, shard and node, folded into objects.
-fn fold(rows: Vec<sqlx::sqlite::SqliteRow>) -> Result<Vec<ObjectState>, GatewayError> {
+fn fold(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<ObjectState>, GatewayError> {
     let mut out: Vec<ObjectState> = Vec::new();
     for r in rows {
         let object: i64 = r.get("object_id");
@@ -192,7 +192,7 @@ impl Meta {
     /// and shards being written or orphaned are not counted).
     pub async fn held_by_node(&self) -> Result<Vec<(i64, u64, u64)>, GatewayError> {
         let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT h.node_id, COUNT(*), COALESCE(SUM(s.length), 0)
+            "SELECT h.node_id, COUNT(*), CAST(COALESCE(SUM(s.length), 0) AS BIGINT)
              FROM holdings h JOIN shards s ON s.info_hash = h.info_hash
              WHERE s.state = 'live' AND h.failed_at IS NULL
              GROUP BY h.node_id",

@@ -12,8 +12,7 @@ const POLICY: BucketPolicy = BucketPolicy {
     inline_max: 4096,
 };
 
-async fn meta() -> (Registry, Meta) {
-    let registry = Registry::open_in_memory().await.unwrap();
+fn meta(registry: Registry) -> (Registry, Meta) {
     let meta = Meta::new(registry.db().clone());
     (registry, meta)
 }
@@ -27,9 +26,8 @@ fn shard(n: u8) -> ShardRow {
     }
 }
 
-#[tokio::test]
-async fn buckets_are_unique_and_keep_their_policy() {
-    let (_r, m) = meta().await;
+async fn buckets_are_unique_and_keep_their_policy(db: Registry) {
+    let (_r, m) = meta(db);
     m.create_bucket("photos", &POLICY, 1).await.unwrap();
     assert!(matches!(
         m.create_bucket("photos", &POLICY, 2).await,
@@ -42,9 +40,8 @@ async fn buckets_are_unique_and_keep_their_policy() {
     ));
 }
 
-#[tokio::test]
-async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
-    let (registry, m) = meta().await;
+async fn replacing_an_object_orphans_the_old_shards_in_the_same_step(db: Registry) {
+    let (registry, m) = meta(db);
     let node = registry.create_node("n1").await.unwrap().node.id;
     m.create_bucket("b-1", &POLICY, 1).await.unwrap();
     m.begin_shards(&[shard(1), shard(2)], 1).await.unwrap();
@@ -110,9 +107,8 @@ async fn replacing_an_object_orphans_the_old_shards_in_the_same_step() {
     assert!(m.holders(&shard(1).info_hash).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_commit_of_shards_that_are_not_pending_changes_nothing() {
-    let (_r, m) = meta().await;
+async fn a_commit_of_shards_that_are_not_pending_changes_nothing(db: Registry) {
+    let (_r, m) = meta(db);
     m.create_bucket("b-1", &POLICY, 1).await.unwrap();
     let object = NewObject {
         bucket: "b-1",
@@ -134,17 +130,15 @@ async fn a_commit_of_shards_that_are_not_pending_changes_nothing() {
     ));
 }
 
-#[tokio::test]
-async fn pending_uploads_are_abandoned_at_start() {
-    let (_r, m) = meta().await;
+async fn pending_uploads_are_abandoned_at_start(db: Registry) {
+    let (_r, m) = meta(db);
     m.begin_shards(&[shard(3)], 1).await.unwrap();
     assert_eq!(m.abandon_pending().await.unwrap(), 1);
     assert_eq!(m.orphans(10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn listing_by_prefix_in_key_order() {
-    let (_r, m) = meta().await;
+async fn listing_by_prefix_in_key_order(db: Registry) {
+    let (_r, m) = meta(db);
     m.create_bucket("b-1", &POLICY, 1).await.unwrap();
     for key in ["a/1", "a/2", "a/3", "b/1", "a%", "a_"] {
         let object = NewObject {
@@ -175,15 +169,16 @@ async fn listing_by_prefix_in_key_order() {
     ));
 }
 
-#[tokio::test]
-async fn small_objects_stored_in_plaintext_are_sealed_once() {
-    let (registry, m) = meta().await;
+async fn small_objects_stored_in_plaintext_are_sealed_once(db: Registry) {
+    let (registry, m) = meta(db);
     m.create_bucket("b-1", &POLICY, 1).await.unwrap();
     // A row as a gateway wrote it before small objects were sealed.
     sqlx::query(
         "INSERT INTO objects (bucket, key, size, sha256, created_at, inline_data)
-         VALUES ('b-1', 'old', 5, x'00', 1, CAST('hello' AS BLOB))",
+         VALUES ('b-1', 'old', 5, $1, 1, $2)",
     )
+    .bind(&[0u8][..])
+    .bind(&b"hello"[..])
     .execute(registry.writer())
     .await
     .unwrap();
@@ -202,9 +197,8 @@ async fn small_objects_stored_in_plaintext_are_sealed_once() {
     assert_eq!(opened, b"hello");
 }
 
-#[tokio::test]
-async fn recorded_copies_are_listed_per_node_whatever_the_shard_state() {
-    let (registry, m) = meta().await;
+async fn recorded_copies_are_listed_per_node_whatever_the_shard_state(db: Registry) {
+    let (registry, m) = meta(db);
     let a = registry.create_node("a").await.unwrap().node.id;
     let b = registry.create_node("b").await.unwrap().node.id;
     m.begin_shards(&[shard(1), shard(2)], 1).await.unwrap();
@@ -240,10 +234,11 @@ async fn wait_for_pack(m: &Meta, key: &str, data: &[u8]) -> i64 {
     m.object("small", key).await.unwrap().id
 }
 
-#[tokio::test]
-async fn a_pack_lives_while_an_object_refers_to_it_and_members_always_have_their_bytes() {
+async fn a_pack_lives_while_an_object_refers_to_it_and_members_always_have_their_bytes(
+    db: Registry,
+) {
     use crate::gateway::model::Storage;
-    let (_r, m) = meta().await;
+    let (_r, m) = meta(db);
     let bucket = m.create_bucket("small", &POLICY, 1).await.unwrap();
     let a = wait_for_pack(&m, "a", b"aaaaa").await;
     let b = wait_for_pack(&m, "b", b"bbb").await;
@@ -291,7 +286,7 @@ async fn a_pack_lives_while_an_object_refers_to_it_and_members_always_have_their
     assert_eq!(m.pack_members(p).await.unwrap()[0].at, 0..5);
 
     // The schema holds every row to one place for its bytes.
-    let both = sqlx::query("UPDATE objects SET pack_id = ?, pack_offset = 0 WHERE id = ?")
+    let both = sqlx::query("UPDATE objects SET pack_id = $1, pack_offset = 0 WHERE id = $2")
         .bind(p)
         .bind(b2)
         .execute(m.writer())
@@ -311,11 +306,10 @@ async fn a_pack_lives_while_an_object_refers_to_it_and_members_always_have_their
     assert_eq!(m.orphans(10).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
+async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start(db: Registry) {
     use super::NewPart;
     use crate::gateway::model::Storage;
-    let (_r, m) = meta().await;
+    let (_r, m) = meta(db);
     m.create_bucket("big", &POLICY, 1).await.unwrap();
     let bucket = m.bucket("big").await.unwrap();
     let parts = m.part_bucket(&bucket).await.unwrap();
@@ -400,11 +394,12 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start() {
     assert!(m.object(&parts.name, "up/1").await.is_err());
 }
 
-#[tokio::test]
-async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops_them() {
+async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops_them(
+    db: Registry,
+) {
     use super::{new_parts, Upload, UploadPart};
     use crate::gateway::ObjectAttrs;
-    let (_r, m) = meta().await;
+    let (_r, m) = meta(db);
     m.create_bucket("mp", &POLICY, 1).await.unwrap();
     let bucket = m.bucket("mp").await.unwrap();
     let parts = m.part_bucket(&bucket).await.unwrap();
@@ -534,3 +529,16 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
         Err(GatewayError::NoSuchBucket(_))
     ));
 }
+
+crate::registry::test_engines::on_both_engines!(
+    a_pack_lives_while_an_object_refers_to_it_and_members_always_have_their_bytes,
+    a_grouped_object_owns_its_parts_and_loose_parts_go_at_start,
+    a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops_them,
+    buckets_are_unique_and_keep_their_policy,
+    replacing_an_object_orphans_the_old_shards_in_the_same_step,
+    a_commit_of_shards_that_are_not_pending_changes_nothing,
+    pending_uploads_are_abandoned_at_start,
+    listing_by_prefix_in_key_order,
+    small_objects_stored_in_plaintext_are_sealed_once,
+    recorded_copies_are_listed_per_node_whatever_the_shard_state,
+);
