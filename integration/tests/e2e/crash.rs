@@ -24,7 +24,7 @@ struct Crash {
     api: Api,
     /// When the gateway was started again, and the untracked copies the crash left then.
     restarted: Option<(std::time::Instant, usize)>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Crash {
@@ -50,11 +50,21 @@ impl Crash {
             nodes,
             api,
             restarted: None,
-            _dir: dir,
+            dir,
         };
         c.all_connected(&[]).await;
         assert_eq!(c.api.create_bucket(BUCKET, policy).await, 200);
         c
+    }
+
+    /// As [`Crash::start`], with the gateway's metadata on a fresh PostgreSQL database; `None`
+    /// when PostgreSQL is not installed (and not required).
+    async fn on_postgresql(n: usize, copies: u16) -> Option<Crash> {
+        let url = Postgres::fresh_database()?;
+        let c = Self::start_with(n, copies, |config| config.db = url.into()).await;
+        let file = c.dir.path().join("gateway.db");
+        assert!(!file.exists(), "the gateway made a SQLite file");
+        Some(c)
     }
 
     /// Waits until every running node is connected, more times than `before` says (per node,
@@ -178,10 +188,9 @@ async fn a_gateway_killed_while_placing_an_upload() {
 /// and the restarted gateway finds its copies there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_on_postgresql_killed_while_placing_an_upload() {
-    let Some(url) = Postgres::fresh_database() else {
+    let Some(c) = Crash::on_postgresql(2, 2).await else {
         return;
     };
-    let c = Crash::start_with(2, 2, |config| config.db = url.into()).await;
     killed_while_placing_an_upload(c).await;
 }
 
@@ -245,10 +254,9 @@ async fn a_gateway_killed_while_overwriting_an_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_on_postgresql_killed_while_overwriting_an_object() {
-    let Some(url) = Postgres::fresh_database() else {
+    let Some(c) = Crash::on_postgresql(2, 2).await else {
         return;
     };
-    let c = Crash::start_with(2, 2, |config| config.db = url.into()).await;
     killed_while_overwriting_an_object(c).await;
 }
 
