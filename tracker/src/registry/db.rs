@@ -274,6 +274,27 @@ mod tests {
         assert!(is_postgres_url("postgresql://h/d") && !is_postgres_url("gw.db"));
     }
 
+    #[test]
+    fn a_file_name_survives_the_trip_through_a_sqlite_url() {
+        assert_eq!(encode_path("/var/lib/gw-1.db"), "/var/lib/gw-1.db");
+        assert_eq!(encode_path("rel db#1?.db"), "rel%20db%231%3F.db");
+        assert_eq!(encode_path("é%"), "%C3%A9%25");
+    }
+
+    #[tokio::test]
+    async fn a_file_whose_name_needs_escaping_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw #1?.db");
+        let db = Db::open(&path).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        db.close().await;
+        assert!(path.exists());
+        assert!(!dir.path().join("gw ").exists());
+    }
+
     #[tokio::test]
     async fn one_durable_writer_and_read_only_readers() {
         let dir = tempfile::tempdir().unwrap();

@@ -430,8 +430,17 @@ async fn write_pending(
         .execute(&mut **tx)
         .await?;
     }
-    // Many rows per statement: a node seeding thousands of torrents touches all of them in
-    // every batch, and one statement per row would make the writer fall behind the announces.
+    write_seen(tx, node, p).await
+}
+
+/// The torrents and addresses a node was seen with. Many rows per statement: a node seeding
+/// thousands of torrents touches all of them in every batch, and one statement per row would
+/// make the writer fall behind the announces.
+async fn write_seen(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    node: NodeId,
+    p: &Pending,
+) -> Result<(), sqlx::Error> {
     let torrents: Vec<_> = p.torrents.iter().collect();
     for chunk in torrents.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
