@@ -53,7 +53,7 @@ impl Meta {
     pub async fn objects_of_shards(&self, shards: &[InfoHash]) -> Result<Vec<i64>, GatewayError> {
         let mut ids = Vec::new();
         for chunk in shards.chunks(LOAD_CHUNK) {
-            let marks = vec!["?"; chunk.len()].join(", ");
+            let marks = numbered(chunk.len());
             let sql = format!(
                 "SELECT object_id FROM shards
                  WHERE state = 'live' AND object_id IS NOT NULL AND info_hash IN ({marks})"
@@ -119,7 +119,7 @@ impl Meta {
     pub async fn objects_state(&self, ids: &[i64]) -> Result<Vec<ObjectState>, GatewayError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(LOAD_CHUNK) {
-            let marks = vec!["?"; chunk.len()].join(", ");
+            let marks = numbered(chunk.len());
             let sql = snapshot_sql(&format!("WHERE o.id IN ({marks})"));
             let mut q = sqlx::query(&sql);
             for id in chunk {
@@ -131,14 +131,20 @@ impl Meta {
     }
 }
 
+/// `$1, $2, .., $n`: parameters as both SQLite and PostgreSQL number them.
+fn numbered(n: usize) -> String {
+    let marks: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    marks.join(", ")
+}
+
 /// The snapshot query, for every object (`filter` empty) or those `filter` names by id. With
-/// a filter, the shard's state is kept off its index (`+s.state`), or SQLite would walk every
-/// live shard to find the few objects named.
+/// a filter, the shard's state is compared as an expression (`s.state || ''`), which keeps it
+/// off its index, or SQLite would walk every live shard to find the few objects named.
 fn snapshot_sql(filter: &str) -> String {
     let state = if filter.is_empty() {
         "s.state"
     } else {
-        "+s.state"
+        "(s.state || '')"
     };
     format!(
         "SELECT o.id AS object_id, o.read_hours AS read_hours, b.policy AS policy, s.idx AS idx,
