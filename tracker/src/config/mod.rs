@@ -263,6 +263,11 @@ reconcile_settle_secs = 60
 # Seconds a multipart upload (S3) may stay unfinished before the collector aborts it and its
 # parts leave the nodes.
 upload_expiry_secs = 604800
+# Gateways sharing one database: seconds the cloud-wide work (health, audits, collection,
+# packing) stays with a gateway that stopped renewing its lease before another takes it over,
+# and a gateway may stay silent before its uploads in flight count as gone. Renewed every third
+# of it; the gateways' clocks must agree to well within it.
+lease_secs = 30
 # Whether the gateway carries object bytes itself. false: object PUT and GET on the object API,
 # and PutObject, GetObject, CopyObject and multipart uploads on the S3 API, are refused (403,
 # DataPathOff / AccessDenied) before a byte is read or staged; clients store and read with

@@ -76,6 +76,10 @@ pub struct ObjectConfig {
     pub reconcile_settle_secs: u64,
     /// Seconds a multipart upload may stay unfinished before the collector aborts it.
     pub upload_expiry_secs: u64,
+    /// Gateways sharing one database: seconds the cloud-wide work (health, audits, collection,
+    /// packing) stays with a gateway that stopped renewing its lease, and a gateway may stay
+    /// silent before its uploads in flight count as gone.
+    pub lease_secs: u64,
     /// Whether the gateway carries object bytes itself. false: object PUT and GET, S3 uploads,
     /// copies and reads are refused (403) and clients use `raidtorrent-peer put/get`, which code
     /// objects on their machine; listing, HEAD, DELETE, placements, capability reads, audits and
@@ -118,6 +122,7 @@ impl Default for ObjectConfig {
             policy_limits: g.policy_limits,
             reconcile_settle_secs: g.reconcile_settle.as_secs(),
             upload_expiry_secs: g.upload_expiry.as_secs(),
+            lease_secs: g.lease.as_secs(),
             data_path: g.data_path,
             health: HealthSection::from(&g.health),
             packing: PackSection::from(&g.packing),
@@ -205,6 +210,9 @@ impl ObjectConfig {
         if self.read_memory < 16 << 20 {
             return Err("objects.read_memory must be at least 16777216".into());
         }
+        if !(3..=3600).contains(&self.lease_secs) {
+            return Err("objects.lease_secs must be between 3 and 3600".into());
+        }
         if self.collect_interval_secs == 0 {
             return Err("objects.collect_interval_secs must be at least 1".into());
         }
@@ -258,6 +266,7 @@ impl ObjectConfig {
             policy_limits: self.policy_limits,
             reconcile_settle: Duration::from_secs(self.reconcile_settle_secs),
             upload_expiry: Duration::from_secs(self.upload_expiry_secs),
+            lease: Duration::from_secs(self.lease_secs),
             health: self.health.to_config(scoring),
             packing: self.packing.to_config(),
             data_path: self.data_path,

@@ -340,6 +340,9 @@ impl Authenticated {
 
     fn observe(&mut self, hub: &ControlHub) {
         self.last_observed = Some(Instant::now());
+        if !hub.inner.records_liveness.load(Ordering::Relaxed) {
+            return;
+        }
         let ka = hub.inner.config.keepalive_interval_secs;
         hub.inner.recorder.observe(Observation {
             node: self.session.node,

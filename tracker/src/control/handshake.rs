@@ -140,7 +140,10 @@ impl Conn {
         let f = &theirs.hello.facts;
         let t = Transcript::new(&ours.nonce, &f.nonce, &ours.payload, &unsigned);
         match standing {
-            NodePasskey::Valid(k, r) if auth::verify_node_proof(&k, &t, &f.proof) => Ok((k, t, r)),
+            NodePasskey::Valid(k, r) if auth::verify_node_proof(&k, &t, &f.proof) => {
+                self.hub.inner.registry.remember_node(node, &k);
+                Ok((k, t, r))
+            }
             standing => {
                 tracing::warn!(node = f.node, ?standing, "control authentication failed");
                 let text = "unknown node, revoked passkey or wrong proof";

@@ -73,7 +73,7 @@ use crate::registry::{NodeId, Registry};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
@@ -177,6 +177,8 @@ struct Inner {
     next_conn: AtomicU64,
     /// The zero of every `heard` time.
     epoch: Instant,
+    /// Whether control connections count as the nodes' online time ([`ControlHub::record_liveness`]).
+    records_liveness: AtomicBool,
 }
 
 /// The control listener and the live map of connected nodes; cheap to clone.
@@ -201,8 +203,17 @@ impl ControlHub {
                 holders: RwLock::default(),
                 next_conn: AtomicU64::new(1),
                 epoch: Instant::now(),
+                records_liveness: AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Whether control connections count as the nodes' online time (they do unless told
+    /// otherwise). Nodes keep a connection to every gateway of their cloud, so a gateway
+    /// standing by on a shared database leaves the counting to the holder of the work lease,
+    /// and no node's time counts twice.
+    pub fn record_liveness(&self, on: bool) {
+        self.inner.records_liveness.store(on, Ordering::Relaxed);
     }
 
     /// The records writer, for what the gateway learns about nodes besides their announces.

@@ -9,14 +9,18 @@
 //!
 //! It also drops the copies nobody tracks: those of holds that ended without their copy
 //! recorded (queued by `copies`), and those settled nodes report that the gateway neither
-//! records nor is placing (`reconcile`), such as the copies of an upload a crash cut short.
+//! records nor is placing (`reconcile`), such as the copies of an upload a crash cut short;
+//! and it abandons the uploads of other gateways on the same database that are gone
+//! (`meta::gateways`), so they are collected too.
 
 use std::time::Duration;
 
 use super::in_flight::CopyOf;
+use super::meta::Abandon;
 use super::reconcile::{self, NodeReport, Tracked};
 use super::worker::{Worker, WorkerHandle};
 use super::{Gateway, GatewayError};
+use crate::registry::unix_now;
 
 /// Orphans looked at per pass.
 const BATCH: u32 = 256;
@@ -37,6 +41,7 @@ impl Worker for Collector {
     }
 
     async fn step(&mut self, _: &WorkerHandle) -> Result<(), GatewayError> {
+        take_over_gone_uploads(&self.gw).await?;
         let expired = self.gw.expire_uploads().await?;
         if expired > 0 {
             tracing::info!(expired, "unfinished multipart uploads expired");
@@ -51,6 +56,26 @@ impl Worker for Collector {
         }
         Ok(())
     }
+}
+
+/// Abandons the uploads of gateways that share the database and went silent (killed, cut
+/// off) for longer than a lease: their pending shards and loose parts become orphans, which
+/// this pass and the next collect.
+async fn take_over_gone_uploads(gw: &Gateway) -> Result<(), GatewayError> {
+    let inner = &gw.inner;
+    let gone = Abandon::Gone {
+        alive_since: unix_now() - inner.config.lease.as_secs() as i64,
+    };
+    let shards = inner.meta.abandon_pending(gone).await?;
+    let parts = inner.meta.drop_loose_parts(gone).await?;
+    if shards + parts > 0 {
+        tracing::warn!(
+            shards,
+            parts,
+            "uploads of a gateway that is gone will be collected"
+        );
+    }
+    Ok(())
 }
 
 /// Drops the copies of failed holds, then up to [`BATCH`] untracked copies nodes report;
@@ -75,12 +100,14 @@ async fn drop_untracked(gw: &Gateway) -> Result<usize, GatewayError> {
 }
 
 /// The copies settled nodes report that the gateway does not track. Read in the order
-/// `reconcile` needs: the reports, then the holds in flight, then the recorded holdings.
+/// `reconcile` needs: the reports, then the holds in flight, then the pending shards, then the
+/// recorded holdings.
 async fn reported_untracked(gw: &Gateway) -> Result<Vec<CopyOf>, GatewayError> {
     let inner = &gw.inner;
     let reported = inner.nodes.snapshot().reported_copies();
     let in_flight = inner.copies.holds_in_flight();
     let nodes: Vec<_> = reported.iter().map(|(node, ..)| *node).collect();
+    let pending = inner.meta.pending_shards().await?;
     let recorded = inner.meta.recorded_on(&nodes).await?;
     let reports: Vec<NodeReport> = reported
         .iter()
@@ -93,6 +120,7 @@ async fn reported_untracked(gw: &Gateway) -> Result<Vec<CopyOf>, GatewayError> {
     let tracked = Tracked {
         recorded: &recorded,
         in_flight: &in_flight,
+        pending: &pending,
     };
     let mut untracked = reconcile::untracked(&reports, tracked, inner.config.reconcile_settle);
     untracked.truncate(BATCH as usize);

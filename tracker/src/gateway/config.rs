@@ -45,6 +45,11 @@ pub struct GatewayConfig {
     pub reconcile_settle: Duration,
     /// How long a multipart upload may stay unfinished before the collector aborts it.
     pub upload_expiry: Duration,
+    /// Gateways sharing one database: how long the cloud-wide work (health, audits,
+    /// collection, packing) stays with a gateway that stopped renewing it, and how long a
+    /// gateway may stay silent before its uploads in flight count as gone. Renewed every third
+    /// of it.
+    pub lease: Duration,
     /// Audits, repair and rebalance.
     pub health: HealthConfig,
     /// What bucket policies clients may ask for.
@@ -117,6 +122,7 @@ impl Default for GatewayConfig {
             groups_in_flight: 2,
             collect_interval: Duration::from_secs(60),
             reconcile_settle: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
             upload_expiry: Duration::from_secs(7 * 24 * 3600),
             health: HealthConfig::default(),
             policy_limits: PolicyLimits::default(),

@@ -59,6 +59,10 @@ pub struct HealthStatus {
     /// The nodes as the latest pass saw them, for the operator view.
     #[serde(skip)]
     pub statuses: Arc<Vec<NodeStatus>>,
+    /// This gateway's id among those sharing its database, and whether it holds the work
+    /// lease (runs the workers) or stands by.
+    pub gateway: String,
+    pub work_lease: bool,
 }
 
 impl Default for HealthStatus {
@@ -72,6 +76,8 @@ impl Default for HealthStatus {
             objects_planned: 0,
             objects_marked: 0,
             statuses: Arc::default(),
+            gateway: String::new(),
+            work_lease: false,
             tasks_done: 0,
             tasks_failed: 0,
             bytes_repaired: 0,
@@ -110,6 +116,11 @@ impl Worker for HealthWorker {
         };
         self.gw.health_pass(pass, handle).await
     }
+
+    /// Another gateway repairs; this one keeps the scores its uploads place by fresh.
+    async fn standby(&mut self) -> Result<(), GatewayError> {
+        self.gw.refresh_scores(&self.cfg).await
+    }
 }
 
 /// What one pass works with.
@@ -120,9 +131,18 @@ struct Pass<'a> {
 }
 
 impl Gateway {
+    /// Scores the nodes when due, from the shared records while other gateways are alive.
+    async fn refresh_scores(&self, cfg: &HealthConfig) -> Result<(), GatewayError> {
+        let inner = &self.inner;
+        let since = unix_now() - inner.config.lease.as_secs() as i64;
+        let shared = inner.meta.others_alive(&inner.id, since).await?;
+        inner.nodes.refresh_scores(&cfg.scoring, shared).await?;
+        Ok(())
+    }
+
     async fn health_pass(&self, pass: Pass<'_>, handle: &WorkerHandle) -> Result<(), GatewayError> {
         let cfg = pass.cfg;
-        self.inner.nodes.refresh_scores(&cfg.scoring).await?;
+        self.refresh_scores(cfg).await?;
         let snapshot = self.inner.nodes.snapshot();
         let nodes = snapshot.statuses(pass.seen);
         let statuses = Arc::new(nodes.clone());

@@ -55,6 +55,7 @@ mod repair_exec;
 mod rounds;
 mod session;
 mod staging;
+mod term;
 mod upload;
 pub mod worker;
 mod write;
@@ -129,6 +130,11 @@ struct Inner {
     placements: place::Placements,
     /// Bytes held against access keys' quotas by writes in progress.
     quotas: quota::QuotaLedgers,
+    /// This gateway's id among those sharing the database, when it started, and whether it
+    /// holds the work lease (`term`).
+    id: String,
+    started_at: i64,
+    work_lease: Arc<watch::Sender<bool>>,
 }
 
 /// The handles of the background workers.
@@ -151,15 +157,26 @@ impl Gateway {
         own: OwnNode,
     ) -> Result<Self, GatewayError> {
         staging::wipe_leftovers(&config.data_dir).await;
-        let meta = Meta::new(registry.db().clone());
-        let abandoned = meta.abandon_pending().await?;
+        let id = term::gateway_id(&config.data_dir).map_err(|e| {
+            GatewayError::Internal(format!("gateway id in {}: {e}", config.data_dir.display()))
+        })?;
+        let meta = Meta::new(registry.db().clone()).for_gateway(&id);
+        let started_at = unix_now();
+        // Alive before the first upload begins, so no other gateway takes its uploads for a
+        // gone gateway's.
+        meta.gateway_alive(&id, started_at, started_at).await?;
+        let ours = meta::Abandon::AtStart {
+            own: &id,
+            alive_since: started_at - config.lease.as_secs() as i64,
+        };
+        let abandoned = meta.abandon_pending(ours).await?;
         if abandoned > 0 {
             tracing::warn!(
                 abandoned,
                 "shards of uploads cut short by a restart will be collected"
             );
         }
-        let loose = meta.drop_loose_parts().await?;
+        let loose = meta.drop_loose_parts(ours).await?;
         if loose > 0 {
             tracing::warn!(
                 loose,
@@ -200,6 +217,9 @@ impl Gateway {
                 waiting_bytes: AtomicU64::new(waiting),
                 placements: place::Placements::default(),
                 quotas: quota::QuotaLedgers::default(),
+                id,
+                started_at,
+                work_lease: Arc::new(watch::channel(false).0),
                 config,
                 meta,
                 master,
@@ -213,7 +233,8 @@ impl Gateway {
         })
     }
 
-    /// Starts the collector, health and audit workers; each stops once `stop` turns true.
+    /// Starts the work lease's renewal and the collector, health, audit and packing workers;
+    /// each stops once `stop` turns true.
     pub fn spawn_workers(
         &self,
         stop: &watch::Receiver<bool>,
@@ -242,26 +263,52 @@ impl Gateway {
             gw: self.clone(),
             cfg: cfg.packing.clone(),
         };
+        let term = term::Term {
+            meta: self.inner.meta.clone(),
+            hub: self.inner.nodes.hub().clone(),
+            id: self.inner.id.clone(),
+            started_at: self.inner.started_at,
+            lease: cfg.lease,
+            held: self.inner.work_lease.clone(),
+        };
+        let lease = || term::Term::lease(&self.inner.work_lease);
         vec![
+            ("lease", tokio::spawn(term.run(until(stop.clone())))),
             (
                 "collector",
                 tokio::spawn(worker::run(
                     collector,
                     w.collector.clone(),
+                    lease(),
                     until(stop.clone()),
                 )),
             ),
             (
                 "health",
-                tokio::spawn(worker::run(health, w.health.clone(), until(stop.clone()))),
+                tokio::spawn(worker::run(
+                    health,
+                    w.health.clone(),
+                    lease(),
+                    until(stop.clone()),
+                )),
             ),
             (
                 "audits",
-                tokio::spawn(worker::run(audits, w.audits.clone(), until(stop.clone()))),
+                tokio::spawn(worker::run(
+                    audits,
+                    w.audits.clone(),
+                    lease(),
+                    until(stop.clone()),
+                )),
             ),
             (
                 "packer",
-                tokio::spawn(worker::run(packer, w.packer.clone(), until(stop.clone()))),
+                tokio::spawn(worker::run(
+                    packer,
+                    w.packer.clone(),
+                    lease(),
+                    until(stop.clone()),
+                )),
             ),
         ]
     }
@@ -283,6 +330,8 @@ impl Gateway {
                 w.audits.status(),
                 w.packer.status(),
             ],
+            gateway: self.inner.id.clone(),
+            work_lease: *self.inner.work_lease.borrow(),
             ..self.inner.findings.borrow().clone()
         }
     }

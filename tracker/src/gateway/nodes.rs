@@ -135,12 +135,21 @@ impl Nodes {
     }
 
     /// Scores every node afresh from its records when they are due ([`scores_due`]); every
-    /// later snapshot sees them. Returns whether it scored.
-    pub(super) async fn refresh_scores(&self, cfg: &ScoringConfig) -> Result<bool, GatewayError> {
+    /// later snapshot sees them. `shared`: other gateways write records to the same database,
+    /// so the scores are computed from the records, not from this gateway's facts book. Returns
+    /// whether it scored.
+    pub(super) async fn refresh_scores(
+        &self,
+        cfg: &ScoringConfig,
+        shared: bool,
+    ) -> Result<bool, GatewayError> {
         let version = self.registry.standing_version();
         let last = *self.scored.lock().expect("scored lock");
         if !scores_due(last, version, Instant::now(), self.scores_every) {
             return Ok(false);
+        }
+        if shared {
+            self.registry.forget_book().await;
         }
         let scores = self
             .registry

@@ -9,10 +9,15 @@
 //!   of orphans; the health worker those of live shards);
 //! - no hold of that info-hash to that node is in flight: a hold is in flight from before its
 //!   directive is sent until its copy is recorded, so a node that reports a shard it is being
-//!   asked to hold (acked or not, recorded or not yet) keeps it.
+//!   asked to hold (acked or not, recorded or not yet) keeps it;
+//! - the shard is not pending: an upload of any gateway sharing the database may be placing it
+//!   (its holds are in flight on that gateway, which this one cannot see). A pending shard
+//!   stays pending until its upload commits or fails, or its gateway is gone (`meta::gateways`);
+//!   then its copies are judged as any other's.
 //!
 //! Races the caller must respect, in this order: read the reports first, then the holds in
-//! flight, then the recorded holdings. A report that shows a copy was sent after the node got
+//! flight, then the pending shards, then the recorded holdings (an upload records its copies
+//! before its shards stop being pending). A report that shows a copy was sent after the node got
 //! its directive, so that hold was in flight before the reports were read: it is either still
 //! in flight when the holds are read, or it ended, recorded (and the holdings read after show
 //! it) or failed (and then its copy must go anyway). The decisions are re-checked per copy just
@@ -33,16 +38,20 @@ pub(super) struct NodeReport<'a> {
     pub reported: &'a [InfoHash],
 }
 
-/// What the gateway tracks: recorded holdings and holds in flight, each as (info-hash, node).
+/// What the gateway tracks: recorded holdings and holds in flight, each as (info-hash, node),
+/// and the shards of uploads in flight anywhere.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Tracked<'a> {
     pub recorded: &'a HashSet<(InfoHash, NodeId)>,
     pub in_flight: &'a HashSet<(InfoHash, NodeId)>,
+    pub pending: &'a HashSet<InfoHash>,
 }
 
 impl Tracked<'_> {
     fn tracks(&self, copy: &(InfoHash, NodeId)) -> bool {
-        self.recorded.contains(copy) || self.in_flight.contains(copy)
+        self.recorded.contains(copy)
+            || self.in_flight.contains(copy)
+            || self.pending.contains(&copy.0)
     }
 }
 
@@ -103,6 +112,7 @@ mod tests {
         let tracked = Tracked {
             recorded: &recorded,
             in_flight: &in_flight,
+            pending: &HashSet::new(),
         };
         assert_eq!(
             untracked(&reports, tracked, SETTLE),
@@ -122,6 +132,7 @@ mod tests {
         let tracked = Tracked {
             recorded: &recorded,
             in_flight: &in_flight,
+            pending: &HashSet::new(),
         };
         assert!(untracked(&reports, tracked, SETTLE).is_empty());
         // The same copy, once its hold failed and nothing recorded it, goes.
@@ -129,8 +140,26 @@ mod tests {
         let tracked = Tracked {
             recorded: &recorded,
             in_flight: &none,
+            pending: &HashSet::new(),
         };
         assert_eq!(untracked(&reports, tracked, SETTLE), vec![(ih(7), 1)]);
+    }
+
+    #[test]
+    fn copies_of_a_pending_shard_are_kept_whoever_places_it() {
+        // Another gateway's upload: its holds are in flight there, its shard pending here.
+        let reported = [ih(7), ih(8)];
+        let reports = [settled(1, &reported), settled(2, &reported)];
+        let pending = [ih(7)].into_iter().collect();
+        let tracked = Tracked {
+            recorded: &HashSet::new(),
+            in_flight: &HashSet::new(),
+            pending: &pending,
+        };
+        assert_eq!(
+            untracked(&reports, tracked, SETTLE),
+            vec![(ih(8), 1), (ih(8), 2)]
+        );
     }
 
     #[test]
@@ -142,6 +171,7 @@ mod tests {
         let tracked = Tracked {
             recorded: &recorded,
             in_flight: &in_flight,
+            pending: &HashSet::new(),
         };
         assert_eq!(untracked(&reports, tracked, SETTLE), vec![(ih(7), 2)]);
     }
@@ -156,6 +186,7 @@ mod tests {
         let tracked = Tracked {
             recorded: &recorded,
             in_flight: &HashSet::new(),
+            pending: &HashSet::new(),
         };
         assert!(untracked(&reports, tracked, SETTLE).is_empty());
     }
@@ -172,6 +203,7 @@ mod tests {
         let tracked = Tracked {
             recorded: &none,
             in_flight: &none,
+            pending: &HashSet::new(),
         };
         assert!(untracked(&reports, tracked, SETTLE).is_empty());
         assert_eq!(

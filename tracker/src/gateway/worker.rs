@@ -6,6 +6,11 @@
 //! its worker throttled while it waits for a budget (repair bandwidth); done once shut down. A
 //! worker steps once at start (so the health worker scores the nodes at once), then once per
 //! interval or wake-up.
+//!
+//! Workers do cloud-wide work, so they step only while their gateway holds the work lease
+//! (`term`): without it a worker is in standby and takes its standby step instead (the health
+//! worker keeps its gateway's scores fresh for placement); it steps at once when the lease is
+//! gained, and a step under way when the lease is lost is stopped.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
+use super::term::Lease;
 use super::GatewayError;
 use crate::registry::unix_now;
 
@@ -24,6 +30,8 @@ pub enum WorkerState {
     Idle,
     Busy,
     Throttled,
+    /// Another gateway on the same database holds the work lease.
+    Standby,
     Done,
 }
 
@@ -53,6 +61,10 @@ pub trait Worker: Send + 'static {
         &mut self,
         handle: &WorkerHandle,
     ) -> impl Future<Output = Result<(), GatewayError>> + Send;
+    /// What the worker does in standby, once per interval; nothing unless it says otherwise.
+    fn standby(&mut self) -> impl Future<Output = Result<(), GatewayError>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// A worker's status and wake-up, shared between the worker and whoever reports or wakes it.
@@ -93,6 +105,16 @@ impl WorkerHandle {
         self.status.send_modify(|s| s.state = state);
     }
 
+    /// A standby step ended: only its error and the next try are shown.
+    fn stood_by(&self, result: &Result<(), GatewayError>, interval: Duration) {
+        let now = unix_now();
+        self.status.send_modify(|s| {
+            s.state = WorkerState::Standby;
+            s.next_step_at = Some(now + interval.as_secs() as i64);
+            s.last_error = result.as_ref().err().map(|e| e.to_string());
+        });
+    }
+
     fn stepped(&self, result: &Result<(), GatewayError>, interval: Duration) {
         let now = unix_now();
         self.status.send_modify(|s| {
@@ -106,27 +128,55 @@ impl WorkerHandle {
     }
 }
 
-/// Runs `worker` until `shutdown` resolves: a step at once, then one per interval or wake-up.
-pub async fn run<W: Worker>(
+/// Runs `worker` until `shutdown` resolves: while `lease` is held, a step at once, then one per
+/// interval or wake-up; while not, a standby step per interval.
+pub(super) async fn run<W: Worker>(
     mut worker: W,
     handle: WorkerHandle,
+    mut lease: Lease,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     loop {
-        handle.set_state(WorkerState::Busy);
-        let result = tokio::select! {
-            _ = &mut shutdown => break,
-            r = worker.step(&handle) => r,
+        let leased = lease.held();
+        let result = match leased {
+            true => {
+                handle.set_state(WorkerState::Busy);
+                let mut losing = lease.clone();
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    r = worker.step(&handle) => r,
+                    _ = losing.lost() => Err(GatewayError::Unavailable(
+                        "the work lease went to another gateway mid-step; the step was stopped"
+                            .into(),
+                    )),
+                }
+            }
+            false => {
+                handle.set_state(WorkerState::Standby);
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    r = worker.standby() => r,
+                }
+            }
         };
         if let Err(e) = &result {
             tracing::warn!(worker = worker.name(), error = %e, "step failed");
         }
         let interval = worker.between_steps();
-        handle.stepped(&result, interval);
+        if leased {
+            handle.stepped(&result, interval);
+        } else {
+            handle.stood_by(&result, interval);
+        }
+        if lease.held() != leased {
+            // The lease changed hands meanwhile: step or stand by at once.
+            continue;
+        }
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = handle.wake.notified() => {}
+            _ = handle.wake.notified(), if leased => {}
+            _ = lease.gained(), if !leased => {}
             _ = tokio::time::sleep(interval) => {}
         }
     }
@@ -164,6 +214,74 @@ mod tests {
         }
     }
 
+    /// Counts its steps, each of which never ends, and its standby steps.
+    struct Endless {
+        steps: Arc<watch::Sender<u64>>,
+        standbys: Arc<watch::Sender<u64>>,
+    }
+
+    impl Worker for Endless {
+        fn name(&self) -> &'static str {
+            "endless"
+        }
+
+        fn between_steps(&self) -> Duration {
+            Duration::from_secs(3600)
+        }
+
+        async fn step(&mut self, _: &WorkerHandle) -> Result<(), GatewayError> {
+            self.steps.send_modify(|s| *s += 1);
+            std::future::pending().await
+        }
+
+        async fn standby(&mut self) -> Result<(), GatewayError> {
+            self.standbys.send_modify(|s| *s += 1);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn steps_only_under_the_lease_and_a_lost_lease_stops_the_step() {
+        let steps = Arc::new(watch::channel(0u64).0);
+        let standbys = Arc::new(watch::channel(0u64).0);
+        let (mut stepped, mut stood_by) = (steps.subscribe(), standbys.subscribe());
+        let held = watch::channel(false).0;
+        let handle = WorkerHandle::new("endless");
+        let (stop, mut stopped) = watch::channel(false);
+        let worker = Endless { steps, standbys };
+        let lease = super::super::term::Term::lease(&held);
+        let task = tokio::spawn(run(worker, handle.clone(), lease, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        let mut status = handle.status.subscribe();
+        stood_by.wait_for(|n| *n == 1).await.unwrap();
+        status
+            .wait_for(|s| s.state == WorkerState::Standby)
+            .await
+            .unwrap();
+        assert_eq!(*stepped.borrow(), 0, "no step without the lease");
+
+        held.send_replace(true);
+        stepped.wait_for(|n| *n == 1).await.unwrap();
+        status
+            .wait_for(|s| s.state == WorkerState::Busy)
+            .await
+            .unwrap();
+
+        held.send_replace(false);
+        stood_by.wait_for(|n| *n == 2).await.unwrap();
+        let s = status
+            .wait_for(|s| s.state == WorkerState::Standby)
+            .await
+            .unwrap()
+            .clone();
+        assert_eq!((s.steps, s.failed_steps), (1, 1), "the step was stopped");
+
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(handle.status().state, WorkerState::Done);
+    }
+
     #[tokio::test]
     async fn steps_at_start_and_on_wake_reports_errors_and_ends_done() {
         let steps = Arc::new(watch::channel(0u64).0);
@@ -171,7 +289,7 @@ mod tests {
         let handle = WorkerHandle::new("counter");
         let (stop, stopped) = watch::channel(false);
         let worker = Counter { steps };
-        let task = tokio::spawn(run(worker, handle.clone(), async move {
+        let task = tokio::spawn(run(worker, handle.clone(), Lease::always(), async move {
             let mut stopped = stopped;
             let _ = stopped.wait_for(|s| *s).await;
         }));

@@ -346,9 +346,9 @@ impl Registry {
         Ok(facts)
     }
 
-    /// Drops the facts book, so the next fleet scoring reads every record again.
-    #[cfg(test)]
-    pub(super) async fn forget_book(&self) {
+    /// Drops the facts book, so the next fleet scoring reads every record again: what another
+    /// gateway sharing the database recorded is in the records, never in this one's book.
+    pub async fn forget_book(&self) {
         *self.book.lock().await = None;
     }
 

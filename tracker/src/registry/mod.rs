@@ -197,6 +197,16 @@ impl Registry {
         self.tokens().token_of(id)
     }
 
+    /// Puts node `id`, just authenticated from the database, in the token map: a node
+    /// registered after this registry was opened (by `node add`, or by another gateway on the
+    /// same database) is known from its first connection on.
+    pub fn remember_node(&self, id: NodeId, passkey: &str) {
+        if self.tokens().token_of(id).is_none() {
+            self.tokens_mut().insert(id, passkey, false);
+            self.standing_changed();
+        }
+    }
+
     /// Whether node `id` is registered and not revoked, from memory.
     pub fn is_valid(&self, id: NodeId) -> bool {
         self.tokens().token_of(id).is_some()

@@ -62,14 +62,16 @@ impl Meta {
         let mut tx = self.writer().begin().await?;
         for s in shards {
             sqlx::query(
-                "INSERT INTO shards (info_hash, object_id, idx, length, info, state, created_at)
-                 VALUES ($1, NULL, $2, $3, $4, 'pending', $5)",
+                "INSERT INTO shards (info_hash, object_id, idx, length, info, state, created_at,
+                                     gateway)
+                 VALUES ($1, NULL, $2, $3, $4, 'pending', $5, $6)",
             )
             .bind(s.info_hash.to_hex())
             .bind(i64::from(s.idx))
             .bind(s.length as i64)
             .bind(&s.info)
             .bind(now)
+            .bind(self.gateway.as_deref())
             .execute(&mut *tx)
             .await?;
         }
@@ -90,14 +92,6 @@ impl Meta {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Uploads do not survive a restart: their shards become orphans to collect.
-    pub async fn abandon_pending(&self) -> Result<u64, GatewayError> {
-        let r = sqlx::query("UPDATE shards SET state = 'orphan' WHERE state = 'pending'")
-            .execute(self.writer())
-            .await?;
-        Ok(r.rows_affected())
     }
 
     pub async fn shards_of(&self, object_id: i64) -> Result<Vec<ShardRow>, GatewayError> {
@@ -290,6 +284,14 @@ impl Meta {
             }
         }
         Ok(out)
+    }
+
+    /// The shards of uploads in flight, on this gateway or another sharing the database.
+    pub async fn pending_shards(&self) -> Result<HashSet<InfoHash>, GatewayError> {
+        let rows = sqlx::query("SELECT info_hash FROM shards WHERE state = 'pending'")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(|r| info_hash_col(r, "info_hash")).collect()
     }
 
     pub async fn holders(&self, info_hash: &InfoHash) -> Result<Vec<NodeId>, GatewayError> {

@@ -64,31 +64,6 @@ impl Meta {
             })
             .collect())
     }
-
-    /// Deletes the parts no grouped object or multipart upload refers to (an upload cut short by
-    /// a restart); their shards become orphans. Only at start, before any upload: a running upload's parts are
-    /// not referred to until it commits. Returns how many went.
-    pub async fn drop_loose_parts(&self) -> Result<u64, GatewayError> {
-        let loose = "SELECT id FROM objects o
-             WHERE substr(o.bucket, 1, length($1)) = $1
-               AND NOT EXISTS (SELECT 1 FROM object_groups g WHERE g.part_id = o.id)
-               AND NOT EXISTS (SELECT 1 FROM multipart_parts m
-                               WHERE substr(o.key, 1, length(m.prefix) + 1) = m.prefix || '/')";
-        let prefix = part_bucket_name("");
-        let mut tx = self.writer().begin().await?;
-        sqlx::query(&format!(
-            "UPDATE shards SET state = 'orphan', object_id = NULL WHERE object_id IN ({loose})"
-        ))
-        .bind(&prefix)
-        .execute(&mut *tx)
-        .await?;
-        let gone = sqlx::query(&format!("DELETE FROM objects WHERE id IN ({loose})"))
-            .bind(&prefix)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(gone.rows_affected())
-    }
 }
 
 /// Records the parts of grouped object `object` (just inserted), found by key in `part_bucket`;

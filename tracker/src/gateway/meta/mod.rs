@@ -14,6 +14,7 @@
 
 mod access_keys;
 mod copies;
+mod gateways;
 mod groups;
 #[cfg(test)]
 mod key_tests;
@@ -31,6 +32,7 @@ use crate::registry::Db;
 
 pub use access_keys::StoredKey;
 pub use copies::{AuditCandidate, ShardRow};
+pub use gateways::Abandon;
 pub use groups::{part_bucket_name, NewPart, Part};
 pub use multipart::{new_parts, PartObject, Upload, UploadPart};
 pub use packs::{
@@ -46,6 +48,9 @@ use raidtorrent_codec::InfoHash;
 #[derive(Clone)]
 pub struct Meta {
     db: Db,
+    /// The gateway whose uploads this records (see `gateways`); none for the operator's
+    /// commands, which upload nothing.
+    gateway: Option<std::sync::Arc<str>>,
 }
 
 /// An object row.
@@ -129,7 +134,15 @@ fn policy_col(r: &AnyRow) -> Result<BucketPolicy, GatewayError> {
 
 impl Meta {
     pub fn new(db: Db) -> Self {
-        Meta { db }
+        Meta { db, gateway: None }
+    }
+
+    /// The same store, recording the shards it begins as gateway `id`'s.
+    pub fn for_gateway(self, id: &str) -> Self {
+        Meta {
+            gateway: Some(id.into()),
+            ..self
+        }
     }
 
     fn reader(&self) -> &AnyPool {

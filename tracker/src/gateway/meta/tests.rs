@@ -1,6 +1,6 @@
 //! The metadata store's queries against a real (in-memory) SQLite with the real migrations.
 
-use super::{Meta, NewObject, ShardRow, StoredBody};
+use super::{Abandon, Meta, NewObject, ShardRow, StoredBody};
 use crate::gateway::{BucketPolicy, GatewayError};
 use crate::registry::Registry;
 
@@ -10,6 +10,12 @@ const POLICY: BucketPolicy = BucketPolicy {
     copies: 2,
     high_share: 0.5,
     inline_max: 4096,
+};
+
+/// A gateway starting with nobody else alive.
+const AT_START: Abandon = Abandon::AtStart {
+    own: "me",
+    alive_since: 0,
 };
 
 fn meta(registry: Registry) -> (Registry, Meta) {
@@ -133,8 +139,131 @@ async fn a_commit_of_shards_that_are_not_pending_changes_nothing(db: Registry) {
 async fn pending_uploads_are_abandoned_at_start(db: Registry) {
     let (_r, m) = meta(db);
     m.begin_shards(&[shard(3)], 1).await.unwrap();
-    assert_eq!(m.abandon_pending().await.unwrap(), 1);
+    assert_eq!(m.abandon_pending(AT_START).await.unwrap(), 1);
     assert_eq!(m.orphans(10).await.unwrap().len(), 1);
+}
+
+async fn the_work_lease_has_one_holder_until_it_expires_or_is_given_up(db: Registry) {
+    let (_r, m) = meta(db);
+    assert_eq!(m.lease_holder("work").await.unwrap(), None);
+    assert!(m.take_lease("work", "a", 100, 30).await.unwrap());
+    assert!(
+        !m.take_lease("work", "b", 110, 30).await.unwrap(),
+        "a holds it"
+    );
+    assert!(
+        m.take_lease("work", "a", 120, 30).await.unwrap(),
+        "a renews"
+    );
+    assert!(
+        !m.take_lease("work", "b", 150, 30).await.unwrap(),
+        "renewed until 150"
+    );
+    assert!(
+        m.take_lease("work", "b", 151, 30).await.unwrap(),
+        "expired: b takes over"
+    );
+    assert!(
+        !m.take_lease("work", "a", 152, 30).await.unwrap(),
+        "a lost it"
+    );
+    assert_eq!(
+        m.lease_holder("work").await.unwrap(),
+        Some(("b".to_owned(), 181))
+    );
+    m.release_lease("work", "a").await.unwrap();
+    assert!(
+        !m.take_lease("work", "a", 153, 30).await.unwrap(),
+        "only b gives it up"
+    );
+    m.release_lease("work", "b").await.unwrap();
+    assert!(
+        m.take_lease("work", "a", 154, 30).await.unwrap(),
+        "given up: a at once"
+    );
+    assert!(
+        m.take_lease("other", "b", 154, 30).await.unwrap(),
+        "leases are separate"
+    );
+}
+
+async fn only_uploads_of_this_gateway_and_of_gone_ones_are_abandoned(db: Registry) {
+    let (r, _) = meta(db);
+    let me = Meta::new(r.db().clone()).for_gateway("me");
+    let alive = Meta::new(r.db().clone()).for_gateway("alive");
+    let gone = Meta::new(r.db().clone()).for_gateway("gone");
+    me.gateway_alive("me", 1, 100).await.unwrap();
+    alive.gateway_alive("alive", 1, 100).await.unwrap();
+    gone.gateway_alive("gone", 1, 60).await.unwrap();
+    assert!(me.others_alive("me", 70).await.unwrap());
+    assert!(
+        !me.others_alive("me", 101).await.unwrap(),
+        "all silent since"
+    );
+    me.begin_shards(&[shard(1)], 1).await.unwrap();
+    alive.begin_shards(&[shard(2)], 1).await.unwrap();
+    gone.begin_shards(&[shard(3)], 1).await.unwrap();
+    Meta::new(r.db().clone())
+        .begin_shards(&[shard(4)], 1)
+        .await
+        .unwrap();
+    let pending = |ns: &[u8]| ns.iter().map(|&n| shard(n).info_hash).collect();
+    assert_eq!(me.pending_shards().await.unwrap(), pending(&[1, 2, 3, 4]));
+
+    // The lease holder, while running: only the gone gateway's.
+    let running = Abandon::Gone { alive_since: 70 };
+    assert_eq!(me.abandon_pending(running).await.unwrap(), 1);
+    assert_eq!(me.pending_shards().await.unwrap(), pending(&[1, 2, 4]));
+    // A gateway starting: its own and unnamed ones, never a living gateway's.
+    let start = Abandon::AtStart {
+        own: "me",
+        alive_since: 70,
+    };
+    assert_eq!(me.abandon_pending(start).await.unwrap(), 2);
+    assert_eq!(me.pending_shards().await.unwrap(), pending(&[2]));
+    // Once "alive" goes silent too, its upload goes.
+    let later = Abandon::Gone { alive_since: 101 };
+    assert_eq!(me.abandon_pending(later).await.unwrap(), 1);
+    assert!(me.pending_shards().await.unwrap().is_empty());
+    assert_eq!(me.orphans(10).await.unwrap().len(), 4);
+}
+
+async fn loose_parts_of_a_living_gateway_stay_until_it_is_gone(db: Registry) {
+    let (r, m) = meta(db);
+    m.create_bucket("big", &POLICY, 1).await.unwrap();
+    let parts = m
+        .part_bucket(&m.bucket("big").await.unwrap())
+        .await
+        .unwrap();
+    let alive = Meta::new(r.db().clone()).for_gateway("alive");
+    alive.gateway_alive("alive", 1, 100).await.unwrap();
+    // A part of an upload in flight on "alive", and one of nobody's.
+    for (n, by) in [(1u8, &alive), (2, &m)] {
+        by.begin_shards(&[shard(n)], 1).await.unwrap();
+        let part = NewObject {
+            bucket: &parts.name,
+            key: &format!("up/{n}"),
+            size: 4,
+            sha256: &[n; 32],
+            attrs: None,
+            placed_by: None,
+            body: StoredBody::Swarm {
+                manifest: b"m",
+                shards: &[shard(n).info_hash],
+            },
+        };
+        by.commit_object(&part, 2).await.unwrap();
+    }
+    let running = Abandon::Gone { alive_since: 70 };
+    assert_eq!(m.drop_loose_parts(running).await.unwrap(), 0);
+    let start = Abandon::AtStart {
+        own: "me",
+        alive_since: 70,
+    };
+    assert_eq!(m.drop_loose_parts(start).await.unwrap(), 1, "nobody's part");
+    let later = Abandon::Gone { alive_since: 101 };
+    assert_eq!(m.drop_loose_parts(later).await.unwrap(), 1, "alive went");
+    assert_eq!(m.orphans(10).await.unwrap().len(), 2);
 }
 
 async fn listing_by_prefix_in_key_order(db: Registry) {
@@ -215,6 +344,38 @@ async fn recorded_copies_are_listed_per_node_whatever_the_shard_state(db: Regist
     assert_eq!(both, [(one, a), (two, b)].into_iter().collect());
     m.remove_holding(&one, a).await.unwrap();
     assert!(!m.is_recorded(&one, a).await.unwrap());
+}
+
+async fn the_health_pass_loads_the_same_objects_by_id_by_shard_and_whole(db: Registry) {
+    let (registry, m) = meta(db);
+    let node = registry.create_node("a").await.unwrap().node.id;
+    m.create_bucket("b", &POLICY, 1).await.unwrap();
+    let mut ids = Vec::new();
+    for (key, n) in [("x", 1u8), ("y", 3)] {
+        m.begin_shards(&[shard(n), shard(n + 1)], 1).await.unwrap();
+        assert!(m.add_holding(&shard(n).info_hash, node, 1).await.unwrap());
+        let o = NewObject {
+            bucket: "b",
+            key,
+            size: 10,
+            sha256: &[n; 32],
+            attrs: None,
+            placed_by: None,
+            body: StoredBody::Swarm {
+                manifest: b"m",
+                shards: &[shard(n).info_hash, shard(n + 1).info_hash],
+            },
+        };
+        m.commit_object(&o, 2).await.unwrap();
+        ids.push(m.object("b", key).await.unwrap().id);
+    }
+    let whole = m.health_snapshot().await.unwrap();
+    assert_eq!(whole.len(), 2);
+    assert_eq!(whole[0].shards[0].copies.len(), 1);
+    assert_eq!(m.objects_state(&ids).await.unwrap(), whole);
+    assert_eq!(m.objects_state(&ids[1..]).await.unwrap(), whole[1..]);
+    let by_shard = [shard(4).info_hash, shard(1).info_hash, shard(9).info_hash];
+    assert_eq!(m.objects_of_shards(&by_shard).await.unwrap(), ids);
 }
 
 /// Commits an object of `size` bytes waiting for a pack, its "sealed" bytes `data`.
@@ -385,7 +546,7 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start(db: Registr
         },
     };
     m.commit_object(&loose, 4).await.unwrap();
-    assert_eq!(m.drop_loose_parts().await.unwrap(), 1);
+    assert_eq!(m.drop_loose_parts(AT_START).await.unwrap(), 1);
     assert_eq!(m.orphans(10).await.unwrap().len(), 1);
     assert_eq!(m.parts(row.id).await.unwrap().len(), 3);
     // Deleting the object deletes its parts; their shards become orphans.
@@ -473,7 +634,7 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
     // A start keeps the parts of uploads in progress.
     let other = store(3, "pc").await;
     m.record_part("mp", "u2", &other).await.unwrap();
-    assert_eq!(m.drop_loose_parts().await.unwrap(), 0);
+    assert_eq!(m.drop_loose_parts(AT_START).await.unwrap(), 0);
     // Completing commits the object with the listed parts' part objects, in one step.
     let objects = m.part_objects("mp", "pb").await.unwrap();
     let new = new_parts(&objects);
@@ -538,7 +699,11 @@ crate::registry::test_engines::on_both_engines!(
     replacing_an_object_orphans_the_old_shards_in_the_same_step,
     a_commit_of_shards_that_are_not_pending_changes_nothing,
     pending_uploads_are_abandoned_at_start,
+    the_work_lease_has_one_holder_until_it_expires_or_is_given_up,
+    only_uploads_of_this_gateway_and_of_gone_ones_are_abandoned,
+    loose_parts_of_a_living_gateway_stay_until_it_is_gone,
     listing_by_prefix_in_key_order,
     small_objects_stored_in_plaintext_are_sealed_once,
     recorded_copies_are_listed_per_node_whatever_the_shard_state,
+    the_health_pass_loads_the_same_objects_by_id_by_shard_and_whole,
 );

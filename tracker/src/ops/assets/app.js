@@ -16,7 +16,8 @@ const OBJECT_STATES = [["healthy", "healthy", "ok"], ["degraded", "degraded", "w
 const STATE_CLASS = { healthy: "ok", degraded: "warn", at_risk: "risk", unreadable: "bad", not_in_swarm: "muted",
   live: "ok", away: "warn", lost: "bad", bad: "bad", pass: "ok", fail: "bad", timeout: "warn",
   high: "info", low: "neutral", suspended: "warn", disqualified: "bad",
-  idle: "muted", running: "info", busy: "info", error: "bad", failed: "bad", backing_off: "warn" };
+  idle: "muted", running: "info", busy: "info", error: "bad", failed: "bad", backing_off: "warn",
+  throttled: "warn", standby: "muted" };
 const TIER_RANK = { high: 3, low: 2, suspended: 1, disqualified: 0 };
 const COLORS = { a: "#0969da", b: "#bc4c00", ok: "#1a7f37", warn: "#bf8700", bad: "#cf222e" };
 
