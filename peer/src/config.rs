@@ -44,6 +44,11 @@ pub struct GatewayConfig {
     pub name: Option<String>,
     /// The gateway's control address, `host:port`.
     pub control: String,
+    /// Gateways that share one database are one cloud: give them the same `cloud` (and the
+    /// same node id and passkey). A copy held for one is held for all of them: each is told of
+    /// every copy, and any of them may drop it. Absent: the gateway is a cloud of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
     /// The node id the gateway's operator registered this node under.
     pub node_id: u64,
     /// The node's passkey at this gateway (32 lowercase hex digits).
@@ -57,6 +62,11 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.control)
+    }
+
+    /// Whom the node holds copies for: the gateway's cloud, or the gateway alone.
+    pub fn owner(&self) -> &str {
+        self.cloud.as_deref().unwrap_or_else(|| self.name())
     }
 }
 
@@ -116,9 +126,28 @@ pub enum ConfigError {
     ZeroLimit(&'static str),
     #[error("{0:?} is not a gateway: write NODE_ID:PASSKEY@HOST:PORT")]
     GatewayFlag(String),
+    #[error(
+        "the gateways of cloud {0:?} share one database: give them the same node_id and \
+         passkey, and no other gateway that name"
+    )]
+    Cloud(String),
 }
 
 impl Config {
+    /// Every gateway of a cloud knows the node by the same id and passkey, and a cloud's name
+    /// is no lone gateway's: what one owner holds must be what all its gateways see.
+    fn check_clouds(&self) -> Result<(), ConfigError> {
+        let mut owners = std::collections::BTreeMap::new();
+        for g in &self.gateways {
+            let identity = (g.cloud.is_some(), g.node_id, g.passkey.as_str());
+            let first = *owners.entry(g.owner()).or_insert(identity);
+            if first != identity {
+                return Err(ConfigError::Cloud(g.owner().to_owned()));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks what serde cannot: ranges and formats, with messages that say what to write.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.quota.0 == 0 {
@@ -146,6 +175,7 @@ impl Config {
                 return Err(ConfigError::DuplicateGateway(name));
             }
         }
+        self.check_clouds()?;
         let l = &self.limits;
         for (value, name) in [
             (l.connect_timeout_secs, "connect_timeout_secs"),
@@ -175,6 +205,7 @@ pub fn parse_gateway_flag(s: &str) -> Result<GatewayConfig, ConfigError> {
     Ok(GatewayConfig {
         name: None,
         control: control.to_owned(),
+        cloud: None,
         node_id: id.parse().map_err(|_| bad())?,
         passkey: passkey.to_owned(),
         tls_cert: None,
@@ -196,6 +227,7 @@ mod tests {
             gateways: vec![GatewayConfig {
                 name: Some("home".into()),
                 control: "gateway.example:7000".into(),
+                cloud: None,
                 node_id: 7,
                 passkey: KEY.into(),
                 tls_cert: Some("/etc/raidtorrent/home-gateway.pem".into()),
@@ -253,6 +285,32 @@ mod tests {
         let mut c = sample();
         c.limits.open_files = 0;
         assert_eq!(c.validate(), Err(ConfigError::ZeroLimit("open_files")));
+    }
+
+    #[test]
+    fn the_gateways_of_a_cloud_share_one_identity_and_own_together() {
+        let mut c = sample();
+        let mut second = c.gateways[0].clone();
+        second.name = Some("home-2".into());
+        second.control = "gateway-2.example:7000".into();
+        c.gateways.push(second);
+        assert_eq!(c.gateways[0].owner(), "home");
+        for g in &mut c.gateways {
+            g.cloud = Some("home-cloud".into());
+        }
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.gateways[1].owner(), "home-cloud");
+        let text = c.to_toml();
+        assert!(text.contains("cloud = \"home-cloud\""), "{text}");
+
+        let mut other_id = c.clone();
+        other_id.gateways[1].node_id = 8;
+        let cloud = Err(ConfigError::Cloud("home-cloud".into()));
+        assert_eq!(other_id.validate(), cloud);
+        let mut named_alike = c.clone();
+        named_alike.gateways[1].cloud = None;
+        named_alike.gateways[1].name = Some("home-cloud".into());
+        assert_eq!(named_alike.validate(), cloud);
     }
 
     #[test]

@@ -308,7 +308,7 @@ async fn established(
 ) -> anyhow::Result<End> {
     let token = node.tasks.token().clone();
     writer
-        .send(Message::Report(node.report_for(gw.name())))
+        .send(Message::Report(node.report_for(gw.owner())))
         .await?;
     let keepalive = Duration::from_secs(welcome.keepalive_interval.max(1));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
@@ -344,10 +344,10 @@ async fn established(
                 }
                 writer.send(Message::Ping).await?;
             }
-            _ = report.tick() => writer.send(Message::Report(node.report_for(gw.name()))).await?,
+            _ = report.tick() => writer.send(Message::Report(node.report_for(gw.owner()))).await?,
             r = changed.changed() => {
                 r?;
-                writer.send(Message::Report(node.report_for(gw.name()))).await?;
+                writer.send(Message::Report(node.report_for(gw.owner()))).await?;
             }
         }
     }
@@ -393,12 +393,12 @@ async fn on_message(
     tracing::debug!(seq = env.seq, t = env.body.type_name(), "received");
     match env.body {
         Message::Hold(hold) => {
-            if let Some(answer) = node.hold(gw.name(), conn, env.seq, hold).await {
+            if let Some(answer) = node.hold(gw.owner(), conn, env.seq, hold).await {
                 writer.send(answer).await?;
             }
         }
         Message::Drop { ih } => {
-            let answer = node.drop_shard(gw.name(), env.seq, ih).await;
+            let answer = node.drop_shard(gw.owner(), env.seq, ih).await;
             writer.send(answer).await?;
         }
         Message::Ping => writer.send(Message::Pong { re: env.seq }).await?,

@@ -78,6 +78,10 @@ struct RunArgs {
         hide_env_values = true
     )]
     gateways: Vec<String>,
+    /// The gateways given with --gateway share one database: hold copies for them as one cloud
+    /// of this name (any of them is told of every copy, and may drop it).
+    #[arg(long, env = "RT_CLOUD")]
+    cloud: Option<String>,
     /// The certificate (PEM) of the gateways given with --gateway, when they serve TLS: the node
     /// then accepts only that certificate's key.
     #[arg(long, env = "RT_GATEWAY_CERT")]
@@ -139,6 +143,7 @@ impl RunArgs {
                 .collect::<Result<Vec<GatewayConfig>, _>>()?;
             for g in &mut config.gateways {
                 g.tls_cert.clone_from(&self.gateway_cert);
+                g.cloud.clone_from(&self.cloud);
             }
         }
         if self.upload_bps.is_some() {

@@ -376,6 +376,7 @@ pub fn node_config(dir: &Path, gateway: SocketAddr, quota: u64) -> Config {
         gateways: vec![GatewayConfig {
             name: Some("test".into()),
             control: gateway.to_string(),
+            cloud: None,
             node_id: NODE_ID,
             passkey: PASSKEY.into(),
             tls_cert: None,
