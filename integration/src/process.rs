@@ -251,6 +251,45 @@ impl ProcessNode {
         extra: &[&str],
     ) -> ProcessNode {
         let (id, passkey) = gateway.add_node(name);
+        let mut args: Vec<OsString> = vec![
+            "--gateway".into(),
+            format!("{id}:{passkey}@{}", gateway.control_addr).into(),
+        ];
+        if let Some(cert) = cert {
+            args.extend(["--gateway-cert".into(), cert.into()]);
+        }
+        args.extend(extra.iter().map(OsString::from));
+        Self::spawn(gateway, id, name, zone, args)
+    }
+
+    /// Registers node `name` in the database `gateways` share and starts it in `zone`, joined to
+    /// every one of them as the one cloud `cloud` (plain TCP). Its data folder is in the first
+    /// gateway's folder.
+    pub fn start_in_cloud(
+        gateways: &[&GatewayProcess],
+        cloud: &str,
+        name: &str,
+        zone: &str,
+    ) -> ProcessNode {
+        let first = gateways[0];
+        let (id, passkey) = first.add_node(name);
+        let mut args: Vec<OsString> = vec!["--cloud".into(), cloud.into()];
+        for g in gateways {
+            let flag = format!("{id}:{passkey}@{}", g.control_addr);
+            args.extend(["--gateway".into(), flag.into()]);
+        }
+        Self::spawn(first, id, name, zone, args)
+    }
+
+    /// Starts node `id` in `zone` with its data folder in `gateway`'s folder and `gateways`
+    /// (its --gateway flags and what goes with them) on its command line.
+    fn spawn(
+        gateway: &GatewayProcess,
+        id: NodeId,
+        name: &str,
+        zone: &str,
+        gateways: Vec<OsString>,
+    ) -> ProcessNode {
         let dir = gateway.dir.join(name);
         let mut args: Vec<OsString> = vec![
             "run".into(),
@@ -262,13 +301,8 @@ impl ProcessNode {
             dir.clone().into(),
             "--zone".into(),
             zone.into(),
-            "--gateway".into(),
-            format!("{id}:{passkey}@{}", gateway.control_addr).into(),
         ];
-        if let Some(cert) = cert {
-            args.extend(["--gateway-cert".into(), cert.into()]);
-        }
-        args.extend(extra.iter().map(OsString::from));
+        args.extend(gateways);
         let env = vec![("RUST_LOG".into(), "warn".into())];
         let process = testkit::Node::spawn(dir, peer_binary(), args, env);
         ProcessNode { id, process }
@@ -287,6 +321,15 @@ impl ProcessNode {
         let status = self.status()?;
         let gateway = status["gateways"].as_array()?.first()?.clone();
         (gateway["state"] == "connected").then(|| gateway["connects"].as_u64().unwrap_or(0))
+    }
+
+    /// Whether the node's status says it is connected to `n` gateways, every one of them.
+    pub fn connected_to_all(&self, n: usize) -> bool {
+        let Some(status) = self.status() else {
+            return false;
+        };
+        let gateways = status["gateways"].as_array().cloned().unwrap_or_default();
+        gateways.len() == n && gateways.iter().all(|g| g["state"] == "connected")
     }
 
     /// Every shard the node has on disk or is fetching, as hex info-hashes (see [`copies_in`]).

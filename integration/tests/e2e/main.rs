@@ -4,6 +4,7 @@
 mod chaos;
 mod client;
 mod crash;
+mod gateways;
 mod groups;
 mod healing;
 mod nodes;
