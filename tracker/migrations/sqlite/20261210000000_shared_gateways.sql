@@ -5,7 +5,8 @@
 -- work (health, audits, collection, packing) and which gateway may do it until when. A
 -- pending shard names the gateway whose upload began it, so a gateway starting (or taking
 -- over the work) abandons only the uploads of gateways that are gone; NULL is a shard begun
--- before this version, which belongs to no living gateway.
+-- before this version, which belongs to no living gateway. Nodes are looked up by when they
+-- were revoked, so a revocation made through one gateway (or the CLI) reaches the others.
 
 UPDATE format SET version = 11 WHERE name = 'objects';
 
@@ -22,3 +23,5 @@ CREATE TABLE work_leases (
 );
 
 ALTER TABLE shards ADD COLUMN gateway TEXT;
+
+CREATE INDEX nodes_by_revoked_at ON nodes (revoked_at);

@@ -266,6 +266,7 @@ impl Gateway {
         let term = term::Term {
             meta: self.inner.meta.clone(),
             hub: self.inner.nodes.hub().clone(),
+            registry: self.inner.nodes.registry().clone(),
             id: self.inner.id.clone(),
             started_at: self.inner.started_at,
             lease: cfg.lease,

@@ -98,6 +98,10 @@ impl Nodes {
         &self.hub
     }
 
+    pub(super) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The announce token for the torrents `node` is handed; `None` once it is revoked.
     pub(super) fn announce_token(&self, node: NodeId) -> Option<String> {
         self.registry.announce_token(node)

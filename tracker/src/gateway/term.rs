@@ -13,6 +13,10 @@
 //! their online time from those connections (`ControlHub::record_liveness`): no node's time
 //! counts twice.
 //!
+//! Each renewal also reads the nodes revoked since the last one, so a revocation made through
+//! any gateway (or the CLI) closes the node's connections to every gateway within a third of
+//! a lease.
+//!
 //! The id is kept in the data directory (`gateway-id`), so a restarted gateway is the same one:
 //! it takes its own lease back at once and abandons its own uploads cut short.
 
@@ -26,6 +30,7 @@ use tokio::sync::watch;
 use super::meta::Meta;
 use crate::control::ControlHub;
 use crate::registry::unix_now;
+use crate::registry::Registry;
 
 /// The lease on the cloud-wide work.
 pub(super) const WORK_LEASE: &str = "work";
@@ -110,6 +115,8 @@ impl Lease {
 /// Renews the heartbeat and the work lease until `shutdown`; gives the lease up then.
 pub(super) struct Term {
     pub meta: Meta,
+    /// Learns with every renewal the revocations made elsewhere.
+    pub registry: Registry,
     /// Counts the nodes' online time only while this gateway holds the lease.
     pub hub: ControlHub,
     pub id: String,
@@ -128,9 +135,11 @@ impl Term {
 
     pub(super) async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut revoked_since = self.started_at - self.lease.as_secs() as i64;
         loop {
             let held = self.renew().await;
             self.hub.record_liveness(held);
+            revoked_since = self.sync_revocations(revoked_since).await;
             self.held.send_if_modified(|h| {
                 if *h == held {
                     return false;
@@ -153,6 +162,22 @@ impl Term {
                 tracing::warn!(error = %e, "the work lease was not given up; it expires instead");
             }
         }
+    }
+
+    /// Revokes here the nodes revoked elsewhere (the CLI, another gateway) since `since`, so
+    /// their connections to this gateway close too; returns where the next look starts (a
+    /// lease back, for clocks that disagree).
+    async fn sync_revocations(&self, since: i64) -> i64 {
+        let now = unix_now();
+        match self.registry.sync_revocations(since).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(nodes = n, "nodes revoked elsewhere are revoked here too"),
+            Err(e) => {
+                tracing::warn!(error = %e, "revocations made elsewhere not read; trying again");
+                return since;
+            }
+        }
+        now - self.lease.as_secs() as i64
     }
 
     /// Writes the heartbeat and takes or renews the lease; whether it is held. A failure, or
@@ -196,6 +221,7 @@ mod tests {
         let lease = Term::lease(&held);
         let term = Term {
             meta: Meta::new(db.db().clone()),
+            registry: db.clone(),
             hub: ControlHub::new(db.clone(), recorder, ControlConfig::default()),
             id: id.into(),
             started_at: 1,

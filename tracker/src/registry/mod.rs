@@ -240,6 +240,33 @@ impl Registry {
         self.node(id).await
     }
 
+    /// Revokes in memory the nodes the database says were revoked at or after `since` (Unix
+    /// seconds) by someone else (the CLI, another gateway on the same database), and closes
+    /// their control sessions; returns how many this registry still took for valid.
+    pub async fn sync_revocations(&self, since: i64) -> Result<usize, RegistryError> {
+        let ids: Vec<(NodeId,)> = sqlx::query_as("SELECT id FROM nodes WHERE revoked_at >= $1")
+            .bind(since)
+            .fetch_all(self.reader())
+            .await?;
+        let fresh: Vec<NodeId> = ids
+            .into_iter()
+            .map(|(id,)| id)
+            .filter(|id| self.is_valid(*id))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        {
+            let mut tokens = self.tokens_mut();
+            for id in &fresh {
+                tokens.revoke(*id);
+            }
+        }
+        self.revocations.send_modify(|n| *n += 1);
+        self.standing_changed();
+        Ok(fresh.len())
+    }
+
     /// Counts the changes scores must reflect at once: a node registered, revoked or
     /// requalified, or an audit not passed. Scores computed when it read `v` are stale once it
     /// reads more; other records (uptime, transfers) move scores slowly and may wait.

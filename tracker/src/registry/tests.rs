@@ -157,6 +157,41 @@ async fn newer_format_is_refused() {
     );
 }
 
+/// Two registries on one database, as two gateways have: what one registers the other learns
+/// at the node's connection, what one revokes the other learns at its next sync.
+async fn two_registries_on_one_database(location: &std::path::Path) {
+    let a = Registry::open(location).await.unwrap();
+    let b = Registry::open(location).await.unwrap();
+    let node = a.create_node("shared").await.unwrap();
+    let id = node.node.id;
+    assert!(!b.is_valid(id), "registered after b opened");
+    b.remember_node(id, &node.passkey);
+    assert!(b.is_valid(id));
+    let closed = b.revocations();
+    assert_eq!(b.sync_revocations(0).await.unwrap(), 0);
+    a.revoke(id).await.unwrap();
+    assert_eq!(b.sync_revocations(0).await.unwrap(), 1);
+    assert!(!b.is_valid(id));
+    assert!(
+        closed.has_changed().unwrap(),
+        "b's sessions of the node close"
+    );
+    assert_eq!(b.sync_revocations(0).await.unwrap(), 0, "once");
+}
+
+#[tokio::test]
+async fn two_registries_share_registrations_and_revocations_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    two_registries_on_one_database(&dir.path().join("t.db")).await;
+}
+
+#[tokio::test]
+async fn two_registries_share_registrations_and_revocations_on_postgresql() {
+    if let Some(url) = raidtorrent_testkit::Postgres::fresh_database() {
+        two_registries_on_one_database(std::path::Path::new(&url)).await;
+    }
+}
+
 crate::registry::test_engines::on_both_engines!(create_check_revoke);
 
 mod scoring {
