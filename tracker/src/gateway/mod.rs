@@ -165,28 +165,13 @@ impl Gateway {
         // Alive before the first upload begins, so no other gateway takes its uploads for a
         // gone gateway's.
         meta.gateway_alive(&id, started_at, started_at).await?;
-        let ours = meta::Abandon::AtStart {
-            own: &id,
-            alive_since: started_at - config.lease.as_secs() as i64,
-        };
-        let abandoned = meta.abandon_pending(ours).await?;
-        if abandoned > 0 {
-            tracing::warn!(
-                abandoned,
-                "shards of uploads cut short by a restart will be collected"
-            );
-        }
-        let loose = meta.drop_loose_parts(ours).await?;
-        if loose > 0 {
-            tracing::warn!(
-                loose,
-                "parts of large uploads cut short by a restart will be collected"
-            );
-        }
-        let sealed = meta.seal_plain_inline(&master).await?;
-        if sealed > 0 {
-            tracing::info!(sealed, "small objects stored in plaintext are now sealed");
-        }
+        recover_at_start(
+            &meta,
+            &id,
+            started_at - config.lease.as_secs() as i64,
+            &master,
+        )
+        .await?;
         let waiting = meta.waiting_buckets().await?.iter().map(|w| w.bytes).sum();
         let announce = Announce::new(&config.tracker_url);
         let nodes = Arc::new(Nodes::new(hub, registry, own.id, &config.health));
@@ -275,42 +260,10 @@ impl Gateway {
         let lease = || term::Term::lease(&self.inner.work_lease);
         vec![
             ("lease", tokio::spawn(term.run(until(stop.clone())))),
-            (
-                "collector",
-                tokio::spawn(worker::run(
-                    collector,
-                    w.collector.clone(),
-                    lease(),
-                    until(stop.clone()),
-                )),
-            ),
-            (
-                "health",
-                tokio::spawn(worker::run(
-                    health,
-                    w.health.clone(),
-                    lease(),
-                    until(stop.clone()),
-                )),
-            ),
-            (
-                "audits",
-                tokio::spawn(worker::run(
-                    audits,
-                    w.audits.clone(),
-                    lease(),
-                    until(stop.clone()),
-                )),
-            ),
-            (
-                "packer",
-                tokio::spawn(worker::run(
-                    packer,
-                    w.packer.clone(),
-                    lease(),
-                    until(stop.clone()),
-                )),
-            ),
+            ("collector", spawn(collector, &w.collector, lease(), stop)),
+            ("health", spawn(health, &w.health, lease(), stop)),
+            ("audits", spawn(audits, &w.audits, lease(), stop)),
+            ("packer", spawn(packer, &w.packer, lease(), stop)),
         ]
     }
 
@@ -618,4 +571,52 @@ impl Gateway {
             next_after,
         })
     }
+}
+
+/// What a start finds and settles before any request: this gateway's uploads cut short by its
+/// restart (and those of gateways gone meanwhile) are abandoned to the collector, and small
+/// objects an older version stored in plaintext are sealed.
+async fn recover_at_start(
+    meta: &Meta,
+    id: &str,
+    alive_since: i64,
+    master: &MasterKey,
+) -> Result<(), GatewayError> {
+    let ours = meta::Abandon::AtStart {
+        own: id,
+        alive_since,
+    };
+    let abandoned = meta.abandon_pending(ours).await?;
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            "shards of uploads cut short by a restart will be collected"
+        );
+    }
+    let loose = meta.drop_loose_parts(ours).await?;
+    if loose > 0 {
+        tracing::warn!(
+            loose,
+            "parts of large uploads cut short by a restart will be collected"
+        );
+    }
+    let sealed = meta.seal_plain_inline(master).await?;
+    if sealed > 0 {
+        tracing::info!(sealed, "small objects stored in plaintext are now sealed");
+    }
+    Ok(())
+}
+
+/// Runs `worker` under `lease` until `stop` turns true.
+fn spawn<W: worker::Worker>(
+    worker: W,
+    handle: &WorkerHandle,
+    lease: term::Lease,
+    stop: &watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let mut stop = stop.clone();
+    let until = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::spawn(worker::run(worker, handle.clone(), lease, until))
 }
