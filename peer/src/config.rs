@@ -134,6 +134,13 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Who owns what a held set on disk says `owner` owns: a gateway's name stands for its cloud
+    /// once the gateway is given one (copies held before that stay held, for the cloud).
+    pub fn owner_named(&self, owner: &str) -> String {
+        let gateway = self.gateways.iter().find(|g| g.name() == owner);
+        gateway.map_or(owner, |g| g.owner()).to_owned()
+    }
+
     /// Every gateway of a cloud knows the node by the same id and passkey, and a cloud's name
     /// is no lone gateway's: what one owner holds must be what all its gateways see.
     fn check_clouds(&self) -> Result<(), ConfigError> {
@@ -305,6 +312,12 @@ mod tests {
 
         let mut other_id = c.clone();
         other_id.gateways[1].node_id = 8;
+        assert_eq!(
+            c.owner_named("home"),
+            "home-cloud",
+            "copies held before the cloud"
+        );
+        assert_eq!(c.owner_named("elsewhere"), "elsewhere");
         let cloud = Err(ConfigError::Cloud("home-cloud".into()));
         assert_eq!(other_id.validate(), cloud);
         let mut named_alike = c.clone();

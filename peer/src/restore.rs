@@ -61,6 +61,7 @@ impl Node {
                 owners,
                 ..
             } = s;
+            let owners = owners.iter().map(|o| self.config.owner_named(o)).collect();
             lock(&self.ledger).park(ih, name, length, owners);
         }
         let r = self.reopen_parked().await;

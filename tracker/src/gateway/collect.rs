@@ -40,6 +40,13 @@ impl Worker for Collector {
         self.interval
     }
 
+    /// Another gateway collects: the copies of this gateway's failed holds are not queued for
+    /// later (the holder's reconciliation drops them as untracked once their upload ended).
+    async fn standby(&mut self) -> Result<(), GatewayError> {
+        self.gw.inner.copies.take_unrecorded();
+        Ok(())
+    }
+
     async fn step(&mut self, _: &WorkerHandle) -> Result<(), GatewayError> {
         take_over_gone_uploads(&self.gw).await?;
         let expired = self.gw.expire_uploads().await?;
@@ -59,12 +66,12 @@ impl Worker for Collector {
 }
 
 /// Abandons the uploads of gateways that share the database and went silent (killed, cut
-/// off) for longer than a lease: their pending shards and loose parts become orphans, which
+/// off) for a lease: their pending shards and loose parts become orphans, which
 /// this pass and the next collect.
 async fn take_over_gone_uploads(gw: &Gateway) -> Result<(), GatewayError> {
     let inner = &gw.inner;
     let gone = Abandon::Gone {
-        alive_since: unix_now() - inner.config.lease.as_secs() as i64,
+        alive_since: super::term::gone_before(unix_now(), inner.config.lease),
     };
     let shards = inner.meta.abandon_pending(gone).await?;
     let parts = inner.meta.drop_loose_parts(gone).await?;

@@ -168,7 +168,7 @@ impl Gateway {
         recover_at_start(
             &meta,
             &id,
-            started_at - config.lease.as_secs() as i64,
+            term::gone_before(started_at, config.lease),
             &master,
         )
         .await?;

@@ -6,8 +6,10 @@
 //! (`meta::gateways`). Every gateway renews its heartbeat and tries the lease every third of
 //! `lease`; the holder keeps it, the others wait in standby, and when the holder stops
 //! renewing (killed, cut off from the database) another takes it once it expires. A holder
-//! whose renewal fails stops its work at once, before the lease can expire under it, and a
-//! gateway that stops cleanly gives the lease up so another takes it at its next try.
+//! trusts its lease for two thirds of a lease from the start of its last successful renewal
+//! (the database keeps it a whole lease): a renewal that fails, or has not succeeded by then,
+//! stops its work before the lease can expire under it. A gateway that stops cleanly gives the
+//! lease up so another takes it at its next try.
 //!
 //! Nodes keep a control connection to every gateway of their cloud, so only the holder counts
 //! their online time from those connections (`ControlHub::record_liveness`): no node's time
@@ -25,6 +27,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use tokio::sync::watch;
 
 use super::meta::Meta;
@@ -34,6 +38,19 @@ use crate::registry::Registry;
 
 /// The lease on the cloud-wide work.
 pub(super) const WORK_LEASE: &str = "work";
+
+/// How many leases a gateway may go without a heartbeat before its uploads count as gone. One:
+/// a node that was fetching a shard of such an upload from the gone gateway shows it in its
+/// reports only while librqbit still lists the gone seeder as a peer, so the sooner the upload
+/// is abandoned, the surer that copy is dropped. The price: a live gateway whose heartbeats
+/// stall for a lease (its writer busy, a clock ahead) loses its uploads in flight, which then
+/// fail cleanly (nothing becomes visible).
+const SILENT_LEASES: i64 = 1;
+
+/// The heartbeats older than this (Unix seconds) are of gateways gone, at `now`.
+pub(super) fn gone_before(now: i64, lease: Duration) -> i64 {
+    now - SILENT_LEASES * lease.as_secs() as i64
+}
 
 /// The file in the data directory holding the gateway's id.
 const ID_FILE: &str = "gateway-id";
@@ -136,24 +153,26 @@ impl Term {
     pub(super) async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut revoked_since = self.started_at - self.lease.as_secs() as i64;
+        // While held: until when this gateway may trust it. The database keeps it until at
+        // least a lease after the renewal began; trusting it a third less leaves room for
+        // clocks and for the workers to stop.
+        let mut trusted_until: Option<Instant> = None;
         loop {
-            let held = self.renew().await;
-            self.hub.record_liveness(held);
-            revoked_since = self.sync_revocations(revoked_since).await;
-            self.held.send_if_modified(|h| {
-                if *h == held {
-                    return false;
-                }
-                *h = held;
-                match held {
-                    true => tracing::info!(gateway = %self.id, "work lease taken: this gateway does the cloud-wide work"),
-                    false => tracing::info!(gateway = %self.id, "standing by: another gateway holds the work lease, or it could not be renewed"),
-                }
-                true
-            });
+            let began = Instant::now();
+            let budget = match trusted_until {
+                Some(t) => (self.lease / 3).min(t.saturating_duration_since(began)),
+                None => self.lease / 3,
+            };
+            let held = self.renew(budget).await;
+            trusted_until = held.then(|| began + self.lease * 2 / 3);
+            self.publish(held);
+            let sync = self.sync_revocations(revoked_since);
+            if let Ok(next) = tokio::time::timeout(self.lease / 3, sync).await {
+                revoked_since = next;
+            }
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tokio::time::sleep(self.lease / 3) => {}
+                _ = tokio::time::sleep_until(began + self.lease / 3) => {}
             }
         }
         if *self.held.borrow() {
@@ -162,6 +181,22 @@ impl Term {
                 tracing::warn!(error = %e, "the work lease was not given up; it expires instead");
             }
         }
+    }
+
+    /// Tells the workers (and the liveness records) whether the lease is held.
+    fn publish(&self, held: bool) {
+        self.hub.record_liveness(held);
+        self.held.send_if_modified(|h| {
+            if *h == held {
+                return false;
+            }
+            *h = held;
+            match held {
+                true => tracing::info!(gateway = %self.id, "work lease taken: this gateway does the cloud-wide work"),
+                false => tracing::info!(gateway = %self.id, "standing by: another gateway holds the work lease, or it could not be renewed"),
+            }
+            true
+        });
     }
 
     /// Revokes here the nodes revoked elsewhere (the CLI, another gateway) since `since`, so
@@ -181,9 +216,9 @@ impl Term {
     }
 
     /// Writes the heartbeat and takes or renews the lease; whether it is held. A failure, or
-    /// no answer within a third of the lease, counts as not held: the lease may expire before
-    /// the next try succeeds, and by then this gateway has stopped its work.
-    async fn renew(&self) -> bool {
+    /// no answer within `budget` (at most what is left of the trusted term), counts as not
+    /// held: the workers stop before the lease can expire in the database.
+    async fn renew(&self, budget: Duration) -> bool {
         let now = unix_now();
         let secs = self.lease.as_secs().max(1) as i64;
         let renewed = async {
@@ -192,7 +227,7 @@ impl Term {
                 .await?;
             self.meta.take_lease(WORK_LEASE, &self.id, now, secs).await
         };
-        match tokio::time::timeout(self.lease / 3, renewed).await {
+        match tokio::time::timeout(budget, renewed).await {
             Ok(Ok(held)) => held,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "heartbeat and work lease not renewed");
@@ -242,7 +277,7 @@ mod tests {
         held_by_a.gained().await;
 
         let (b, mut held_by_b) = term(&db, "b").await;
-        assert!(!b.renew().await, "a holds it");
+        assert!(!b.renew(Duration::from_secs(1)).await, "a holds it");
         let meta = b.meta.clone();
         assert!(meta.others_alive("b", 0).await.unwrap());
         let (stop_b, stopped_b) = watch::channel(false);

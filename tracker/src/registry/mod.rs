@@ -200,8 +200,9 @@ impl Registry {
     /// Puts node `id`, just authenticated from the database, in the token map: a node
     /// registered after this registry was opened (by `node add`, or by another gateway on the
     /// same database) is known from its first connection on.
+    /// A node this registry knows already, even as revoked, is left as it is.
     pub fn remember_node(&self, id: NodeId, passkey: &str) {
-        if self.tokens().token_of(id).is_none() {
+        if !self.tokens().knows(id) {
             self.tokens_mut().insert(id, passkey, false);
             self.standing_changed();
         }

@@ -177,6 +177,11 @@ async fn two_registries_on_one_database(location: &std::path::Path) {
         "b's sessions of the node close"
     );
     assert_eq!(b.sync_revocations(0).await.unwrap(), 0, "once");
+    b.remember_node(id, &node.passkey);
+    assert!(
+        !b.is_valid(id),
+        "a connection in flight does not bring it back"
+    );
 }
 
 #[tokio::test]

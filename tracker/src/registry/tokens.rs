@@ -85,6 +85,11 @@ impl Tokens {
     }
 
     /// The token of a registered, unrevoked node.
+    /// Whether node `id` is in the map at all, valid or revoked.
+    pub(super) fn knows(&self, id: NodeId) -> bool {
+        self.of_node.contains_key(&id)
+    }
+
     pub(super) fn token_of(&self, id: NodeId) -> Option<String> {
         match self.of_node.get(&id) {
             Some((token, false)) => Some(token.clone()),
