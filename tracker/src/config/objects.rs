@@ -329,6 +329,7 @@ mod tests {
         check(|c| c.segment_target = 1, "segment_target");
         check(|c| c.group_size = 1 << 20, "group_size");
         check(|c| c.groups_in_flight = 0, "groups_in_flight");
+        check(|c| c.lease_secs = 2, "lease_secs");
         check(|c| c.max_puts = 0, "max_puts");
         check(|c| c.read_memory = 1 << 20, "read_memory");
         check(|c| c.policy_limits.max_expansion = 0.5, "policy_limits");

@@ -146,45 +146,32 @@ async fn pending_uploads_are_abandoned_at_start(db: Registry) {
 async fn the_work_lease_has_one_holder_until_it_expires_or_is_given_up(db: Registry) {
     let (_r, m) = meta(db);
     assert_eq!(m.lease_holder("work").await.unwrap(), None);
-    assert!(m.take_lease("work", "a", 100, 30).await.unwrap());
-    assert!(
-        !m.take_lease("work", "b", 110, 30).await.unwrap(),
-        "a holds it"
-    );
-    assert!(
-        m.take_lease("work", "a", 120, 30).await.unwrap(),
-        "a renews"
-    );
-    assert!(
-        !m.take_lease("work", "b", 150, 30).await.unwrap(),
-        "renewed until 150"
-    );
-    assert!(
-        m.take_lease("work", "b", 151, 30).await.unwrap(),
-        "expired: b takes over"
-    );
-    assert!(
-        !m.take_lease("work", "a", 152, 30).await.unwrap(),
-        "a lost it"
-    );
-    assert_eq!(
-        m.lease_holder("work").await.unwrap(),
-        Some(("b".to_owned(), 181))
-    );
+    // (who tries, when, whether they hold it after, why); each try asks for 30 s.
+    let tries = [
+        ("a", 100, true, "free: a takes it"),
+        ("b", 110, false, "a holds it"),
+        ("a", 120, true, "a renews"),
+        ("b", 150, false, "renewed until 150"),
+        ("b", 151, true, "expired: b takes over"),
+        ("a", 152, false, "a lost it"),
+    ];
+    for (who, at, held, why) in tries {
+        assert_eq!(
+            m.take_lease("work", who, at, 30).await.unwrap(),
+            held,
+            "{why}"
+        );
+    }
+    let until = m.lease_holder("work").await.unwrap();
+    assert_eq!(until, Some(("b".to_owned(), 181)));
     m.release_lease("work", "a").await.unwrap();
-    assert!(
-        !m.take_lease("work", "a", 153, 30).await.unwrap(),
-        "only b gives it up"
-    );
+    let after_a_gave_up = m.take_lease("work", "a", 153, 30).await.unwrap();
+    assert!(!after_a_gave_up, "only the holder gives it up");
     m.release_lease("work", "b").await.unwrap();
-    assert!(
-        m.take_lease("work", "a", 154, 30).await.unwrap(),
-        "given up: a at once"
-    );
-    assert!(
-        m.take_lease("other", "b", 154, 30).await.unwrap(),
-        "leases are separate"
-    );
+    let after_b_gave_up = m.take_lease("work", "a", 154, 30).await.unwrap();
+    assert!(after_b_gave_up, "given up: a takes it at once");
+    let other = m.take_lease("other", "b", 154, 30).await.unwrap();
+    assert!(other, "leases are separate");
 }
 
 async fn only_uploads_of_this_gateway_and_of_gone_ones_are_abandoned(db: Registry) {
