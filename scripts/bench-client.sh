@@ -12,14 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-devnet.sh
 export RT_GATEWAY="$api" RT_KEYRING="$work/keyring"
-tick=$(getconf CLK_TCK)
 
 # The gateway process's CPU seconds and the bytes it read and wrote so far.
 gateway_cost() {
-  local ticks io
-  ticks=$(awk '{print $14 + $15}' "/proc/$devnet_pid/stat")
+  local io
   io=$(awk '/^(rchar|wchar):/ {s += $2} END {printf "%.0f", s}' "/proc/$devnet_pid/io")
-  echo "$(echo "scale=2; $ticks / $tick" | bc -l) $io"
+  echo "$(cpu_of "$devnet_pid") $io"
 }
 
 # Runs a transfer; prints "seconds gateway-cpu-seconds gateway-MB".

@@ -6,7 +6,8 @@
 #   devnet_pid  the devnet's process (the gateway)
 #   api         the object API's address;  s3 key secret  the S3 endpoint and a ready access key
 #   bytes       SIZE_MIB in bytes, and $work/object: that many random bytes
-# and the helpers `mbps SECONDS` and `median VALUES...`.
+#   node_pids   the node processes
+# and the helpers `mbps SECONDS`, `median VALUES...` and `cpu_of PIDS...`.
 SIZE_MIB="${SIZE_MIB:-1024}"
 ROUNDS="${ROUNDS:-2}"
 NODES="${NODES:-6}"
@@ -44,5 +45,14 @@ read -r _ _ s3 _ _ key _ secret < <(grep "^S3 API" "$work/banner")
 head -c "$((SIZE_MIB << 20))" /dev/urandom >"$work/object"
 bytes=$((SIZE_MIB << 20))
 
+node_pids=$(pgrep -P "$devnet_pid" | tr '\n' ' ')
+tick=$(getconf CLK_TCK)
+
+# CPU seconds (user and system) the processes PIDS have used so far.
+cpu_of() {
+  local ticks=0 p
+  for p in "$@"; do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "scale=2; $ticks / $tick" | bc -l
+}
 mbps() { echo "scale=1; $bytes / $1 / 1000000" | bc -l; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
