@@ -87,6 +87,9 @@ pub struct Limits {
     pub reconnect_max_secs: u64,
     /// Seconds a hold may take to fetch its metainfo from a URL.
     pub metainfo_fetch_timeout_secs: u64,
+    /// Seconds a shard's fetch may go without a byte arriving before it fails (its sources are
+    /// gone): the partial copy is deleted and the gateway told, instead of waiting for ever.
+    pub fetch_stall_secs: u64,
     /// Seconds between rewrites of the status file.
     pub status_interval_secs: u64,
     /// Most shard data files open at once, whatever the number of shards held: files are opened
@@ -104,6 +107,7 @@ impl Default for Limits {
             reconnect_base_ms: 1000,
             reconnect_max_secs: 60,
             metainfo_fetch_timeout_secs: 30,
+            fetch_stall_secs: 300,
             status_interval_secs: 5,
             open_files: 256,
         }
@@ -189,6 +193,7 @@ impl Config {
             (l.reconnect_base_ms, "reconnect_base_ms"),
             (l.reconnect_max_secs, "reconnect_max_secs"),
             (l.metainfo_fetch_timeout_secs, "metainfo_fetch_timeout_secs"),
+            (l.fetch_stall_secs, "fetch_stall_secs"),
             (l.status_interval_secs, "status_interval_secs"),
             (l.open_files as u64, "open_files"),
         ] {

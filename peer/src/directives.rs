@@ -261,8 +261,9 @@ pub(crate) fn spawn_fetch(
         let work = async {
             let handle = node.engine.add(torrent, Source::fetch_from(peers)).await?;
             let name = lock(&node.ledger).get(&ih).map(|s| s.name.clone());
+            let stall = Duration::from_secs(node.config.limits.fetch_stall_secs);
             tokio::select! {
-                r = node.engine.wait_complete(&handle) => r?,
+                r = node.engine.wait_complete(&handle, stall) => r?,
                 () = write_back(&node, name.clone()) => {}
             }
             // librqbit wrote the data; the ack promises it survives a power loss.

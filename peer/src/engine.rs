@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use librqbit::api::TorrentIdOrHash;
@@ -185,10 +185,16 @@ impl Engine {
             .is_some_and(|h| h.live().is_some() && h.stats().finished)
     }
 
-    /// Waits until every piece is downloaded and verified. librqbit's completion notice can be missed
-    /// when the last piece lands while the waiter registers, so the state is also re-read every
-    /// half second.
-    pub async fn wait_complete(&self, handle: &TorrentHandle) -> anyhow::Result<()> {
+    /// Waits until every piece is downloaded and verified; fails once `stall` passes without a
+    /// byte arriving (every source gone, so a fetch cannot hang on for ever unseen). librqbit's
+    /// completion notice can be missed when the last piece lands while the waiter registers, so
+    /// the state is also re-read every half second.
+    pub async fn wait_complete(
+        &self,
+        handle: &TorrentHandle,
+        stall: Duration,
+    ) -> anyhow::Result<()> {
+        let mut watch = StallWatch::new(stall, Instant::now());
         loop {
             let stats = handle.stats();
             if let Some(e) = stats.error {
@@ -196,6 +202,12 @@ impl Engine {
             }
             if stats.finished {
                 return Ok(());
+            }
+            if watch.stalled(stats.progress_bytes, Instant::now()) {
+                anyhow::bail!(
+                    "no data arrived for {} s: no peer could send this shard",
+                    stall.as_secs()
+                );
             }
             if let Ok(r) =
                 tokio::time::timeout(Duration::from_millis(500), handle.wait_until_completed())
@@ -270,4 +282,60 @@ fn free_port(ip: SocketAddr) -> anyhow::Result<SocketAddr> {
         "no port on {} is free for both TCP and UDP: {last:?}",
         ip.ip()
     ))
+}
+
+/// Whether a download has gone `stall` without progress: the bytes it has are looked at now and
+/// then, and the clock restarts whenever they grew.
+struct StallWatch {
+    stall: Duration,
+    bytes: u64,
+    since: Instant,
+}
+
+impl StallWatch {
+    fn new(stall: Duration, now: Instant) -> Self {
+        StallWatch {
+            stall,
+            bytes: 0,
+            since: now,
+        }
+    }
+
+    /// Records that the download has `bytes` at `now`; true once none arrived for `stall`.
+    fn stalled(&mut self, bytes: u64, now: Instant) -> bool {
+        if bytes > self.bytes {
+            (self.bytes, self.since) = (bytes, now);
+        }
+        now.duration_since(self.since) >= self.stall
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fetch_stalls_only_after_a_whole_stall_without_new_bytes() {
+        let t0 = Instant::now();
+        let s = |secs| t0 + Duration::from_secs(secs);
+        // (seconds since the start, bytes seen then, stalled)
+        let cases = [
+            (0, 0, false),
+            (9, 0, false),
+            (10, 0, true),
+            (11, 5, false),
+            (20, 5, false),
+            (21, 5, true),
+            (22, 3, true),
+            (23, 6, false),
+        ];
+        let mut watch = StallWatch::new(Duration::from_secs(10), t0);
+        for (at, bytes, stalled) in cases {
+            assert_eq!(
+                watch.stalled(bytes, s(at)),
+                stalled,
+                "at {at} s with {bytes} bytes"
+            );
+        }
+    }
 }

@@ -206,6 +206,36 @@ async fn a_drop_cancels_a_pending_hold() {
     stop_node(node).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fetch_that_gets_no_data_for_the_stall_time_is_refused_and_leaves_nothing() {
+    let gw = TestGateway::bind().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = node_config(dir.path(), gw.addr(), 1 << 20);
+    config.limits.fetch_stall_secs = 1;
+    let node = start_node(config).await;
+    let (mut conn, _) = gw.accept_welcomed().await;
+    // Its only source is gone: nothing listens there any more.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let source = gone.local_addr().unwrap();
+    drop(gone);
+    let lonely = shard(50_000, 6);
+    let seq = conn.send(hold(&lonely, vec![source])).await;
+    let answer = conn.answer(seq).await;
+    assert!(
+        matches!(&answer, Message::Refuse { code: RefuseCode::Io, text, .. } if text.contains("no data")),
+        "{answer:?}"
+    );
+    assert!(!dir
+        .path()
+        .join("torrents")
+        .join(format!("{}.torrent", lonely.ih))
+        .exists());
+    // The quota it took is free again.
+    let status = node.node().snapshot_status();
+    assert_eq!((status.used, status.shards.len()), (0, 0), "{status:?}");
+    stop_node(node).await;
+}
+
 /// Serves `body` to one HTTP GET on 127.0.0.1:0; returns the URL.
 async fn serve_once(body: Vec<u8>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
