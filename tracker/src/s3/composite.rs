@@ -230,6 +230,14 @@ mod tests {
         assert!(composite(Algorithm::Sha256, &[HELLO]).is_none());
     }
 
+    /// A CRC32 sum as a client sends it.
+    fn crc32_sent(value: &str) -> Sent {
+        Sent {
+            algorithm: Algorithm::Crc32,
+            value: value.to_owned(),
+        }
+    }
+
     #[test]
     fn the_crc32_of_hello_and_world_are_what_the_tests_say() {
         assert_eq!(Algorithm::Crc32.sum(b"hello"), HELLO);
@@ -243,33 +251,29 @@ mod tests {
             part(2, Some(("CRC32", WORLD))),
         ];
         let chosen: Vec<&UploadPart> = parts.iter().collect();
-        let sent = |v: &str| Sent {
-            algorithm: Algorithm::Crc32,
-            value: v.to_owned(),
-        };
         let made = composite(Algorithm::Crc32, &[HELLO, WORLD]).unwrap();
         let mut c = Completion {
             algorithm: Some(Algorithm::Crc32),
-            parts: vec![Some(sent(HELLO)), None],
+            parts: vec![Some(crc32_sent(HELLO)), None],
             ..Completion::default()
         };
         assert_eq!(c.object_sum(&chosen).unwrap(), Some(made.clone()));
-        c.whole = Some(sent(&made.text()));
+        c.whole = Some(crc32_sent(&made.text()));
         assert!(c.object_sum(&chosen).is_ok());
-        c.whole = Some(sent(&made.value));
+        c.whole = Some(crc32_sent(&made.value));
         assert!(c.object_sum(&chosen).is_ok(), "the suffix is optional");
-        c.whole = Some(sent(&format!("{}-3", made.value)));
+        c.whole = Some(crc32_sent(&format!("{}-3", made.value)));
         assert!(matches!(
             c.object_sum(&chosen),
             Err(GatewayError::BadDigest { .. })
         ));
-        c.whole = Some(sent(HELLO));
+        c.whole = Some(crc32_sent(HELLO));
         assert!(matches!(
             c.object_sum(&chosen),
             Err(GatewayError::BadDigest { .. })
         ));
         c.whole = None;
-        c.parts = vec![Some(sent(WORLD)), None];
+        c.parts = vec![Some(crc32_sent(WORLD)), None];
         assert!(matches!(
             c.object_sum(&chosen),
             Err(GatewayError::InvalidPart(_))
@@ -277,7 +281,7 @@ mod tests {
         // A part stored without a sum cannot match one listed, nor make a composite.
         let bare = [part(1, None)];
         let bare: Vec<&UploadPart> = bare.iter().collect();
-        c.parts = vec![Some(sent(HELLO))];
+        c.parts = vec![Some(crc32_sent(HELLO))];
         assert!(c.object_sum(&bare).is_err());
         c.parts = vec![None];
         assert!(matches!(
@@ -287,7 +291,7 @@ mod tests {
         // Without an algorithm the object gets no sum; listed part sums are still checked.
         c.algorithm = None;
         assert_eq!(c.object_sum(&chosen).unwrap(), None);
-        c.parts = vec![Some(sent(WORLD)), None];
+        c.parts = vec![Some(crc32_sent(WORLD)), None];
         assert!(c.object_sum(&chosen).is_err());
     }
 
@@ -303,25 +307,21 @@ mod tests {
         );
         let chosen = [&hello, &world];
         let want = Algorithm::Crc32.sum(b"helloworld");
-        let sent = |v: &str| Sent {
-            algorithm: Algorithm::Crc32,
-            value: v.to_owned(),
-        };
         let mut c = Completion {
             algorithm: Some(Algorithm::Crc32),
             kind: Kind::FullObject,
             parts: vec![None, None],
-            whole: Some(sent(&want)),
+            whole: Some(crc32_sent(&want)),
         };
         let made = c.object_sum(&chosen).unwrap().unwrap();
         assert_eq!((made.value.as_str(), made.parts), (want.as_str(), None));
         assert_eq!(made.text(), want);
-        c.whole = Some(sent(&format!("{want}-2")));
+        c.whole = Some(crc32_sent(&format!("{want}-2")));
         assert!(matches!(
             c.object_sum(&chosen),
             Err(GatewayError::BadDigest { .. })
         ));
-        c.whole = Some(sent(HELLO));
+        c.whole = Some(crc32_sent(HELLO));
         assert!(matches!(
             c.object_sum(&chosen),
             Err(GatewayError::BadDigest { .. })
