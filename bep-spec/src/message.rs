@@ -154,6 +154,7 @@ string_codes!(
         Superseded = "superseded",
         Malformed = "malformed",
         Io = "io",
+        Stalled = "stalled",
         Shutdown = "shutdown",
     }
 );

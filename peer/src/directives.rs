@@ -12,7 +12,7 @@ use raidtorrent_codec::{metainfo::MAX_METAINFO_LEN, Metainfo};
 use raidtorrent_proto::{Hold, InfoHash, Message, MetainfoSource, RefuseCode};
 use tokio::sync::watch;
 
-use crate::engine::Source;
+use crate::engine::{Source, Stalled};
 use crate::ledger::{HoldDecision, Waiter};
 use crate::node::{lock, Fetch, Node};
 use crate::status::{unix_now, DirectiveRecord};
@@ -203,10 +203,14 @@ impl Node {
             Err(e) => {
                 tracing::warn!(%ih, "fetch failed: {e:#}");
                 let waiters = lock(&self.ledger).failed(&ih);
+                let code = match e.downcast_ref::<Stalled>() {
+                    Some(_) => RefuseCode::Stalled,
+                    None => RefuseCode::Io,
+                };
                 waiters
                     .into_iter()
                     .map(|w| {
-                        let no = refuse(w.seq, Some(ih), RefuseCode::Io, format!("{e:#}"));
+                        let no = refuse(w.seq, Some(ih), code.clone(), format!("{e:#}"));
                         (w, no)
                     })
                     .collect()

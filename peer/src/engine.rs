@@ -204,10 +204,7 @@ impl Engine {
                 return Ok(());
             }
             if watch.stalled(stats.progress_bytes, Instant::now()) {
-                anyhow::bail!(
-                    "no data arrived for {} s: no peer could send this shard",
-                    stall.as_secs()
-                );
+                return Err(Stalled(stall).into());
             }
             if let Ok(r) =
                 tokio::time::timeout(Duration::from_millis(500), handle.wait_until_completed())
@@ -283,6 +280,11 @@ fn free_port(ip: SocketAddr) -> anyhow::Result<SocketAddr> {
         ip.ip()
     ))
 }
+
+/// A download that got no byte for its stall time: its sources are gone.
+#[derive(Debug, thiserror::Error)]
+#[error("no data arrived for {} s: no peer could send this shard", .0.as_secs())]
+pub struct Stalled(pub Duration);
 
 /// Whether a download has gone `stall` without progress: the bytes it has are looked at now and
 /// then, and the clock restarts whenever they grew.

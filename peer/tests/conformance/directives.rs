@@ -222,7 +222,7 @@ async fn a_fetch_that_gets_no_data_for_the_stall_time_is_refused_and_leaves_noth
     let seq = conn.send(hold(&lonely, vec![source])).await;
     let answer = conn.answer(seq).await;
     assert!(
-        matches!(&answer, Message::Refuse { code: RefuseCode::Io, text, .. } if text.contains("no data")),
+        matches!(&answer, Message::Refuse { code: RefuseCode::Stalled, text, .. } if text.contains("no data")),
         "{answer:?}"
     );
     assert!(!dir
