@@ -13,6 +13,8 @@
 #   PART_MIB=64 CONCURRENCY=4 scripts/bench-s3.sh   # aws-cli's multipart_chunksize and
 #                                                   # max_concurrent_requests instead of 8 and 10
 set -euo pipefail
+# `times` below must print seconds with a decimal point.
+export LC_ALL=C
 cd "$(dirname "$0")/.."
 command -v aws >/dev/null || { echo "bench-s3: needs aws-cli (pip install awscli)" >&2; exit 2; }
 source scripts/bench-devnet.sh

@@ -110,7 +110,8 @@ impl Node {
                     lock(&self.ledger).failed(&ih);
                     return Some(refuse(seq, Some(ih), RefuseCode::Io, e.to_string()));
                 }
-                spawn_fetch(self, ih, torrent, hold.peers);
+                let stall = Duration::from_secs(self.config.limits.fetch_stall_secs);
+                spawn_fetch(self, ih, torrent, hold.peers, Some(stall));
                 None
             }
         }
@@ -203,6 +204,10 @@ impl Node {
             Err(e) => {
                 tracing::warn!(%ih, "fetch failed: {e:#}");
                 let waiters = lock(&self.ledger).failed(&ih);
+                // Saving the held set also tells the gateways at once that the quota is free.
+                if let Err(e) = self.persist() {
+                    tracing::error!("{e:#}");
+                }
                 let code = match e.downcast_ref::<Stalled>() {
                     Some(_) => RefuseCode::Stalled,
                     None => RefuseCode::Io,
@@ -242,13 +247,14 @@ async fn write_back(node: &Arc<Node>, name: Option<String>) {
 }
 
 /// Starts the task that fetches (or finishes fetching) a shard, puts its data on disk for good,
-/// and answers its waiters. A shard restored with pieces missing is already in the session; adding
-/// it again finds it there.
+/// and answers its waiters; with a `stall`, the fetch fails once that passes without data. A
+/// shard restored with pieces missing is already in the session; adding it again finds it there.
 pub(crate) fn spawn_fetch(
     node: &Arc<Node>,
     ih: InfoHash,
     torrent: Vec<u8>,
     peers: Vec<SocketAddr>,
+    stall: Option<Duration>,
 ) {
     let cancel = node.tasks.token().child_token();
     let (done_tx, done) = watch::channel(false);
@@ -265,7 +271,6 @@ pub(crate) fn spawn_fetch(
         let work = async {
             let handle = node.engine.add(torrent, Source::fetch_from(peers)).await?;
             let name = lock(&node.ledger).get(&ih).map(|s| s.name.clone());
-            let stall = Duration::from_secs(node.config.limits.fetch_stall_secs);
             tokio::select! {
                 r = node.engine.wait_complete(&handle, stall) => r?,
                 () = write_back(&node, name.clone()) => {}

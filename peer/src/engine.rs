@@ -185,16 +185,16 @@ impl Engine {
             .is_some_and(|h| h.live().is_some() && h.stats().finished)
     }
 
-    /// Waits until every piece is downloaded and verified; fails once `stall` passes without a
-    /// byte arriving (every source gone, so a fetch cannot hang on for ever unseen). librqbit's
+    /// Waits until every piece is downloaded and verified; with a `stall`, fails once that passes
+    /// without a byte arriving (every source gone, so a fetch cannot hang on for ever unseen). librqbit's
     /// completion notice can be missed when the last piece lands while the waiter registers, so
     /// the state is also re-read every half second.
     pub async fn wait_complete(
         &self,
         handle: &TorrentHandle,
-        stall: Duration,
+        stall: Option<Duration>,
     ) -> anyhow::Result<()> {
-        let mut watch = StallWatch::new(stall, Instant::now());
+        let mut watch = stall.map(|stall| StallWatch::new(stall, Instant::now()));
         loop {
             let stats = handle.stats();
             if let Some(e) = stats.error {
@@ -203,8 +203,13 @@ impl Engine {
             if stats.finished {
                 return Ok(());
             }
-            if watch.stalled(stats.progress_bytes, Instant::now()) {
-                return Err(Stalled(stall).into());
+            // Bytes received from peers, whole piece or not; none counted while the torrent is
+            // still checking what it has on disk (the clock starts once it is live).
+            let fetched = stats.live.as_ref().map(|l| l.snapshot.fetched_bytes);
+            if let Some(w) = watch.as_mut() {
+                if w.stalled(fetched, Instant::now()) {
+                    return Err(Stalled(w.stall).into());
+                }
             }
             if let Ok(r) =
                 tokio::time::timeout(Duration::from_millis(500), handle.wait_until_completed())
@@ -303,10 +308,13 @@ impl StallWatch {
         }
     }
 
-    /// Records that the download has `bytes` at `now`; true once none arrived for `stall`.
-    fn stalled(&mut self, bytes: u64, now: Instant) -> bool {
-        if bytes > self.bytes {
-            (self.bytes, self.since) = (bytes, now);
+    /// Records that the download has received `bytes` by `now` (`None` while it is not yet
+    /// receiving, which restarts the clock); true once none arrived for `stall`.
+    fn stalled(&mut self, bytes: Option<u64>, now: Instant) -> bool {
+        match bytes {
+            None => self.since = now,
+            Some(b) if b != self.bytes => (self.bytes, self.since) = (b, now),
+            Some(_) => {}
         }
         now.duration_since(self.since) >= self.stall
     }
@@ -320,23 +328,25 @@ mod tests {
     fn a_fetch_stalls_only_after_a_whole_stall_without_new_bytes() {
         let t0 = Instant::now();
         let s = |secs| t0 + Duration::from_secs(secs);
-        // (seconds since the start, bytes seen then, stalled)
+        // (seconds since the start, bytes received then or None while checking, stalled)
         let cases = [
-            (0, 0, false),
-            (9, 0, false),
-            (10, 0, true),
-            (11, 5, false),
-            (20, 5, false),
-            (21, 5, true),
-            (22, 3, true),
-            (23, 6, false),
+            (0, None, false),
+            (30, None, false),
+            (39, Some(0), false),
+            (49, Some(0), true),
+            (50, Some(5), false),
+            (59, Some(5), false),
+            (60, Some(5), true),
+            (61, Some(6), false),
+            (70, None, false),
+            (80, Some(6), true),
         ];
         let mut watch = StallWatch::new(Duration::from_secs(10), t0);
         for (at, bytes, stalled) in cases {
             assert_eq!(
                 watch.stalled(bytes, s(at)),
                 stalled,
-                "at {at} s with {bytes} bytes"
+                "at {at} s with {bytes:?} bytes"
             );
         }
     }

@@ -86,7 +86,9 @@ impl Node {
                 Ok(Reopened::Incomplete(torrent)) => {
                     if lock(&self.ledger).unpark(&ih, false) {
                         tracing::warn!(%ih, "shard data incomplete on disk; fetching it again");
-                        crate::directives::spawn_fetch(self, ih, torrent, Vec::new());
+                        // No stall bound: its sources are announced only every few hours, and
+                        // the copy is one a gateway counts on.
+                        crate::directives::spawn_fetch(self, ih, torrent, Vec::new(), None);
                         r.opened += 1;
                     }
                 }
