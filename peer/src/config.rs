@@ -297,6 +297,12 @@ mod tests {
         let mut c = sample();
         c.limits.open_files = 0;
         assert_eq!(c.validate(), Err(ConfigError::ZeroLimit("open_files")));
+        let mut c = sample();
+        c.limits.fetch_stall_secs = 0;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::ZeroLimit("fetch_stall_secs"))
+        );
     }
 
     #[test]
