@@ -32,6 +32,24 @@ fn shard(n: u8) -> ShardRow {
     }
 }
 
+/// Records shard `n` pending and commits it as the one-shard swarm object `bucket`/`key`.
+async fn commit_one_shard(m: &Meta, bucket: &str, key: &str, n: u8) {
+    m.begin_shards(&[shard(n)], 1).await.unwrap();
+    let object = NewObject {
+        bucket,
+        key,
+        size: 4,
+        sha256: &[n; 32],
+        attrs: None,
+        placed_by: None,
+        body: StoredBody::Swarm {
+            manifest: b"m",
+            shards: &[shard(n).info_hash],
+        },
+    };
+    m.commit_object(&object, 2).await.unwrap();
+}
+
 async fn buckets_are_unique_and_keep_their_policy(db: Registry) {
     let (_r, m) = meta(db);
     m.create_bucket("photos", &POLICY, 1).await.unwrap();
@@ -226,20 +244,7 @@ async fn loose_parts_of_a_living_gateway_stay_until_it_is_gone(db: Registry) {
     alive.gateway_alive("alive", 1, 100).await.unwrap();
     // A part of an upload in flight on "alive", and one of nobody's.
     for (n, by) in [(1u8, &alive), (2, &m)] {
-        by.begin_shards(&[shard(n)], 1).await.unwrap();
-        let part = NewObject {
-            bucket: &parts.name,
-            key: &format!("up/{n}"),
-            size: 4,
-            sha256: &[n; 32],
-            attrs: None,
-            placed_by: None,
-            body: StoredBody::Swarm {
-                manifest: b"m",
-                shards: &[shard(n).info_hash],
-            },
-        };
-        by.commit_object(&part, 2).await.unwrap();
+        commit_one_shard(by, &parts.name, &format!("up/{n}"), n).await;
     }
     let running = Abandon::Gone { alive_since: 70 };
     assert_eq!(m.drop_loose_parts(running).await.unwrap(), 0);
@@ -567,20 +572,7 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
         let m = m.clone();
         let bucket = parts.name.clone();
         async move {
-            m.begin_shards(&[shard(n)], 1).await.unwrap();
-            let o = NewObject {
-                bucket: &bucket,
-                key: &format!("{prefix}/000000"),
-                size: 4,
-                sha256: &[n; 32],
-                attrs: None,
-                placed_by: None,
-                body: StoredBody::Swarm {
-                    manifest: b"m",
-                    shards: &[shard(n).info_hash],
-                },
-            };
-            m.commit_object(&o, 2).await.unwrap();
+            commit_one_shard(&m, &bucket, &format!("{prefix}/000000"), n).await;
             UploadPart {
                 part_number: 1,
                 prefix: prefix.into(),
