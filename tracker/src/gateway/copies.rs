@@ -1,11 +1,11 @@
 //! A copy's life on a node: the one place that sends hold and drop directives.
 //!
-//! Hold: the node's announce token, the shard's torrent with the node's own announce URL, the directive
-//! naming the peers to fetch from, the node's answer awaited with the hold timeout; the transfer
-//! is recorded against the node, counted in its load while in flight, and backs it off when it
-//! fails. A node whose token cannot be had (revoked since the snapshot was taken) fails its own
-//! jobs before any directive is sent, so the caller places those copies elsewhere; it never fails
-//! the others. A confirmed copy is recorded while its shard is pending or live; a copy confirmed for a
+//! Hold: the node's announce token, the shard's torrent with the node's own announce URL, the
+//! directive naming the peers to fetch from, the node's answer awaited with the hold timeout; the
+//! transfer is counted in the node's load while in flight, then recorded against it and backs it
+//! off only when the answer reflects on the node ([`Verdict`]). A node whose token cannot be had
+//! (revoked since the snapshot was taken) fails its own jobs before any directive is sent, so the
+//! caller places those copies elsewhere; it never fails the others. A confirmed copy is recorded while its shard is pending or live; a copy confirmed for a
 //! shard that went away meanwhile is recorded against the orphan, so the collector drops it.
 //! Every hold is in flight (`in_flight`) from before its directive until its copy is recorded;
 //! one that ends otherwise (refused, timed out, node gone, its task cancelled) leaves its copy
@@ -30,7 +30,7 @@ use super::local::Announce;
 use super::meta::Meta;
 use super::nodes::{Nodes, TransferRecord};
 use super::GatewayError;
-use crate::control::Outcome;
+use crate::control::{ControlError, Outcome, RefuseCode};
 use crate::registry::{unix_now, NodeId};
 use crate::scoring::TransferKind;
 
@@ -62,10 +62,10 @@ impl<'a> InFlight<'a> {
         }
     }
 
-    /// The node answered: its load goes down, and a failure backs it off.
-    fn end(&mut self, ok: bool) {
+    /// The node answered: its load goes down, and the verdict clears or extends its back-off.
+    fn end(&mut self, verdict: Verdict) {
         self.ended = true;
-        self.nodes.transfer_ended(self.node, Some(ok));
+        self.nodes.transfer_ended(self.node, verdict.backoff());
     }
 }
 
@@ -77,12 +77,66 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// What a hold's answer says about its node, as RT-0002's refusal table has it. Only a storage
+/// error (`io`, or a code this gateway does not know), a timeout or a lost connection reflects on
+/// the node's reliability. A full or stopping node is backed off but not blamed. The other
+/// refusals are about the hold itself (sources that sent nothing, its metainfo, a later drop) and
+/// leave the node's record and back-off alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Done,
+    Failed,
+    Busy,
+    NotTheNode,
+}
+
+impl Verdict {
+    fn of(answer: &Result<Outcome, ControlError>) -> Self {
+        let code = match answer {
+            Ok(Outcome::Acked) => return Verdict::Done,
+            Ok(Outcome::Refused { code, .. }) => code,
+            Err(_) => return Verdict::Failed,
+        };
+        match code {
+            RefuseCode::Io | RefuseCode::Other(_) => Verdict::Failed,
+            RefuseCode::Quota | RefuseCode::Shutdown => Verdict::Busy,
+            RefuseCode::Stalled
+            | RefuseCode::Superseded
+            | RefuseCode::Fetch
+            | RefuseCode::Metainfo
+            | RefuseCode::Mismatch
+            | RefuseCode::Malformed => Verdict::NotTheNode,
+        }
+    }
+
+    /// For the node's back-off: `Some(true)` clears it, `Some(false)` extends it.
+    fn backoff(self) -> Option<bool> {
+        match self {
+            Verdict::Done => Some(true),
+            Verdict::Failed | Verdict::Busy => Some(false),
+            Verdict::NotTheNode => None,
+        }
+    }
+
+    /// For the node's record: the transfer's `ok`, or `None` when it is not recorded.
+    fn recorded(self) -> Option<bool> {
+        match self {
+            Verdict::Done => Some(true),
+            Verdict::Failed => Some(false),
+            Verdict::Busy | Verdict::NotTheNode => None,
+        }
+    }
+}
+
 /// One node to take one copy of a shard.
 #[derive(Debug, Clone)]
 pub(super) struct HoldJob {
     pub shard: ShardInfo,
     pub node: NodeId,
 }
+
+/// A hold's answer: `Ok` when the node confirmed, and what it says about the node.
+type HoldAnswer = (Result<(), String>, Verdict);
 
 /// How one hold went: `Ok` once the node confirmed and the copy is recorded.
 #[derive(Debug)]
@@ -191,20 +245,22 @@ impl Copies {
     /// the hold's ticket is marked recorded only when the copy is.
     async fn finish_hold(
         &self,
-        (job_index, job, outcome, took): (usize, HoldJob, Result<(), String>, Duration),
+        (job_index, job, (outcome, verdict), took): (usize, HoldJob, HoldAnswer, Duration),
         kind: TransferKind,
         ticket: Option<HoldTicket>,
     ) -> Held {
         let ih = job.shard.info_hash();
-        let transfer = TransferRecord {
-            node: job.node,
-            kind,
-            info_hash: &ih,
-            ok: outcome.is_ok(),
-            bytes: job.shard.length,
-            took,
-        };
-        self.nodes.record_transfer(transfer).await;
+        if let Some(ok) = verdict.recorded() {
+            let transfer = TransferRecord {
+                node: job.node,
+                kind,
+                info_hash: &ih,
+                ok,
+                bytes: job.shard.length,
+                took,
+            };
+            self.nodes.record_transfer(transfer).await;
+        }
         let outcome = match outcome {
             Ok(()) => {
                 let (recorded, outcome) = self.record(&ih, job.node).await;
@@ -222,22 +278,24 @@ impl Copies {
         }
     }
 
-    /// One hold directive and its answer; the node's load and back-off follow it.
-    async fn hold_one(&self, job: &HoldJob, hold: Hold) -> Result<(), String> {
+    /// One hold directive and its answer; the node's load and back-off follow its verdict.
+    async fn hold_one(&self, job: &HoldJob, hold: Hold) -> HoldAnswer {
         let mut transfer = InFlight::start(&self.nodes, job.node);
         let answer = self
             .nodes
             .hub()
             .hold_with(job.node, hold, self.hold_timeout)
             .await;
-        transfer.end(matches!(answer, Ok(Outcome::Acked)));
-        match answer {
+        let verdict = Verdict::of(&answer);
+        transfer.end(verdict);
+        let outcome = match answer {
             Ok(Outcome::Acked) => Ok(()),
             Ok(Outcome::Refused { code, reason }) => {
-                Err(format!("node {} refused: {code:?} {reason}", job.node))
+                Err(format!("node {} refused: {code} {reason}", job.node))
             }
             Err(e) => Err(e.to_string()),
-        }
+        };
+        (outcome, verdict)
     }
 
     /// Records a confirmed copy; returns whether the copy is recorded, and the hold's outcome.
@@ -295,6 +353,55 @@ impl Copies {
                 "node {node} refused the drop: {code:?} {reason}"
             ))),
             Err(e) => Err(GatewayError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: RefuseCode) -> Result<Outcome, ControlError> {
+        Ok(Outcome::Refused {
+            code,
+            reason: String::new(),
+        })
+    }
+
+    /// RT-0002's refusal table: only `io` (and codes from newer nodes) count against the node;
+    /// a full or stopping node is backed off; a hold whose sources sent nothing is not its fault.
+    #[test]
+    fn only_answers_about_the_node_are_held_against_it() {
+        use Verdict::*;
+        let cases = [
+            (Ok(Outcome::Acked), Done, Some(true), Some(true)),
+            (
+                Err(ControlError::TimedOut(1)),
+                Failed,
+                Some(false),
+                Some(false),
+            ),
+            (refused(RefuseCode::Io), Failed, Some(false), Some(false)),
+            (
+                refused(RefuseCode::parse("new")),
+                Failed,
+                Some(false),
+                Some(false),
+            ),
+            (refused(RefuseCode::Quota), Busy, Some(false), None),
+            (refused(RefuseCode::Shutdown), Busy, Some(false), None),
+            (refused(RefuseCode::Stalled), NotTheNode, None, None),
+            (refused(RefuseCode::Superseded), NotTheNode, None, None),
+            (refused(RefuseCode::Fetch), NotTheNode, None, None),
+            (refused(RefuseCode::Metainfo), NotTheNode, None, None),
+            (refused(RefuseCode::Mismatch), NotTheNode, None, None),
+            (refused(RefuseCode::Malformed), NotTheNode, None, None),
+        ];
+        for (answer, verdict, backoff, recorded) in cases {
+            let v = Verdict::of(&answer);
+            assert_eq!(v, verdict, "{answer:?}");
+            assert_eq!(v.backoff(), backoff, "{answer:?}");
+            assert_eq!(v.recorded(), recorded, "{answer:?}");
         }
     }
 }
