@@ -124,13 +124,14 @@ impl SegmentEncoder {
     pub fn new(geometry: Geometry, key: &DataKey) -> Result<Self, EncodeError> {
         geometry.validate()?;
         let (k, n) = (usize::from(geometry.k), geometry.shard_count());
-        let block = geometry.block_size as usize;
+        // Sized by the first segment pushed: an object far smaller than a segment (an S3 part of
+        // a few MiB against 32 MiB segments) costs memory for what it holds, not for a segment.
         Ok(SegmentEncoder {
             geometry,
             key: key.clone(),
             rs: ReedSolomon::new(k, usize::from(geometry.m)).expect("geometry validated k and m"),
-            area: vec![0u8; k * block],
-            parity: (k..n).map(|_| vec![0u8; block]).collect(),
+            area: Vec::new(),
+            parity: vec![Vec::new(); n - k],
             sha: Sha256::new(),
             pieces: vec![Vec::new(); n],
             size: 0,
@@ -184,6 +185,10 @@ impl SegmentEncoder {
     /// it can run on the pool while the caller does I/O.
     fn code(&mut self, plain: &[u8], last: bool, block_len: usize) {
         let k = usize::from(self.geometry.k);
+        grow(&mut self.area, k * block_len);
+        for p in &mut self.parity {
+            grow(p, block_len);
+        }
         let (s, key, rs) = (self.segment, &self.key, &self.rs);
         let piece_length = self.geometry.piece_length as usize;
         // The content hash is sequential: run it beside all the parallel work of the segment.
@@ -237,6 +242,13 @@ impl SegmentEncoder {
             sha256: self.sha.finalize().into(),
             pieces: self.pieces,
         })
+    }
+}
+
+/// Makes `buf` at least `len` bytes long.
+fn grow(buf: &mut Vec<u8>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0);
     }
 }
 

@@ -211,6 +211,15 @@ impl<B: AsyncRead + Unpin> GroupReader<B> {
         self.whole.take().unwrap_or_default().finalize().into()
     }
 
+    /// Sizes `buf` for the next segment: a whole `segment`, or the rest of an upload of known
+    /// length when that is less (an S3 part far smaller than a segment allocates its own size).
+    fn fit(&self, buf: &mut Vec<u8>, segment: usize) {
+        let len = self.left.map_or(segment, |l| {
+            usize::try_from(l).unwrap_or(usize::MAX).min(segment)
+        });
+        buf.resize(len, 0);
+    }
+
     /// Reads the next segment into `buf`: its length and whether the upload ends with it.
     async fn segment(&mut self, buf: &mut [u8]) -> Result<(usize, bool), GatewayError> {
         let (n, last) = self.upload.segment(buf).await?;
@@ -292,9 +301,10 @@ where
         .collect();
     let mut outs = staging.open_files(&parts).await?;
     let mut encoder = SegmentEncoder::new(geometry, data_key).map_err(internal)?;
+    let encoder_segment = encoder.segment_size();
     let mut whole = reader.whole.take();
-    let mut plain = vec![0u8; encoder.segment_size()];
-    let mut next = vec![0u8; encoder.segment_size()];
+    let (mut plain, mut next) = (Vec::new(), Vec::new());
+    reader.fit(&mut plain, encoder_segment);
     let (mut len, mut last) = reader.segment(&mut plain).await?;
     for segment in 1.. {
         let last_here = last || segment == segments;
@@ -321,7 +331,10 @@ where
         let reading = async {
             match last_here {
                 true => None,
-                false => Some(reader.segment(&mut next).await),
+                false => {
+                    reader.fit(&mut next, encoder_segment);
+                    Some(reader.segment(&mut next).await)
+                }
             }
         };
         let (coded, hashed, read) = tokio::join!(coding, hashing, reading);
