@@ -66,7 +66,7 @@ impl Worker for Collector {
 }
 
 /// Abandons the uploads of gateways that share the database and went silent (killed, cut
-/// off) for three leases: their pending shards and loose parts become orphans, which
+/// off) for a lease: their pending shards and loose parts become orphans, which
 /// this pass and the next collect.
 async fn take_over_gone_uploads(gw: &Gateway) -> Result<(), GatewayError> {
     let inner = &gw.inner;

@@ -39,13 +39,13 @@ use crate::registry::Registry;
 /// The lease on the cloud-wide work.
 pub(super) const WORK_LEASE: &str = "work";
 
-/// How many leases a gateway may go without a heartbeat before its uploads count as gone: three,
-/// so a live gateway whose heartbeats stall for a while (its writer busy, a database failing
-/// over) keeps its uploads in flight. Waiting longer leaks nothing: a node fetching a shard of
-/// such an upload from the gone gateway gets no data and gives the copy up itself after its
-/// stall time (RT-0002 `stalled`), and the copies it finished are reported and dropped by the
-/// collector once the upload is abandoned.
-const SILENT_LEASES: i64 = 3;
+/// How many leases a gateway may go without a heartbeat before its uploads count as gone. One:
+/// a node that was fetching a shard of such an upload from the gone gateway shows it in its
+/// reports only while librqbit still lists the gone seeder as a peer, so the sooner the upload
+/// is abandoned, the surer that copy is dropped. The price: a live gateway whose heartbeats
+/// stall for a lease (its writer busy, a clock ahead) loses its uploads in flight, which then
+/// fail cleanly (nothing becomes visible).
+const SILENT_LEASES: i64 = 1;
 
 /// The heartbeats older than this (Unix seconds) are of gateways gone, at `now`.
 pub(super) fn gone_before(now: i64, lease: Duration) -> i64 {
