@@ -43,6 +43,8 @@ pub(super) struct Copies {
     hold_timeout: Duration,
     drop_timeout: Duration,
     in_flight: Arc<CopiesInFlight>,
+    /// The gateway's own seeder: a hold naming it as a source fetches from this gateway.
+    seeder: SocketAddr,
 }
 
 /// A transfer counted in its node's load until it ends, or until its task is cancelled.
@@ -79,9 +81,10 @@ impl Drop for InFlight<'_> {
 
 /// What a hold's answer says about its node, as RT-0002's refusal table has it. Only a storage
 /// error (`io`, or a code this gateway does not know), a timeout or a lost connection reflects on
-/// the node's reliability. A full or stopping node is backed off but not blamed. The other
-/// refusals are about the hold itself (sources that sent nothing, its metainfo, a later drop) and
-/// leave the node's record and back-off alone.
+/// the node's reliability; so does `stalled` when this gateway's own seeder was a source, since a
+/// gateway alive to hear the refusal was there to send. A full or stopping node is backed off but
+/// not blamed. The other refusals are about the hold itself (other sources that sent nothing, its
+/// metainfo, a later drop) and leave the node's record and back-off alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     Done,
@@ -91,7 +94,7 @@ enum Verdict {
 }
 
 impl Verdict {
-    fn of(answer: &Result<Outcome, ControlError>) -> Self {
+    fn of(answer: &Result<Outcome, ControlError>, own_source: bool) -> Self {
         let code = match answer {
             Ok(Outcome::Acked) => return Verdict::Done,
             Ok(Outcome::Refused { code, .. }) => code,
@@ -100,6 +103,7 @@ impl Verdict {
         match code {
             RefuseCode::Io | RefuseCode::Other(_) => Verdict::Failed,
             RefuseCode::Quota | RefuseCode::Shutdown => Verdict::Busy,
+            RefuseCode::Stalled if own_source => Verdict::Failed,
             RefuseCode::Stalled
             | RefuseCode::Superseded
             | RefuseCode::Fetch
@@ -155,6 +159,7 @@ impl Copies {
         hold_timeout: Duration,
         drop_timeout: Duration,
         in_flight: Arc<CopiesInFlight>,
+        seeder: SocketAddr,
     ) -> Self {
         Copies {
             nodes,
@@ -163,6 +168,7 @@ impl Copies {
             hold_timeout,
             drop_timeout,
             in_flight,
+            seeder,
         }
     }
 
@@ -193,6 +199,7 @@ impl Copies {
         let mut running = JoinSet::new();
         let mut tasks = HashMap::new();
         let mut lost = Vec::new();
+        let own_source = peers.contains(&self.seeder);
         for (i, job) in jobs.into_iter().enumerate() {
             let Some(token) = self.nodes.announce_token(job.node) else {
                 let why = format!("node {} is revoked or unregistered", job.node);
@@ -211,7 +218,7 @@ impl Copies {
             let node = job.node;
             let task = running.spawn(async move {
                 let started = Instant::now();
-                let outcome = copies.hold_one(&job, hold).await;
+                let outcome = copies.hold_one(&job, hold, own_source).await;
                 (i, job, outcome, started.elapsed())
             });
             tasks.insert(task.id(), (i, node));
@@ -279,14 +286,14 @@ impl Copies {
     }
 
     /// One hold directive and its answer; the node's load and back-off follow its verdict.
-    async fn hold_one(&self, job: &HoldJob, hold: Hold) -> HoldAnswer {
+    async fn hold_one(&self, job: &HoldJob, hold: Hold, own_source: bool) -> HoldAnswer {
         let mut transfer = InFlight::start(&self.nodes, job.node);
         let answer = self
             .nodes
             .hub()
             .hold_with(job.node, hold, self.hold_timeout)
             .await;
-        let verdict = Verdict::of(&answer);
+        let verdict = Verdict::of(&answer, own_source);
         transfer.end(verdict);
         let outcome = match answer {
             Ok(Outcome::Acked) => Ok(()),
@@ -369,7 +376,8 @@ mod tests {
     }
 
     /// RT-0002's refusal table: only `io` (and codes from newer nodes) count against the node;
-    /// a full or stopping node is backed off; a hold whose sources sent nothing is not its fault.
+    /// a full or stopping node is backed off; a hold whose other sources sent nothing is not its
+    /// fault, but one whose source was this gateway is.
     #[test]
     fn only_answers_about_the_node_are_held_against_it() {
         use Verdict::*;
@@ -398,10 +406,16 @@ mod tests {
             (refused(RefuseCode::Malformed), NotTheNode, None, None),
         ];
         for (answer, verdict, backoff, recorded) in cases {
-            let v = Verdict::of(&answer);
+            let v = Verdict::of(&answer, false);
             assert_eq!(v, verdict, "{answer:?}");
             assert_eq!(v.backoff(), backoff, "{answer:?}");
             assert_eq!(v.recorded(), recorded, "{answer:?}");
         }
+        // Sent by this gateway's own seeder, which was there to send: the node could not fetch.
+        assert_eq!(Verdict::of(&refused(RefuseCode::Stalled), true), Failed);
+        assert_eq!(
+            Verdict::of(&refused(RefuseCode::Superseded), true),
+            NotTheNode
+        );
     }
 }

@@ -188,6 +188,7 @@ impl Gateway {
             config.hold_timeout,
             config.drop_timeout,
             in_flight::CopiesInFlight::new(workers.collector.clone()),
+            session.data_addr(),
         );
         let local = LocalPeer {
             session,
