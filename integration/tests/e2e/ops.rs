@@ -137,8 +137,8 @@ async fn the_dashboard_and_metrics_show_the_cloud_and_follow_it() {
                     "--expect=raidtorrent_object_bytes{{direction=out}}>={}",
                     3 << 20
                 ),
-                "--expect",
-                "raidtorrent_announces{protocol=http,result=ok}>=1",
+                // No announce: nodes fetch from the peers a hold names and announce nothing
+                // (RT-0002), so only another test's stock clients could move that counter here.
             ]),
         "metrics moved",
     );
