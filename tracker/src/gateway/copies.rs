@@ -5,8 +5,9 @@
 //! transfer is counted in the node's load while in flight, then recorded against it and backs it
 //! off only when the answer reflects on the node ([`Verdict`]). A node whose token cannot be had
 //! (revoked since the snapshot was taken) fails its own jobs before any directive is sent, so the
-//! caller places those copies elsewhere; it never fails the others. A confirmed copy is recorded while its shard is pending or live; a copy confirmed for a
-//! shard that went away meanwhile is recorded against the orphan, so the collector drops it.
+//! caller places those copies elsewhere; it never fails the others. A confirmed copy is recorded
+//! while its shard is pending or live; a copy confirmed for a shard that went away meanwhile is
+//! recorded against the orphan, so the collector drops it.
 //! Every hold is in flight (`in_flight`) from before its directive until its copy is recorded;
 //! one that ends otherwise (refused, timed out, node gone, its task cancelled) leaves its copy
 //! to the collector, which drops it: a node that finishes a fetch nobody waits for any more

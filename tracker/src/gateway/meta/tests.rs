@@ -32,13 +32,14 @@ fn shard(n: u8) -> ShardRow {
     }
 }
 
-/// Records shard `n` pending and commits it as the one-shard swarm object `bucket`/`key`.
-async fn commit_one_shard(m: &Meta, bucket: &str, key: &str, n: u8) {
+/// Records shard `n` pending and commits it as the one-shard swarm object `bucket`/`key` of
+/// `size` bytes.
+async fn commit_one_shard(m: &Meta, bucket: &str, key: &str, n: u8, size: u64) {
     m.begin_shards(&[shard(n)], 1).await.unwrap();
     let object = NewObject {
         bucket,
         key,
-        size: 4,
+        size,
         sha256: &[n; 32],
         attrs: None,
         placed_by: None,
@@ -244,7 +245,7 @@ async fn loose_parts_of_a_living_gateway_stay_until_it_is_gone(db: Registry) {
     alive.gateway_alive("alive", 1, 100).await.unwrap();
     // A part of an upload in flight on "alive", and one of nobody's.
     for (n, by) in [(1u8, &alive), (2, &m)] {
-        commit_one_shard(by, &parts.name, &format!("up/{n}"), n).await;
+        commit_one_shard(by, &parts.name, &format!("up/{n}"), n, 4).await;
     }
     let running = Abandon::Gone { alive_since: 70 };
     assert_eq!(m.drop_loose_parts(running).await.unwrap(), 0);
@@ -473,20 +474,7 @@ async fn a_grouped_object_owns_its_parts_and_loose_parts_go_at_start(db: Registr
     );
     // Three parts of 4 + 4 + 2 bytes, each with a shard of its own.
     for (n, size) in [(1u8, 4u64), (2, 4), (3, 2)] {
-        m.begin_shards(&[shard(n)], 1).await.unwrap();
-        let part = NewObject {
-            bucket: &parts.name,
-            key: &format!("up/{n}"),
-            size,
-            sha256: &[n; 32],
-            attrs: None,
-            placed_by: None,
-            body: StoredBody::Swarm {
-                manifest: b"m",
-                shards: &[shard(n).info_hash],
-            },
-        };
-        m.commit_object(&part, 2).await.unwrap();
+        commit_one_shard(&m, &parts.name, &format!("up/{n}"), n, size).await;
     }
     let new_part = |n: u8, offset| NewPart {
         key: format!("up/{n}"),
@@ -572,7 +560,7 @@ async fn a_multipart_upload_keeps_its_parts_until_it_ends_and_then_owns_or_drops
         let m = m.clone();
         let bucket = parts.name.clone();
         async move {
-            commit_one_shard(&m, &bucket, &format!("{prefix}/000000"), n).await;
+            commit_one_shard(&m, &bucket, &format!("{prefix}/000000"), n, 4).await;
             UploadPart {
                 part_number: 1,
                 prefix: prefix.into(),
