@@ -7,7 +7,8 @@
 //! Shard files share the node's budget of `limits.open_files` descriptors, so `ulimit -n 1024`
 //! does for any number of shards. With `RESEED_ANNOUNCE=1` every shard announces to its
 //! (unreachable) tracker, as with the node's `announce_held` option, to compare with the default of
-//! announcing nothing.
+//! announcing nothing. It also prints what building and encoding one report to a gateway costs:
+//! the full one that opens a connection, and a later one when nothing changed.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -16,10 +17,12 @@ use std::time::Instant;
 use raidtorrent_codec::ShardInfo;
 use raidtorrent_peer::config::{Config, Limits};
 use raidtorrent_peer::fds::{open_files, open_files_under};
+use raidtorrent_peer::node::Node;
+use raidtorrent_peer::reported::Reported;
 use raidtorrent_peer::size::ByteSize;
 use raidtorrent_peer::store::{Store, StoredShard};
 use raidtorrent_peer::RunningNode;
-use raidtorrent_proto::InfoHash;
+use raidtorrent_proto::{Envelope, InfoHash, Message};
 use sha1::{Digest, Sha1};
 
 fn rss_kib() -> u64 {
@@ -63,6 +66,31 @@ fn fill(store: &Store, shards: usize, bytes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the node's reports to a gateway cost once every shard is held: the milliseconds to build
+/// and encode one (the median of 21) and its size in bytes, for the full report that opens a
+/// connection and for a later one when nothing changed.
+fn report_cost(node: &Node) -> [(f64, usize); 2] {
+    let measure = |later: bool| {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for seq in 0..21 {
+            let mut reported = Reported::default();
+            if later {
+                node.report("bench", &mut reported);
+            }
+            let started = Instant::now();
+            let report = node.report("bench", &mut reported);
+            bytes = Envelope::new(seq, Message::Report(report))
+                .to_payload()
+                .len();
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        (times[times.len() / 2], bytes)
+    };
+    [measure(false), measure(true)]
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -97,10 +125,13 @@ async fn main() -> anyhow::Result<()> {
         .filter(|ih| node.node().seeding(ih))
         .count();
     anyhow::ensure!(seeding == shards, "{seeding} of {shards} shards seeding");
+    let [(full_ms, full_bytes), (later_ms, later_bytes)] = report_cost(node.node());
     let (shard_files, budget) = node.node().shard_files();
     println!(
         "shards={shards} bytes_each={bytes} reseed_secs={:.2} rss_kib={} rss_before_start_kib={before} \
-         open_files={} shard_files_open={} (counted {}) shard_file_budget={budget}",
+         open_files={} shard_files_open={} (counted {}) shard_file_budget={budget} \
+         full_report_ms={full_ms:.3} full_report_bytes={full_bytes} \
+         later_report_ms={later_ms:.3} later_report_bytes={later_bytes}",
         elapsed.as_secs_f64(),
         rss_kib(),
         open_files(),

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::backoff::{random_u64, Backoff};
 use crate::config::GatewayConfig;
 use crate::node::{lock, Node};
+use crate::reported::Reported;
 use crate::tls::Pin;
 
 /// The connection to a gateway: plain TCP, or TLS to a pinned gateway.
@@ -307,8 +308,9 @@ async fn established(
     mut answers: mpsc::UnboundedReceiver<Message>,
 ) -> anyhow::Result<End> {
     let token = node.tasks.token().clone();
+    let mut reported = Reported::default();
     writer
-        .send(Message::Report(node.report_for(gw.owner())))
+        .send(Message::Report(node.report(gw.owner(), &mut reported)))
         .await?;
     let keepalive = Duration::from_secs(welcome.keepalive_interval.max(1));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
@@ -344,10 +346,12 @@ async fn established(
                 }
                 writer.send(Message::Ping).await?;
             }
-            _ = report.tick() => writer.send(Message::Report(node.report_for(gw.owner()))).await?,
+            _ = report.tick() => {
+                writer.send(Message::Report(node.report(gw.owner(), &mut reported))).await?;
+            }
             r = changed.changed() => {
                 r?;
-                writer.send(Message::Report(node.report_for(gw.owner()))).await?;
+                writer.send(Message::Report(node.report(gw.owner(), &mut reported))).await?;
             }
         }
     }

@@ -127,6 +127,16 @@ impl Ledger {
             .collect()
     }
 
+    /// Shards being fetched for `gateway`: those whose transfers its reports list.
+    pub fn fetching_for(&self, gateway: &str) -> Vec<InfoHash> {
+        self.shards
+            .iter()
+            .filter(|(_, s)| matches!(s.state, ShardState::Fetching { .. }))
+            .filter(|(_, s)| s.owners.contains(gateway))
+            .map(|(ih, _)| *ih)
+            .collect()
+    }
+
     /// A shard found on disk at start-up; `verified` says whether every piece checked out.
     pub fn restore(
         &mut self,

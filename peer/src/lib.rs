@@ -38,6 +38,7 @@ pub mod fds;
 pub mod files;
 pub mod ledger;
 pub mod node;
+pub mod reported;
 mod restore;
 pub use raidtorrent_proto::size;
 pub mod status;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::ledger::{Ledger, ShardState};
+use crate::reported::Reported;
 use crate::status::{unix_now, GatewayStatus, ShardStatus, Status, STATUS_VERSION};
 use crate::store::{Store, StoredShard};
 use crate::tasks::Tasks;
@@ -222,30 +223,29 @@ impl Node {
         Ok(())
     }
 
-    /// A full report for one gateway.
-    pub(crate) fn report_for(&self, gateway: &str) -> Report {
-        let (held, owned, capacity, used) = {
+    /// The next report to `gateway` on a connection that has sent `reported`: the whole held set
+    /// the first time, then only what changed, with the transfers of the shards being fetched
+    /// for it (held ones are in the held set; listing their peers too cost a lookup per held
+    /// shard on every change).
+    pub fn report(&self, gateway: &str, reported: &mut Reported) -> Report {
+        let (held, fetching, capacity, used) = {
             let ledger = lock(&self.ledger);
-            let owned: Vec<InfoHash> = ledger
-                .shards()
-                .filter(|(_, s)| s.owners.contains(gateway))
-                .map(|(ih, _)| *ih)
-                .collect();
             (
-                ledger.held_for(gateway),
-                owned,
+                ledger.held_for(gateway).into_iter().collect(),
+                ledger.fetching_for(gateway),
                 ledger.capacity(),
                 ledger.used(),
             )
         };
+        let change = reported.next(held);
         Report {
-            full: true,
-            held,
-            gone: Vec::new(),
+            full: change.full,
+            held: change.held,
+            gone: change.gone,
             capacity,
             used,
             free: self.store.filesystem_free().unwrap_or(0),
-            transfers: owned
+            transfers: fetching
                 .iter()
                 .flat_map(|ih| self.engine.transfers(ih))
                 .collect(),

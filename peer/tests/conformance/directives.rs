@@ -27,19 +27,10 @@ async fn hold_fetches_seeds_and_acks_then_drop_deletes() {
         std::fs::read(&file).unwrap() == shard.data,
         "the node holds the shard's bytes"
     );
-    // The report after completion lists the shard and the transfer from the seeder.
+    // The report after completion lists the shard.
     let report = conn.report_where(|r| !r.held.is_empty()).await;
     assert_eq!(report.held, vec![shard.ih]);
     assert_eq!(report.used, 300_000);
-    let from_seeder = report
-        .transfers
-        .iter()
-        .find(|t| t.addr == seeder.addr.to_string());
-    assert!(
-        from_seeder.is_some_and(|t| t.ih == shard.ih && t.down == 300_000),
-        "{:?}",
-        report.transfers
-    );
 
     // A repeated hold is acked at once; the same directive, idempotent.
     let seq = conn.send(hold(&shard, vec![])).await;
@@ -204,6 +195,64 @@ async fn a_drop_cancels_a_pending_hold() {
         0
     );
     stop_node(node).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_carry_changes_and_the_peers_of_shards_still_fetching() {
+    let gw = TestGateway::bind().await;
+    let seeder = Seeder::start().await;
+    let (a, b) = (shard(100_000, 7), shard(100_000, 8));
+    seeder.seed(&a).await;
+    seeder.seed(&b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = node_config(dir.path(), gw.addr(), 1 << 20);
+    config.limits.fetch_stall_secs = 600;
+    let node = start_node(config).await;
+    let (mut conn, _) = gw.accept_welcomed().await;
+    assert_eq!(conn.held().await, vec![]);
+    // A fetch that cannot progress: its only source is gone.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let source = gone.local_addr().unwrap();
+    drop(gone);
+    let lonely = shard(50_000, 9);
+    conn.send(hold(&lonely, vec![source])).await;
+    for s in [&a, &b] {
+        let seq = conn.send(hold(s, vec![seeder.addr])).await;
+        assert!(matches!(conn.answer(seq).await, Message::Ack { .. }));
+    }
+    let report = conn.report_where(|r| r.held.len() == 2).await;
+    assert!(
+        report
+            .transfers
+            .iter()
+            .any(|t| t.ih == lonely.ih && t.addr == source.to_string()),
+        "the shard being fetched lists its source: {:?}",
+        report.transfers
+    );
+    assert!(
+        report.transfers.iter().all(|t| t.ih == lonely.ih),
+        "held shards list no peers: {:?}",
+        report.transfers
+    );
+    // After the first, reports on a connection carry only what changed.
+    let seq = conn.send(Message::Drop { ih: a.ih }).await;
+    let delta = within(DEADLINE, "the drop's ack and report", async {
+        let (mut acked, mut delta) = (false, None);
+        while !acked || delta.is_none() {
+            match conn.recv().await.body {
+                Message::Ack { re, .. } if re == seq => acked = true,
+                Message::Report(r) if !r.gone.is_empty() => delta = Some(r),
+                _ => {}
+            }
+        }
+        delta.unwrap()
+    })
+    .await;
+    assert!(!delta.full, "{delta:?}");
+    assert_eq!((delta.held, delta.gone), (vec![], vec![a.ih]));
+    assert_eq!(conn.last_report.unwrap().held, vec![b.ih], "deltas applied");
+    stop_node(node).await;
+    seeder.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

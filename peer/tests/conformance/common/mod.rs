@@ -2,6 +2,7 @@
 //! shards made with `raidtorrent-codec`, and a node under test. Everything binds port 0 on its own
 //! loopback address; every wait has a deadline ([`DEADLINE`], with `raidtorrent-testkit`'s waits).
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ impl TestGateway {
             transcript: None,
             auth: None,
             last_report: None,
+            held: BTreeSet::new(),
         }
     }
 
@@ -80,8 +82,10 @@ pub struct GatewayConn {
     pub transcript: Option<Transcript>,
     /// Frame authentication, from our `welcome` on.
     auth: Option<FrameAuth>,
-    /// The newest report seen so far (reports are full, so it is the node's latest word).
+    /// The newest report seen so far, with `held` the node's whole held set as the reports so
+    /// far built it up (RT-0002: a full report, then deltas).
     pub last_report: Option<raidtorrent_proto::Report>,
+    held: BTreeSet<InfoHash>,
 }
 
 impl GatewayConn {
@@ -235,7 +239,7 @@ impl GatewayConn {
                     let env =
                         Envelope::parse(auth.open(GATEWAY_EXT_ID, &payload).unwrap()).unwrap();
                     if let Message::Report(r) = &env.body {
-                        self.last_report = Some(r.clone());
+                        self.last_report = Some(self.apply(r));
                     }
                     if env.body == Message::Ping {
                         self.send(Message::Pong { re: env.seq }).await;
@@ -245,6 +249,23 @@ impl GatewayConn {
                 }
                 other => panic!("unexpected frame {other:?}"),
             }
+        }
+    }
+
+    /// Applies a report to the held set, as a gateway does; returns it made full.
+    fn apply(&mut self, r: &raidtorrent_proto::Report) -> raidtorrent_proto::Report {
+        if r.full {
+            self.held.clear();
+        }
+        for ih in &r.gone {
+            self.held.remove(ih);
+        }
+        self.held.extend(r.held.iter().copied());
+        raidtorrent_proto::Report {
+            full: true,
+            held: self.held.iter().copied().collect(),
+            gone: Vec::new(),
+            ..r.clone()
         }
     }
 
@@ -286,11 +307,21 @@ impl GatewayConn {
         if let Some(r) = self.last_report.clone().filter(|r| pred(r)) {
             return r;
         }
-        self.recv_until(|m| match m {
-            Message::Report(r) if pred(r) => Some(r.clone()),
-            _ => None,
-        })
-        .await
+        loop {
+            let r = self.next_report().await;
+            if pred(&r) {
+                return r;
+            }
+        }
+    }
+
+    /// The next report, made full (`held` the whole held set).
+    pub async fn next_report(&mut self) -> raidtorrent_proto::Report {
+        self.recv_until(|m| matches!(m, Message::Report(_)).then_some(()))
+            .await;
+        self.last_report
+            .clone()
+            .expect("a report was just received")
     }
 
     /// The answer (ack or refuse) to directive `seq`.
@@ -302,13 +333,9 @@ impl GatewayConn {
         .await
     }
 
-    /// The next report's held set.
+    /// The node's held set after its next report.
     pub async fn held(&mut self) -> Vec<InfoHash> {
-        self.recv_until(|m| match m {
-            Message::Report(r) => Some(r.held.clone()),
-            _ => None,
-        })
-        .await
+        self.next_report().await.held
     }
 }
 
