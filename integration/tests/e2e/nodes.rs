@@ -39,8 +39,8 @@ fn reports_held(t: &TestCloud, node: NodeId, info_hash: &InfoHash) -> bool {
     t.cloud
         .hub
         .node(node)
-        .and_then(|c| c.report)
-        .is_some_and(|r| r.held.contains(info_hash))
+        .and_then(|c| c.held)
+        .is_some_and(|held| held.contains(info_hash))
 }
 
 /// The shards of `shards` any node announced to the tracker, by the records its announces left.

@@ -121,7 +121,6 @@ impl Conn {
             session,
             conn,
             outstanding: HashMap::new(),
-            held: Vec::new(),
             last_observed: None,
         };
         state.observe(&self.hub);
@@ -258,10 +257,7 @@ impl Conn {
             Message::Refuse { re, ih, code, text } => {
                 state.answer(re, ih, Outcome::Refused { code, reason: text })
             }
-            Message::Report(r) => {
-                let merged = merge_report(&mut state.held, r);
-                self.hub.reported(state.session.node, state.conn, &merged);
-            }
+            Message::Report(r) => self.hub.reported(state.session.node, state.conn, r),
             Message::Ping => {
                 self.send(Message::Pong { re: env.seq }).await?;
             }
@@ -311,8 +307,6 @@ struct Authenticated {
     conn: u64,
     /// Directives sent and not answered, by our `seq`.
     outstanding: HashMap<u64, (InfoHash, oneshot::Sender<Outcome>)>,
-    /// The node's held set as its reports built it up.
-    held: Vec<InfoHash>,
     last_observed: Option<Instant>,
 }
 
@@ -360,22 +354,39 @@ impl Authenticated {
     }
 }
 
-/// Applies a report to the held set `held`; returns it with `held` complete (`full`, no `gone`).
-pub(super) fn merge_report(held: &mut Vec<InfoHash>, mut r: Report) -> Report {
+/// What one report changed in a node's held set.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct HeldChange {
+    pub added: Vec<InfoHash>,
+    pub removed: Vec<InfoHash>,
+}
+
+/// Applies a report to the node's held set `held` (RT-0002): a full report replaces it; a delta
+/// removes `gone`, then adds `held` (a shard in both is held). A delta costs its own size, not
+/// the held set's.
+pub(super) fn apply_report(held: &mut HashSet<InfoHash>, r: &Report) -> HeldChange {
     if r.full {
-        let mut seen = HashSet::new();
-        r.held.retain(|ih| seen.insert(*ih));
-        *held = r.held.clone();
-    } else {
-        let gone: HashSet<_> = r.gone.iter().copied().collect();
-        held.retain(|ih| !gone.contains(ih));
-        let mut seen: HashSet<_> = held.iter().copied().collect();
-        held.extend(r.held.iter().filter(|ih| seen.insert(**ih)));
+        let now: HashSet<InfoHash> = r.held.iter().copied().collect();
+        let change = HeldChange {
+            added: now.difference(held).copied().collect(),
+            removed: held.difference(&now).copied().collect(),
+        };
+        *held = now;
+        return change;
     }
-    r.full = true;
-    r.held = held.clone();
-    r.gone.clear();
-    r
+    let back: HashSet<&InfoHash> = r.held.iter().collect();
+    let mut change = HeldChange::default();
+    for ih in r.gone.iter().filter(|ih| !back.contains(ih)) {
+        if held.remove(ih) {
+            change.removed.push(*ih);
+        }
+    }
+    for ih in &r.held {
+        if held.insert(*ih) {
+            change.added.push(*ih);
+        }
+    }
+    change
 }
 
 /// `m.rt_placement` of a later extended handshake, if it carries one.

@@ -3,6 +3,7 @@
 //! they hold. Kept under the hub's node map lock, so it changes exactly when a node's held set
 //! in the map does.
 
+use super::conn::HeldChange;
 use super::{InfoHash, NodeId};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -16,27 +17,17 @@ pub(super) struct Holders {
 }
 
 impl Holders {
-    /// `node`, reachable at `addr`, now reports `now` where it reported `before`. A node without
-    /// a data address is no peer anyone can dial, so it is not indexed.
-    pub(super) fn update(
-        &mut self,
-        node: NodeId,
-        addr: Option<SocketAddr>,
-        before: Option<&HashSet<InfoHash>>,
-        now: &HashSet<InfoHash>,
-    ) {
+    /// `node`, reachable at `addr`, reported `change` to its held set. A node without a data
+    /// address is no peer anyone can dial, so it is not indexed.
+    pub(super) fn apply(&mut self, node: NodeId, addr: Option<SocketAddr>, change: &HeldChange) {
         let Some(addr) = addr else {
             return;
         };
-        if let Some(before) = before {
-            for ih in before.difference(now) {
-                self.remove(node, ih);
-            }
+        for ih in &change.removed {
+            self.remove(node, ih);
         }
-        for ih in now {
-            if !before.is_some_and(|b| b.contains(ih)) {
-                self.add(node, addr, ih);
-            }
+        for ih in &change.added {
+            self.add(node, addr, ih);
         }
     }
 
@@ -82,8 +73,19 @@ impl Holders {
 mod tests {
     use super::*;
 
-    fn set(bytes: &[u8]) -> HashSet<InfoHash> {
+    fn ihs(bytes: &[u8]) -> Vec<InfoHash> {
         bytes.iter().map(|b| InfoHash([*b; 20])).collect()
+    }
+
+    fn change(added: &[u8], removed: &[u8]) -> HeldChange {
+        HeldChange {
+            added: ihs(added),
+            removed: ihs(removed),
+        }
+    }
+
+    fn set(bytes: &[u8]) -> HashSet<InfoHash> {
+        ihs(bytes).into_iter().collect()
     }
 
     fn addr(port: u16) -> Option<SocketAddr> {
@@ -93,18 +95,17 @@ mod tests {
     #[test]
     fn reports_add_and_remove_holders() {
         let mut h = Holders::default();
-        let first = set(&[1, 2]);
-        h.update(7, addr(7000), None, &first);
-        h.update(8, addr(8000), None, &set(&[2]));
+        h.apply(7, addr(7000), &change(&[1, 2], &[]));
+        h.apply(8, addr(8000), &change(&[2], &[]));
         assert_eq!(h.of(&InfoHash([1; 20])), vec![addr(7000).unwrap()]);
         assert_eq!(h.of(&InfoHash([2; 20])).len(), 2);
-        let second = set(&[2, 3]);
-        h.update(7, addr(7000), Some(&first), &second);
+        h.apply(7, addr(7000), &change(&[3], &[1]));
         assert!(h.of(&InfoHash([1; 20])).is_empty());
         assert_eq!(h.of(&InfoHash([3; 20])), vec![addr(7000).unwrap()]);
-        // The same report again changes nothing and lists no holder twice.
-        h.update(7, addr(7000), None, &second);
+        // A shard added again lists no holder twice.
+        h.apply(7, addr(7000), &change(&[2], &[]));
         assert_eq!(h.of(&InfoHash([2; 20])).len(), 2);
+        let second = set(&[2, 3]);
         h.forget(7, Some(&second));
         assert_eq!(h.of(&InfoHash([2; 20])), vec![addr(8000).unwrap()]);
         h.forget(8, Some(&set(&[2])));
@@ -114,7 +115,7 @@ mod tests {
     #[test]
     fn a_node_without_a_data_address_is_not_a_holder() {
         let mut h = Holders::default();
-        h.update(7, None, None, &set(&[1]));
+        h.apply(7, None, &change(&[1], &[]));
         assert!(h.of(&InfoHash([1; 20])).is_empty());
         h.forget(7, None);
         assert_eq!(h.shards(), 0);

@@ -110,10 +110,10 @@ pub struct ConnectedNode {
     pub version: u64,
     pub connected_since: SystemTime,
     pub last_report_at: Option<SystemTime>,
-    /// Its latest report, with `held` the complete held set (deltas already applied). Shared, so
-    /// listing nodes that hold thousands of shards copies no held sets.
+    /// Its latest report's figures and transfers; the held set is in `held`, not here.
     pub report: Option<Arc<Report>>,
-    /// The latest report's held set, for lookups.
+    /// Its held set, as its reports on this connection built it up (RT-0002: a full report, then
+    /// deltas). Shared, so listing nodes that hold thousands of shards copies no held sets.
     pub held: Option<Arc<HashSet<InfoHash>>>,
 }
 
@@ -383,7 +383,8 @@ impl ControlHub {
         true
     }
 
-    /// Every report any node sends from now on, with `held` the node's complete held set.
+    /// Every report any node sends from now on, as it was sent (full or a delta); the held set
+    /// it builds up is the node's [`ConnectedNode::held`].
     pub fn subscribe_reports(&self) -> broadcast::Receiver<(NodeId, Report)> {
         self.inner.reports.subscribe()
     }
@@ -511,8 +512,9 @@ impl ControlHub {
         }
     }
 
-    /// Stores a node's merged report and tells subscribers.
-    fn reported(&self, node: NodeId, conn: u64, report: &Report) {
+    /// Applies a node's report to its held set and tells subscribers. The work follows the
+    /// report's size: a delta of one shard from a node holding 10,000 touches one shard.
+    fn reported(&self, node: NodeId, conn: u64, report: Report) {
         {
             let mut nodes = self.nodes();
             let Some(l) = nodes.get_mut(&node).filter(|l| l.conn == conn) else {
@@ -525,18 +527,23 @@ impl ControlHub {
             l.info.free = capacity.saturating_sub(report.used).min(report.free);
             l.info.capacity = capacity;
             l.info.last_report_at = Some(SystemTime::now());
-            let held: HashSet<InfoHash> = report.held.iter().copied().collect();
-            if let Some(before) = &l.info.report {
-                self.unreported().add(&before.held, &report.held, &held);
-            }
-            let before = l.info.held.as_deref();
-            self.holders_mut()
-                .update(node, l.info.data_addr, before, &held);
-            l.info.report = Some(Arc::new(report.clone()));
-            l.info.held = Some(Arc::new(held));
+            // Copied only when a snapshot still shares the set.
+            let held = Arc::make_mut(l.info.held.get_or_insert_with(Arc::default));
+            let change = conn::apply_report(held, &report);
+            self.unreported().add(&change.removed);
+            self.holders_mut().apply(node, l.info.data_addr, &change);
+            l.info.report = Some(Arc::new(Report {
+                full: true,
+                held: Vec::new(),
+                gone: Vec::new(),
+                capacity: report.capacity,
+                used: report.used,
+                free: report.free,
+                transfers: report.transfers.clone(),
+            }));
         }
         // No subscriber is not an error.
-        let _ = self.inner.reports.send((node, report.clone()));
+        let _ = self.inner.reports.send((node, report));
     }
 }
 
@@ -554,11 +561,8 @@ pub struct Unreported {
 const UNREPORTED_MAX: usize = 65_536;
 
 impl Unreported {
-    fn add(&mut self, before: &[InfoHash], now: &[InfoHash], now_set: &HashSet<InfoHash>) {
-        if before == now {
-            return;
-        }
-        for ih in before.iter().filter(|ih| !now_set.contains(ih)) {
+    fn add(&mut self, removed: &[InfoHash]) {
+        for ih in removed {
             if self.shards.len() >= UNREPORTED_MAX {
                 self.overflowed = true;
                 return;

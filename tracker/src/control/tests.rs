@@ -1,7 +1,7 @@
 //! Unit tests of the pure parts; the protocol itself is tested over TCP in
 //! `tests/integration/control.rs`.
 
-use super::conn::{merge_report, placement_id};
+use super::conn::{apply_report, placement_id, HeldChange};
 use super::*;
 
 fn ih(b: u8) -> InfoHash {
@@ -17,21 +17,42 @@ fn report(full: bool, held: &[u8], gone: &[u8]) -> Report {
     }
 }
 
+fn sorted(mut v: Vec<InfoHash>) -> Vec<InfoHash> {
+    v.sort();
+    v
+}
+
+fn held(set: &HashSet<InfoHash>) -> Vec<InfoHash> {
+    sorted(set.iter().copied().collect())
+}
+
 #[test]
 fn reports_build_up_the_held_set() {
-    let mut held = Vec::new();
-    let r = merge_report(&mut held, report(true, &[1, 2, 2, 3], &[]));
-    assert_eq!(r.held, vec![ih(1), ih(2), ih(3)], "duplicates dropped");
-    assert!(r.full);
-    let r = merge_report(&mut held, report(false, &[4, 1], &[2, 9]));
-    assert_eq!(r.held, vec![ih(1), ih(3), ih(4)]);
-    assert!(r.full && r.gone.is_empty());
-    // A shard gone and back in the same delta is held.
-    let r = merge_report(&mut held, report(false, &[3], &[3]));
-    assert_eq!(r.held, vec![ih(1), ih(4), ih(3)]);
+    let mut set = HashSet::new();
+    let c = apply_report(&mut set, &report(true, &[1, 2, 2, 3], &[]));
+    assert_eq!(held(&set), vec![ih(1), ih(2), ih(3)], "duplicates dropped");
+    assert_eq!(
+        (sorted(c.added), c.removed),
+        (vec![ih(1), ih(2), ih(3)], vec![])
+    );
+    let c = apply_report(&mut set, &report(false, &[4, 1], &[2, 9]));
+    assert_eq!(held(&set), vec![ih(1), ih(3), ih(4)]);
+    assert_eq!(
+        (c.added, c.removed),
+        (vec![ih(4)], vec![ih(2)]),
+        "only real changes"
+    );
+    // A shard gone and back in the same delta is held, and nothing changed.
+    let c = apply_report(&mut set, &report(false, &[3], &[3]));
+    assert_eq!(held(&set), vec![ih(1), ih(3), ih(4)]);
+    assert_eq!(c, HeldChange::default());
     // A full report replaces everything.
-    let r = merge_report(&mut held, report(true, &[], &[]));
-    assert!(r.held.is_empty() && held.is_empty());
+    let c = apply_report(&mut set, &report(true, &[4, 5], &[]));
+    assert_eq!(held(&set), vec![ih(4), ih(5)]);
+    assert_eq!(
+        (c.added, sorted(c.removed)),
+        (vec![ih(5)], vec![ih(1), ih(3)])
+    );
 }
 
 #[test]

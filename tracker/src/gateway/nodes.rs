@@ -358,8 +358,8 @@ impl NodeSnapshot {
             .values()
             .filter(|c| c.node != self.own)
             .filter_map(|c| {
-                let report = c.report.as_ref()?;
-                let mut ihs = report.held.clone();
+                let (report, held) = (c.report.as_ref()?, c.held.as_ref()?);
+                let mut ihs: Vec<InfoHash> = held.iter().copied().collect();
                 ihs.extend(report.transfers.iter().map(|t| t.ih));
                 let since = c.connected_since.elapsed().unwrap_or_default();
                 Some((c.node, since, ihs))
