@@ -308,6 +308,8 @@ async fn established(
     mut answers: mpsc::UnboundedReceiver<Message>,
 ) -> anyhow::Result<End> {
     let token = node.tasks.token().clone();
+    // Subscribed before the first report is built, so a change made meanwhile is reported next.
+    let mut changed = node.changed.subscribe();
     let mut reported = Reported::default();
     writer
         .send(Message::Report(node.report(gw.owner(), &mut reported)))
@@ -317,8 +319,6 @@ async fn established(
     let report_every = Duration::from_secs(welcome.report_interval.max(1));
     let mut report =
         tokio::time::interval_at(tokio::time::Instant::now() + report_every, report_every);
-    let mut changed = node.changed.subscribe();
-    changed.mark_unchanged();
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {

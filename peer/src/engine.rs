@@ -188,10 +188,16 @@ impl Engine {
 
     /// Takes the shard's torrent out of the session, deleting its files or not.
     async fn delete(&self, ih: &InfoHash, files: bool) -> anyhow::Result<()> {
-        if let Some(handle) = self.handle(ih) {
-            self.session.delete(handle.id().into(), files).await?;
+        let Some(handle) = self.handle(ih) else {
+            return Ok(());
+        };
+        let id = handle.id();
+        self.session.delete(id.into(), files).await?;
+        // An add of the same shard while this one was deleted has a new id: keep that.
+        let mut ids = lock(&self.ids);
+        if ids.get(ih) == Some(&id) {
+            ids.remove(ih);
         }
-        lock(&self.ids).remove(ih);
         Ok(())
     }
 

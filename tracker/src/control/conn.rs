@@ -14,7 +14,8 @@ use crate::registry::records::Observation;
 use crate::registry::{unix_now, NodeId};
 use raidtorrent_proto::session::FrameAuth;
 use raidtorrent_proto::{
-    frame, ByeCode, Envelope, Frame, InfoHash, Message, Report, CONTROL_INFO_HASH, EXTENSION_NAME,
+    frame, ByeCode, Envelope, Frame, InfoHash, Message, MessageError, Report, CONTROL_INFO_HASH,
+    EXTENSION_NAME,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -247,6 +248,14 @@ impl Conn {
         }
         let env = match Envelope::parse(&payload) {
             Ok(env) => env,
+            // Reports after the first are deltas on all before them: one not applied would
+            // leave the node's held set wrong for the rest of the connection. The next one
+            // starts again from a full report.
+            Err(e) if matches!(&e, MessageError::Malformed { t, .. } if t == "report") => {
+                let text = e.to_string();
+                self.bye(ByeCode::Malformed, &text).await?;
+                return Err(format!("closed: {text}"));
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "placement message ignored");
                 return Ok(());

@@ -416,6 +416,12 @@ async fn garbage_and_wrong_handshakes_are_closed_cleanly() {
     // The listener is unharmed.
     let mut node = RawNode::connect(gw.addr, id, &key).await;
     node.ping().await;
+    // A report it cannot parse is not skipped: later deltas would build on a wrong held set.
+    let ext = node.gateway_ext;
+    node.write_tagged(ext, b"d4:fulli0e4:held3:abc3:seqi9e1:t6:reporte")
+        .await;
+    assert_eq!(node.expect_closed().await, Some(ByeCode::Malformed));
+    assert!(gw.hub.wait_disconnected(id, WAIT).await);
     gw.shutdown().await;
 }
 
