@@ -34,6 +34,7 @@ mod bencode_out;
 mod fields;
 pub mod frame;
 mod handshake;
+mod held;
 mod hello;
 mod message;
 pub mod session;
@@ -43,6 +44,7 @@ pub mod size;
 pub use fields::FieldError;
 pub use frame::{Frame, FrameError};
 pub use handshake::{Handshake, HandshakeError};
+pub use held::HeldChange;
 pub use hello::{GatewayHello, HelloError, NodeFacts, NodeHello};
 pub use message::{
     ByeCode, Envelope, EnvelopeProblem, Hold, Message, MessageError, MetainfoSource, RefuseCode,

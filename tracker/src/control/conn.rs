@@ -14,10 +14,10 @@ use crate::registry::records::Observation;
 use crate::registry::{unix_now, NodeId};
 use raidtorrent_proto::session::FrameAuth;
 use raidtorrent_proto::{
-    frame, ByeCode, Envelope, Frame, InfoHash, Message, MessageError, Report, CONTROL_INFO_HASH,
+    frame, ByeCode, Envelope, Frame, InfoHash, Message, MessageError, CONTROL_INFO_HASH,
     EXTENSION_NAME,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -361,41 +361,6 @@ impl Authenticated {
             completed: false,
         });
     }
-}
-
-/// What one report changed in a node's held set.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct HeldChange {
-    pub added: Vec<InfoHash>,
-    pub removed: Vec<InfoHash>,
-}
-
-/// Applies a report to the node's held set `held` (RT-0002): a full report replaces it; a delta
-/// removes `gone`, then adds `held` (a shard in both is held). A delta costs its own size, not
-/// the held set's.
-pub(super) fn apply_report(held: &mut HashSet<InfoHash>, r: &Report) -> HeldChange {
-    if r.full {
-        let now: HashSet<InfoHash> = r.held.iter().copied().collect();
-        let change = HeldChange {
-            added: now.difference(held).copied().collect(),
-            removed: held.difference(&now).copied().collect(),
-        };
-        *held = now;
-        return change;
-    }
-    let back: HashSet<&InfoHash> = r.held.iter().collect();
-    let mut change = HeldChange::default();
-    for ih in r.gone.iter().filter(|ih| !back.contains(ih)) {
-        if held.remove(ih) {
-            change.removed.push(*ih);
-        }
-    }
-    for ih in &r.held {
-        if held.insert(*ih) {
-            change.added.push(*ih);
-        }
-    }
-    change
 }
 
 /// `m.rt_placement` of a later extended handshake, if it carries one.

@@ -3,8 +3,8 @@
 //! they hold. Kept under the hub's node map lock, so it changes exactly when a node's held set
 //! in the map does.
 
-use super::conn::HeldChange;
 use super::{InfoHash, NodeId};
+use raidtorrent_proto::HeldChange;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -529,7 +529,7 @@ impl ControlHub {
             l.info.last_report_at = Some(SystemTime::now());
             // Copied only when a snapshot still shares the set.
             let held = Arc::make_mut(l.info.held.get_or_insert_with(Arc::default));
-            let change = conn::apply_report(held, &report);
+            let change = report.apply(held);
             self.unreported().add(&change.removed);
             self.holders_mut().apply(node, l.info.data_addr, &change);
             l.info.report = Some(Arc::new(Report {

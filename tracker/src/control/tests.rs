@@ -1,59 +1,8 @@
 //! Unit tests of the pure parts; the protocol itself is tested over TCP in
 //! `tests/integration/control.rs`.
 
-use super::conn::{apply_report, placement_id, HeldChange};
+use super::conn::placement_id;
 use super::*;
-
-fn ih(b: u8) -> InfoHash {
-    InfoHash([b; 20])
-}
-
-fn report(full: bool, held: &[u8], gone: &[u8]) -> Report {
-    Report {
-        full,
-        held: held.iter().copied().map(ih).collect(),
-        gone: gone.iter().copied().map(ih).collect(),
-        ..Report::default()
-    }
-}
-
-fn sorted(mut v: Vec<InfoHash>) -> Vec<InfoHash> {
-    v.sort();
-    v
-}
-
-fn held(set: &HashSet<InfoHash>) -> Vec<InfoHash> {
-    sorted(set.iter().copied().collect())
-}
-
-#[test]
-fn reports_build_up_the_held_set() {
-    let mut set = HashSet::new();
-    let c = apply_report(&mut set, &report(true, &[1, 2, 2, 3], &[]));
-    assert_eq!(held(&set), vec![ih(1), ih(2), ih(3)], "duplicates dropped");
-    assert_eq!(
-        (sorted(c.added), c.removed),
-        (vec![ih(1), ih(2), ih(3)], vec![])
-    );
-    let c = apply_report(&mut set, &report(false, &[4, 1], &[2, 9]));
-    assert_eq!(held(&set), vec![ih(1), ih(3), ih(4)]);
-    assert_eq!(
-        (c.added, c.removed),
-        (vec![ih(4)], vec![ih(2)]),
-        "only real changes"
-    );
-    // A shard gone and back in the same delta is held, and nothing changed.
-    let c = apply_report(&mut set, &report(false, &[3], &[3]));
-    assert_eq!(held(&set), vec![ih(1), ih(3), ih(4)]);
-    assert_eq!(c, HeldChange::default());
-    // A full report replaces everything.
-    let c = apply_report(&mut set, &report(true, &[4, 5], &[]));
-    assert_eq!(held(&set), vec![ih(4), ih(5)]);
-    assert_eq!(
-        (c.added, sorted(c.removed)),
-        (vec![ih(5)], vec![ih(1), ih(3)])
-    );
-}
 
 #[test]
 fn later_extended_handshakes_yield_only_the_placement_id() {

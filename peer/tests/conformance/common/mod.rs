@@ -2,7 +2,7 @@
 //! shards made with `raidtorrent-codec`, and a node under test. Everything binds port 0 on its own
 //! loopback address; every wait has a deadline ([`DEADLINE`], with `raidtorrent-testkit`'s waits).
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -59,7 +59,7 @@ impl TestGateway {
             transcript: None,
             auth: None,
             last_report: None,
-            held: BTreeSet::new(),
+            held: HashSet::new(),
         }
     }
 
@@ -85,7 +85,7 @@ pub struct GatewayConn {
     /// The newest report seen so far, with `held` the node's whole held set as the reports so
     /// far built it up (RT-0002: a full report, then deltas).
     pub last_report: Option<raidtorrent_proto::Report>,
-    held: BTreeSet<InfoHash>,
+    held: HashSet<InfoHash>,
 }
 
 impl GatewayConn {
@@ -254,16 +254,12 @@ impl GatewayConn {
 
     /// Applies a report to the held set, as a gateway does; returns it made full.
     fn apply(&mut self, r: &raidtorrent_proto::Report) -> raidtorrent_proto::Report {
-        if r.full {
-            self.held.clear();
-        }
-        for ih in &r.gone {
-            self.held.remove(ih);
-        }
-        self.held.extend(r.held.iter().copied());
+        r.apply(&mut self.held);
+        let mut held: Vec<InfoHash> = self.held.iter().copied().collect();
+        held.sort();
         raidtorrent_proto::Report {
             full: true,
-            held: self.held.iter().copied().collect(),
+            held,
             gone: Vec::new(),
             ..r.clone()
         }
