@@ -339,16 +339,16 @@ impl ProcessNode {
 }
 
 /// Every shard a node with data folder `dir` has on disk or is fetching, as hex info-hashes: its
-/// held set (`held.json`) and the shards its status file lists (held or fetching).
+/// held set on disk and the shards its status file lists (held or fetching).
 pub fn copies_in(dir: &Path) -> BTreeSet<String> {
     let mut out = held_in(dir);
     out.extend(listed_in(dir, "status.json"));
     out
 }
 
-/// The shards a node with data folder `dir` holds complete (its `held.json`).
+/// The shards a node with data folder `dir` holds complete (its held set on disk).
 pub fn held_in(dir: &Path) -> BTreeSet<String> {
-    listed_in(dir, "held.json")
+    testkit::held_set(dir).into_keys().collect()
 }
 
 /// The info-hashes of the `shards` list of a node's JSON file.

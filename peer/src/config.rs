@@ -12,7 +12,8 @@ use crate::size::ByteSize;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Directory for shard data (`shards/`), their metainfo (`torrents/`), the held set
-    /// (`held.json`) and the status file (`status.json`). Created if missing.
+    /// (`held.json` and its journal `held.log`) and the status file (`status.json`). Created if
+    /// missing.
     pub data_dir: PathBuf,
     /// Disk space donated to the cloud, e.g. "10GiB". Holds beyond it are refused.
     pub quota: ByteSize,

@@ -102,7 +102,11 @@ impl Node {
         };
         let decision = lock(&self.ledger).hold(waiter, ih, &info.name, info.length);
         match decision {
-            HoldDecision::Ack => Some(Message::Ack { re: seq, ih }),
+            HoldDecision::Ack { new_owner: false } => Some(Message::Ack { re: seq, ih }),
+            HoldDecision::Ack { new_owner: true } => match self.persist(&[ih]) {
+                Ok(()) => Some(Message::Ack { re: seq, ih }),
+                Err(e) => Some(refuse(seq, Some(ih), RefuseCode::Io, format!("{e:#}"))),
+            },
             HoldDecision::Wait => None,
             HoldDecision::Refuse { code, text } => Some(refuse(seq, Some(ih), code, text)),
             HoldDecision::Start => {
@@ -153,6 +157,7 @@ impl Node {
             let name = ledger.get(&ih).map(|s| s.name.clone());
             (name, ledger.drop_shard(gateway, &ih))
         };
+        let known = name.is_some();
         for w in decision.superseded {
             let text = "a later drop cancelled this hold";
             self.send(
@@ -175,7 +180,10 @@ impl Node {
             if let Err(text) = removed.and(deleted) {
                 answer = refuse(seq, Some(ih), RefuseCode::Io, text);
             }
-            if let Err(e) = self.persist() {
+        }
+        if known {
+            // Gone, or one owner fewer.
+            if let Err(e) = self.persist(&[ih]) {
                 tracing::error!("{e:#}");
             }
         }
@@ -190,22 +198,27 @@ impl Node {
                 let Some(waiters) = lock(&self.ledger).fetched(&ih) else {
                     return;
                 };
-                if let Err(e) = self.persist() {
+                // Acked only once the held set on disk names it.
+                let unsaved = self.persist(&[ih]).err().map(|e| {
                     tracing::error!("{e:#}");
-                }
+                    format!("{e:#}")
+                });
                 waiters
                     .into_iter()
                     .map(|w| {
-                        let ack = Message::Ack { re: w.seq, ih };
-                        (w, ack)
+                        let answer = match &unsaved {
+                            None => Message::Ack { re: w.seq, ih },
+                            Some(text) => refuse(w.seq, Some(ih), RefuseCode::Io, text),
+                        };
+                        (w, answer)
                     })
                     .collect()
             }
             Err(e) => {
                 tracing::warn!(%ih, "fetch failed: {e:#}");
                 let waiters = lock(&self.ledger).failed(&ih);
-                // Saving the held set also tells the gateways at once that the quota is free.
-                if let Err(e) = self.persist() {
+                // Recording the change also tells the gateways at once that the quota is free.
+                if let Err(e) = self.persist(&[ih]) {
                     tracing::error!("{e:#}");
                 }
                 let code = match e.downcast_ref::<Stalled>() {

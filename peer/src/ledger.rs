@@ -39,8 +39,11 @@ pub struct Shard {
 /// What to do with a hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldDecision {
-    /// Already held: answer now.
-    Ack,
+    /// Already held: answer now, once the held set on disk names the gateway as an owner
+    /// (`new_owner`: it did not yet).
+    Ack {
+        new_owner: bool,
+    },
     /// Already being fetched: the answer comes with the others'.
     Wait,
     /// New: start fetching; the answer comes when it completes.
@@ -219,9 +222,9 @@ impl Ledger {
 
     pub fn hold(&mut self, waiter: Waiter, ih: InfoHash, name: &str, length: u64) -> HoldDecision {
         if let Some(shard) = self.shards.get_mut(&ih) {
-            shard.owners.insert(waiter.gateway.clone());
+            let new_owner = shard.owners.insert(waiter.gateway.clone());
             return match &mut shard.state {
-                ShardState::Held => HoldDecision::Ack,
+                ShardState::Held => HoldDecision::Ack { new_owner },
                 ShardState::Fetching { waiters } => {
                     waiters.push(waiter);
                     HoldDecision::Wait

@@ -31,7 +31,16 @@ fn hold_fetch_hold_again_drop() {
     ));
     assert_eq!(l.fetched(&A), Some(vec![w("g", 1), w("g", 2)]));
     assert_eq!(l.held_for("g"), vec![A]);
-    assert_eq!(l.hold(w("g", 4), A, "a", 60), HoldDecision::Ack);
+    assert_eq!(
+        l.hold(w("g", 4), A, "a", 60),
+        HoldDecision::Ack { new_owner: false }
+    );
+    assert_eq!(
+        l.hold(w("h", 5), A, "a", 60),
+        HoldDecision::Ack { new_owner: true },
+        "a second gateway's hold of a held shard is a change to the held set"
+    );
+    assert!(!l.drop_shard("h", &A).remove);
     let d = l.drop_shard("g", &A);
     assert_eq!(
         d,
@@ -171,7 +180,7 @@ proptest! {
                     asked.insert(seq);
                     let len = *fixed_len.entry(s).or_insert(len_of(s, len));
                     match l.hold(w(gws[g], seq), InfoHash([s as u8; 20]), "x", len) {
-                        HoldDecision::Ack | HoldDecision::Refuse { .. } => answered.push(seq),
+                        HoldDecision::Ack { .. } | HoldDecision::Refuse { .. } => answered.push(seq),
                         HoldDecision::Wait | HoldDecision::Start => {}
                     }
                 }

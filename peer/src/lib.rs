@@ -9,6 +9,7 @@
 //! Layers, pure first:
 //! - [`size`] (shared with the gateway, from `raidtorrent-proto`), [`backoff`], [`ledger`] (the
 //!   directive state machine, `STATE.md`), [`config`]: synchronous and unit-tested without I/O;
+//! - [`held`]: the held set's snapshot and journal as bytes (pure);
 //! - [`store`] and [`status`]: the files in the data directory; [`fds`]: the open-file limit and
 //!   the shard-file budget under it;
 //! - [`files`]: shard data files opened on demand through one node-wide cache of descriptors, so
@@ -36,6 +37,7 @@ mod directives;
 pub mod engine;
 pub mod fds;
 pub mod files;
+pub mod held;
 pub mod ledger;
 pub mod node;
 pub mod reported;

@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::ledger::{Ledger, ShardState};
+use crate::ledger::{Ledger, Shard, ShardState};
 use crate::reported::Reported;
 use crate::status::{unix_now, GatewayStatus, ShardStatus, Status, STATUS_VERSION};
-use crate::store::{Store, StoredShard};
+use crate::store::{Entry, Recorded, Store, StoredShard};
 use crate::tasks::Tasks;
 
 /// How long shutdown waits for tasks to stop.
@@ -42,6 +42,20 @@ fn shard_file_budget(configured: usize) -> anyhow::Result<usize> {
     }
     tracing::info!(budget, "shard data files open at most");
     Ok(budget)
+}
+
+/// Whether a shard is in the held set on disk: Held and Parked ones are.
+fn kept(shard: &Shard) -> bool {
+    matches!(shard.state, ShardState::Held | ShardState::Parked)
+}
+
+fn stored(ih: &InfoHash, shard: &Shard) -> StoredShard {
+    StoredShard {
+        info_hash: ih.to_hex(),
+        name: shard.name.clone(),
+        length: shard.length,
+        owners: shard.owners.clone(),
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -205,22 +219,44 @@ impl Node {
         }
     }
 
-    /// Writes the held set (Held and Parked shards) to disk and tells connections to report.
-    pub(crate) fn persist(&self) -> anyhow::Result<()> {
+    /// Records the held set's changes to the shards `changed` (each as the ledger has it now)
+    /// on disk, then tells connections to report. One journal line per shard; the whole set
+    /// when a snapshot is due.
+    pub(crate) fn persist(&self, changed: &[InfoHash]) -> anyhow::Result<()> {
         let _one_at_a_time = lock(&self.persisting);
-        let shards: Vec<StoredShard> = lock(&self.ledger)
-            .shards()
-            .filter(|(_, s)| matches!(s.state, ShardState::Held | ShardState::Parked))
-            .map(|(ih, s)| StoredShard {
-                info_hash: ih.to_hex(),
-                name: s.name.clone(),
-                length: s.length,
-                owners: s.owners.clone(),
-            })
-            .collect();
-        self.store.save(shards).context("saving the held set")?;
+        let entries: Vec<Entry> = {
+            let ledger = lock(&self.ledger);
+            changed
+                .iter()
+                .map(|ih| match ledger.get(ih) {
+                    Some(s) if kept(s) => Entry::Keep(stored(ih, s)),
+                    _ => Entry::Forget(ih.to_hex()),
+                })
+                .collect()
+        };
+        let recorded = self.store.record(&entries);
+        if recorded.context("recording a change to the held set")? == Recorded::SnapshotDue {
+            self.snapshot()?;
+        }
         self.changed.send_modify(|v| *v += 1);
         Ok(())
+    }
+
+    /// Writes the whole held set to disk as a new snapshot, then tells connections to report.
+    pub(crate) fn persist_all(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = lock(&self.persisting);
+        self.snapshot()?;
+        self.changed.send_modify(|v| *v += 1);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> anyhow::Result<()> {
+        let shards: Vec<StoredShard> = lock(&self.ledger)
+            .shards()
+            .filter(|(_, s)| kept(s))
+            .map(|(ih, s)| stored(ih, s))
+            .collect();
+        self.store.save(shards).context("saving the held set")
     }
 
     /// The next report to `gateway` on a connection that has sent `reported`: the whole held set

@@ -25,7 +25,7 @@ pub(crate) struct Reopening {
     /// Now in the session.
     pub opened: usize,
     /// Forgotten: their metainfo file does not exist.
-    pub forgotten: usize,
+    pub forgotten: Vec<InfoHash>,
     /// Still parked after a failure, tried again later.
     pub failed: usize,
 }
@@ -42,7 +42,7 @@ enum Reopened {
 
 impl Node {
     /// Puts the held set on disk into the ledger (parked), then into the session, and writes the
-    /// held set back.
+    /// held set back as a new snapshot.
     pub(crate) async fn restore(self: &Arc<Self>) -> anyhow::Result<()> {
         let stored = self.store.load()?;
         let strays = self.store.remove_strays(&stored)?;
@@ -71,7 +71,7 @@ impl Node {
             elapsed = ?started.elapsed(),
             "held set restored"
         );
-        self.persist()
+        self.persist_all()
     }
 
     /// Brings parked shards into the session.
@@ -95,7 +95,7 @@ impl Node {
                 Ok(Reopened::NoMetainfo) => {
                     tracing::warn!(%ih, "metainfo file missing: shard forgotten");
                     lock(&self.ledger).forget_parked(&ih);
-                    r.forgotten += 1;
+                    r.forgotten.push(ih);
                 }
                 Err(e) => {
                     r.failed += 1;
@@ -144,8 +144,9 @@ pub(crate) async fn run(node: Arc<Node>) {
             continue;
         }
         let r = node.reopen_parked().await;
-        if r.opened + r.forgotten > 0 {
-            if let Err(e) = node.persist() {
+        if r.opened > 0 || !r.forgotten.is_empty() {
+            // Shards now served are reported; forgotten ones leave the held set.
+            if let Err(e) = node.persist(&r.forgotten) {
                 tracing::error!("{e:#}");
             }
         }

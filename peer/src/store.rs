@@ -1,42 +1,30 @@
 //! What the node keeps on disk: shard data under `shards/`, each shard's metainfo under
-//! `torrents/<info-hash>.torrent`, and the held set in `held.json` (versioned, replaced atomically),
-//! so a restart re-seeds from disk without downloading again.
+//! `torrents/<info-hash>.torrent`, and the held set: a snapshot in `held.json` (versioned,
+//! replaced atomically) and the changes since in the journal `held.log` (see `held.rs`), so a
+//! restart re-seeds from disk without downloading again.
 //!
-//! Durability: metainfo and the held set are written to a temporary file, fsynced, renamed into
-//! place and their folder fsynced (`write_atomically`); shard data is fsynced with its folder
-//! before the node acks a hold ([`Store::sync_shard`]). So an ack, or a held set on disk, never
-//! names data a power loss can take back. While a shard downloads, its pages are pushed toward
-//! the disk as they land ([`Store::start_writeback`]), so that fsync waits for little.
+//! Durability: metainfo and the snapshot are written to a temporary file, fsynced, renamed into
+//! place and their folder fsynced (`write_atomically`); a journal append is fsynced before it
+//! returns; shard data is fsynced with its folder before the node acks a hold
+//! ([`Store::sync_shard`]). So an ack, or a held set on disk, never names data a power loss can
+//! take back. While a shard downloads, its pages are pushed toward the disk as they land
+//! ([`Store::start_writeback`]), so that fsync waits for little.
 //!
-//! The held set is written at every start, before any shard can arrive; so a data folder with
+//! The snapshot is written at every start, before any shard can arrive; so a data folder with
 //! files under `shards/` or `torrents/` and no `held.json` has lost it, and [`Store::load`]
 //! refuses to guess (guessing "nothing held" would delete every shard as a leftover).
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use raidtorrent_proto::InfoHash;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// Version of `held.json` this code writes and reads.
-pub const HELD_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredShard {
-    /// Info-hash, 40 hex digits.
-    pub info_hash: String,
-    pub name: String,
-    pub length: u64,
-    /// Names of the gateways that asked for it.
-    pub owners: BTreeSet<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct HeldFile {
-    version: u32,
-    shards: Vec<StoredShard>,
-}
+use crate::held::{BadLine, Snapshot, COMPACT_AT_LEAST};
+pub use crate::held::{Entry, StoredShard, HELD_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,7 +35,9 @@ pub enum StoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{path}: held set version {version}; this node reads version {HELD_VERSION}")]
+    #[error("{path}: {source}")]
+    Journal { path: PathBuf, source: BadLine },
+    #[error("{path}: held set version {version}; this node reads versions 1 to {HELD_VERSION}")]
     Version { path: PathBuf, version: u32 },
     #[error(
         "{path} is missing, but {files} shard files are in {shards} and {torrents}: the list of \
@@ -64,9 +54,32 @@ pub enum StoreError {
     },
 }
 
+/// Whether [`Store::record`] wrote the changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Recorded {
+    /// Appended to the journal and on disk.
+    Journaled,
+    /// Nothing written: a snapshot is due (none written since the store was opened, or the
+    /// journal has grown as long as the set). The caller saves the whole held set, which holds
+    /// these changes too.
+    SnapshotDue,
+}
+
+/// The journal being appended to, once a snapshot has been written.
+#[derive(Debug)]
+struct Journal {
+    file: File,
+    /// Lines in it.
+    lines: usize,
+    /// Shards in the snapshot it follows.
+    snapshot: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    journal: Arc<Mutex<Option<Journal>>>,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -80,6 +93,7 @@ impl Store {
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let store = Store {
             root: root.to_owned(),
+            journal: Arc::default(),
         };
         for dir in [store.shards_dir(), store.torrents_dir()] {
             std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
@@ -99,6 +113,9 @@ impl Store {
     fn held_path(&self) -> PathBuf {
         self.root.join("held.json")
     }
+    fn journal_path(&self) -> PathBuf {
+        self.root.join("held.log")
+    }
     pub fn status_path(&self) -> PathBuf {
         self.root.join("status.json")
     }
@@ -106,9 +123,31 @@ impl Store {
         self.torrents_dir().join(format!("{ih}.torrent"))
     }
 
-    /// The held set; empty when the node never held anything. A missing held set beside shard
-    /// files is an error (see the module docs).
+    /// The held set: the snapshot with the journal applied; empty when the node never held
+    /// anything. A missing snapshot beside shard files is an error (see the module docs).
     pub fn load(&self) -> Result<Vec<StoredShard>, StoreError> {
+        let Some(snapshot) = self.read_snapshot()? else {
+            return Ok(Vec::new());
+        };
+        let path = self.journal_path();
+        let log = match std::fs::read(&path) {
+            Ok(log) => log,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_at(&path)(e)),
+        };
+        let replayed = crate::held::replay(snapshot.shards, &log)
+            .map_err(|source| StoreError::Journal { path, source })?;
+        if replayed.torn > 0 {
+            tracing::warn!(
+                bytes = replayed.torn,
+                "the held set's journal ends in an append a crash cut short; ignored"
+            );
+        }
+        Ok(replayed.shards)
+    }
+
+    /// The snapshot; `None` when there is none and no shard files either.
+    fn read_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
         let path = self.held_path();
         let text = match std::fs::read(&path) {
             Ok(t) => t,
@@ -122,7 +161,7 @@ impl Store {
                         torrents: self.torrents_dir(),
                     });
                 }
-                return Ok(Vec::new());
+                return Ok(None);
             }
             Err(e) => return Err(io_at(&path)(e)),
         };
@@ -136,23 +175,62 @@ impl Store {
             source,
         };
         let v: Versioned = serde_json::from_slice(&text).map_err(corrupt)?;
-        if v.version != HELD_VERSION {
+        if !(1..=HELD_VERSION).contains(&v.version) {
             return Err(StoreError::Version {
                 path,
                 version: v.version,
             });
         }
-        let file: HeldFile = serde_json::from_slice(&text).map_err(corrupt)?;
-        Ok(file.shards)
+        serde_json::from_slice(&text).map(Some).map_err(corrupt)
     }
 
+    /// Writes the whole held set as the new snapshot, then empties the journal.
     pub fn save(&self, shards: Vec<StoredShard>) -> Result<(), StoreError> {
-        let file = HeldFile {
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = shards.len();
+        let file = Snapshot {
             version: HELD_VERSION,
             shards,
         };
-        let bytes = serde_json::to_vec_pretty(&file).expect("the held set serialises");
-        write_atomically(&self.held_path(), &bytes)
+        let bytes = serde_json::to_vec(&file).expect("the held set serialises");
+        write_atomically(&self.held_path(), &bytes)?;
+        let path = self.journal_path();
+        let file = File::create(&path)
+            .and_then(|f| f.sync_all().map(|()| f))
+            .map_err(io_at(&path))?;
+        sync_dir(&self.root)?;
+        *journal = Some(Journal {
+            file,
+            lines: 0,
+            snapshot,
+        });
+        Ok(())
+    }
+
+    /// Appends changes to the held set's journal and puts them on disk, unless a snapshot is
+    /// due (see [`Recorded`]).
+    pub fn record(&self, entries: &[Entry]) -> Result<Recorded, StoreError> {
+        use std::io::Write;
+        let mut guard = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(journal) = guard.as_mut() else {
+            return Ok(Recorded::SnapshotDue);
+        };
+        let lines = journal.lines + entries.len();
+        if lines > journal.snapshot.max(COMPACT_AT_LEAST) {
+            return Ok(Recorded::SnapshotDue);
+        }
+        let path = self.journal_path();
+        let written = journal
+            .file
+            .write_all(&crate::held::encode(entries))
+            .and_then(|()| journal.file.sync_data());
+        if let Err(e) = written {
+            // What was written of it is unknown: no more appends until a snapshot.
+            *guard = None;
+            return Err(io_at(&path)(e));
+        }
+        journal.lines = lines;
+        Ok(Recorded::Journaled)
     }
 
     pub fn write_torrent(&self, ih: &InfoHash, bytes: &[u8]) -> Result<(), StoreError> {
@@ -273,31 +351,91 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
+    fn stored(i: u8, owners: &[&str]) -> StoredShard {
+        StoredShard {
+            info_hash: format!("{i:02x}").repeat(20),
+            name: format!("{i:032x}"),
+            length: 42,
+            owners: owners.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn held_set_round_trips_and_refuses_other_versions() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.load().unwrap(), vec![]);
-        let shard = StoredShard {
-            info_hash: "ab".repeat(20),
-            name: "0".repeat(32),
-            length: 42,
-            owners: BTreeSet::from(["g".to_owned()]),
-        };
+        let shard = stored(0xab, &["g"]);
         store.save(vec![shard.clone()]).unwrap();
+        assert_eq!(store.load().unwrap(), vec![shard.clone()]);
+        // A held set written before the journal existed is read as it is.
+        std::fs::remove_file(dir.path().join("held.log")).unwrap();
+        let v1 = format!(
+            r#"{{"version": 1, "shards": [{}]}}"#,
+            serde_json::to_string(&shard).unwrap()
+        );
+        std::fs::write(dir.path().join("held.json"), v1).unwrap();
         assert_eq!(store.load().unwrap(), vec![shard]);
         std::fs::write(
             dir.path().join("held.json"),
-            br#"{"version": 2, "anything": []}"#,
+            br#"{"version": 3, "anything": []}"#,
         )
         .unwrap();
         assert!(matches!(
             store.load(),
-            Err(StoreError::Version { version: 2, .. })
+            Err(StoreError::Version { version: 3, .. })
         ));
         std::fs::write(dir.path().join("held.json"), b"{").unwrap();
         assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
         assert!(store.filesystem_free().unwrap() > 0);
+    }
+
+    #[test]
+    fn changes_are_journaled_after_a_snapshot_until_it_is_due_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let keep = |i| Entry::Keep(stored(i, &["g"]));
+        // No snapshot written by this process yet: the journal may end in a torn append.
+        assert_eq!(store.record(&[keep(1)]).unwrap(), Recorded::SnapshotDue);
+        store.save(vec![stored(1, &["g"])]).unwrap();
+        let snapshot = std::fs::read(dir.path().join("held.json")).unwrap();
+        assert_eq!(store.record(&[keep(2)]).unwrap(), Recorded::Journaled);
+        let forget = Entry::Forget(stored(1, &[]).info_hash);
+        assert_eq!(store.record(&[forget]).unwrap(), Recorded::Journaled);
+        assert_eq!(
+            std::fs::read(dir.path().join("held.json")).unwrap(),
+            snapshot
+        );
+        assert_eq!(store.load().unwrap(), vec![stored(2, &["g"])]);
+        // A second store on the folder (a restart) reads the same, and must snapshot first.
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.load().unwrap(), vec![stored(2, &["g"])]);
+        assert_eq!(again.record(&[keep(3)]).unwrap(), Recorded::SnapshotDue);
+        // The journal is let grow to as many lines as the set has, and at least a floor.
+        let many: Vec<Entry> = (0..COMPACT_AT_LEAST - 2).map(|_| keep(2)).collect();
+        assert_eq!(store.record(&many).unwrap(), Recorded::Journaled);
+        assert_eq!(store.record(&[keep(4)]).unwrap(), Recorded::SnapshotDue);
+        store
+            .save(vec![stored(2, &["g"]), stored(4, &["g"])])
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join("held.log"))
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(store.record(&[keep(4)]).unwrap(), Recorded::Journaled);
+    }
+
+    #[test]
+    fn a_bad_journal_line_is_an_error_naming_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.save(vec![stored(1, &["g"])]).unwrap();
+        std::fs::write(dir.path().join("held.log"), b"{\"keep\": 7}\n").unwrap();
+        let e = store.load().unwrap_err();
+        assert!(matches!(e, StoreError::Journal { .. }), "{e}");
+        assert!(e.to_string().contains("held.log: line 1"), "{e}");
     }
 
     #[test]
@@ -332,12 +470,7 @@ mod tests {
     fn strays_go_and_held_shards_stay() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let kept = StoredShard {
-            info_hash: "ab".repeat(20),
-            name: "1".repeat(32),
-            length: 1,
-            owners: BTreeSet::new(),
-        };
+        let kept = stored(0xab, &[]);
         std::fs::write(store.shards_dir().join(&kept.name), b"x").unwrap();
         std::fs::write(store.torrent_path(&InfoHash([0xab; 20])), b"t").unwrap();
         std::fs::write(store.shards_dir().join("2".repeat(32)), b"half").unwrap();

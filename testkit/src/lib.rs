@@ -32,7 +32,7 @@ mod wait;
 
 pub use net::free_port;
 pub use postgres::Postgres;
-pub use process::{corrupt, files_under, peer_binary, workspace_binary, Node};
+pub use process::{corrupt, files_under, held_set, peer_binary, workspace_binary, Node};
 pub use rng::{random_bytes, Rng};
 pub use tools::{python_libtorrent, tool, tool_works};
 pub use wait::{wait_for, wait_until, within};

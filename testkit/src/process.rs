@@ -4,6 +4,7 @@
 //! and arguments (it re-seeds what it held), and have its shard files corrupted in place, so a
 //! test can make a node serve bad pieces.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -131,16 +132,15 @@ impl Node {
     }
 
     /// The data files of the shards the node holds: files under `shards/` whose name the held set
-    /// (`held.json`) lists. Fetches still in progress are not included.
+    /// ([`held_set`]) lists. Fetches still in progress are not included.
     pub fn shard_files(&self) -> Vec<PathBuf> {
-        let held = std::fs::read_to_string(self.dir.join("held.json")).unwrap_or_default();
+        let held: Vec<String> = held_set(&self.dir).into_values().collect();
         let mut files: Vec<PathBuf> = files_under(&self.dir.join("shards"))
             .into_iter()
             .filter(|f| {
                 f.file_name()
                     .and_then(|n| n.to_str())
-                    // Shard names are opaque hex ids, so a quoted match is the JSON string itself.
-                    .is_some_and(|n| held.contains(&format!("\"{n}\"")))
+                    .is_some_and(|n| held.iter().any(|h| h == n))
             })
             .collect();
         files.sort();
@@ -194,6 +194,35 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The held set of the node with data folder `dir`, info-hash to shard file name: its snapshot
+/// (`held.json`) with its journal (`held.log`) applied, as `peer/STATE.md` describes them, read
+/// here without the node's code. Missing files read as empty; lines that are not entries (a last
+/// append a crash cut short) are skipped.
+pub fn held_set(dir: &Path) -> BTreeMap<String, String> {
+    use serde_json::Value;
+    fn shard(s: &Value) -> Option<(String, String)> {
+        Some((s["info_hash"].as_str()?.into(), s["name"].as_str()?.into()))
+    }
+    let snapshot = std::fs::read(dir.join("held.json")).unwrap_or_default();
+    let snapshot: Value = serde_json::from_slice(&snapshot).unwrap_or_default();
+    let mut set: BTreeMap<String, String> = snapshot["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(shard)
+        .collect();
+    let journal = std::fs::read_to_string(dir.join("held.log")).unwrap_or_default();
+    for line in journal.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let entry: Value = serde_json::from_str(line).unwrap_or_default();
+        if let Some((ih, name)) = shard(&entry["keep"]) {
+            set.insert(ih, name);
+        } else if let Some(ih) = entry["forget"].as_str() {
+            set.remove(ih);
+        }
+    }
+    set
 }
 
 #[cfg(test)]
@@ -270,9 +299,21 @@ mod tests {
         let fetching = "fedcba9876543210fedcba9876543210";
         std::fs::write(shards.join(held), b"x").unwrap();
         std::fs::write(shards.join(fetching), b"y").unwrap();
+        let gone = "00112233445566778899aabbccddeeff";
+        std::fs::write(shards.join(gone), b"z").unwrap();
         std::fs::write(
             dir.path().join("held.json"),
-            format!(r#"{{"version": 1, "shards": [{{"info_hash": "00", "name": "{held}", "length": 1, "owners": []}}]}}"#),
+            format!(r#"{{"version": 2, "shards": [{{"info_hash": "00", "name": "{gone}", "length": 1, "owners": []}}]}}"#),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("held.log"),
+            format!(
+                "{}\n{}\n{}",
+                r#"{"forget": "00"}"#,
+                format_args!(r#"{{"keep": {{"info_hash": "01", "name": "{held}", "length": 1, "owners": []}}}}"#),
+                format_args!(r#"{{"keep": {{"info_hash": "02", "name": "{fetching}""#),
+            ),
         )
         .unwrap();
         let node = Node {
