@@ -22,7 +22,7 @@ use raidtorrent_peer::fds::{open_files, open_files_under};
 use raidtorrent_peer::node::Node;
 use raidtorrent_peer::reported::Reported;
 use raidtorrent_peer::size::ByteSize;
-use raidtorrent_peer::store::{Entry, Recorded, Store, StoredShard};
+use raidtorrent_peer::store::{Appended, Entry, Store, StoredShard};
 use raidtorrent_peer::RunningNode;
 use raidtorrent_proto::{Envelope, InfoHash, Message};
 use sha1::{Digest, Sha1};
@@ -113,8 +113,8 @@ fn held_set_cost(store: &Store) -> anyhow::Result<[f64; 2]> {
         return Ok([0.0, snapshot]);
     };
     let line = median_ms(21, || {
-        let recorded = store.record(&[Entry::Keep(one.clone())])?;
-        anyhow::ensure!(recorded == Recorded::Journaled, "a snapshot was due");
+        let appended = store.append(&[Entry::Keep(one.clone())])?;
+        anyhow::ensure!(appended == Appended::Journaled, "a snapshot was due");
         Ok(())
     })?;
     Ok([line, snapshot])

@@ -102,8 +102,8 @@ impl Node {
         };
         let decision = lock(&self.ledger).hold(waiter, ih, &info.name, info.length);
         match decision {
-            HoldDecision::Ack { new_owner: false } => Some(Message::Ack { re: seq, ih }),
-            HoldDecision::Ack { new_owner: true } => match self.persist(&[ih]) {
+            HoldDecision::Ack { saved: true } => Some(Message::Ack { re: seq, ih }),
+            HoldDecision::Ack { saved: false } => match self.persist(&[ih]) {
                 Ok(()) => Some(Message::Ack { re: seq, ih }),
                 Err(e) => Some(refuse(seq, Some(ih), RefuseCode::Io, format!("{e:#}"))),
             },

@@ -6,10 +6,12 @@
 //! journal: a change stays O(1) amortized, and a start reads at most about twice the set.
 //!
 //! Journal lines are JSON objects, one per line: `{"keep": <shard>}` (held, with these owners) or
-//! `{"forget": "<info-hash>"}`. A line states the shard's whole record, so replaying lines onto a
-//! snapshot that already has them changes nothing, and a crash between writing a new snapshot
-//! and emptying the journal loses nothing. A last line without its newline is an append a crash
-//! cut short: never acked, it is ignored. A complete line that does not parse is an error.
+//! `{"forget": "<info-hash>"}`. A line states the shard's whole record, so replaying a journal
+//! onto a newer snapshot (a crash between writing the snapshot and emptying the journal) gives
+//! each shard the journal touched its last journaled record: it undoes only changes made after
+//! that record, whose acks waited for a write still to come, so nothing acked is lost. The last
+//! line, when it lacks its newline or is not an entry, is an append a crash cut short: never
+//! acked, it is ignored. Any other line that is not an entry is an error.
 //!
 //! This module is pure: [`replay`] and [`encode`]; `store.rs` does the file work.
 
@@ -65,7 +67,8 @@ pub struct Replayed {
     pub shards: Vec<StoredShard>,
     /// Complete lines applied.
     pub lines: usize,
-    /// Bytes after the last complete line (an append cut short), ignored.
+    /// Bytes of the last append, cut short by a crash, ignored: after the last newline, or
+    /// the whole last line when it is not an entry.
     pub torn: usize,
 }
 
@@ -77,13 +80,23 @@ pub fn replay(shards: Vec<StoredShard>, log: &[u8]) -> Result<Replayed, BadLine>
         .map(|s| (s.info_hash.clone(), s))
         .collect();
     let complete = log.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let mut lines = 0;
-    for line in log[..complete].split_inclusive(|b| *b == b'\n') {
-        lines += 1;
-        let entry: Entry = serde_json::from_slice(line).map_err(|source| BadLine {
-            line: lines,
-            source,
-        })?;
+    let mut torn = log.len() - complete;
+    let mut lines = log[..complete].split_inclusive(|b| *b == b'\n').peekable();
+    let mut applied = 0;
+    while let Some(line) = lines.next() {
+        let entry: Entry = match serde_json::from_slice(line) {
+            Ok(entry) => entry,
+            // The last line may be an append torn below its newline.
+            Err(_) if lines.peek().is_none() => {
+                torn += line.len();
+                break;
+            }
+            Err(source) => {
+                let line = applied + 1;
+                return Err(BadLine { line, source });
+            }
+        };
+        applied += 1;
         match entry {
             Entry::Keep(s) => set.insert(s.info_hash.clone(), s),
             Entry::Forget(ih) => set.remove(&ih),
@@ -91,8 +104,8 @@ pub fn replay(shards: Vec<StoredShard>, log: &[u8]) -> Result<Replayed, BadLine>
     }
     Ok(Replayed {
         shards: set.into_values().collect(),
-        lines,
-        torn: log.len() - complete,
+        lines: applied,
+        torn,
     })
 }
 
@@ -139,13 +152,20 @@ mod tests {
     }
 
     #[test]
-    fn an_append_cut_short_is_ignored_and_a_bad_complete_line_is_an_error() {
+    fn an_append_cut_short_is_ignored_and_a_bad_line_before_others_is_an_error() {
         let mut log = encode(&[Entry::Keep(shard(1, &["a"]))]);
         let next = encode(&[Entry::Keep(shard(2, &["a"]))]);
         log.extend_from_slice(&next[..next.len() - 1]);
         let r = replay(Vec::new(), &log).unwrap();
         assert_eq!(r.shards, vec![shard(1, &["a"])]);
         assert_eq!(r.torn, next.len() - 1);
+
+        // Torn below its newline: the sectors before it never reached the disk.
+        let mut zeros = encode(&[Entry::Keep(shard(1, &["a"]))]);
+        zeros.extend_from_slice(&[0; 40]);
+        zeros.extend_from_slice(b"\"]}}\n");
+        let r = replay(Vec::new(), &zeros).unwrap();
+        assert_eq!((r.shards, r.lines, r.torn), (vec![shard(1, &["a"])], 1, 45));
 
         let mut bad = encode(&[Entry::Keep(shard(1, &["a"]))]);
         bad.extend_from_slice(b"{\"keep\": 1}\n");
@@ -181,6 +201,40 @@ mod tests {
             let r = replay(snapshot, &log).unwrap();
             prop_assert_eq!(r.shards, model(&entries));
             prop_assert_eq!(r.lines, entries.len() - since);
+        }
+
+        /// A crash after a new snapshot, before its journal is emptied: the snapshot has every
+        /// journaled change and some not yet acked (`unacked`, the change whose write was the
+        /// snapshot, or others waiting for it). Every shard keeps what was acked for it, or,
+        /// when an unacked change touched it, that change; nothing else.
+        #[test]
+        fn an_old_journal_on_a_newer_snapshot_loses_nothing_acked(
+            entries in entries(),
+            unacked in entries(),
+            since in any::<prop::sample::Index>(),
+        ) {
+            let since = since.index(entries.len() + 1);
+            let all: Vec<Entry> = entries.iter().chain(&unacked).cloned().collect();
+            let r = replay(model(&all), &encode(&entries[since..])).unwrap();
+            let acked: BTreeMap<_, _> =
+                model(&entries).into_iter().map(|s| (s.info_hash.clone(), s)).collect();
+            let newer: BTreeMap<_, _> =
+                model(&all).into_iter().map(|s| (s.info_hash.clone(), s)).collect();
+            let got: BTreeMap<_, _> =
+                r.shards.into_iter().map(|s| (s.info_hash.clone(), s)).collect();
+            let touched: BTreeSet<String> = unacked
+                .iter()
+                .map(|e| match e {
+                    Entry::Keep(s) => s.info_hash.clone(),
+                    Entry::Forget(ih) => ih.clone(),
+                })
+                .collect();
+            for i in 0u8..8 {
+                let ih = shard(i, &[]).info_hash;
+                let ok = got.get(&ih) == acked.get(&ih)
+                    || (touched.contains(&ih) && got.get(&ih) == newer.get(&ih));
+                prop_assert!(ok, "{}: {:?}", ih, got.get(&ih));
+            }
         }
 
         #[test]

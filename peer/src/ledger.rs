@@ -33,6 +33,9 @@ pub struct Shard {
     pub name: String,
     pub length: u64,
     pub owners: BTreeSet<String>,
+    /// The owners the held set on disk names for this info-hash (see [`Ledger::on_disk`]). A
+    /// hold is acked, and a shard reported held to a gateway, only once the disk names it.
+    pub saved: BTreeSet<String>,
     pub state: ShardState,
 }
 
@@ -40,9 +43,9 @@ pub struct Shard {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldDecision {
     /// Already held: answer now, once the held set on disk names the gateway as an owner
-    /// (`new_owner`: it did not yet).
+    /// (`saved`: it does already).
     Ack {
-        new_owner: bool,
+        saved: bool,
     },
     /// Already being fetched: the answer comes with the others'.
     Wait,
@@ -121,11 +124,12 @@ impl Ledger {
         self.shards.iter()
     }
 
-    /// Shards held (complete) for `gateway`, as its report lists them.
+    /// Shards held (complete) for `gateway` as the disk records them: what its report lists.
     pub fn held_for(&self, gateway: &str) -> Vec<InfoHash> {
         self.shards
             .iter()
-            .filter(|(_, s)| s.state == ShardState::Held && s.owners.contains(gateway))
+            .filter(|(_, s)| s.state == ShardState::Held)
+            .filter(|(_, s)| s.owners.contains(gateway) && s.saved.contains(gateway))
             .map(|(ih, _)| *ih)
             .collect()
     }
@@ -161,13 +165,15 @@ impl Ledger {
             Shard {
                 name,
                 length,
+                saved: owners.clone(),
                 owners,
                 state,
             },
         );
     }
 
-    /// A held shard that stays on disk, out of the session (see [`ShardState::Parked`]).
+    /// A held shard read from the disk's held set, out of the session (see
+    /// [`ShardState::Parked`]).
     pub fn park(&mut self, ih: InfoHash, name: String, length: u64, owners: BTreeSet<String>) {
         let state = ShardState::Parked;
         self.put(
@@ -175,10 +181,18 @@ impl Ledger {
             Shard {
                 name,
                 length,
+                saved: owners.clone(),
                 owners,
                 state,
             },
         );
+    }
+
+    /// The held set on disk now names `owners` for `ih` (none: it does not list it).
+    pub fn on_disk(&mut self, ih: &InfoHash, owners: &BTreeSet<String>) {
+        if let Some(shard) = self.shards.get_mut(ih) {
+            shard.saved.clone_from(owners);
+        }
     }
 
     /// Parked shards, to try again.
@@ -222,13 +236,19 @@ impl Ledger {
 
     pub fn hold(&mut self, waiter: Waiter, ih: InfoHash, name: &str, length: u64) -> HoldDecision {
         if let Some(shard) = self.shards.get_mut(&ih) {
-            let new_owner = shard.owners.insert(waiter.gateway.clone());
+            let gateway = &waiter.gateway;
             return match &mut shard.state {
-                ShardState::Held => HoldDecision::Ack { new_owner },
+                ShardState::Held => {
+                    shard.owners.insert(gateway.clone());
+                    let saved = shard.saved.contains(gateway);
+                    HoldDecision::Ack { saved }
+                }
                 ShardState::Fetching { waiters } => {
+                    shard.owners.insert(gateway.clone());
                     waiters.push(waiter);
                     HoldDecision::Wait
                 }
+                // Refused, so not an owner.
                 ShardState::Parked => HoldDecision::Refuse {
                     code: RefuseCode::Quota,
                     text: "the shard is on disk but could not be opened for now; the node \
@@ -256,6 +276,7 @@ impl Ledger {
                 name: name.to_owned(),
                 length,
                 owners,
+                saved: BTreeSet::new(),
                 state: ShardState::Fetching {
                     waiters: vec![waiter],
                 },

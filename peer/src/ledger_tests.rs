@@ -30,16 +30,24 @@ fn hold_fetch_hold_again_drop() {
         }
     ));
     assert_eq!(l.fetched(&A), Some(vec![w("g", 1), w("g", 2)]));
+    assert!(l.held_for("g").is_empty(), "reported once on disk");
+    assert_eq!(
+        l.hold(w("g", 4), A, "a", 60),
+        HoldDecision::Ack { saved: false },
+        "a hold while the held set is being written waits for it"
+    );
+    l.on_disk(&A, &BTreeSet::from(["g".into()]));
     assert_eq!(l.held_for("g"), vec![A]);
     assert_eq!(
         l.hold(w("g", 4), A, "a", 60),
-        HoldDecision::Ack { new_owner: false }
+        HoldDecision::Ack { saved: true }
     );
     assert_eq!(
         l.hold(w("h", 5), A, "a", 60),
-        HoldDecision::Ack { new_owner: true },
+        HoldDecision::Ack { saved: false },
         "a second gateway's hold of a held shard is a change to the held set"
     );
+    assert!(l.held_for("h").is_empty());
     assert!(!l.drop_shard("h", &A).remove);
     let d = l.drop_shard("g", &A);
     assert_eq!(
@@ -91,6 +99,7 @@ fn a_shard_stays_while_another_gateway_owns_it() {
         }
     );
     assert_eq!(l.fetched(&A), Some(vec![w("g2", 1)]));
+    l.on_disk(&A, &BTreeSet::from(["g2".into()]));
     assert_eq!(l.held_for("g2"), vec![A]);
     assert!(l.held_for("g1").is_empty());
 }
@@ -124,10 +133,11 @@ fn parked_shards_are_kept_and_come_back() {
     assert_eq!(l.failed(&B), vec![]);
     assert_eq!(l.fetched(&B), None);
     assert_eq!(l.parked(), vec![B]);
-    // Opened again: the parked shard is held.
+    // Opened again: the parked shard is held, for its owners only (the refused hold made none).
     assert!(l.unpark(&B, true));
     assert!(!l.unpark(&B, true), "only a parked shard is unparked");
-    assert_eq!(l.held_for("h"), vec![B]);
+    assert_eq!(l.held_for("g"), vec![A, B]);
+    assert!(l.held_for("h").is_empty());
     l.drop_shard("g", &c);
     // A drop of a parked shard removes it like any other.
     l.park(c, "c".into(), 10, BTreeSet::from(["g".into()]));

@@ -5,7 +5,7 @@
 //! Locks (`ledger`, `status`, `conns`, `fetches`) are std mutexes held only for a few statements,
 //! never across an await.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +21,7 @@ use crate::engine::Engine;
 use crate::ledger::{Ledger, Shard, ShardState};
 use crate::reported::Reported;
 use crate::status::{unix_now, GatewayStatus, ShardStatus, Status, STATUS_VERSION};
-use crate::store::{Entry, Recorded, Store, StoredShard};
+use crate::store::{Appended, Entry, Store, StoredShard};
 use crate::tasks::Tasks;
 
 /// How long shutdown waits for tasks to stop.
@@ -223,6 +223,10 @@ impl Node {
     /// on disk, then tells connections to report. One journal line per shard; the whole set
     /// when a snapshot is due.
     pub(crate) fn persist(&self, changed: &[InfoHash]) -> anyhow::Result<()> {
+        if changed.is_empty() {
+            self.changed.send_modify(|v| *v += 1);
+            return Ok(());
+        }
         let _one_at_a_time = lock(&self.persisting);
         let entries: Vec<Entry> = {
             let ledger = lock(&self.ledger);
@@ -234,9 +238,20 @@ impl Node {
                 })
                 .collect()
         };
-        let recorded = self.store.record(&entries);
-        if recorded.context("recording a change to the held set")? == Recorded::SnapshotDue {
-            self.snapshot()?;
+        let appended = self.store.append(&entries);
+        match appended.context("recording a change to the held set")? {
+            Appended::Journaled => {
+                let mut ledger = lock(&self.ledger);
+                let none = BTreeSet::new();
+                for (ih, entry) in changed.iter().zip(&entries) {
+                    let owners = match entry {
+                        Entry::Keep(s) => &s.owners,
+                        Entry::Forget(_) => &none,
+                    };
+                    ledger.on_disk(ih, owners);
+                }
+            }
+            Appended::SnapshotDue => self.snapshot()?,
         }
         self.changed.send_modify(|v| *v += 1);
         Ok(())
@@ -250,13 +265,26 @@ impl Node {
         Ok(())
     }
 
+    /// Writes the held set as the ledger has it now, and records in the ledger what the disk
+    /// names. Called with `persisting` held.
     fn snapshot(&self) -> anyhow::Result<()> {
         let shards: Vec<StoredShard> = lock(&self.ledger)
             .shards()
             .filter(|(_, s)| kept(s))
             .map(|(ih, s)| stored(ih, s))
             .collect();
-        self.store.save(shards).context("saving the held set")
+        let written: HashMap<InfoHash, BTreeSet<String>> = shards
+            .iter()
+            .filter_map(|s| Some((InfoHash::from_hex(&s.info_hash)?, s.owners.clone())))
+            .collect();
+        self.store.save(shards).context("saving the held set")?;
+        let mut ledger = lock(&self.ledger);
+        let none = BTreeSet::new();
+        let all: Vec<InfoHash> = ledger.shards().map(|(ih, _)| *ih).collect();
+        for ih in all {
+            ledger.on_disk(&ih, written.get(&ih).unwrap_or(&none));
+        }
+        Ok(())
     }
 
     /// The next report to `gateway` on a connection that has sent `reported`: the whole held set

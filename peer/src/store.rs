@@ -54,10 +54,10 @@ pub enum StoreError {
     },
 }
 
-/// Whether [`Store::record`] wrote the changes.
+/// Whether [`Store::append`] wrote the changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
-pub enum Recorded {
+pub enum Appended {
     /// Appended to the journal and on disk.
     Journaled,
     /// Nothing written: a snapshot is due (none written since the store was opened, or the
@@ -73,7 +73,7 @@ struct Journal {
     /// Lines in it.
     lines: usize,
     /// Shards in the snapshot it follows.
-    snapshot: usize,
+    snapshot_len: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -187,7 +187,9 @@ impl Store {
     /// Writes the whole held set as the new snapshot, then empties the journal.
     pub fn save(&self, shards: Vec<StoredShard>) -> Result<(), StoreError> {
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        let snapshot = shards.len();
+        // Until this succeeds, no line goes to a journal that may follow another snapshot.
+        *journal = None;
+        let snapshot_len = shards.len();
         let file = Snapshot {
             version: HELD_VERSION,
             shards,
@@ -202,22 +204,22 @@ impl Store {
         *journal = Some(Journal {
             file,
             lines: 0,
-            snapshot,
+            snapshot_len,
         });
         Ok(())
     }
 
     /// Appends changes to the held set's journal and puts them on disk, unless a snapshot is
-    /// due (see [`Recorded`]).
-    pub fn record(&self, entries: &[Entry]) -> Result<Recorded, StoreError> {
+    /// due (see [`Appended`]).
+    pub fn append(&self, entries: &[Entry]) -> Result<Appended, StoreError> {
         use std::io::Write;
         let mut guard = self.journal.lock().unwrap_or_else(|e| e.into_inner());
         let Some(journal) = guard.as_mut() else {
-            return Ok(Recorded::SnapshotDue);
+            return Ok(Appended::SnapshotDue);
         };
         let lines = journal.lines + entries.len();
-        if lines > journal.snapshot.max(COMPACT_AT_LEAST) {
-            return Ok(Recorded::SnapshotDue);
+        if lines > journal.snapshot_len.max(COMPACT_AT_LEAST) {
+            return Ok(Appended::SnapshotDue);
         }
         let path = self.journal_path();
         let written = journal
@@ -230,7 +232,7 @@ impl Store {
             return Err(io_at(&path)(e));
         }
         journal.lines = lines;
-        Ok(Recorded::Journaled)
+        Ok(Appended::Journaled)
     }
 
     pub fn write_torrent(&self, ih: &InfoHash, bytes: &[u8]) -> Result<(), StoreError> {
@@ -396,12 +398,12 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let keep = |i| Entry::Keep(stored(i, &["g"]));
         // No snapshot written by this process yet: the journal may end in a torn append.
-        assert_eq!(store.record(&[keep(1)]).unwrap(), Recorded::SnapshotDue);
+        assert_eq!(store.append(&[keep(1)]).unwrap(), Appended::SnapshotDue);
         store.save(vec![stored(1, &["g"])]).unwrap();
         let snapshot = std::fs::read(dir.path().join("held.json")).unwrap();
-        assert_eq!(store.record(&[keep(2)]).unwrap(), Recorded::Journaled);
+        assert_eq!(store.append(&[keep(2)]).unwrap(), Appended::Journaled);
         let forget = Entry::Forget(stored(1, &[]).info_hash);
-        assert_eq!(store.record(&[forget]).unwrap(), Recorded::Journaled);
+        assert_eq!(store.append(&[forget]).unwrap(), Appended::Journaled);
         assert_eq!(
             std::fs::read(dir.path().join("held.json")).unwrap(),
             snapshot
@@ -410,11 +412,11 @@ mod tests {
         // A second store on the folder (a restart) reads the same, and must snapshot first.
         let again = Store::open(dir.path()).unwrap();
         assert_eq!(again.load().unwrap(), vec![stored(2, &["g"])]);
-        assert_eq!(again.record(&[keep(3)]).unwrap(), Recorded::SnapshotDue);
+        assert_eq!(again.append(&[keep(3)]).unwrap(), Appended::SnapshotDue);
         // The journal is let grow to as many lines as the set has, and at least a floor.
         let many: Vec<Entry> = (0..COMPACT_AT_LEAST - 2).map(|_| keep(2)).collect();
-        assert_eq!(store.record(&many).unwrap(), Recorded::Journaled);
-        assert_eq!(store.record(&[keep(4)]).unwrap(), Recorded::SnapshotDue);
+        assert_eq!(store.append(&many).unwrap(), Appended::Journaled);
+        assert_eq!(store.append(&[keep(4)]).unwrap(), Appended::SnapshotDue);
         store
             .save(vec![stored(2, &["g"]), stored(4, &["g"])])
             .unwrap();
@@ -424,7 +426,7 @@ mod tests {
                 .len(),
             0
         );
-        assert_eq!(store.record(&[keep(4)]).unwrap(), Recorded::Journaled);
+        assert_eq!(store.append(&[keep(4)]).unwrap(), Appended::Journaled);
     }
 
     #[test]
@@ -432,7 +434,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.save(vec![stored(1, &["g"])]).unwrap();
-        std::fs::write(dir.path().join("held.log"), b"{\"keep\": 7}\n").unwrap();
+        let lines = b"{\"keep\": 7}\n{\"forget\": \"00\"}\n";
+        std::fs::write(dir.path().join("held.log"), lines).unwrap();
         let e = store.load().unwrap_err();
         assert!(matches!(e, StoreError::Journal { .. }), "{e}");
         assert!(e.to_string().contains("held.log: line 1"), "{e}");

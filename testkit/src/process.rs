@@ -213,9 +213,12 @@ pub fn held_set(dir: &Path) -> BTreeMap<String, String> {
         .flatten()
         .filter_map(shard)
         .collect();
-    let journal = std::fs::read_to_string(dir.join("held.log")).unwrap_or_default();
-    for line in journal.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let entry: Value = serde_json::from_str(line).unwrap_or_default();
+    let journal = std::fs::read(dir.join("held.log")).unwrap_or_default();
+    for line in journal
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.ends_with(b"\n"))
+    {
+        let entry: Value = serde_json::from_slice(line).unwrap_or_default();
         if let Some((ih, name)) = shard(&entry["keep"]) {
             set.insert(ih, name);
         } else if let Some(ih) = entry["forget"].as_str() {
