@@ -119,19 +119,23 @@ pub fn encode(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
+/// A held shard for tests: info-hash and name made from `i`.
+#[cfg(test)]
+pub(crate) fn sample(i: u8, owners: &[&str]) -> StoredShard {
+    StoredShard {
+        info_hash: format!("{i:02x}").repeat(20),
+        name: format!("{i:032x}"),
+        length: u64::from(i) + 1,
+        owners: owners.iter().map(|o| o.to_string()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn shard(i: u8, owners: &[&str]) -> StoredShard {
-        StoredShard {
-            info_hash: format!("{i:02x}").repeat(20),
-            name: format!("{i:032x}"),
-            length: u64::from(i) + 1,
-            owners: owners.iter().map(|o| o.to_string()).collect(),
-        }
-    }
+    use super::sample as shard;
 
     /// The held set after `entries`, applied one by one to a map.
     fn model(entries: &[Entry]) -> Vec<StoredShard> {

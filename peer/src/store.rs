@@ -352,15 +352,7 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stored(i: u8, owners: &[&str]) -> StoredShard {
-        StoredShard {
-            info_hash: format!("{i:02x}").repeat(20),
-            name: format!("{i:032x}"),
-            length: 42,
-            owners: owners.iter().map(|o| o.to_string()).collect(),
-        }
-    }
+    use crate::held::sample as stored;
 
     #[test]
     fn held_set_round_trips_and_refuses_other_versions() {
