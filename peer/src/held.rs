@@ -53,6 +53,16 @@ pub enum Entry {
     Forget(String),
 }
 
+impl Entry {
+    /// The owners this line names for its shard: none for a `forget`.
+    pub fn owners(&self) -> Option<&BTreeSet<String>> {
+        match self {
+            Entry::Keep(s) => Some(&s.owners),
+            Entry::Forget(_) => None,
+        }
+    }
+}
+
 /// A complete journal line that is not an entry.
 #[derive(Debug, thiserror::Error)]
 #[error("line {line}: {source}")]
@@ -137,9 +147,16 @@ mod tests {
 
     use super::sample as shard;
 
-    /// The held set after `entries`, applied one by one to a map.
+    /// The held set after `entries`, applied one by one to a map, without `replay`.
     fn model(entries: &[Entry]) -> Vec<StoredShard> {
-        replay(Vec::new(), &encode(entries)).unwrap().shards
+        let mut set = BTreeMap::new();
+        for e in entries {
+            match e {
+                Entry::Keep(s) => set.insert(s.info_hash.clone(), s.clone()),
+                Entry::Forget(ih) => set.remove(ih),
+            };
+        }
+        set.into_values().collect()
     }
 
     #[test]

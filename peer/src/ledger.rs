@@ -188,6 +188,35 @@ impl Ledger {
         );
     }
 
+    /// A record naming `owners` for `ih` is about to be written: until it is, the disk names at
+    /// most the owners both it and the old record name.
+    pub fn writing(&mut self, ih: &InfoHash, owners: &BTreeSet<String>) {
+        if let Some(shard) = self.shards.get_mut(ih) {
+            shard.saved.retain(|o| owners.contains(o));
+        }
+    }
+
+    /// [`Ledger::writing`] for a whole snapshot: `written` names the owners of every shard in
+    /// it; a shard it does not list gets none.
+    pub fn writing_all(&mut self, written: &BTreeMap<InfoHash, BTreeSet<String>>) {
+        for (ih, shard) in &mut self.shards {
+            match written.get(ih) {
+                Some(owners) => shard.saved.retain(|o| owners.contains(o)),
+                None => shard.saved.clear(),
+            }
+        }
+    }
+
+    /// [`Ledger::on_disk`] for a whole snapshot, as in [`Ledger::writing_all`].
+    pub fn on_disk_all(&mut self, written: &BTreeMap<InfoHash, BTreeSet<String>>) {
+        for (ih, shard) in &mut self.shards {
+            match written.get(ih) {
+                Some(owners) => shard.saved.clone_from(owners),
+                None => shard.saved.clear(),
+            }
+        }
+    }
+
     /// The held set on disk now names `owners` for `ih` (none: it does not list it).
     pub fn on_disk(&mut self, ih: &InfoHash, owners: &BTreeSet<String>) {
         if let Some(shard) = self.shards.get_mut(ih) {

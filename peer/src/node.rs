@@ -5,7 +5,7 @@
 //! Locks (`ledger`, `status`, `conns`, `fetches`) are std mutexes held only for a few statements,
 //! never across an await.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -228,27 +228,27 @@ impl Node {
             return Ok(());
         }
         let _one_at_a_time = lock(&self.persisting);
+        let none = BTreeSet::new();
         let entries: Vec<Entry> = {
-            let ledger = lock(&self.ledger);
-            changed
+            let mut ledger = lock(&self.ledger);
+            let entries: Vec<Entry> = changed
                 .iter()
                 .map(|ih| match ledger.get(ih) {
                     Some(s) if kept(s) => Entry::Keep(stored(ih, s)),
                     _ => Entry::Forget(ih.to_hex()),
                 })
-                .collect()
+                .collect();
+            for (ih, entry) in changed.iter().zip(&entries) {
+                ledger.writing(ih, entry.owners().unwrap_or(&none));
+            }
+            entries
         };
         let appended = self.store.append(&entries);
         match appended.context("recording a change to the held set")? {
             Appended::Journaled => {
                 let mut ledger = lock(&self.ledger);
-                let none = BTreeSet::new();
                 for (ih, entry) in changed.iter().zip(&entries) {
-                    let owners = match entry {
-                        Entry::Keep(s) => &s.owners,
-                        Entry::Forget(_) => &none,
-                    };
-                    ledger.on_disk(ih, owners);
+                    ledger.on_disk(ih, entry.owners().unwrap_or(&none));
                 }
             }
             Appended::SnapshotDue => self.snapshot()?,
@@ -268,22 +268,19 @@ impl Node {
     /// Writes the held set as the ledger has it now, and records in the ledger what the disk
     /// names. Called with `persisting` held.
     fn snapshot(&self) -> anyhow::Result<()> {
-        let shards: Vec<StoredShard> = lock(&self.ledger)
-            .shards()
-            .filter(|(_, s)| kept(s))
-            .map(|(ih, s)| stored(ih, s))
-            .collect();
-        let written: HashMap<InfoHash, BTreeSet<String>> = shards
-            .iter()
-            .filter_map(|s| Some((InfoHash::from_hex(&s.info_hash)?, s.owners.clone())))
-            .collect();
+        let (shards, written) = {
+            let mut ledger = lock(&self.ledger);
+            let held: Vec<(&InfoHash, &Shard)> = ledger.shards().filter(|(_, s)| kept(s)).collect();
+            let shards: Vec<StoredShard> = held.iter().map(|(ih, s)| stored(ih, s)).collect();
+            let written: BTreeMap<InfoHash, BTreeSet<String>> = held
+                .iter()
+                .map(|(ih, s)| (**ih, s.owners.clone()))
+                .collect();
+            ledger.writing_all(&written);
+            (shards, written)
+        };
         self.store.save(shards).context("saving the held set")?;
-        let mut ledger = lock(&self.ledger);
-        let none = BTreeSet::new();
-        let all: Vec<InfoHash> = ledger.shards().map(|(ih, _)| *ih).collect();
-        for ih in all {
-            ledger.on_disk(&ih, written.get(&ih).unwrap_or(&none));
-        }
+        lock(&self.ledger).on_disk_all(&written);
         Ok(())
     }
 

@@ -60,8 +60,8 @@ pub enum StoreError {
 pub enum Appended {
     /// Appended to the journal and on disk.
     Journaled,
-    /// Nothing written: a snapshot is due (none written since the store was opened, or the
-    /// journal has grown as long as the set). The caller saves the whole held set, which holds
+    /// Nothing written: a snapshot is due (none written since the store was opened, the
+    /// journal has grown as long as the set, or more than one change came at once). The caller saves the whole held set, which holds
     /// these changes too.
     SnapshotDue,
 }
@@ -214,6 +214,10 @@ impl Store {
     pub fn append(&self, entries: &[Entry]) -> Result<Appended, StoreError> {
         use std::io::Write;
         let mut guard = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        // One line per append, so an append a crash tore is always the journal's last line.
+        if entries.len() > 1 {
+            return Ok(Appended::SnapshotDue);
+        }
         let Some(journal) = guard.as_mut() else {
             return Ok(Appended::SnapshotDue);
         };
@@ -401,13 +405,19 @@ mod tests {
             snapshot
         );
         assert_eq!(store.load().unwrap(), vec![stored(2, &["g"])]);
+        // Two changes at once are a snapshot: an append is one line.
+        assert_eq!(
+            store.append(&[keep(2), keep(3)]).unwrap(),
+            Appended::SnapshotDue
+        );
         // A second store on the folder (a restart) reads the same, and must snapshot first.
         let again = Store::open(dir.path()).unwrap();
         assert_eq!(again.load().unwrap(), vec![stored(2, &["g"])]);
         assert_eq!(again.append(&[keep(3)]).unwrap(), Appended::SnapshotDue);
         // The journal is let grow to as many lines as the set has, and at least a floor.
-        let many: Vec<Entry> = (0..COMPACT_AT_LEAST - 2).map(|_| keep(2)).collect();
-        assert_eq!(store.append(&many).unwrap(), Appended::Journaled);
+        for _ in 0..COMPACT_AT_LEAST - 2 {
+            assert_eq!(store.append(&[keep(2)]).unwrap(), Appended::Journaled);
+        }
         assert_eq!(store.append(&[keep(4)]).unwrap(), Appended::SnapshotDue);
         store
             .save(vec![stored(2, &["g"]), stored(4, &["g"])])
