@@ -220,8 +220,8 @@ impl Node {
     }
 
     /// Records the held set's changes to the shards `changed` (each as the ledger has it now)
-    /// on disk, then tells connections to report. One journal line per shard; the whole set
-    /// when a snapshot is due.
+    /// on disk, then tells connections to report: a journal line for one shard, the whole set
+    /// for several at once or when a snapshot is due.
     pub(crate) fn persist(&self, changed: &[InfoHash]) -> anyhow::Result<()> {
         if changed.is_empty() {
             self.changed.send_modify(|v| *v += 1);
