@@ -113,7 +113,7 @@ fn held_set_cost(store: &Store) -> anyhow::Result<[f64; 2]> {
         return Ok([0.0, snapshot]);
     };
     let line = median_ms(21, || {
-        let appended = store.append(&[Entry::Keep(one.clone())])?;
+        let appended = store.append(&Entry::Keep(one.clone()))?;
         anyhow::ensure!(appended == Appended::Journaled, "a snapshot was due");
         Ok(())
     })?;

@@ -243,7 +243,11 @@ impl Node {
             }
             entries
         };
-        let appended = self.store.append(&entries);
+        // Several changes at once (rare) are written as a snapshot: an append is one line.
+        let appended = match entries.as_slice() {
+            [one] => self.store.append(one),
+            _ => Ok(Appended::SnapshotDue),
+        };
         match appended.context("recording a change to the held set")? {
             Appended::Journaled => {
                 let mut ledger = lock(&self.ledger);

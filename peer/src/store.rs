@@ -60,8 +60,8 @@ pub enum StoreError {
 pub enum Appended {
     /// Appended to the journal and on disk.
     Journaled,
-    /// Nothing written: a snapshot is due (none written since the store was opened, the
-    /// journal has grown as long as the set, or more than one change came at once). The caller saves the whole held set, which holds
+    /// Nothing written: a snapshot is due (none written since the store was opened, or the
+    /// journal has grown as long as the set). The caller saves the whole held set, which holds
     /// these changes too.
     SnapshotDue,
 }
@@ -209,26 +209,23 @@ impl Store {
         Ok(())
     }
 
-    /// Appends changes to the held set's journal and puts them on disk, unless a snapshot is
-    /// due (see [`Appended`]).
-    pub fn append(&self, entries: &[Entry]) -> Result<Appended, StoreError> {
+    /// Appends one change to the held set's journal and puts it on disk, unless a snapshot is
+    /// due (see [`Appended`]). One line per append, so an append a crash tore is always the
+    /// journal's last line.
+    pub fn append(&self, entry: &Entry) -> Result<Appended, StoreError> {
         use std::io::Write;
         let mut guard = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        // One line per append, so an append a crash tore is always the journal's last line.
-        if entries.len() > 1 {
-            return Ok(Appended::SnapshotDue);
-        }
         let Some(journal) = guard.as_mut() else {
             return Ok(Appended::SnapshotDue);
         };
-        let lines = journal.lines + entries.len();
+        let lines = journal.lines + 1;
         if lines > journal.snapshot_len.max(COMPACT_AT_LEAST) {
             return Ok(Appended::SnapshotDue);
         }
         let path = self.journal_path();
         let written = journal
             .file
-            .write_all(&crate::held::encode(entries))
+            .write_all(&crate::held::encode(std::slice::from_ref(entry)))
             .and_then(|()| journal.file.sync_data());
         if let Err(e) = written {
             // What was written of it is unknown: no more appends until a snapshot.
@@ -394,31 +391,26 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let keep = |i| Entry::Keep(stored(i, &["g"]));
         // No snapshot written by this process yet: the journal may end in a torn append.
-        assert_eq!(store.append(&[keep(1)]).unwrap(), Appended::SnapshotDue);
+        assert_eq!(store.append(&keep(1)).unwrap(), Appended::SnapshotDue);
         store.save(vec![stored(1, &["g"])]).unwrap();
         let snapshot = std::fs::read(dir.path().join("held.json")).unwrap();
-        assert_eq!(store.append(&[keep(2)]).unwrap(), Appended::Journaled);
+        assert_eq!(store.append(&keep(2)).unwrap(), Appended::Journaled);
         let forget = Entry::Forget(stored(1, &[]).info_hash);
-        assert_eq!(store.append(&[forget]).unwrap(), Appended::Journaled);
+        assert_eq!(store.append(&forget).unwrap(), Appended::Journaled);
         assert_eq!(
             std::fs::read(dir.path().join("held.json")).unwrap(),
             snapshot
         );
         assert_eq!(store.load().unwrap(), vec![stored(2, &["g"])]);
-        // Two changes at once are a snapshot: an append is one line.
-        assert_eq!(
-            store.append(&[keep(2), keep(3)]).unwrap(),
-            Appended::SnapshotDue
-        );
         // A second store on the folder (a restart) reads the same, and must snapshot first.
         let again = Store::open(dir.path()).unwrap();
         assert_eq!(again.load().unwrap(), vec![stored(2, &["g"])]);
-        assert_eq!(again.append(&[keep(3)]).unwrap(), Appended::SnapshotDue);
+        assert_eq!(again.append(&keep(3)).unwrap(), Appended::SnapshotDue);
         // The journal is let grow to as many lines as the set has, and at least a floor.
         for _ in 0..COMPACT_AT_LEAST - 2 {
-            assert_eq!(store.append(&[keep(2)]).unwrap(), Appended::Journaled);
+            assert_eq!(store.append(&keep(2)).unwrap(), Appended::Journaled);
         }
-        assert_eq!(store.append(&[keep(4)]).unwrap(), Appended::SnapshotDue);
+        assert_eq!(store.append(&keep(4)).unwrap(), Appended::SnapshotDue);
         store
             .save(vec![stored(2, &["g"]), stored(4, &["g"])])
             .unwrap();
@@ -428,7 +420,7 @@ mod tests {
                 .len(),
             0
         );
-        assert_eq!(store.append(&[keep(4)]).unwrap(), Appended::Journaled);
+        assert_eq!(store.append(&keep(4)).unwrap(), Appended::Journaled);
     }
 
     #[test]
