@@ -7,7 +7,12 @@
 //! - Each connection's holder is *trying* (dialled, not yet serving), *up* (it unchoked us) or
 //!   *down* (its last session failed; the connection dials again). A connection takes pieces only
 //!   while up, so a dead or silent holder never sits on pieces another holder could serve.
-//! - A shard is *unreachable* when every holder is down, or has been trying for [`ANSWER_MS`].
+//! - A shard is *unreachable* when every holder is down, has been trying for [`ANSWER_MS`], or
+//!   is *silent*: up, with pieces in flight, and no piece from it for [`SILENT_FACTOR`] times the
+//!   shard's usual piece time (at least [`ANSWER_MS`]). A holder frozen in mid-read (its socket
+//!   open, nothing sent) is so passed over within a few piece times, not after its connection's
+//!   10 s stall. Silence counts only once the shard has delivered a piece: on a link slower than
+//!   anyone guessed, the first piece's time is unknown, and every shard would look silent.
 //!   The decoder asking for a piece of an unreachable shard is told it failed at once when at
 //!   least `k` other shards may still serve (idle ones with holders, or active and reachable):
 //!   a parity shard stands in rather than the read waiting out its patience on a dead holder.
@@ -34,6 +39,9 @@ pub(crate) type ConnId = usize;
 pub(crate) const HEDGE_FACTOR: u64 = 3;
 /// Nor before this many milliseconds, whatever the usual time.
 pub(crate) const HEDGE_MIN_MS: u64 = 100;
+/// An up holder with pieces in flight that delivers none for this many times the shard's usual
+/// piece time (and at least [`ANSWER_MS`]) is silent.
+pub(crate) const SILENT_FACTOR: u64 = 4;
 /// A holder that has not unchoked us this many milliseconds after its dial started is passed
 /// over when other shards can stand in (its connection keeps trying). A holder across the world
 /// answers a dial, a handshake and `interested` in three round trips, well within it.
@@ -90,8 +98,8 @@ enum State {
 enum Health {
     /// Dialled at `since`, not yet serving.
     Trying { since: u64 },
-    /// Unchoked us: it takes pieces.
-    Up,
+    /// Unchoked us: it takes pieces. `heard`: when it came up or last delivered a piece.
+    Up { heard: u64 },
     /// Its last session failed (why); it is being dialled again.
     Down(String),
 }
@@ -107,13 +115,25 @@ pub(crate) enum Lookup {
 }
 
 impl Shard {
-    /// Every holder is down, or has been trying for [`ANSWER_MS`] by `now`.
+    /// Every holder is down, silent, or has been trying for [`ANSWER_MS`] by `now`.
     fn unreachable(&self, now: u64) -> bool {
-        self.conns.values().all(|h| match h {
-            Health::Trying { since } => now >= since + ANSWER_MS,
-            Health::Up => false,
-            Health::Down(_) => true,
-        })
+        self.conns
+            .iter()
+            .all(|(&c, h)| self.deadline(c, h).is_some_and(|t| now >= t))
+    }
+
+    /// When connection `c`'s holder (faring as `h`) counts as unreachable if nothing changes:
+    /// at once when down; never when up and not expected to deliver.
+    fn deadline(&self, c: ConnId, h: &Health) -> Option<u64> {
+        match h {
+            Health::Trying { since } => Some(since + ANSWER_MS),
+            Health::Up { heard } => {
+                let silent_after = (self.piece_ms? * SILENT_FACTOR).max(ANSWER_MS);
+                let waiting = self.assigned.values().any(|f| f.conns.contains(&c));
+                waiting.then_some(heard + silent_after)
+            }
+            Health::Down(_) => Some(0),
+        }
     }
 
     /// The shard may still serve the decoder.
@@ -125,14 +145,11 @@ impl Shard {
         }
     }
 
-    /// When a holder still trying at `now` runs out of time to answer.
+    /// When a holder reachable at `now` next runs out of time to answer or deliver.
     fn recheck(&self, now: u64) -> Option<u64> {
         self.conns
-            .values()
-            .filter_map(|h| match h {
-                Health::Trying { since } => Some(since + ANSWER_MS),
-                _ => None,
-            })
+            .iter()
+            .filter_map(|(&c, h)| self.deadline(c, h))
             .filter(|&t| t > now)
             .min()
     }
@@ -191,10 +208,10 @@ impl Board {
         Some(ids)
     }
 
-    /// Connection `conn`'s holder of shard `s` unchoked us: it may take pieces.
-    pub(crate) fn up(&mut self, s: usize, conn: ConnId) {
+    /// Connection `conn`'s holder of shard `s` unchoked us at `now`: it may take pieces.
+    pub(crate) fn up(&mut self, s: usize, conn: ConnId, now: u64) {
         if let Some(h) = self.shards[s].conns.get_mut(&conn) {
-            *h = Health::Up;
+            *h = Health::Up { heard: now };
         }
     }
 
@@ -219,7 +236,7 @@ impl Board {
     ) -> (Vec<u32>, Option<u64>) {
         let limit = self.floor.saturating_add(self.window);
         let sh = &mut self.shards[s];
-        let up = sh.conns.get(&conn) == Some(&Health::Up);
+        let up = matches!(sh.conns.get(&conn), Some(Health::Up { .. }));
         if self.closed || sh.state != State::Active || !up || room == 0 {
             return (Vec::new(), None);
         }
@@ -262,6 +279,9 @@ impl Board {
         now: u64,
     ) -> bool {
         let sh = &mut self.shards[s];
+        if let Some(Health::Up { heard }) = sh.conns.get_mut(&conn) {
+            *heard = now;
+        }
         let first = p >= self.floor && sh.state != State::Failed && !sh.done.contains_key(&p);
         if let Some(f) = sh.assigned.get_mut(&p) {
             if first {
@@ -320,7 +340,7 @@ impl Board {
         match sh.state {
             State::Failed => Lookup::Failed(sh.failures.join("; ")),
             State::Active if sh.unreachable(now) && self.others_viable(s, now) >= self.k => {
-                let why = self.unanswered(s);
+                let why = self.unanswered(s, now);
                 self.shards[s].fail(why.clone());
                 Lookup::Failed(why)
             }
@@ -334,13 +354,14 @@ impl Board {
         viable.filter(|&(i, sh)| i != s && sh.viable(now)).count()
     }
 
-    /// Why shard `s` is unreachable, holder by holder.
-    fn unanswered(&self, s: usize) -> String {
+    /// Why shard `s` is unreachable at `now`, holder by holder.
+    fn unanswered(&self, s: usize, now: u64) -> String {
         let sh = &self.shards[s];
         let mut why: Vec<String> = sh.failures.clone();
         why.extend(sh.conns.values().map(|h| match h {
             Health::Down(w) => w.clone(),
-            _ => format!("a holder did not answer within {ANSWER_MS} ms"),
+            Health::Up { heard } => format!("a holder sent no piece for {} ms", now - heard),
+            Health::Trying { .. } => format!("a holder did not answer within {ANSWER_MS} ms"),
         }));
         format!(
             "shard {s}: no holder answers, other shards stand in ({})",
@@ -395,7 +416,7 @@ mod tests {
         let mut b = Board::new(holders, k, window);
         for &(s, pieces) in needs {
             for c in b.need(s, pieces, 0).into_iter().flatten() {
-                b.up(s, c);
+                b.up(s, c, 0);
             }
         }
         b
@@ -407,8 +428,8 @@ mod tests {
         assert_eq!(b.need(1, &[5, 0, 1, 2, 3, 4], 0), Some(0..2));
         assert_eq!(b.need(1, &[6], 0), None, "already started");
         assert_eq!(b.take(1, 0, 2, 0).0, vec![], "not up yet");
-        b.up(1, 0);
-        b.up(1, 1);
+        b.up(1, 0, 0);
+        b.up(1, 1, 0);
         assert_eq!(b.take(1, 0, 2, 0).0, vec![0, 1]);
         assert_eq!(b.take(1, 1, 9, 0).0, vec![2, 3], "the window stops at 4");
         b.advance(2);
@@ -437,7 +458,8 @@ mod tests {
         assert_eq!(b.take(0, 1, 2, 200).1, Some(360));
         assert_eq!(b.take(0, 1, 2, 360).0, vec![1]);
         assert_eq!(b.lookup(0, 0, 360), Lookup::Ready(piece(0)));
-        assert_eq!(b.lookup(0, 1, 360), Lookup::Wait(None));
+        // Both holders have piece 1 in flight: ask again when the first could count as silent.
+        assert_eq!(b.lookup(0, 1, 360), Lookup::Wait(Some(120 + ANSWER_MS)));
     }
 
     #[test]
@@ -500,7 +522,7 @@ mod tests {
         let mut b = Board::new(&[1, 1, 1], 2, 10);
         assert_eq!(b.need(0, &[0], 0), Some(0..1));
         assert_eq!(b.need(1, &[0], 0), Some(1..2));
-        b.up(1, 1);
+        b.up(1, 1, 0);
         assert_eq!(b.lookup(0, 0, 10), Lookup::Wait(Some(ANSWER_MS)));
         b.down(0, 0, "connection refused".into());
         let Lookup::Failed(why) = b.lookup(0, 0, 20) else {
@@ -514,8 +536,44 @@ mod tests {
         // other shard may serve, so the read waits for it (it may come back).
         assert_eq!(b.need(2, &[0], 100), Some(2..3));
         assert_eq!(b.lookup(2, 0, 100 + ANSWER_MS), Lookup::Wait(None));
-        b.up(2, 2);
+        b.up(2, 2, 0);
         assert_eq!(b.take(2, 2, 1, 200).0, vec![0]);
+    }
+
+    #[test]
+    fn a_holder_silent_in_mid_read_is_passed_over_within_a_few_piece_times() {
+        // k = 2 of three shards; shards 0 and 1 are read, one holder each.
+        let mut b = started(&[1, 1, 1], 2, 10, &[(0, &[0, 1, 2]), (1, &[0, 1, 2])]);
+        assert_eq!(b.take(0, 0, 2, 0).0, vec![0, 1]);
+        assert_eq!(
+            b.lookup(0, 0, 1_900),
+            Lookup::Wait(None),
+            "before a first piece, its time is unknown: no silence is counted"
+        );
+        assert!(b.delivered(0, 0, 0, piece(0), 2_000));
+        // The usual piece time is now 2 s: the holder is silent after four times that.
+        assert_eq!(b.lookup(0, 1, 2_100), Lookup::Wait(Some(2_000 + 8_000)));
+        // A fast shard: 100 ms a piece, so silent after ANSWER_MS (the floor).
+        assert_eq!(b.take(1, 1, 1, 0).0, vec![0]);
+        assert!(b.delivered(1, 1, 0, piece(0), 100));
+        assert_eq!(b.take(1, 1, 2, 100).0, vec![1, 2]);
+        assert_eq!(b.lookup(1, 1, 500), Lookup::Wait(Some(100 + ANSWER_MS)));
+        assert!(
+            b.delivered(1, 1, 1, piece(1), 600),
+            "a piece restarts the count"
+        );
+        assert_eq!(b.lookup(1, 2, 700), Lookup::Wait(Some(600 + ANSWER_MS)));
+        let Lookup::Failed(why) = b.lookup(1, 2, 600 + ANSWER_MS) else {
+            panic!("shard 0 and the idle shard 2 stand in");
+        };
+        assert!(why.contains("no piece for 1500 ms"), "{why}");
+        assert!(b.is_over(1));
+        // A holder with nothing in flight is never silent.
+        let mut b = started(&[1, 1], 1, 10, &[(0, &[0])]);
+        assert_eq!(b.take(0, 0, 1, 0).0, vec![0]);
+        assert!(b.delivered(0, 0, 0, piece(0), 10));
+        b.need(0, &[1], 10);
+        assert_eq!(b.lookup(0, 1, 100 * ANSWER_MS), Lookup::Wait(None));
     }
 
     #[test]
@@ -523,7 +581,7 @@ mod tests {
         let mut b = Board::new(&[2, 1, 1], 2, 10);
         b.need(0, &[0], 0);
         b.need(1, &[0], 0);
-        b.up(1, 2);
+        b.up(1, 2, 0);
         b.down(0, 0, "connection refused".into());
         assert_eq!(
             b.lookup(0, 0, ANSWER_MS - 1),
@@ -535,7 +593,7 @@ mod tests {
         let mut b = Board::new(&[1, 1, 1], 2, 10);
         b.need(0, &[0], 0);
         b.down(0, 0, "reset".into());
-        b.up(0, 0);
+        b.up(0, 0, 0);
         assert_eq!(b.lookup(0, 0, 10 * ANSWER_MS), Lookup::Wait(None));
     }
 }

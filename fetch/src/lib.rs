@@ -7,7 +7,8 @@
 //! - [`exchange`]: one leeching conversation as a state machine, for an audit (a fixed set of
 //!   pieces, then a verdict) or a read (pieces added as the read needs them);
 //! - `board`: one read's pieces: which shard needs which, who fetches each, hedges, the window,
-//!   and which holders answer (a shard none of whose holders does gives way to a parity shard);
+//!   and which holders answer and keep delivering (a shard none of whose holders does gives way
+//!   to a parity shard);
 //! - [`rng`]: a small deterministic generator for audit choices and peer ids.
 //!
 //! At the edges: [`peer`] (the frames of an answer fed to an exchange, our peer id, the socket

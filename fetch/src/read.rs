@@ -91,7 +91,8 @@ impl Shared {
     /// Connection `conn`'s holder unchoked us: it takes pieces now, and a shard the decoder
     /// waits on may no longer be the only one left to serve.
     pub(crate) fn up(&self, s: usize, conn: ConnId) {
-        self.board().up(s, conn);
+        let now = self.now();
+        self.board().up(s, conn, now);
         self.decoder.notify_all();
     }
 

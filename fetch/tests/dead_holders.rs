@@ -1,10 +1,12 @@
 //! Piece reads that route around dead holders (issue 14): a holder the read was given whose
 //! process is gone (its port refuses) or whose host is silent (it accepts, then never answers)
-//! must not hold a read back while another holder of the shard, or a parity shard, can serve.
+//! must not hold a read back while another holder of the shard, or a parity shard, can serve;
+//! nor may one that served part of the read and then froze (its socket open, nothing sent).
 //!
 //! The holders that serve are real: a librqbit session on loopback seeding the shard torrents.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,8 @@ use raidtorrent_codec::{
 };
 use raidtorrent_fetch::{PieceRead, Sources};
 use raidtorrent_testkit::{random_bytes, swarm, within};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// What a read is given to wait for a piece: as the client CLI's default stall timeout.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -33,7 +37,12 @@ struct Cloud {
 
 impl Cloud {
     async fn start() -> Cloud {
-        let object = random_bytes(700_000, 14);
+        Self::of(700_000).await
+    }
+
+    /// As [`Cloud::start`], for an object of `size` bytes.
+    async fn of(size: usize) -> Cloud {
+        let object = random_bytes(size, 14);
         let key = DataKey::generate().unwrap();
         let g = Geometry::choose(2, 1, 256 << 10, Some(object.len() as u64)).unwrap();
         let mut shards = vec![Vec::new(); 3];
@@ -148,6 +157,71 @@ async fn a_data_shard_whose_only_holder_is_silent_gives_way_to_parity() {
     let (_quiet, quiet) = silent();
     let took = c.read(vec![vec![live], vec![quiet], vec![live]]).await;
     eprintln!("a data shard's only holder is silent: {took:?}");
+    assert!(took < PROMPT, "took {took:?}");
+    c.session.stop().await;
+}
+
+/// A holder that relays each connection to `live` until it has sent `budget` bytes, then
+/// freezes, as a host that stops in mid-read: its sockets stay open and nothing more passes
+/// either way. It keeps going as long as the runtime; `frozen` counts the connections that froze.
+async fn freezing(live: SocketAddr, budget: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.4:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let frozen = Arc::new(AtomicUsize::new(0));
+    let counted = frozen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = l.accept().await {
+            tokio::spawn(relay_then_freeze(client, live, budget, counted.clone()));
+        }
+    });
+    (addr, frozen)
+}
+
+async fn relay_then_freeze(
+    client: TcpStream,
+    live: SocketAddr,
+    budget: usize,
+    frozen: Arc<AtomicUsize>,
+) {
+    let Ok(upstream) = TcpStream::connect(live).await else {
+        return;
+    };
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_live, mut to_live) = upstream.into_split();
+    let up = tokio::io::copy(&mut from_client, &mut to_live);
+    let down = async {
+        let (mut left, mut buf) = (budget, vec![0; 16 << 10]);
+        while left > 0 {
+            let n = from_live.read(&mut buf[..left.min(16 << 10)]).await?;
+            if n == 0 {
+                break;
+            }
+            to_client.write_all(&buf[..n]).await?;
+            left -= n;
+        }
+        std::io::Result::Ok(left == 0)
+    };
+    tokio::select! {
+        _ = up => return,
+        spent = down => if !matches!(spent, Ok(true)) { return },
+    }
+    frozen.fetch_add(1, Ordering::SeqCst);
+    // Frozen: the halves stay open, and nobody reads or writes them.
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_shard_whose_only_holder_freezes_in_mid_read_gives_way_to_parity() {
+    // 4 MB: a data shard of about 2 MB, 16 KiB pieces; the holder sends about a quarter of it.
+    let c = Cloud::of(4_000_000).await;
+    let live = c.seeder;
+    let healthy = c.read(vec![vec![live]; 3]).await;
+    eprintln!("every holder live: {healthy:?}");
+    let (holder, frozen) = freezing(live, 512 << 10).await;
+    let took = c.read(vec![vec![live], vec![holder], vec![live]]).await;
+    eprintln!("a data shard's only holder freezes in mid-read: {took:?}");
+    assert_eq!(frozen.load(Ordering::SeqCst), 1, "it served, then froze");
+    // Its connection gives up only after 10 s without a byte; the read must not wait for that.
     assert!(took < PROMPT, "took {took:?}");
     c.session.stop().await;
 }
