@@ -13,7 +13,7 @@ use raidtorrent_proto::{Hold, InfoHash, Message, MetainfoSource, RefuseCode};
 use tokio::sync::watch;
 
 use crate::engine::{Source, Stalled};
-use crate::ledger::{HoldDecision, Waiter};
+use crate::ledger::{HoldDecision, Shard, Waiter};
 use crate::node::{lock, Fetch, Node};
 use crate::status::{unix_now, DirectiveRecord};
 
@@ -103,7 +103,7 @@ impl Node {
         let decision = lock(&self.ledger).hold(waiter, ih, &info.name, info.length);
         match decision {
             HoldDecision::Ack { saved: true } => Some(Message::Ack { re: seq, ih }),
-            HoldDecision::Ack { saved: false } => match self.persist(&[ih]) {
+            HoldDecision::Ack { saved: false } => match self.persist(&[ih]).await {
                 Ok(()) => Some(Message::Ack { re: seq, ih }),
                 Err(e) => Some(refuse(seq, Some(ih), RefuseCode::Io, format!("{e:#}"))),
             },
@@ -183,7 +183,7 @@ impl Node {
         }
         if known {
             // Gone, or one owner fewer.
-            if let Err(e) = self.persist(&[ih]) {
+            if let Err(e) = self.persist(&[ih]).await {
                 tracing::error!("{e:#}");
             }
         }
@@ -192,14 +192,14 @@ impl Node {
     }
 
     /// The fetch finished: the shard is held (or, if dropped meanwhile, nothing is owed).
-    fn fetch_done(&self, ih: InfoHash, result: anyhow::Result<()>) {
+    async fn fetch_done(self: &Arc<Self>, ih: InfoHash, result: anyhow::Result<()>) {
         let answers: Vec<(Waiter, Message)> = match result {
             Ok(()) => {
                 let Some(waiters) = lock(&self.ledger).fetched(&ih) else {
                     return;
                 };
                 // Acked only once the held set on disk names it.
-                let unsaved = self.persist(&[ih]).err().map(|e| {
+                let unsaved = self.persist(&[ih]).await.err().map(|e| {
                     tracing::error!("{e:#}");
                     format!("{e:#}")
                 });
@@ -216,9 +216,15 @@ impl Node {
             }
             Err(e) => {
                 tracing::warn!(%ih, "fetch failed: {e:#}");
-                let waiters = lock(&self.ledger).failed(&ih);
-                // Recording the change also tells the gateways at once that the quota is free.
-                if let Err(e) = self.persist(&[ih]) {
+                let (recorded, waiters) = {
+                    let mut ledger = lock(&self.ledger);
+                    let recorded = ledger.get(&ih).is_some_and(Shard::kept);
+                    (recorded, ledger.failed(&ih))
+                };
+                // Only a shard fetched again has a record to take back; either way the gateways
+                // hear at once that the quota is free.
+                let changed: &[InfoHash] = if recorded { &[ih] } else { &[] };
+                if let Err(e) = self.persist(changed).await {
                     tracing::error!("{e:#}");
                 }
                 let code = match e.downcast_ref::<Stalled>() {
@@ -316,7 +322,7 @@ pub(crate) fn spawn_fetch(
                 let name = lock(&node.ledger).get(&ih).map(|s| s.name.clone());
                 let _ = node.store.remove(&ih, name.as_deref().unwrap_or_default());
             }
-            node.fetch_done(ih, result);
+            node.fetch_done(ih, result).await;
         }
         let _ = done_tx.send(true);
     });

@@ -39,6 +39,18 @@ pub struct Shard {
     pub state: ShardState,
 }
 
+impl Shard {
+    /// Whether the held set on disk keeps this shard: held, parked, or fetched again with a
+    /// record the disk already names (its data was found incomplete at start). A new fetch is
+    /// not kept: nothing was acked for it, and a restart deletes its partial files.
+    pub fn kept(&self) -> bool {
+        match self.state {
+            ShardState::Held | ShardState::Parked => true,
+            ShardState::Fetching { .. } => !self.saved.is_empty(),
+        }
+    }
+}
+
 /// What to do with a hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldDecision {

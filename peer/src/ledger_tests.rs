@@ -163,6 +163,30 @@ fn parked_shards_are_kept_and_come_back() {
     assert_eq!((l.open(), l.parked().len()), (2, 0));
 }
 
+#[test]
+fn a_shard_fetched_again_after_restart_stays_in_the_held_set() {
+    let mut l = Ledger::new(100);
+    let g = BTreeSet::from(["g".to_string()]);
+    l.park(A, "a".into(), 10, g.clone());
+    assert!(l.unpark(&A, false), "pieces missing: fetched again");
+    let a = l.get(&A).unwrap();
+    assert!(matches!(a.state, ShardState::Fetching { .. }));
+    assert!(a.kept(), "its record stays while it is fetched again");
+    assert!(l.held_for("g").is_empty(), "but it is not reported held");
+    // A new fetch is not in the held set, even once another gateway waits on it too.
+    assert_eq!(l.hold(w("g", 1), B, "b", 10), HoldDecision::Start);
+    assert_eq!(l.hold(w("h", 2), B, "b", 10), HoldDecision::Wait);
+    assert!(!l.get(&B).unwrap().kept());
+    // Fetched: held, and kept as any held shard.
+    assert_eq!(l.fetched(&A), Some(vec![]));
+    assert!(l.get(&A).unwrap().kept());
+    // Once no record names it (a snapshot without it), a fetch is not kept.
+    l.park(A, "a".into(), 10, g);
+    l.unpark(&A, false);
+    l.on_disk(&A, &BTreeSet::new());
+    assert!(!l.get(&A).unwrap().kept());
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Hold(usize, usize, u64),

@@ -3,7 +3,9 @@
 //! shutdown here.
 //!
 //! Locks (`ledger`, `status`, `conns`, `fetches`) are std mutexes held only for a few statements,
-//! never across an await.
+//! never across an await. Writes of the held set run whole on tokio's blocking threads, one at a
+//! time (`persisting`): an fsync never stalls the runtime's workers, and a write once begun
+//! finishes, and updates the ledger, even if the task that asked for it is dropped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -45,10 +47,6 @@ fn shard_file_budget(configured: usize) -> anyhow::Result<usize> {
 }
 
 /// Whether a shard is in the held set on disk: Held and Parked ones are.
-fn kept(shard: &Shard) -> bool {
-    matches!(shard.state, ShardState::Held | ShardState::Parked)
-}
-
 fn stored(ih: &InfoHash, shard: &Shard) -> StoredShard {
     StoredShard {
         info_hash: ih.to_hex(),
@@ -56,6 +54,15 @@ fn stored(ih: &InfoHash, shard: &Shard) -> StoredShard {
         length: shard.length,
         owners: shard.owners.clone(),
     }
+}
+
+/// Runs a write of the held set off the runtime's worker threads, to its end.
+async fn on_blocking_thread(
+    write: impl FnOnce() -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(write)
+        .await
+        .context("a write of the held set did not finish")?
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -222,7 +229,25 @@ impl Node {
     /// Records the held set's changes to the shards `changed` (each as the ledger has it now)
     /// on disk, then tells connections to report: a journal line for one shard, the whole set
     /// for several at once or when a snapshot is due.
-    pub(crate) fn persist(&self, changed: &[InfoHash]) -> anyhow::Result<()> {
+    pub(crate) async fn persist(self: &Arc<Self>, changed: &[InfoHash]) -> anyhow::Result<()> {
+        let (node, changed) = (self.clone(), changed.to_vec());
+        on_blocking_thread(move || node.persist_now(&changed)).await
+    }
+
+    /// Writes the whole held set to disk as a new snapshot, then tells connections to report.
+    pub(crate) async fn persist_all(self: &Arc<Self>) -> anyhow::Result<()> {
+        let node = self.clone();
+        on_blocking_thread(move || {
+            let _one_at_a_time = lock(&node.persisting);
+            node.snapshot()?;
+            node.changed.send_modify(|v| *v += 1);
+            Ok(())
+        })
+        .await
+    }
+
+    /// [`Node::persist`], on the calling thread.
+    fn persist_now(&self, changed: &[InfoHash]) -> anyhow::Result<()> {
         if changed.is_empty() {
             self.changed.send_modify(|v| *v += 1);
             return Ok(());
@@ -234,7 +259,7 @@ impl Node {
             let entries: Vec<Entry> = changed
                 .iter()
                 .map(|ih| match ledger.get(ih) {
-                    Some(s) if kept(s) => Entry::Keep(stored(ih, s)),
+                    Some(s) if s.kept() => Entry::Keep(stored(ih, s)),
                     _ => Entry::Forget(ih.to_hex()),
                 })
                 .collect();
@@ -261,20 +286,13 @@ impl Node {
         Ok(())
     }
 
-    /// Writes the whole held set to disk as a new snapshot, then tells connections to report.
-    pub(crate) fn persist_all(&self) -> anyhow::Result<()> {
-        let _one_at_a_time = lock(&self.persisting);
-        self.snapshot()?;
-        self.changed.send_modify(|v| *v += 1);
-        Ok(())
-    }
-
     /// Writes the held set as the ledger has it now, and records in the ledger what the disk
     /// names. Called with `persisting` held.
     fn snapshot(&self) -> anyhow::Result<()> {
         let (shards, written) = {
             let mut ledger = lock(&self.ledger);
-            let held: Vec<(&InfoHash, &Shard)> = ledger.shards().filter(|(_, s)| kept(s)).collect();
+            let held: Vec<(&InfoHash, &Shard)> =
+                ledger.shards().filter(|(_, s)| s.kept()).collect();
             let shards: Vec<StoredShard> = held.iter().map(|(ih, s)| stored(ih, s)).collect();
             let written: BTreeMap<InfoHash, BTreeSet<String>> = held
                 .iter()

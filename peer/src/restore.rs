@@ -71,7 +71,7 @@ impl Node {
             elapsed = ?started.elapsed(),
             "held set restored"
         );
-        self.persist_all()
+        self.persist_all().await
     }
 
     /// Brings parked shards into the session.
@@ -146,7 +146,7 @@ pub(crate) async fn run(node: Arc<Node>) {
         let r = node.reopen_parked().await;
         if r.opened > 0 || !r.forgotten.is_empty() {
             // Shards now served are reported; forgotten ones leave the held set.
-            if let Err(e) = node.persist(&r.forgotten) {
+            if let Err(e) = node.persist(&r.forgotten).await {
                 tracing::error!("{e:#}");
             }
         }

@@ -57,9 +57,20 @@ async fn restart_keeps_shards_without_downloading_again() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
+    let node = start_node(config.clone()).await;
+    let (mut conn, _) = gw.accept_welcomed().await;
+    assert_eq!(conn.held().await, vec![shards[1].ih]);
+    stop_node(node).await;
+    // It is fetched again, and its record stays on disk meanwhile: a node stopped (or crashed)
+    // before the fetch ends keeps the shard and what it had of it, not deletes it as a stray.
+    assert!(
+        raidtorrent_testkit::held_set(dir.path()).contains_key(&damaged.ih.to_hex()),
+        "a shard being fetched again stays in the held set"
+    );
     let node = start_node(config).await;
     let (mut conn, _) = gw.accept_welcomed().await;
     assert_eq!(conn.held().await, vec![shards[1].ih]);
+    assert!(path.exists(), "its data is not deleted as a stray");
     stop_node(node).await;
 }
 
