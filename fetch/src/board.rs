@@ -98,7 +98,8 @@ enum State {
 enum Health {
     /// Dialled at `since`, not yet serving.
     Trying { since: u64 },
-    /// Unchoked us: it takes pieces. `heard`: when it came up or last delivered a piece.
+    /// Unchoked us: it takes pieces. `heard`: when it came up, last delivered a piece, or took
+    /// pieces with none in flight.
     Up { heard: u64 },
     /// Its last session failed (why); it is being dialled again.
     Down(String),
@@ -242,7 +243,8 @@ impl Board {
         }
         let mut out: Vec<u32> = sh.pending.range(..limit).take(room).copied().collect();
         let mut later = None;
-        if out.is_empty() && !sh.assigned.values().any(|f| f.conns.contains(&conn)) {
+        let idle = !sh.assigned.values().any(|f| f.conns.contains(&conn));
+        if out.is_empty() && idle {
             let after = sh
                 .piece_ms
                 .map_or(HEDGE_MIN_MS, |ms| (ms * HEDGE_FACTOR).max(HEDGE_MIN_MS));
@@ -252,6 +254,12 @@ impl Board {
                 } else {
                     later = Some(f.since + after);
                 }
+            }
+        }
+        if idle && !out.is_empty() {
+            // Its silence counts from now: it owed nothing while it had nothing to send.
+            if let Some(Health::Up { heard }) = sh.conns.get_mut(&conn) {
+                *heard = now;
             }
         }
         for p in &out {
@@ -458,8 +466,9 @@ mod tests {
         assert_eq!(b.take(0, 1, 2, 200).1, Some(360));
         assert_eq!(b.take(0, 1, 2, 360).0, vec![1]);
         assert_eq!(b.lookup(0, 0, 360), Lookup::Ready(piece(0)));
-        // Both holders have piece 1 in flight: ask again when the first could count as silent.
-        assert_eq!(b.lookup(0, 1, 360), Lookup::Wait(Some(120 + ANSWER_MS)));
+        // Both holders have piece 1 in flight: ask again when the first could count as silent
+        // (holder 0 last delivered at 130; the hedging holder 1 took its copy at 360).
+        assert_eq!(b.lookup(0, 1, 360), Lookup::Wait(Some(130 + ANSWER_MS)));
     }
 
     #[test]
@@ -568,6 +577,26 @@ mod tests {
         };
         assert!(why.contains("no piece for 1500 ms"), "{why}");
         assert!(b.is_over(1));
+        // A read that paused (the decoder waited on its client) leaves holders idle for long:
+        // their silence counts from when they take pieces again.
+        let mut b = started(&[1, 1, 1], 2, 10, &[(0, &[0, 1])]);
+        assert_eq!(b.take(0, 0, 1, 0).0, vec![0]);
+        assert!(b.delivered(0, 0, 0, piece(0), 10));
+        assert_eq!(b.take(0, 0, 1, 10 * ANSWER_MS).0, vec![1]);
+        assert_eq!(
+            b.lookup(0, 1, 10 * ANSWER_MS + 1),
+            Lookup::Wait(Some(11 * ANSWER_MS))
+        );
+        // So does a hedge's: an idle connection takes a copy of a late piece.
+        let mut b = started(&[2, 1], 1, 10, &[(0, &[0, 1])]);
+        assert_eq!(b.take(0, 0, 2, 0).0, vec![0, 1]);
+        assert!(b.delivered(0, 0, 0, piece(0), 10));
+        assert_eq!(b.take(0, 1, 1, 10 * ANSWER_MS).0, vec![1], "a hedge");
+        assert_eq!(
+            b.lookup(0, 1, 10 * ANSWER_MS),
+            Lookup::Wait(Some(10 * ANSWER_MS + ANSWER_MS)),
+            "the hedging holder is not silent; the first one is, but is not alone"
+        );
         // A holder with nothing in flight is never silent.
         let mut b = started(&[1, 1], 1, 10, &[(0, &[0])]);
         assert_eq!(b.take(0, 0, 1, 0).0, vec![0]);
