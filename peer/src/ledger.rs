@@ -20,6 +20,9 @@ pub struct Waiter {
 pub enum ShardState {
     Fetching {
         waiters: Vec<Waiter>,
+        /// Fetched again: the held set on disk records it already (its data was found
+        /// incomplete at start) and keeps it until the fetch ends.
+        again: bool,
     },
     Held,
     /// Held on disk and kept in the held set, but not in the session: its metainfo or data could
@@ -40,13 +43,13 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// Whether the held set on disk keeps this shard: held, parked, or fetched again with a
-    /// record the disk already names (its data was found incomplete at start). A new fetch is
-    /// not kept: nothing was acked for it, and a restart deletes its partial files.
+    /// Whether the held set on disk keeps this shard: held, parked, or fetched again (its data
+    /// was found incomplete at start). A new fetch is not kept: nothing was acked for it, and a
+    /// restart deletes its partial files.
     pub fn kept(&self) -> bool {
         match self.state {
             ShardState::Held | ShardState::Parked => true,
-            ShardState::Fetching { .. } => !self.saved.is_empty(),
+            ShardState::Fetching { again, .. } => again,
         }
     }
 }
@@ -170,6 +173,7 @@ impl Ledger {
         } else {
             ShardState::Fetching {
                 waiters: Vec::new(),
+                again: true,
             }
         };
         self.put(
@@ -267,6 +271,7 @@ impl Ledger {
                 } else {
                     ShardState::Fetching {
                         waiters: Vec::new(),
+                        again: true,
                     }
                 };
                 true
@@ -284,7 +289,7 @@ impl Ledger {
                     let saved = shard.saved.contains(gateway);
                     HoldDecision::Ack { saved }
                 }
-                ShardState::Fetching { waiters } => {
+                ShardState::Fetching { waiters, .. } => {
                     shard.owners.insert(gateway.clone());
                     waiters.push(waiter);
                     HoldDecision::Wait
@@ -320,6 +325,7 @@ impl Ledger {
                 saved: BTreeSet::new(),
                 state: ShardState::Fetching {
                     waiters: vec![waiter],
+                    again: false,
                 },
             },
         );
@@ -331,7 +337,7 @@ impl Ledger {
     pub fn fetched(&mut self, ih: &InfoHash) -> Option<Vec<Waiter>> {
         let shard = self.shards.get_mut(ih)?;
         match std::mem::replace(&mut shard.state, ShardState::Held) {
-            ShardState::Fetching { waiters } => Some(waiters),
+            ShardState::Fetching { waiters, .. } => Some(waiters),
             ShardState::Held => Some(Vec::new()),
             ShardState::Parked => {
                 // Not fetched: a parked shard is not in the session.
@@ -345,7 +351,7 @@ impl Ledger {
     pub fn failed(&mut self, ih: &InfoHash) -> Vec<Waiter> {
         match self.take(ih) {
             Some(Shard {
-                state: ShardState::Fetching { waiters },
+                state: ShardState::Fetching { waiters, .. },
                 ..
             }) => waiters,
             Some(held) => {
@@ -366,7 +372,7 @@ impl Ledger {
         };
         shard.owners.remove(gateway);
         let superseded = match &mut shard.state {
-            ShardState::Fetching { waiters } => {
+            ShardState::Fetching { waiters, .. } => {
                 let (gone, kept): (Vec<_>, Vec<_>) = waiters
                     .drain(..)
                     .partition(|w| w.gateway == gateway || shard.owners.is_empty());

@@ -180,11 +180,18 @@ fn a_shard_fetched_again_after_restart_stays_in_the_held_set() {
     // Fetched: held, and kept as any held shard.
     assert_eq!(l.fetched(&A), Some(vec![]));
     assert!(l.get(&A).unwrap().kept());
-    // Once no record names it (a snapshot without it), a fetch is not kept.
-    l.park(A, "a".into(), 10, g);
+    // Kept whatever the disk's owners are meanwhile (a write that failed half-way narrows them).
+    l.park(A, "a".into(), 10, g.clone());
     l.unpark(&A, false);
-    l.on_disk(&A, &BTreeSet::new());
-    assert!(!l.get(&A).unwrap().kept());
+    l.writing(&A, &BTreeSet::new());
+    assert!(l.get(&A).unwrap().kept());
+    // A new fetch stays out, even when a write of an older record of its info-hash (held,
+    // then dropped meanwhile) lands after it began.
+    l.drop_shard("g", &B);
+    l.drop_shard("h", &B);
+    assert_eq!(l.hold(w("h", 3), B, "b", 10), HoldDecision::Start);
+    l.on_disk(&B, &g);
+    assert!(!l.get(&B).unwrap().kept());
 }
 
 #[derive(Debug, Clone)]
@@ -251,7 +258,7 @@ proptest! {
         }
         // Everything still waiting is in a Fetching shard.
         let waiting: Vec<u64> = l.shards().flat_map(|(_, s)| match &s.state {
-            ShardState::Fetching { waiters } => waiters.iter().map(|w| w.seq).collect(),
+            ShardState::Fetching { waiters, .. } => waiters.iter().map(|w| w.seq).collect(),
             ShardState::Held | ShardState::Parked => Vec::new(),
         }).collect();
         let mut all = answered.clone();

@@ -4,8 +4,9 @@
 //!
 //! Locks (`ledger`, `status`, `conns`, `fetches`) are std mutexes held only for a few statements,
 //! never across an await. Writes of the held set run whole on tokio's blocking threads, one at a
-//! time (`persisting`): an fsync never stalls the runtime's workers, and a write once begun
-//! finishes, and updates the ledger, even if the task that asked for it is dropped.
+//! time (`persisting`): their fsyncs do not stall the runtime's workers, and a write once begun
+//! finishes, and updates the ledger, even if the task that asked for it is dropped. (A new
+//! hold's metainfo file and `status.json` are still written on a worker.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
