@@ -235,7 +235,7 @@ impl Board {
         room: usize,
         now: u64,
     ) -> (Vec<u32>, Option<u64>) {
-        let limit = self.floor.saturating_add(self.window);
+        let (floor, limit) = (self.floor, self.floor.saturating_add(self.window));
         let sh = &mut self.shards[s];
         let up = matches!(sh.conns.get(&conn), Some(Health::Up { .. }));
         if self.closed || sh.state != State::Active || !up || room == 0 {
@@ -248,7 +248,12 @@ impl Board {
             let after = sh
                 .piece_ms
                 .map_or(HEDGE_MIN_MS, |ms| (ms * HEDGE_FACTOR).max(HEDGE_MIN_MS));
-            if let Some((&p, f)) = sh.assigned.range(..limit).find(|(_, f)| f.conns.len() == 1) {
+            // The lowest piece one connection alone fetches, and nobody has delivered yet.
+            let late = sh
+                .assigned
+                .range(floor..limit)
+                .find(|(p, f)| f.conns.len() == 1 && !sh.done.contains_key(p));
+            if let Some((&p, f)) = late {
                 if now >= f.since + after {
                     out.push(p);
                 } else {
@@ -309,8 +314,10 @@ impl Board {
         true
     }
 
-    /// Connection `conn` of shard `s` closed: the pieces only it was fetching are pending again.
+    /// Connection `conn` of shard `s` closed: the pieces only it was fetching are pending again
+    /// (unless another copy is in, or the decoder has gone past them).
     pub(crate) fn lost(&mut self, s: usize, conn: ConnId) {
+        let floor = self.floor;
         let sh = &mut self.shards[s];
         let mut orphaned = Vec::new();
         sh.assigned.retain(|p, f| {
@@ -321,7 +328,9 @@ impl Board {
             !f.conns.is_empty()
         });
         if sh.state == State::Active {
-            sh.pending.extend(orphaned);
+            let wanted = orphaned.into_iter().filter(|p| *p >= floor);
+            sh.pending
+                .extend(wanted.filter(|p| !sh.done.contains_key(p)));
         }
     }
 
@@ -469,6 +478,23 @@ mod tests {
         // Both holders have piece 1 in flight: ask again when the first could count as silent
         // (holder 0 last delivered at 130; the hedging holder 1 took its copy at 360).
         assert_eq!(b.lookup(0, 1, 360), Lookup::Wait(Some(130 + ANSWER_MS)));
+    }
+
+    #[test]
+    fn a_piece_already_in_is_neither_hedged_again_nor_put_back() {
+        let mut b = started(&[2], 1, 10, &[(0, &[0, 1])]);
+        assert_eq!(b.take(0, 0, 1, 0).0, vec![0], "holder 0 will be slow");
+        assert_eq!(b.take(0, 1, 1, 0).0, vec![1]);
+        assert!(b.delivered(0, 1, 1, piece(1), 10));
+        assert_eq!(b.take(0, 1, 1, 1_000).0, vec![0], "a hedge");
+        assert!(b.delivered(0, 1, 0, piece(0), 1_010), "the hedge wins");
+        assert_eq!(b.take(0, 1, 1, 5_000), (vec![], None), "nothing to hedge");
+        b.lost(0, 0);
+        assert_eq!(
+            b.take(0, 1, 1, 5_000),
+            (vec![], None),
+            "the slow holder's session ended: its piece is in already"
+        );
     }
 
     #[test]
