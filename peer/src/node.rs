@@ -47,7 +47,7 @@ fn shard_file_budget(configured: usize) -> anyhow::Result<usize> {
     Ok(budget)
 }
 
-/// Whether a shard is in the held set on disk: Held and Parked ones are.
+/// The held set's record of a shard (one [`Shard::kept`]).
 fn stored(ih: &InfoHash, shard: &Shard) -> StoredShard {
     StoredShard {
         info_hash: ih.to_hex(),
